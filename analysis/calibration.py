@@ -1,0 +1,193 @@
+"""Calibration of predicted probabilities: intercept, slope, Brier score, Hosmer-Lemeshow,
+and the binned and LOESS calibration curves."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from scipy import stats
+from statsmodels.nonparametric.smoothers_lowess import lowess
+
+from .discrimination import UndefinedStatisticWarning
+from .thresholds import wilson_interval
+
+#: probabilities are clipped to [EPS, 1 - EPS] before the logit
+EPS = 1e-12
+
+
+def logit(p) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=float), EPS, 1 - EPS)
+    return np.log(p / (1 - p))
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """Calibration summary of predicted probabilities.
+
+    Attributes
+    ----------
+    brier : float
+        mean (p - y)^2.
+    intercept : float
+        Calibration-in-the-large: a in logit P(y = 1) = a + logit p.
+    slope : float
+        b in logit P(y = 1) = a' + b logit p.
+    hl_chi2, hl_df, hl_p : float
+        Hosmer-Lemeshow statistic over groups by deciles of p, df = groups - 2.
+    n, n_events : int
+    """
+
+    brier: float
+    intercept: float
+    slope: float
+    hl_chi2: float
+    hl_df: int
+    hl_p: float
+    n: int
+    n_events: int
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([asdict(self)])
+
+
+def _glm_binomial(y, exog, offset=None) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = sm.GLM(y, exog, family=sm.families.Binomial(), offset=offset).fit(tol=1e-12, maxiter=100)
+    return np.asarray(fit.params)
+
+
+def calibration_intercept_slope(y_true, y_prob) -> tuple[float, float]:
+    """Calibration intercept and slope by logistic recalibration.
+
+    Notes
+    -----
+    Intercept: ``glm(y ~ offset(qlogis(p)), family = binomial)``; slope: coefficient of
+    ``qlogis(p)`` in ``glm(y ~ qlogis(p), family = binomial)`` (R stats). NaN with a warning
+    for a single-class sample.
+
+    References
+    ----------
+    Van Calster B et al. J Clin Epidemiol 2016;74:167-176. Cox DR. Biometrika 1958;45:562-565.
+    """
+    y = np.asarray(y_true, dtype=float)
+    lp = logit(y_prob)
+    if y.min() == y.max():
+        warnings.warn("calibration intercept and slope undefined for a single-class sample",
+                      UndefinedStatisticWarning, stacklevel=2)
+        return float("nan"), float("nan")
+    intercept = _glm_binomial(y, np.ones((y.size, 1)), offset=lp)[0]
+    slope = _glm_binomial(y, sm.add_constant(lp, has_constant="add"))[1]
+    return float(intercept), float(slope)
+
+
+def decile_groups(y_prob, n_groups: int = 10) -> np.ndarray:
+    """Group index (0-based) of each prediction by quantiles of p.
+
+    Breaks are the type-7 quantiles at 0, 1/g, ..., 1 with duplicate breaks dropped; groups
+    are right-closed with the lowest included, as R's ``cut(p, quantile(p, 0:g/g),
+    include.lowest = TRUE)`` used by ``ResourceSelection::hoslem.test``.
+    """
+    p = np.asarray(y_prob, dtype=float)
+    breaks = np.unique(np.quantile(p, np.linspace(0, 1, n_groups + 1)))
+    if breaks.size < 2:
+        return np.zeros(p.size, dtype=int)
+    return np.clip(np.searchsorted(breaks, p, side="left") - 1, 0, breaks.size - 2)
+
+
+def hosmer_lemeshow(y_true, y_prob, *, n_groups: int = 10) -> tuple[float, int, float]:
+    """Hosmer-Lemeshow goodness-of-fit statistic.
+
+    Notes
+    -----
+    C = sum_g (O_g - E_g)^2 / (E_g (1 - E_g / n_g)), groups by deciles of p
+    (:func:`decile_groups`), df = groups - 2. Matches ``ResourceSelection::hoslem.test``.
+
+    References
+    ----------
+    Hosmer DW, Lemeshow S. Commun Stat Theory Methods 1980;9:1043-1069.
+    """
+    y = np.asarray(y_true, dtype=float)
+    p = np.asarray(y_prob, dtype=float)
+    groups = decile_groups(p, n_groups)
+    k = groups.max() + 1
+    n_g = np.bincount(groups, minlength=k).astype(float)
+    keep = n_g > 0
+    obs = np.bincount(groups, weights=y, minlength=k)[keep]
+    exp = np.bincount(groups, weights=p, minlength=k)[keep]
+    n_g = n_g[keep]
+    df = int(keep.sum()) - 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        chi2 = float(np.sum((obs - exp) ** 2 / exp + ((n_g - obs) - (n_g - exp)) ** 2 / (n_g - exp)))
+    if df < 1 or not np.isfinite(chi2):
+        warnings.warn(f"Hosmer-Lemeshow test undefined ({int(keep.sum())} distinct risk groups)",
+                      UndefinedStatisticWarning, stacklevel=2)
+        return float("nan"), max(df, 0), float("nan")
+    return chi2, df, float(stats.chi2.sf(chi2, df))
+
+
+def calibration_summary(y_true, y_prob) -> CalibrationResult:
+    """Brier score, calibration intercept and slope, and Hosmer-Lemeshow test.
+
+    References
+    ----------
+    Brier GW. Mon Weather Rev 1950;78:1-3. Van Calster B et al. J Clin Epidemiol 2016;74:167-176.
+    """
+    y = np.asarray(y_true, dtype=float)
+    p = np.asarray(y_prob, dtype=float)
+    brier = float(np.mean((p - y) ** 2))
+    intercept, slope = calibration_intercept_slope(y, p)
+    chi2, df, p_hl = hosmer_lemeshow(y, p)
+    return CalibrationResult(brier, intercept, slope, chi2, df, p_hl, int(y.size), int(y.sum()))
+
+
+@dataclass(frozen=True)
+class CalibrationCurve:
+    """Binned and smoothed calibration curve.
+
+    Attributes
+    ----------
+    bins : DataFrame
+        ``bin``, ``n``, ``mean_predicted``, ``observed``, ``observed_ci_low``,
+        ``observed_ci_high`` (Wilson), one row per decile group of p.
+    smooth : DataFrame
+        ``predicted``, ``observed`` of a LOESS fit of y on p (span 0.75, degree 1, no
+        robustness iterations), at the sorted distinct predictions.
+    """
+
+    bins: pd.DataFrame
+    smooth: pd.DataFrame
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.bins
+
+
+def calibration_curve(y_true, y_prob, *, n_groups: int = 10, span: float = 0.75) -> CalibrationCurve:
+    """Observed event rate against mean prediction by deciles, plus a LOESS curve.
+
+    References
+    ----------
+    Austin PC, Steyerberg EW. Stat Med 2014;33:517-535 (LOESS calibration curves).
+    """
+    y = np.asarray(y_true, dtype=float)
+    p = np.asarray(y_prob, dtype=float)
+    groups = decile_groups(p, n_groups)
+    rows = []
+    for g in np.unique(groups):
+        inside = groups == g
+        n = int(inside.sum())
+        rate, low, high = wilson_interval(int(y[inside].sum()), n)
+        rows.append({"bin": int(g) + 1, "n": n, "mean_predicted": float(p[inside].mean()), "observed": rate,
+                     "observed_ci_low": low, "observed_ci_high": high})
+    bins = pd.DataFrame(rows, columns=["bin", "n", "mean_predicted", "observed", "observed_ci_low",
+                                       "observed_ci_high"])
+    if np.unique(p).size >= 3:
+        fitted = lowess(y, p, frac=span, it=0, return_sorted=True)
+        smooth = pd.DataFrame({"predicted": fitted[:, 0], "observed": np.clip(fitted[:, 1], 0.0, 1.0)})
+        smooth = smooth.drop_duplicates("predicted").reset_index(drop=True)
+    else:
+        smooth = pd.DataFrame({"predicted": [], "observed": []})
+    return CalibrationCurve(bins, smooth)

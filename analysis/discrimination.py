@@ -1,0 +1,543 @@
+"""Discrimination: AUC, DeLong variance, DeLong tests and bootstrap confidence intervals.
+
+All functions take outcome labels ``y_true`` (0/1) and scores where a higher score means the
+outcome 1 is more likely (pROC's ``direction = "<"``: controls < cases).
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+Z95 = stats.norm.ppf(0.975)
+
+
+class UndefinedStatisticWarning(UserWarning):
+    """A statistic is undefined for the data given (e.g. a single-class cohort); it is NaN."""
+
+
+def _midranks(values: np.ndarray) -> np.ndarray:
+    """Midranks (1-based, ties get the mean of their ranks) in O(n log n)."""
+    n = values.shape[0]
+    order = np.argsort(values, kind="mergesort")
+    sorted_values = values[order]
+    # start of each run of equal values
+    new_run = np.empty(n, dtype=bool)
+    if n:
+        new_run[0] = True
+        np.not_equal(sorted_values[1:], sorted_values[:-1], out=new_run[1:])
+    starts = np.flatnonzero(new_run)
+    ends = np.append(starts[1:], n)
+    run_midrank = (starts + ends + 1) / 2.0
+    run_index = np.cumsum(new_run) - 1
+    ranks = np.empty(n, dtype=float)
+    ranks[order] = run_midrank[run_index]
+    return ranks
+
+
+def _split(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y_true)
+    s = np.asarray(y_score, dtype=float)
+    if y.shape != s.shape or y.ndim != 1:
+        raise ValueError(f"y_true and y_score must be 1-D of equal length, got {y.shape} and {s.shape}")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("y_score contains NaN or infinite values")
+    labels = set(np.unique(y).tolist())
+    if not labels <= {0, 1}:
+        raise ValueError(f"y_true must hold only 0 and 1, found {sorted(labels)}")
+    return s[y == 1], s[y == 0]
+
+
+@dataclass(frozen=True)
+class Placements:
+    """DeLong structural components of one ROC curve.
+
+    Attributes
+    ----------
+    auc : float
+        Mann-Whitney AUC (ties count 1/2).
+    cases : ndarray
+        V10: for each case, the fraction of controls scored below it (ties 1/2).
+    controls : ndarray
+        V01: for each control, the fraction of cases scored above it (ties 1/2).
+    """
+
+    auc: float
+    cases: np.ndarray
+    controls: np.ndarray
+
+    @property
+    def variance(self) -> float:
+        """DeLong variance of the AUC: var(V10)/m + var(V01)/n (n - 1 denominators)."""
+        m, n = self.cases.size, self.controls.size
+        if m < 2 or n < 2:
+            return float("nan")
+        return float(np.var(self.cases, ddof=1) / m + np.var(self.controls, ddof=1) / n)
+
+
+def delong_placements(y_true, y_score) -> Placements:
+    """DeLong placement values of one ROC curve by the midrank algorithm of Sun & Xu.
+
+    Parameters
+    ----------
+    y_true : array of 0/1
+    y_score : array of float, higher = outcome 1 more likely.
+
+    Returns
+    -------
+    Placements
+        AUC and the structural components V10 (cases) and V01 (controls). AUC is NaN when
+        either class is empty.
+
+    Notes
+    -----
+    With T the midranks in the pooled sample, T_X within the cases and T_Y within the
+    controls, V10_i = (T_i - T_X,i) / n and V01_j = 1 - (T_j - T_Y,j) / m; the AUC is the mean
+    of V10. O(N log N). Matches pROC's ``delongPlacements``.
+
+    References
+    ----------
+    DeLong ER, DeLong DM, Clarke-Pearson DL. Biometrics 1988;44:837-845.
+    Sun X, Xu W. IEEE Signal Processing Letters 2014;21:1389-1393.
+    """
+    cases, controls = _split(y_true, y_score)
+    return _placements(cases, controls)
+
+
+def _placements(cases: np.ndarray, controls: np.ndarray) -> Placements:
+    m, n = cases.size, controls.size
+    if m == 0 or n == 0:
+        return Placements(float("nan"), np.full(m, np.nan), np.full(n, np.nan))
+    pooled = _midranks(np.concatenate([cases, controls]))
+    v10 = (pooled[:m] - _midranks(cases)) / n
+    v01 = 1.0 - (pooled[m:] - _midranks(controls)) / m
+    return Placements(float(v10.mean()), v10, v01)
+
+
+@dataclass(frozen=True)
+class AUCResult:
+    """AUC of one ROC curve with its DeLong standard error and 95% CI.
+
+    Attributes
+    ----------
+    estimate, se, ci_low, ci_high : float
+        AUC, DeLong SE and the Wald CI estimate +/- z * se clipped to [0, 1].
+    n, n_events : int
+        Patients and cases (outcome 1).
+    """
+
+    estimate: float
+    se: float
+    ci_low: float
+    ci_high: float
+    n: int
+    n_events: int
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([asdict(self)])
+
+
+def roc_auc_delong(y_true, y_score, *, level: float = 0.95) -> AUCResult:
+    """AUC with DeLong standard error and confidence interval.
+
+    Parameters
+    ----------
+    y_true : array of 0/1
+    y_score : array of float, higher = outcome 1 more likely.
+    level : float, keyword-only
+        Confidence level of the interval.
+
+    Returns
+    -------
+    AUCResult
+        NaN (with an ``UndefinedStatisticWarning``) when a class is empty; SE and CI are NaN
+        when a class has fewer than two patients.
+
+    Notes
+    -----
+    CI = AUC +/- z_{(1+level)/2} * sqrt(V), V the DeLong variance, clipped to [0, 1]; matches
+    pROC ``ci.auc(roc(y, s, direction = "<"), method = "delong")``.
+
+    References
+    ----------
+    DeLong ER et al. Biometrics 1988;44:837-845. Sun X, Xu W. IEEE SPL 2014;21:1389-1393.
+    """
+    cases, controls = _split(y_true, y_score)
+    m, n = cases.size, controls.size
+    if m == 0 or n == 0:
+        warnings.warn(f"AUC undefined: {m} cases and {n} controls", UndefinedStatisticWarning, stacklevel=2)
+    pl = _placements(cases, controls)
+    se = float(np.sqrt(pl.variance)) if np.isfinite(pl.variance) else float("nan")
+    z = stats.norm.ppf(0.5 + level / 2)
+    low = float(np.clip(pl.auc - z * se, 0.0, 1.0)) if np.isfinite(se) else float("nan")
+    high = float(np.clip(pl.auc + z * se, 0.0, 1.0)) if np.isfinite(se) else float("nan")
+    return AUCResult(pl.auc, se, low, high, m + n, m)
+
+
+@dataclass(frozen=True)
+class DeLongTest:
+    """Comparison of two AUCs by DeLong's method.
+
+    Attributes
+    ----------
+    auc_a, auc_b : float
+        The two AUCs.
+    diff, diff_ci_low, diff_ci_high : float
+        auc_a - auc_b and its Wald 95% CI from the same variance as the test.
+    statistic : float
+        z (paired) or D (unpaired).
+    df : float
+        Welch-Satterthwaite degrees of freedom (unpaired); NaN for the paired z test.
+    p_value : float
+        Two-sided p (normal for paired, Student t for unpaired).
+    paired : bool
+    """
+
+    auc_a: float
+    auc_b: float
+    diff: float
+    diff_ci_low: float
+    diff_ci_high: float
+    statistic: float
+    df: float
+    p_value: float
+    paired: bool
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([asdict(self)])
+
+
+def delong_test(y_true, score_a, score_b, *, alternative: str = "two-sided") -> DeLongTest:
+    """Paired DeLong test of two ROC curves measured on the same patients.
+
+    Parameters
+    ----------
+    y_true : array of 0/1
+    score_a, score_b : arrays of float for the same patients, higher = outcome 1.
+    alternative : {"two-sided", "greater", "less"}, keyword-only
+        "greater": AUC_a > AUC_b.
+
+    Returns
+    -------
+    DeLongTest
+        NaN statistic and p (with a warning) when the variance of the difference is zero or
+        a class has fewer than two patients.
+
+    Notes
+    -----
+    z = (A_a - A_b) / sqrt(V_a + V_b - 2 Cov_ab), with V and Cov from the covariance of the
+    structural components, S = S10 / m + S01 / n. Matches pROC
+    ``roc.test(r1, r2, method = "delong", paired = TRUE)``.
+
+    References
+    ----------
+    DeLong ER et al. Biometrics 1988;44:837-845.
+    """
+    y = np.asarray(y_true)
+    a = delong_placements(y, score_a)
+    b = delong_placements(y, score_b)
+    m, n = a.cases.size, a.controls.size
+    diff = a.auc - b.auc
+    if m < 2 or n < 2:
+        var = float("nan")
+    else:
+        s10 = np.cov(np.vstack([a.cases, b.cases]), ddof=1)
+        s01 = np.cov(np.vstack([a.controls, b.controls]), ddof=1)
+        s = s10 / m + s01 / n
+        var = float(s[0, 0] + s[1, 1] - 2 * s[0, 1])
+    return _finish_test(a.auc, b.auc, diff, var, df=float("inf"), paired=True, alternative=alternative)
+
+
+def delong_unpaired_test(y_a, score_a, y_b, score_b, *, alternative: str = "two-sided") -> DeLongTest:
+    """Unpaired DeLong test of two ROC curves from different patients.
+
+    Parameters
+    ----------
+    y_a, score_a : labels and scores of the first curve (e.g. the development cohort).
+    y_b, score_b : labels and scores of the second curve.
+    alternative : {"two-sided", "greater", "less"}, keyword-only
+
+    Returns
+    -------
+    DeLongTest
+        ``statistic`` is D, ``df`` the Welch-Satterthwaite degrees of freedom.
+
+    Notes
+    -----
+    D = (A_a - A_b) / sqrt(V_a + V_b); df = (V_a + V_b)^2 / (V_a^2 / (N_a - 1) + V_b^2 /
+    (N_b - 1)), N the number of patients of each curve; p from Student's t. Matches pROC
+    ``roc.test(r1, r2, method = "delong", paired = FALSE)``.
+
+    References
+    ----------
+    DeLong ER et al. Biometrics 1988;44:837-845. Robin X et al. BMC Bioinformatics
+    2011;12:77 (pROC).
+    """
+    a = delong_placements(y_a, score_a)
+    b = delong_placements(y_b, score_b)
+    va, vb = a.variance, b.variance
+    na, nb = a.cases.size + a.controls.size, b.cases.size + b.controls.size
+    df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1)) if va + vb > 0 else float("nan")
+    return _finish_test(a.auc, b.auc, a.auc - b.auc, va + vb, df=df, paired=False, alternative=alternative)
+
+
+def _finish_test(auc_a, auc_b, diff, var, *, df, paired, alternative) -> DeLongTest:
+    if alternative not in ("two-sided", "greater", "less"):
+        raise ValueError(f"alternative must be 'two-sided', 'greater' or 'less', got {alternative!r}")
+    nan = float("nan")
+    if not (np.isfinite(var) and var > 0 and np.isfinite(diff)):
+        warnings.warn(
+            f"DeLong test undefined (AUCs {auc_a:.4g} vs {auc_b:.4g}, variance of the difference {var:.3g})",
+            UndefinedStatisticWarning,
+            stacklevel=3,
+        )
+        return DeLongTest(auc_a, auc_b, diff, nan, nan, nan, nan if paired else df, nan, paired)
+    se = float(np.sqrt(var))
+    stat = diff / se
+    dist = stats.norm if paired else stats.t(df)
+    if alternative == "two-sided":
+        p = 2 * dist.sf(abs(stat))
+    elif alternative == "greater":
+        p = dist.sf(stat)
+    else:
+        p = dist.cdf(stat)
+    q = stats.norm.ppf(0.975) if paired else stats.t.ppf(0.975, df)
+    return DeLongTest(
+        float(auc_a), float(auc_b), float(diff), float(diff - q * se), float(diff + q * se),
+        float(stat), nan if paired else float(df), float(p), paired,
+    )
+
+
+@dataclass(frozen=True)
+class HeterogeneityTest:
+    """Test that k independent AUCs are equal (Cochran's Q with inverse-variance weights).
+
+    Attributes
+    ----------
+    statistic : float
+        Q = sum_i (A_i - A_w)^2 / V_i, A_w the inverse-variance weighted mean.
+    df : int
+        k - 1.
+    p_value : float
+        Upper tail of chi-squared(k - 1).
+    """
+
+    statistic: float
+    df: int
+    p_value: float
+
+
+def auc_heterogeneity_test(aucs, variances) -> HeterogeneityTest:
+    """Chi-squared test of equality of k independent AUCs (subgroup levels).
+
+    Notes
+    -----
+    Q = sum_i w_i (A_i - A_w)^2, w_i = 1 / V_i (DeLong variances), A_w = sum w_i A_i / sum
+    w_i, referred to chi-squared with k - 1 df. For two levels prefer
+    :func:`delong_unpaired_test`, which matches pROC.
+
+    References
+    ----------
+    Cochran WG. Biometrics 1954;10:101-129. DeLong ER et al. Biometrics 1988;44:837-845.
+    """
+    a = np.asarray(aucs, dtype=float)
+    v = np.asarray(variances, dtype=float)
+    keep = np.isfinite(a) & np.isfinite(v) & (v > 0)
+    k = int(keep.sum())
+    if k < 2:
+        return HeterogeneityTest(float("nan"), max(k - 1, 0), float("nan"))
+    w = 1.0 / v[keep]
+    mean = float(np.sum(w * a[keep]) / np.sum(w))
+    q = float(np.sum(w * (a[keep] - mean) ** 2))
+    return HeterogeneityTest(q, k - 1, float(stats.chi2.sf(q, k - 1)))
+
+
+# --------------------------------------------------------------------------- bootstrap
+
+
+@dataclass(frozen=True)
+class BootstrapResamples:
+    """Stratified bootstrap resamples of one cohort, as counts per patient.
+
+    Cases and controls are resampled separately with replacement (pROC's
+    ``boot.stratified = TRUE``); ``counts[b, i]`` is how often patient i occurs in resample b.
+    The same object is used for every model of the cohort, so paired quantities stay paired;
+    :meth:`subset` restricts it to the patients a model has scores for.
+
+    Attributes
+    ----------
+    y_true : ndarray
+        Labels of the cohort's patients, in the order the counts refer to.
+    counts : ndarray of shape (B, N), int32
+    """
+
+    y_true: np.ndarray
+    counts: np.ndarray
+
+    @property
+    def n_resamples(self) -> int:
+        return self.counts.shape[0]
+
+    def subset(self, index) -> "BootstrapResamples":
+        """The same resamples restricted to the patients at ``index`` (positions)."""
+        index = np.asarray(index)
+        return BootstrapResamples(self.y_true[index], self.counts[:, index])
+
+    def class_mean(self, values, label: int) -> np.ndarray:
+        """Per-resample weighted mean of ``values`` over the patients of class ``label``."""
+        members = self.y_true == label
+        c = self.counts[:, members].astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return (c @ np.asarray(values, dtype=float)[members]) / c.sum(axis=1)
+
+
+def stratified_resamples(y_true, n_resamples: int, *, rng: np.random.Generator) -> BootstrapResamples:
+    """Draw ``n_resamples`` stratified bootstrap resamples of a cohort as count vectors.
+
+    Parameters
+    ----------
+    y_true : array of 0/1 for the cohort's patients.
+    n_resamples : int
+    rng : numpy Generator, keyword-only.
+    """
+    y = np.asarray(y_true).astype(int)
+    counts = np.zeros((n_resamples, y.size), dtype=np.int32)
+    for label in (1, 0):
+        members = np.flatnonzero(y == label)
+        if members.size == 0:
+            continue
+        draws = rng.integers(0, members.size, size=(n_resamples, members.size))
+        # count the draws of each member, row by row, with one bincount over offset indexes
+        offsets = (np.arange(n_resamples) * members.size)[:, None]
+        per_member = np.bincount((draws + offsets).ravel(), minlength=n_resamples * members.size)
+        counts[:, members] = per_member.reshape(n_resamples, members.size)
+    return BootstrapResamples(y, counts)
+
+
+def bootstrap_auc(y_score, resamples: BootstrapResamples) -> np.ndarray:
+    """AUC of each bootstrap resample, computed from counts without materialising resamples.
+
+    Notes
+    -----
+    With controls sorted by score and their resample counts cumulated, each case's number of
+    lower-scored controls (ties 1/2) is read at its sorted position, so a resample's AUC is
+    sum_i c_i (C_below,i + C_tied,i / 2) / (sum c_case * sum c_control). O(B N) after one sort.
+    """
+    s = np.asarray(y_score, dtype=float)
+    y = resamples.y_true
+    counts = resamples.counts
+    case_idx, ctrl_idx = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    if case_idx.size == 0 or ctrl_idx.size == 0:
+        return np.full(resamples.n_resamples, np.nan)
+    ctrl_order = ctrl_idx[np.argsort(s[ctrl_idx], kind="mergesort")]
+    ctrl_sorted = s[ctrl_order]
+    cum = np.zeros((counts.shape[0], ctrl_order.size + 1), dtype=np.int64)
+    np.cumsum(counts[:, ctrl_order], axis=1, out=cum[:, 1:])
+    case_scores = s[case_idx]
+    below = np.searchsorted(ctrl_sorted, case_scores, side="left")
+    upto = np.searchsorted(ctrl_sorted, case_scores, side="right")
+    lower_or_tied = cum[:, below] + cum[:, upto]  # = 2 * below + tied
+    case_counts = counts[:, case_idx]
+    pairs = case_counts.sum(axis=1, dtype=float) * cum[:, -1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.einsum("bi,bi->b", case_counts, lower_or_tied, dtype=float) / (2.0 * pairs)
+
+
+def percentile_interval(values: np.ndarray, *, level: float = 0.95, axis: int = 0) -> tuple:
+    """Percentile bootstrap interval (R's quantile type 7), ignoring NaN resamples."""
+    lo, hi = (1 - level) / 2, 1 - (1 - level) / 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        q = np.nanquantile(values, [lo, hi], axis=axis)
+    return q[0], q[1]
+
+
+# --------------------------------------------------------------------------- ROC curves
+
+
+@dataclass(frozen=True)
+class RocCurve:
+    """Empirical ROC curve with an optional pointwise bootstrap band.
+
+    Attributes
+    ----------
+    fpr, tpr, thresholds : ndarray
+        One point per distinct score (positive when score >= threshold), from (0, 0) at
+        +inf down to (1, 1).
+    band_specificity, band_sensitivity_low, band_sensitivity_high : ndarray
+        Percentile bootstrap CI of the sensitivity at fixed specificities (as pROC
+        ``ci.se``); empty when no resamples were given.
+    auc : AUCResult
+    """
+
+    fpr: np.ndarray
+    tpr: np.ndarray
+    thresholds: np.ndarray
+    band_specificity: np.ndarray
+    band_sensitivity_low: np.ndarray
+    band_sensitivity_high: np.ndarray
+    auc: AUCResult
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"threshold": self.thresholds, "fpr": self.fpr, "tpr": self.tpr})
+
+    def band_frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"specificity": self.band_specificity, "sensitivity_ci_low": self.band_sensitivity_low,
+                             "sensitivity_ci_high": self.band_sensitivity_high})
+
+
+def _weighted_roc(s_sorted_cases, s_sorted_ctrls, case_counts, ctrl_counts, cut_points):
+    """TPR and FPR (rows: weight vectors) at 'score >= cut' for each cut point."""
+    def rate(sorted_scores, counts):
+        cum = np.zeros((counts.shape[0], sorted_scores.size + 1))
+        np.cumsum(counts, axis=1, out=cum[:, 1:])
+        below = cum[:, np.searchsorted(sorted_scores, cut_points, side="left")]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return 1.0 - below / cum[:, -1:]
+    return rate(s_sorted_cases, case_counts), rate(s_sorted_ctrls, ctrl_counts)
+
+
+def roc_curve(y_true, y_score, *, resamples: BootstrapResamples | None = None, n_grid: int = 101,
+              level: float = 0.95) -> RocCurve:
+    """Empirical ROC curve, AUC with DeLong CI, and a bootstrap band of sensitivity.
+
+    Parameters
+    ----------
+    y_true, y_score : arrays
+    resamples : BootstrapResamples, keyword-only
+        Resamples of exactly these patients (see :meth:`BootstrapResamples.subset`).
+    n_grid : int
+        Number of specificities, evenly spaced on [0, 1], for the band.
+
+    Notes
+    -----
+    For each resample, the sensitivity at specificity sp is the largest TPR among cut points
+    with FPR <= 1 - sp; the band is its pointwise percentile interval.
+
+    References
+    ----------
+    Fawcett T. Pattern Recognit Lett 2006;27:861-874. Robin X et al. BMC Bioinformatics 2011.
+    """
+    y = np.asarray(y_true).astype(int)
+    s = np.asarray(y_score, dtype=float)
+    auc = roc_auc_delong(y, s, level=level)
+    cuts = np.concatenate([[np.inf], np.unique(s)[::-1]])
+    cases, ctrls = np.sort(s[y == 1]), np.sort(s[y == 0])
+    tpr, fpr = _weighted_roc(cases, ctrls, np.ones((1, cases.size)), np.ones((1, ctrls.size)), cuts)
+    spec_grid = low = high = np.array([])
+    if resamples is not None and cases.size and ctrls.size:
+        spec_grid = np.linspace(0.0, 1.0, n_grid)
+        order_cases = np.flatnonzero(y == 1)[np.argsort(s[y == 1], kind="mergesort")]
+        order_ctrls = np.flatnonzero(y == 0)[np.argsort(s[y == 0], kind="mergesort")]
+        btpr, bfpr = _weighted_roc(cases, ctrls, resamples.counts[:, order_cases], resamples.counts[:, order_ctrls],
+                                   cuts)
+        # cut points run from high to low score: fpr and tpr rise along axis 1
+        sens = np.empty((resamples.n_resamples, n_grid))
+        for b in range(resamples.n_resamples):
+            last_ok = np.searchsorted(bfpr[b], 1.0 - spec_grid + 1e-12, side="right") - 1
+            sens[b] = btpr[b][np.clip(last_ok, 0, None)]
+        low, high = percentile_interval(sens, level=level, axis=0)
+    return RocCurve(fpr[0], tpr[0], cuts, spec_grid, np.asarray(low), np.asarray(high), auc)

@@ -1,0 +1,127 @@
+"""The `dlr` command line. Each verb parses its arguments and calls one library function.
+
+Exit codes (contract section 1): 0 success, 2 bad input or usage, 1 internal error.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+import warnings
+
+EXIT_OK, EXIT_BUG, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class UsageError(ValueError):
+    """Bad input or usage found by the command line itself."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits with 2 and a one-line hint, as every `dlr` verb does."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _progress(message: str, *, start=time.monotonic()) -> None:
+    print(f"[dlr {time.monotonic() - start:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def _cmd_analyze(args) -> int:
+    from analysis.output import provenance, write_analysis
+    from analysis.pipeline import analyze
+    from analysis.predictions import read_predictions
+
+    if args.bootstrap < 0:
+        raise UsageError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
+    strata = [s for group in args.strata for s in group.split(",") if s]
+    _progress(f"reading {args.predictions}")
+    predictions = read_predictions(args.predictions, dev_cohort=args.dev_cohort, strata=strata,
+                                   reference=args.reference)
+    _progress(f"{predictions.frame['patient_id'].nunique()} patients, models {', '.join(predictions.models)}; "
+              f"cohorts {', '.join(predictions.cohorts)}")
+    result = analyze(predictions, strata=strata, reference=args.reference, n_bootstrap=args.bootstrap,
+                     seed=args.seed, progress=_progress)
+    info = provenance(args.predictions)
+    info["command"] = ["dlr", *sys.argv[1:]]
+    out = write_analysis(result, args.out, figures=not args.no_figures, provenance_info=info, progress=_progress)
+    for line in result.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    _progress(f"wrote {out}/ (performance.csv, comparisons.csv, cohort_tests.csv, subgroups.csv, "
+              f"decision_curve.csv, calibration.csv, results.json{'' if args.no_figures else ', figures/'})")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="dlr", description="Deep-learning radiomics studies and their statistical validation.")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks for every error")
+    parser.add_argument("--version", action="version", version=f"dlr {_version()}")
+    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=_Parser)
+
+    p = verbs.add_parser(
+        "analyze", help="every validation statistic from a predictions file",
+        description="Discrimination (AUC, DeLong and bootstrap CIs), paired and between-cohort DeLong tests, "
+                    "development-cohort thresholds, calibration, decision curves, subgroup AUCs, NRI/IDI and "
+                    "figures, from a predictions CSV (contract section 4).")
+    p.add_argument("predictions", help="predictions CSV: patient_id, cohort, model, y_true, y_score, [attributes]")
+    p.add_argument("--out", required=True, help="output folder (replaced only when the analysis succeeds)")
+    p.add_argument("--dev-cohort", default="training", help="development cohort (default: training)")
+    p.add_argument("--strata", nargs="+", action="extend", default=[], metavar="COL",
+                   help="patient attribute column(s) for subgroup AUCs, e.g. scanner")
+    p.add_argument("--reference", default=None, metavar="MODEL",
+                   help="model for NRI/IDI against the others (default: highest development AUC)")
+    p.add_argument("--bootstrap", type=int, default=2000, metavar="B",
+                   help="stratified bootstrap resamples per cohort (default 2000; 0 to skip)")
+    p.add_argument("--seed", type=int, default=20240101, help="random seed of the bootstrap (default 20240101)")
+    p.add_argument("--no-figures", action="store_true", help="skip the PNG/SVG figures")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
+    p.set_defaults(func=_cmd_analyze)
+    return parser
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("dlr")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.verb is None:
+        parser.print_help(sys.stderr)
+        return EXIT_BAD_INPUT
+    from analysis.predictions import PredictionsError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            return args.func(args)
+    except (PredictionsError, UsageError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"dlr {args.verb}: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:  # unreadable input or unwritable output folder
+        if args.debug:
+            traceback.print_exc()
+        print(f"dlr {args.verb}: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"dlr {args.verb}: interrupted; no output was written", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: a bug, reported as one
+        if args.debug:
+            traceback.print_exc()
+        print(f"dlr {args.verb}: internal error (a bug, please report it): {type(exc).__name__}: {exc}\n"
+              f"rerun with --debug for the traceback", file=sys.stderr)
+        return EXIT_BUG
+
+
+if __name__ == "__main__":
+    sys.exit(main())
