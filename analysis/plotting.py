@@ -28,10 +28,10 @@ def plot_roc(curves: dict[str, RocCurve], *, ax=None, title: str | None = None):
     for model, curve in curves.items():
         auc = curve.auc
         label = f"{model}: AUC {auc.estimate:.3f} ({auc.ci_low:.3f}-{auc.ci_high:.3f})"
-        (line,) = ax.step(curve.fpr, curve.tpr, where="post", label=label, linewidth=1.6)
+        (line,) = ax.plot(curve.fpr, curve.tpr, label=label, linewidth=1.6)
         if curve.band_specificity.size:
             ax.fill_between(1 - curve.band_specificity, curve.band_sensitivity_low, curve.band_sensitivity_high,
-                            color=line.get_color(), alpha=0.15, linewidth=0)
+                            color=line.get_color(), alpha=0.12, linewidth=0)
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)
     ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 - specificity", ylabel="Sensitivity", title=title)
     ax.set_aspect("equal")

@@ -109,13 +109,13 @@ def validate_predictions(frame: pd.DataFrame, *, dev_cohort: str = "training", s
         if empty.size:
             _fail(source, f"empty {col}", _where(source, frame, empty), f"fill in column {col!r} on every row")
 
-    score = pd.to_numeric(frame["y_score"].str.strip(), errors="coerce")
+    score = pd.to_numeric(frame["y_score"].astype(str).str.strip(), errors="coerce")
     bad = np.flatnonzero(~np.isfinite(score.to_numpy(dtype=float)))
     if bad.size:
         items = [f"{w}: y_score = {frame['y_score'].iloc[i]!r}" for w, i in zip(_where(source, frame, bad), bad)]
         _fail(source, "column y_score must hold finite numbers", items,
               "remove these rows or give each a numeric score (NaN, text and infinity are not scores)")
-    label = pd.to_numeric(frame["y_true"].str.strip(), errors="coerce")
+    label = pd.to_numeric(frame["y_true"].astype(str).str.strip(), errors="coerce")
     bad = np.flatnonzero(~label.isin([0, 1]).to_numpy())
     if bad.size:
         items = [f"{w}: y_true = {frame['y_true'].iloc[i]!r}" for w, i in zip(_where(source, frame, bad), bad)]

@@ -1,0 +1,99 @@
+# Reference values from R (pROC, stats) for tests/test_r_reference.py.
+#
+# Usage: Rscript tests/r/reference.R MANIFEST.csv RESULTS.csv
+#
+# MANIFEST.csv has columns case, kind, file; each file is a CSV of one generated case:
+#   kind auc, youden      : columns y, s
+#   kind paired           : columns y, a, b   (two models scored on the same patients)
+#   kind unpaired         : columns cohort ("a" or "b"), y, s
+#   kind calibration      : columns y, p      (predicted probabilities)
+#   kind logistic         : columns y, s
+# RESULTS.csv is written in long form with columns case, key, value; values are printed
+# with 17 significant digits so that doubles round-trip. Only base R, stats and pROC are used.
+#
+# Every ROC curve is built with direction = "<" (controls < cases) and levels = c(0, 1), so
+# pROC never flips a curve whose cases score lower than its controls.
+
+suppressPackageStartupMessages(library(pROC))
+
+args <- commandArgs(trailingOnly = TRUE)
+if (length(args) != 2) stop("usage: Rscript reference.R MANIFEST.csv RESULTS.csv")
+manifest <- read.csv(args[1], stringsAsFactors = FALSE)
+
+rows <- list()
+put <- function(case, key, value) {
+  value <- as.numeric(value)
+  rows[[length(rows) + 1]] <<- data.frame(
+    case = case, key = key,
+    value = ifelse(is.na(value), "NA", sprintf("%.17g", value)),
+    stringsAsFactors = FALSE
+  )
+}
+
+curve <- function(y, s) roc(y, s, direction = "<", levels = c(0, 1), quiet = TRUE)
+
+for (i in seq_len(nrow(manifest))) {
+  case <- manifest$case[i]
+  kind <- manifest$kind[i]
+  d <- read.csv(manifest$file[i], stringsAsFactors = FALSE)
+
+  if (kind == "auc") {
+    r <- curve(d$y, d$s)
+    ci <- ci.auc(r, method = "delong")
+    put(case, "auc", auc(r))
+    put(case, "se", sqrt(var(r, method = "delong")))
+    put(case, "ci_low", ci[1])
+    put(case, "ci_high", ci[3])
+    put(case, "n_cases", length(r$cases))
+    put(case, "n_controls", length(r$controls))
+
+  } else if (kind == "paired") {
+    r1 <- curve(d$y, d$a)
+    r2 <- curve(d$y, d$b)
+    t <- roc.test(r1, r2, method = "delong", paired = TRUE)
+    put(case, "auc_a", t$estimate[1])
+    put(case, "auc_b", t$estimate[2])
+    put(case, "statistic", t$statistic)
+    put(case, "p_value", t$p.value)
+    put(case, "ci_low", t$conf.int[1])
+    put(case, "ci_high", t$conf.int[2])
+
+  } else if (kind == "unpaired") {
+    a <- d[d$cohort == "a", ]
+    b <- d[d$cohort == "b", ]
+    r1 <- curve(a$y, a$s)
+    r2 <- curve(b$y, b$s)
+    t <- roc.test(r1, r2, method = "delong", paired = FALSE)
+    put(case, "auc_a", t$estimate[1])
+    put(case, "auc_b", t$estimate[2])
+    put(case, "statistic", t$statistic)
+    put(case, "df", t$parameter)
+    put(case, "p_value", t$p.value)
+
+  } else if (kind == "youden") {
+    r <- curve(d$y, d$s)
+    best <- coords(r, "best", best.method = "youden",
+                   ret = c("threshold", "sensitivity", "specificity"), transpose = FALSE)
+    # several rows on exact ties in J: take the one with the highest sensitivity
+    k <- which.max(best$sensitivity)
+    put(case, "n_best", nrow(best))
+    put(case, "threshold", best$threshold[k])
+    put(case, "sensitivity", best$sensitivity[k])
+    put(case, "specificity", best$specificity[k])
+
+  } else if (kind == "calibration") {
+    lp <- qlogis(d$p)
+    put(case, "intercept", coef(glm(d$y ~ offset(lp), family = binomial))[1])
+    put(case, "slope", coef(glm(d$y ~ lp, family = binomial))[2])
+
+  } else if (kind == "logistic") {
+    fit <- glm(y ~ s, family = binomial, data = d)
+    put(case, "intercept", coef(fit)[1])
+    put(case, "slope", coef(fit)[2])
+
+  } else {
+    stop(sprintf("unknown kind '%s' for case '%s'", kind, case))
+  }
+}
+
+write.csv(do.call(rbind, rows), args[2], row.names = FALSE, quote = TRUE)
