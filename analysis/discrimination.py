@@ -288,6 +288,11 @@ def _finish_test(auc_a, auc_b, diff, var, *, df, paired, alternative) -> DeLongT
     if alternative not in ("two-sided", "greater", "less"):
         raise ValueError(f"alternative must be 'two-sided', 'greater' or 'less', got {alternative!r}")
     nan = float("nan")
+    if var == 0 and diff == 0:
+        # equal AUCs without variance (e.g. both curves perfect): pROC reports Z = 0, p = 1
+        warnings.warn(f"DeLong test: AUCs equal ({auc_a:.4g}) with zero variance of the difference; "
+                      "p is 1 by convention (as pROC)", UndefinedStatisticWarning, stacklevel=3)
+        return DeLongTest(float(auc_a), float(auc_b), 0.0, 0.0, 0.0, 0.0, nan if paired else df, 1.0, paired)
     if not (np.isfinite(var) and var > 0 and np.isfinite(diff)):
         warnings.warn(
             f"DeLong test undefined (AUCs {auc_a:.4g} vs {auc_b:.4g}, variance of the difference {var:.3g})",

@@ -93,11 +93,20 @@ def test_unpaired_test_equals_formula():
     assert_allclose([t.statistic, t.df, t.p_value], [d, df, 2 * stats.t.sf(abs(d), df)], rtol=1e-10)
 
 
-def test_identical_models_give_nan_with_warning():
+def test_identical_models_give_p_one_with_warning():
+    # pROC: roc.test(r, r, paired = TRUE) gives Z = 0, p = 1 when the difference and its variance are 0
     y, s = sample(50, 11)
     with pytest.warns(UndefinedStatisticWarning):
         t = delong_test(y, s, s)
-    assert np.isnan(t.p_value) and t.diff == 0
+    assert (t.statistic, t.p_value, t.diff) == (0.0, 1.0, 0.0)
+
+
+def test_zero_variance_with_different_aucs_is_nan():
+    # one case and one control: no variance, yet the AUCs differ -> undefined
+    y = np.array([0, 1, 0, 1])
+    with pytest.warns(UndefinedStatisticWarning):
+        t = delong_test(y[:2], np.array([0.1, 0.9]), np.array([0.9, 0.1]))
+    assert np.isnan(t.p_value) and t.diff == 1.0
 
 
 def test_single_class_is_nan_with_warning():
