@@ -7,11 +7,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
-from scipy import stats
-from statsmodels.nonparametric.smoothers_lowess import lowess
+from scipy import special
 
 from .discrimination import UndefinedStatisticWarning
+from .logistic import fit_logistic
 from .thresholds import wilson_interval
 
 #: probabilities are clipped to [EPS, 1 - EPS] before the logit
@@ -53,13 +52,6 @@ class CalibrationResult:
         return pd.DataFrame([asdict(self)])
 
 
-def _glm_binomial(y, exog, offset=None) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit = sm.GLM(y, exog, family=sm.families.Binomial(), offset=offset).fit(tol=1e-12, maxiter=100)
-    return np.asarray(fit.params)
-
-
 def calibration_intercept_slope(y_true, y_prob) -> tuple[float, float]:
     """Calibration intercept and slope by logistic recalibration.
 
@@ -79,8 +71,11 @@ def calibration_intercept_slope(y_true, y_prob) -> tuple[float, float]:
         warnings.warn("calibration intercept and slope undefined for a single-class sample",
                       UndefinedStatisticWarning, stacklevel=2)
         return float("nan"), float("nan")
-    intercept = _glm_binomial(y, np.ones((y.size, 1)), offset=lp)[0]
-    slope = _glm_binomial(y, sm.add_constant(lp, has_constant="add"))[1]
+    intercept = fit_logistic(y, np.ones((y.size, 1)), offset=lp)[0]
+    slope = fit_logistic(y, np.column_stack([np.ones(y.size), lp]))[1]
+    if not (np.isfinite(intercept) and np.isfinite(slope)):
+        warnings.warn("calibration model did not converge (complete separation)", UndefinedStatisticWarning,
+                      stacklevel=2)
     return float(intercept), float(slope)
 
 
@@ -126,7 +121,7 @@ def hosmer_lemeshow(y_true, y_prob, *, n_groups: int = 10) -> tuple[float, int, 
         warnings.warn(f"Hosmer-Lemeshow test undefined ({int(keep.sum())} distinct risk groups)",
                       UndefinedStatisticWarning, stacklevel=2)
         return float("nan"), max(df, 0), float("nan")
-    return chi2, df, float(stats.chi2.sf(chi2, df))
+    return chi2, df, float(special.chdtrc(df, chi2))
 
 
 def calibration_summary(y_true, y_prob) -> CalibrationResult:
@@ -155,7 +150,7 @@ class CalibrationCurve:
         ``observed_ci_high`` (Wilson), one row per decile group of p.
     smooth : DataFrame
         ``predicted``, ``observed`` of a LOESS fit of y on p (span 0.75, degree 1, no
-        robustness iterations), at the sorted distinct predictions.
+        robustness iterations; :func:`loess`), at 100 points spanning the predictions.
     """
 
     bins: pd.DataFrame
@@ -185,9 +180,40 @@ def calibration_curve(y_true, y_prob, *, n_groups: int = 10, span: float = 0.75)
     bins = pd.DataFrame(rows, columns=["bin", "n", "mean_predicted", "observed", "observed_ci_low",
                                        "observed_ci_high"])
     if np.unique(p).size >= 3:
-        fitted = lowess(y, p, frac=span, it=0, return_sorted=True)
-        smooth = pd.DataFrame({"predicted": fitted[:, 0], "observed": np.clip(fitted[:, 1], 0.0, 1.0)})
-        smooth = smooth.drop_duplicates("predicted").reset_index(drop=True)
+        grid = np.linspace(p.min(), p.max(), 100)
+        smooth = pd.DataFrame({"predicted": grid, "observed": np.clip(loess(p, y, grid, span=span), 0.0, 1.0)})
     else:
         smooth = pd.DataFrame({"predicted": [], "observed": []})
     return CalibrationCurve(bins, smooth)
+
+
+def loess(x, y, xvals, *, span: float = 0.75) -> np.ndarray:
+    """Local linear regression of y on x with tricube weights, evaluated at ``xvals``.
+
+    Each fit uses the k = floor(span * n) nearest observations, weighted (1 - (d / h)^3)^3 with h
+    the distance to the k-th nearest; no robustness iterations. Equals statsmodels
+    ``lowess(y, x, frac=span, it=0, xvals=...)`` and R ``lowess(x, y, f = span, iter = 0)``
+    (checked in the tests); numpy only, to keep `dlr analyze` quick to start.
+
+    References
+    ----------
+    Cleveland WS. JASA 1979;74:829-836. Austin PC, Steyerberg EW. Stat Med 2014;33:517-535.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    xv = np.asarray(xvals, dtype=float)
+    k = min(max(int(np.floor(span * x.size + 1e-10)), 2), x.size)
+    dist = np.abs(xv[:, None] - x[None, :])
+    h = np.partition(dist, k - 1, axis=1)[:, k - 1]
+    h = np.where(h > 0, h, np.finfo(float).tiny)
+    u = np.clip(dist / h[:, None], 0.0, 1.0)
+    w = (1 - u**3) ** 3
+    sw, swx, swy = w.sum(1), w @ x, w @ y
+    swxx, swxy = w @ (x * x), w @ (x * y)
+    mean_x, mean_y = swx / sw, swy / sw
+    var = swxx / sw - mean_x**2
+    spread = np.sqrt(np.maximum(var, 0.0))
+    # a local fit whose x spread is negligible against the window falls back to the weighted mean
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = np.where(spread > 1e-12 * np.maximum(h, 1e-300), (swxy / sw - mean_x * mean_y) / var, 0.0)
+    return mean_y + slope * (xv - mean_x)

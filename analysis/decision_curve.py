@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
-
 from .discrimination import UndefinedStatisticWarning
+from .logistic import fit_logistic
 
 #: threshold probabilities of the contract: 0.01 to 0.99 by 0.01 (k / 100, exact as floats)
 THRESHOLDS = np.arange(1, 100) / 100.0
@@ -81,11 +80,11 @@ def fit_risk_mapping(y_true, y_score) -> RiskMapping:
         warnings.warn("index-to-risk mapping undefined on the development cohort (single class or constant "
                       "score)", UndefinedStatisticWarning, stacklevel=2)
         return RiskMapping(float("nan"), float("nan"), int(y.size))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit = sm.GLM(y, sm.add_constant(s, has_constant="add"), family=sm.families.Binomial()).fit(
-            tol=1e-12, maxiter=100)
-    return RiskMapping(float(fit.params[0]), float(fit.params[1]), int(y.size))
+    intercept, slope = fit_logistic(y, np.column_stack([np.ones(y.size), s]))
+    if not np.isfinite(slope):
+        warnings.warn("index-to-risk mapping did not converge (complete separation)", UndefinedStatisticWarning,
+                      stacklevel=2)
+    return RiskMapping(float(intercept), float(slope), int(y.size))
 
 
 def decision_curve_frame(cohort: str, model: str, values: np.ndarray, thresholds=THRESHOLDS) -> pd.DataFrame:

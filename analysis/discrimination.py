@@ -10,9 +10,20 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
-Z95 = stats.norm.ppf(0.975)
+
+def _upper_tail(stat, df=float("inf")):
+    """P(T > stat) for Student t with ``df`` degrees of freedom (normal when df is infinite).
+
+    scipy.special rather than scipy.stats: the same functions, without scipy.stats' import
+    time, which would dominate a typical `dlr analyze` run.
+    """
+    return special.ndtr(-stat) if np.isinf(df) else special.stdtr(df, -stat)
+
+
+def _quantile(q, df=float("inf")):
+    return special.ndtri(q) if np.isinf(df) else special.stdtrit(df, q)
 
 
 class UndefinedStatisticWarning(UserWarning):
@@ -171,7 +182,7 @@ def roc_auc_delong(y_true, y_score, *, level: float = 0.95) -> AUCResult:
         warnings.warn(f"AUC undefined: {m} cases and {n} controls", UndefinedStatisticWarning, stacklevel=2)
     pl = _placements(cases, controls)
     se = float(np.sqrt(pl.variance)) if np.isfinite(pl.variance) else float("nan")
-    z = stats.norm.ppf(0.5 + level / 2)
+    z = _quantile(0.5 + level / 2)
     low = float(np.clip(pl.auc - z * se, 0.0, 1.0)) if np.isfinite(se) else float("nan")
     high = float(np.clip(pl.auc + z * se, 0.0, 1.0)) if np.isfinite(se) else float("nan")
     return AUCResult(pl.auc, se, low, high, m + n, m)
@@ -302,14 +313,13 @@ def _finish_test(auc_a, auc_b, diff, var, *, df, paired, alternative) -> DeLongT
         return DeLongTest(auc_a, auc_b, diff, nan, nan, nan, nan if paired else df, nan, paired)
     se = float(np.sqrt(var))
     stat = diff / se
-    dist = stats.norm if paired else stats.t(df)
     if alternative == "two-sided":
-        p = 2 * dist.sf(abs(stat))
+        p = 2 * _upper_tail(abs(stat), df)
     elif alternative == "greater":
-        p = dist.sf(stat)
+        p = _upper_tail(stat, df)
     else:
-        p = dist.cdf(stat)
-    q = stats.norm.ppf(0.975) if paired else stats.t.ppf(0.975, df)
+        p = _upper_tail(-stat, df)
+    q = _quantile(0.975, df)
     return DeLongTest(
         float(auc_a), float(auc_b), float(diff), float(diff - q * se), float(diff + q * se),
         float(stat), nan if paired else float(df), float(p), paired,
@@ -357,7 +367,7 @@ def auc_heterogeneity_test(aucs, variances) -> HeterogeneityTest:
     w = 1.0 / v[keep]
     mean = float(np.sum(w * a[keep]) / np.sum(w))
     q = float(np.sum(w * (a[keep] - mean) ** 2))
-    return HeterogeneityTest(q, k - 1, float(stats.chi2.sf(q, k - 1)))
+    return HeterogeneityTest(q, k - 1, float(special.chdtrc(k - 1, q)))
 
 
 # --------------------------------------------------------------------------- bootstrap
@@ -389,14 +399,9 @@ class BootstrapResamples:
     def subset(self, index) -> "BootstrapResamples":
         """The same resamples restricted to the patients at ``index`` (positions)."""
         index = np.asarray(index)
+        if index.size == self.y_true.size and np.array_equal(index, np.arange(index.size)):
+            return self
         return BootstrapResamples(self.y_true[index], self.counts[:, index])
-
-    def class_mean(self, values, label: int) -> np.ndarray:
-        """Per-resample weighted mean of ``values`` over the patients of class ``label``."""
-        members = self.y_true == label
-        c = self.counts[:, members].astype(float)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return (c @ np.asarray(values, dtype=float)[members]) / c.sum(axis=1)
 
 
 def stratified_resamples(y_true, n_resamples: int, *, rng: np.random.Generator) -> BootstrapResamples:
@@ -454,6 +459,10 @@ def bootstrap_auc(y_score, resamples: BootstrapResamples) -> np.ndarray:
 def percentile_interval(values: np.ndarray, *, level: float = 0.95, axis: int = 0) -> tuple:
     """Percentile bootstrap interval (R's quantile type 7), ignoring NaN resamples."""
     lo, hi = (1 - level) / 2, 1 - (1 - level) / 2
+    values = np.asarray(values, dtype=float)
+    if not np.isnan(values).any():
+        q = np.quantile(values, [lo, hi], axis=axis)
+        return q[0], q[1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         q = np.nanquantile(values, [lo, hi], axis=axis)
@@ -494,15 +503,28 @@ class RocCurve:
                              "sensitivity_ci_high": self.band_sensitivity_high})
 
 
-def _weighted_roc(s_sorted_cases, s_sorted_ctrls, case_counts, ctrl_counts, cut_points):
-    """TPR and FPR (rows: weight vectors) at 'score >= cut' for each cut point."""
-    def rate(sorted_scores, counts):
-        cum = np.zeros((counts.shape[0], sorted_scores.size + 1))
-        np.cumsum(counts, axis=1, out=cum[:, 1:])
-        below = cum[:, np.searchsorted(sorted_scores, cut_points, side="left")]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return 1.0 - below / cum[:, -1:]
-    return rate(s_sorted_cases, case_counts), rate(s_sorted_ctrls, ctrl_counts)
+def _bootstrap_sensitivity(case_sorted, ctrl_sorted, case_counts, ctrl_counts, specificities) -> np.ndarray:
+    """Per resample, the largest sensitivity among cut points whose specificity is >= sp.
+
+    ``case_counts`` and ``ctrl_counts`` are the resample counts of the cases and controls in
+    ascending score order. The best cut for sp lies just above the control at which the
+    cumulative control count first reaches ceil(sp * n); every resample and specificity is
+    located by one search over the rows' cumulative counts laid end to end. O(B (N + G log N)).
+    """
+    n_b = case_counts.shape[0]
+    cum_ctrl = np.cumsum(ctrl_counts, axis=1, dtype=np.int64)
+    cum_case = np.zeros((n_b, case_sorted.size + 1), dtype=np.int64)
+    np.cumsum(case_counts, axis=1, out=cum_case[:, 1:])
+    need = np.ceil(specificities[None, :] * cum_ctrl[:, -1:] - 1e-9).astype(np.int64)
+    width = int(cum_ctrl[:, -1].max()) + 1
+    shift = (np.arange(n_b, dtype=np.int64) * width)[:, None]
+    j = np.searchsorted((cum_ctrl + shift).ravel(), (need + shift).ravel(), side="left").reshape(need.shape)
+    j = np.clip(j - np.arange(n_b)[:, None] * ctrl_sorted.size, 0, ctrl_sorted.size - 1)
+    cases_at_or_below = np.searchsorted(case_sorted, ctrl_sorted, side="right")  # per control position
+    below = np.take_along_axis(cum_case, cases_at_or_below[j], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sens = 1.0 - below / cum_case[:, -1:].astype(float)
+    return np.where(need <= 0, 1.0, sens)
 
 
 def roc_curve(y_true, y_score, *, resamples: BootstrapResamples | None = None, n_grid: int = 101,
@@ -531,18 +553,15 @@ def roc_curve(y_true, y_score, *, resamples: BootstrapResamples | None = None, n
     auc = roc_auc_delong(y, s, level=level)
     cuts = np.concatenate([[np.inf], np.unique(s)[::-1]])
     cases, ctrls = np.sort(s[y == 1]), np.sort(s[y == 0])
-    tpr, fpr = _weighted_roc(cases, ctrls, np.ones((1, cases.size)), np.ones((1, ctrls.size)), cuts)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpr = (cases.size - np.searchsorted(cases, cuts, side="left")) / cases.size
+        fpr = (ctrls.size - np.searchsorted(ctrls, cuts, side="left")) / ctrls.size
     spec_grid = low = high = np.array([])
     if resamples is not None and cases.size and ctrls.size:
         spec_grid = np.linspace(0.0, 1.0, n_grid)
         order_cases = np.flatnonzero(y == 1)[np.argsort(s[y == 1], kind="mergesort")]
         order_ctrls = np.flatnonzero(y == 0)[np.argsort(s[y == 0], kind="mergesort")]
-        btpr, bfpr = _weighted_roc(cases, ctrls, resamples.counts[:, order_cases], resamples.counts[:, order_ctrls],
-                                   cuts)
-        # cut points run from high to low score: fpr and tpr rise along axis 1
-        sens = np.empty((resamples.n_resamples, n_grid))
-        for b in range(resamples.n_resamples):
-            last_ok = np.searchsorted(bfpr[b], 1.0 - spec_grid + 1e-12, side="right") - 1
-            sens[b] = btpr[b][np.clip(last_ok, 0, None)]
+        sens = _bootstrap_sensitivity(cases, ctrls, resamples.counts[:, order_cases],
+                                      resamples.counts[:, order_ctrls], spec_grid)
         low, high = percentile_interval(sens, level=level, axis=0)
-    return RocCurve(fpr[0], tpr[0], cuts, spec_grid, np.asarray(low), np.asarray(high), auc)
+    return RocCurve(fpr, tpr, cuts, spec_grid, np.asarray(low), np.asarray(high), auc)

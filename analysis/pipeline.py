@@ -13,11 +13,11 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-from statsmodels.stats.multitest import multipletests
 
 from .calibration import calibration_curve, calibration_summary
 from .decision_curve import (THRESHOLDS, RiskMapping, decision_curve_frame, fit_risk_mapping, net_benefit,
                              net_benefit_treat_all)
+from .multiplicity import holm_adjust
 from .discrimination import (RocCurve, bootstrap_auc, delong_placements, delong_test, delong_unpaired_test, percentile_interval,
                              roc_curve, stratified_resamples)
 from .predictions import Predictions
@@ -313,10 +313,6 @@ def _concat(frames, columns) -> pd.DataFrame:
 
 def _holm(rows: list[dict]) -> None:
     """Add ``p_adjusted`` (Holm) over the rows' finite p values, in place."""
-    p = np.array([r["p_value"] for r in rows], dtype=float)
-    adjusted = np.full(p.size, np.nan)
-    finite = np.isfinite(p)
-    if finite.any():
-        adjusted[finite] = multipletests(p[finite], method="holm")[1]
+    adjusted = holm_adjust([r["p_value"] for r in rows])
     for r, q in zip(rows, adjusted):
         r["p_adjusted"] = float(q)

@@ -9,11 +9,12 @@ import pandas as pd
 from .discrimination import RocCurve
 
 
-def _axes(ax):
+def _axes(ax, size=(5.5, 5.0)):
+    """The axes given, or new axes on a new figure (pyplot, for interactive use)."""
     if ax is None:
         import matplotlib.pyplot as plt
 
-        _, ax = plt.subplots(figsize=(5.5, 5.0))
+        _, ax = plt.subplots(figsize=size)
     return ax
 
 
@@ -93,10 +94,7 @@ def plot_forest(subgroups: pd.DataFrame, *, ax=None, title: str | None = None):
         stratifier).
     """
     rows = subgroups.reset_index(drop=True)
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(7.0, 0.28 * len(rows) + 1.2))
+    ax = _axes(ax, (7.5, 0.28 * len(rows) + 1.2))
     y = np.arange(len(rows))[::-1]
     finite = rows["auc"].notna().to_numpy()
     ax.errorbar(rows.loc[finite, "auc"], y[finite],

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from .discrimination import BootstrapResamples, UndefinedStatisticWarning, percentile_interval
 
@@ -90,12 +90,17 @@ def reclassification(y_true, risk_new, risk_old, *, resamples: BootstrapResample
     idi = diff[events].mean() - diff[nonevents].mean()
     se_nri = np.sqrt((up_e + down_e) / n_e + (up_ne + down_ne) / n_ne)
     se_idi = np.sqrt(np.var(diff[events], ddof=1) / n_e + np.var(diff[nonevents], ddof=1) / n_ne)
-    p_nri = float(2 * stats.norm.sf(abs(nri / se_nri))) if se_nri > 0 else nan
-    p_idi = float(2 * stats.norm.sf(abs(idi / se_idi))) if se_idi > 0 else nan
+    p_nri = float(2 * special.ndtr(-abs(nri / se_nri))) if se_nri > 0 else nan
+    p_idi = float(2 * special.ndtr(-abs(idi / se_idi))) if se_idi > 0 else nan
     nri_ci = idi_ci = (nan, nan)
     if resamples is not None:
-        boot_nri = resamples.class_mean(nri_part, 1) + resamples.class_mean(nri_part, 0)
-        boot_idi = resamples.class_mean(diff, 1) - resamples.class_mean(diff, 0)
+        # per-resample class means of the NRI and IDI contributions, in one product
+        parts = np.column_stack([nri_part * events, nri_part * nonevents, diff * events, diff * nonevents,
+                                 events, nonevents]).astype(float)
+        sums = resamples.counts @ parts
+        with np.errstate(invalid="ignore", divide="ignore"):
+            boot_nri = sums[:, 0] / sums[:, 4] + sums[:, 1] / sums[:, 5]
+            boot_idi = sums[:, 2] / sums[:, 4] - sums[:, 3] / sums[:, 5]
         nri_ci = percentile_interval(boot_nri, level=level)
         idi_ci = percentile_interval(boot_idi, level=level)
     return ReclassificationResult(

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from statsmodels.stats.proportion import proportion_confint
+from scipy import special
 
 from .discrimination import UndefinedStatisticWarning
 
@@ -94,8 +94,13 @@ class ThresholdMetrics:
 def wilson_interval(successes, trials, *, level: float = 0.95) -> tuple[float, float, float]:
     """Proportion with its Wilson score interval (no continuity correction).
 
-    Returns (estimate, ci_low, ci_high); all NaN when ``trials`` is 0. Uses statsmodels
-    ``proportion_confint(method="wilson")``, which equals R ``prop.test(correct = FALSE)``.
+    Returns (estimate, ci_low, ci_high); all NaN when ``trials`` is 0.
+
+    Notes
+    -----
+    (p + z^2 / 2n -/+ z sqrt(p (1 - p) / n + z^2 / 4n^2)) / (1 + z^2 / n). Equals statsmodels
+    ``proportion_confint(method="wilson")`` and R ``prop.test(x, n, correct = FALSE)$conf.int``
+    (checked in the tests).
 
     References
     ----------
@@ -103,8 +108,12 @@ def wilson_interval(successes, trials, *, level: float = 0.95) -> tuple[float, f
     """
     if trials == 0:
         return float("nan"), float("nan"), float("nan")
-    low, high = proportion_confint(successes, trials, alpha=1 - level, method="wilson")
-    return successes / trials, float(low), float(high)
+    z = special.ndtri(0.5 + level / 2)
+    p = successes / trials
+    denom = 1 + z**2 / trials
+    centre = (p + z**2 / (2 * trials)) / denom
+    half = z / denom * np.sqrt(p * (1 - p) / trials + z**2 / (4 * trials**2))
+    return p, float(max(centre - half, 0.0)), float(min(centre + half, 1.0))
 
 
 def threshold_metrics(y_true, y_score, threshold: float) -> ThresholdMetrics:

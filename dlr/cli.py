@@ -5,6 +5,7 @@ Exit codes (contract section 1): 0 success, 2 bad input or usage, 1 internal err
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 import traceback
@@ -30,7 +31,7 @@ def _progress(message: str, *, start=time.monotonic()) -> None:
 
 
 def _cmd_analyze(args) -> int:
-    from analysis.output import provenance, write_analysis
+    from analysis.output import FigureWorkers, provenance, write_analysis
     from analysis.pipeline import analyze
     from analysis.predictions import read_predictions
 
@@ -42,11 +43,15 @@ def _cmd_analyze(args) -> int:
                                    reference=args.reference)
     _progress(f"{predictions.frame['patient_id'].nunique()} patients, models {', '.join(predictions.models)}; "
               f"cohorts {', '.join(predictions.cohorts)}")
-    result = analyze(predictions, strata=strata, reference=args.reference, n_bootstrap=args.bootstrap,
-                     seed=args.seed, progress=_progress)
-    info = provenance(args.predictions)
-    info["command"] = ["dlr", *sys.argv[1:]]
-    out = write_analysis(result, args.out, figures=not args.no_figures, provenance_info=info, progress=_progress)
+    # figure workers import matplotlib on the second core while the statistics run
+    with contextlib.ExitStack() as stack:
+        workers = None if args.no_figures else stack.enter_context(FigureWorkers())
+        result = analyze(predictions, strata=strata, reference=args.reference, n_bootstrap=args.bootstrap,
+                         seed=args.seed, progress=_progress)
+        info = provenance(args.predictions)
+        info["command"] = ["dlr", *sys.argv[1:]]
+        out = write_analysis(result, args.out, figures=not args.no_figures, provenance_info=info,
+                             progress=_progress, workers=workers)
     for line in result.warnings:
         print(f"warning: {line}", file=sys.stderr)
     _progress(f"wrote {out}/ (performance.csv, comparisons.csv, cohort_tests.csv, subgroups.csv, "

@@ -148,3 +148,16 @@ def test_same_seed_gives_byte_identical_csvs(tmp_path):
     a, b = (pd.read_csv(o / "performance.csv") for o in (outs[0], outs[2]))
     assert not np.array_equal(a["auc_boot_low"], b["auc_boot_low"])
     pd.testing.assert_series_equal(a["auc_ci_low"], b["auc_ci_low"])
+
+
+def test_figures_drawn_in_process_and_by_workers_are_the_same_set(tmp_path):
+    result = analyze(validate_predictions(GOOD), strata=["scanner"], n_bootstrap=50)
+    inline = output.draw_figures(result, tmp_path / "inline")
+    with output.FigureWorkers(2) as workers:
+        forked = output.draw_figures(result, tmp_path / "forked", workers=workers)
+    assert sorted(p.rsplit("/", 1)[1] for p in inline) == sorted(p.rsplit("/", 1)[1] for p in forked)
+    assert len(inline) == 2 * (3 * 2 + 1)  # ROC, calibration, decision curve per cohort + forest; PNG and SVG
+    for path in forked:
+        assert (tmp_path / "forked" / path.rsplit("/", 1)[1]).stat().st_size > 3000
+    svg = (tmp_path / "forked" / "roc_training.svg").read_text()
+    assert "ROC curves, training cohort" in svg  # text kept as text in the SVG
