@@ -6,7 +6,7 @@ outcome 1 is more likely (pROC's ``direction = "<"``: controls < cases).
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -427,6 +427,38 @@ def stratified_resamples(y_true, n_resamples: int, *, rng: np.random.Generator) 
     return BootstrapResamples(y, counts)
 
 
+@dataclass(frozen=True)
+class _SortedResamples:
+    """One curve's resample counts with cases and controls in ascending score order."""
+
+    case_scores: np.ndarray
+    ctrl_scores: np.ndarray
+    case_counts: np.ndarray  # (B, m)
+    cum_ctrl: np.ndarray  # (B, n + 1): resampled controls among the lowest j, j = 0..n
+
+
+def _sort_resamples(y_score, resamples: BootstrapResamples) -> _SortedResamples | None:
+    s = np.asarray(y_score, dtype=float)
+    y = resamples.y_true
+    case_idx, ctrl_idx = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+    if case_idx.size == 0 or ctrl_idx.size == 0:
+        return None
+    case_idx = case_idx[np.argsort(s[case_idx], kind="mergesort")]
+    ctrl_idx = ctrl_idx[np.argsort(s[ctrl_idx], kind="mergesort")]
+    cum_ctrl = np.zeros((resamples.n_resamples, ctrl_idx.size + 1), dtype=np.int64)
+    np.cumsum(resamples.counts[:, ctrl_idx], axis=1, out=cum_ctrl[:, 1:])
+    return _SortedResamples(s[case_idx], s[ctrl_idx], resamples.counts[:, case_idx], cum_ctrl)
+
+
+def _auc_replicates(r: _SortedResamples) -> np.ndarray:
+    below = np.searchsorted(r.ctrl_scores, r.case_scores, side="left")
+    upto = np.searchsorted(r.ctrl_scores, r.case_scores, side="right")
+    lower_or_tied = r.cum_ctrl[:, below] + r.cum_ctrl[:, upto]  # = 2 * below + tied
+    pairs = r.case_counts.sum(axis=1, dtype=float) * r.cum_ctrl[:, -1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.einsum("bi,bi->b", r.case_counts, lower_or_tied, dtype=float) / (2.0 * pairs)
+
+
 def bootstrap_auc(y_score, resamples: BootstrapResamples) -> np.ndarray:
     """AUC of each bootstrap resample, computed from counts without materialising resamples.
 
@@ -435,25 +467,10 @@ def bootstrap_auc(y_score, resamples: BootstrapResamples) -> np.ndarray:
     With controls sorted by score and their resample counts cumulated, each case's number of
     lower-scored controls (ties 1/2) is read at its sorted position, so a resample's AUC is
     sum_i c_i (C_below,i + C_tied,i / 2) / (sum c_case * sum c_control). O(B N) after one sort.
+    NaN for every resample when a class is empty.
     """
-    s = np.asarray(y_score, dtype=float)
-    y = resamples.y_true
-    counts = resamples.counts
-    case_idx, ctrl_idx = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-    if case_idx.size == 0 or ctrl_idx.size == 0:
-        return np.full(resamples.n_resamples, np.nan)
-    ctrl_order = ctrl_idx[np.argsort(s[ctrl_idx], kind="mergesort")]
-    ctrl_sorted = s[ctrl_order]
-    cum = np.zeros((counts.shape[0], ctrl_order.size + 1), dtype=np.int64)
-    np.cumsum(counts[:, ctrl_order], axis=1, out=cum[:, 1:])
-    case_scores = s[case_idx]
-    below = np.searchsorted(ctrl_sorted, case_scores, side="left")
-    upto = np.searchsorted(ctrl_sorted, case_scores, side="right")
-    lower_or_tied = cum[:, below] + cum[:, upto]  # = 2 * below + tied
-    case_counts = counts[:, case_idx]
-    pairs = case_counts.sum(axis=1, dtype=float) * cum[:, -1]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.einsum("bi,bi->b", case_counts, lower_or_tied, dtype=float) / (2.0 * pairs)
+    r = _sort_resamples(y_score, resamples)
+    return np.full(resamples.n_resamples, np.nan) if r is None else _auc_replicates(r)
 
 
 def percentile_interval(values: np.ndarray, *, level: float = 0.95, axis: int = 0) -> tuple:
@@ -485,6 +502,8 @@ class RocCurve:
         Percentile bootstrap CI of the sensitivity at fixed specificities (as pROC
         ``ci.se``); empty when no resamples were given.
     auc : AUCResult
+    auc_replicates : ndarray
+        AUC of each bootstrap resample (empty when no resamples were given).
     """
 
     fpr: np.ndarray
@@ -494,6 +513,7 @@ class RocCurve:
     band_sensitivity_low: np.ndarray
     band_sensitivity_high: np.ndarray
     auc: AUCResult
+    auc_replicates: np.ndarray = field(default_factory=lambda: np.array([]), repr=False)
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame({"threshold": self.thresholds, "fpr": self.fpr, "tpr": self.tpr})
@@ -503,24 +523,23 @@ class RocCurve:
                              "sensitivity_ci_high": self.band_sensitivity_high})
 
 
-def _bootstrap_sensitivity(case_sorted, ctrl_sorted, case_counts, ctrl_counts, specificities) -> np.ndarray:
+def _sensitivity_replicates(r: _SortedResamples, specificities) -> np.ndarray:
     """Per resample, the largest sensitivity among cut points whose specificity is >= sp.
 
-    ``case_counts`` and ``ctrl_counts`` are the resample counts of the cases and controls in
-    ascending score order. The best cut for sp lies just above the control at which the
-    cumulative control count first reaches ceil(sp * n); every resample and specificity is
-    located by one search over the rows' cumulative counts laid end to end. O(B (N + G log N)).
+    The best cut for sp lies just above the control at which the cumulative control count
+    first reaches ceil(sp * n); every resample and specificity is located by one search over the
+    rows' cumulative counts laid end to end. O(B (N + G log N)).
     """
-    n_b = case_counts.shape[0]
-    cum_ctrl = np.cumsum(ctrl_counts, axis=1, dtype=np.int64)
-    cum_case = np.zeros((n_b, case_sorted.size + 1), dtype=np.int64)
-    np.cumsum(case_counts, axis=1, out=cum_case[:, 1:])
+    n_b, n_ctrl = r.cum_ctrl.shape[0], r.ctrl_scores.size
+    cum_case = np.zeros((n_b, r.case_scores.size + 1), dtype=np.int64)
+    np.cumsum(r.case_counts, axis=1, out=cum_case[:, 1:])
+    cum_ctrl = r.cum_ctrl[:, 1:]
     need = np.ceil(specificities[None, :] * cum_ctrl[:, -1:] - 1e-9).astype(np.int64)
     width = int(cum_ctrl[:, -1].max()) + 1
     shift = (np.arange(n_b, dtype=np.int64) * width)[:, None]
     j = np.searchsorted((cum_ctrl + shift).ravel(), (need + shift).ravel(), side="left").reshape(need.shape)
-    j = np.clip(j - np.arange(n_b)[:, None] * ctrl_sorted.size, 0, ctrl_sorted.size - 1)
-    cases_at_or_below = np.searchsorted(case_sorted, ctrl_sorted, side="right")  # per control position
+    j = np.clip(j - np.arange(n_b)[:, None] * n_ctrl, 0, n_ctrl - 1)
+    cases_at_or_below = np.searchsorted(r.case_scores, r.ctrl_scores, side="right")  # per control position
     below = np.take_along_axis(cum_case, cases_at_or_below[j], axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         sens = 1.0 - below / cum_case[:, -1:].astype(float)
@@ -556,12 +575,12 @@ def roc_curve(y_true, y_score, *, resamples: BootstrapResamples | None = None, n
     with np.errstate(invalid="ignore", divide="ignore"):
         tpr = (cases.size - np.searchsorted(cases, cuts, side="left")) / cases.size
         fpr = (ctrls.size - np.searchsorted(ctrls, cuts, side="left")) / ctrls.size
-    spec_grid = low = high = np.array([])
-    if resamples is not None and cases.size and ctrls.size:
+    spec_grid = low = high = replicates = np.array([])
+    r = _sort_resamples(s, resamples) if resamples is not None else None
+    if r is not None:
         spec_grid = np.linspace(0.0, 1.0, n_grid)
-        order_cases = np.flatnonzero(y == 1)[np.argsort(s[y == 1], kind="mergesort")]
-        order_ctrls = np.flatnonzero(y == 0)[np.argsort(s[y == 0], kind="mergesort")]
-        sens = _bootstrap_sensitivity(cases, ctrls, resamples.counts[:, order_cases],
-                                      resamples.counts[:, order_ctrls], spec_grid)
-        low, high = percentile_interval(sens, level=level, axis=0)
-    return RocCurve(fpr, tpr, cuts, spec_grid, np.asarray(low), np.asarray(high), auc)
+        low, high = percentile_interval(_sensitivity_replicates(r, spec_grid), level=level, axis=0)
+        replicates = _auc_replicates(r)
+    elif resamples is not None:
+        replicates = np.full(resamples.n_resamples, np.nan)
+    return RocCurve(fpr, tpr, cuts, spec_grid, np.asarray(low), np.asarray(high), auc, replicates)

@@ -189,7 +189,8 @@ def _draw(kind: str, stem: str, data, title: str, folder: str) -> list[str]:
         size["forest"] = (7.5, height)
         margins = dict(left=0.38, right=0.86, bottom=0.55 / height, top=1 - 0.35 / height)
     written = []
-    with matplotlib.rc_context({"svg.hashsalt": "dlr", "svg.fonttype": "none", "font.size": 9}):
+    # a fixed title height spares matplotlib its tick-label search for a place for the title
+    with matplotlib.rc_context({"svg.hashsalt": "dlr", "svg.fonttype": "none", "font.size": 9, "axes.titley": 1.01}):
         fig = Figure(figsize=size[kind])
         FigureCanvasAgg(fig)
         fig.subplots_adjust(**margins)

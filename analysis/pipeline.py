@@ -181,7 +181,7 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
             with log.context(label):
                 curve = roc_curve(y, s, resamples=sub)
                 roc[(cohort, model)] = curve
-                boot[model] = bootstrap_auc(s, sub) if sub is not None else np.array([np.nan])
+                boot[model] = curve.auc_replicates if sub is not None else np.array([np.nan])
                 boot_low, boot_high = percentile_interval(boot[model])
                 ops = threshold_metrics(y, s, thresholds[model])
                 row = {"model": model, "cohort": cohort,

@@ -176,6 +176,7 @@ def test_roc_curve_points_and_band():
                     c.auc.estimate, atol=1e-12)
     assert np.all(c.band_sensitivity_low <= c.band_sensitivity_high)
     assert c.band_specificity.size == 101
+    assert_allclose(c.auc_replicates, bootstrap_auc(s, res), atol=1e-15)
 
 
 def test_heterogeneity_reduces_to_z_squared_for_two_groups():
