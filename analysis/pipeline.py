@@ -85,6 +85,26 @@ class AnalysisResult:
     warnings: list = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class CohortCurves:
+    """The curves of one cohort, handed to ``analyze(cohort_done=...)`` as soon as they exist
+    (so that figures can be drawn while the next cohort is computed).
+
+    Attributes
+    ----------
+    cohort : str
+    roc : dict model -> RocCurve
+    calibration, calibration_smooth, decision_curve : DataFrame
+        This cohort's rows of the tables of the same names.
+    """
+
+    cohort: str
+    roc: dict
+    calibration: pd.DataFrame
+    calibration_smooth: pd.DataFrame
+    decision_curve: pd.DataFrame
+
+
 class _WarningLog:
     """Collects warnings raised inside labelled blocks as 'label: message' lines."""
 
@@ -110,7 +130,8 @@ def _frame(rows, columns) -> pd.DataFrame:
 
 def analyze(predictions: Predictions, *, strata=(), reference: str | None = None,
             n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED,
-            progress: Callable[[str], None] | None = None) -> AnalysisResult:
+            progress: Callable[[str], None] | None = None,
+            cohort_done: Callable[[CohortCurves], None] | None = None) -> AnalysisResult:
     """Compute every statistic of contract section 5 from validated predictions.
 
     Parameters
@@ -128,6 +149,8 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
         Seeds one SeedSequence; cohort k draws from its k-th spawned child.
     progress : callable, optional
         Called with a short message at each stage.
+    cohort_done : callable, optional
+        Called with each cohort's :class:`CohortCurves` once they are computed.
     """
     say = progress or (lambda message: None)
     log = _WarningLog()
@@ -204,6 +227,14 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
         y_all = outcome[members]
         dca_frames.append(decision_curve_frame(cohort, "treat_all", net_benefit_treat_all(y_all)))
         dca_frames.append(decision_curve_frame(cohort, "treat_none", np.zeros(THRESHOLDS.size)))
+        if cohort_done is not None:
+            cohort_done(CohortCurves(
+                cohort, {m: c for (co, m), c in roc.items() if co == cohort},
+                _concat([f for f in cal_rows if f["cohort"].iloc[0] == cohort], CALIBRATION_COLUMNS),
+                _concat([f for f in smooth_rows if f["cohort"].iloc[0] == cohort], ["cohort", "model", "predicted",
+                                                                                     "observed"]),
+                _concat([f for f in dca_frames if f["cohort"].iloc[0] == cohort],
+                        ["cohort", "model", "threshold", "net_benefit"])))
 
         # ---- paired DeLong tests within the cohort
         cohort_comp = []

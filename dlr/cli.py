@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import sys
 import time
 import traceback
@@ -31,23 +32,26 @@ def _progress(message: str, *, start=time.monotonic()) -> None:
 
 
 def _cmd_analyze(args) -> int:
-    from analysis.output import FigureWorkers, provenance, write_analysis
-    from analysis.pipeline import analyze
-    from analysis.predictions import read_predictions
+    # The figure process is forked first, before numpy and pandas load, so that its imports and
+    # warm-up run on the second core beside ours; analysis.figures imports nothing heavy.
+    from analysis.figures import FigureWorkers
 
     if args.bootstrap < 0:
         raise UsageError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
-    strata = [s for group in args.strata for s in group.split(",") if s]
-    _progress(f"reading {args.predictions}")
-    predictions = read_predictions(args.predictions, dev_cohort=args.dev_cohort, strata=strata,
-                                   reference=args.reference)
-    _progress(f"{predictions.frame['patient_id'].nunique()} patients, models {', '.join(predictions.models)}; "
-              f"cohorts {', '.join(predictions.cohorts)}")
-    # figure workers import matplotlib on the second core while the statistics run
     with contextlib.ExitStack() as stack:
         workers = None if args.no_figures else stack.enter_context(FigureWorkers())
+        from analysis.output import provenance, write_analysis
+        from analysis.pipeline import analyze
+        from analysis.predictions import read_predictions
+
+        strata = [s for group in args.strata for s in group.split(",") if s]
+        _progress(f"reading {args.predictions}")
+        predictions = read_predictions(args.predictions, dev_cohort=args.dev_cohort, strata=strata,
+                                       reference=args.reference)
+        _progress(f"{predictions.frame['patient_id'].nunique()} patients, models {', '.join(predictions.models)}; "
+                  f"cohorts {', '.join(predictions.cohorts)}")
         result = analyze(predictions, strata=strata, reference=args.reference, n_bootstrap=args.bootstrap,
-                         seed=args.seed, progress=_progress)
+                         seed=args.seed, progress=_progress, cohort_done=workers and workers.submit_cohort)
         info = provenance(args.predictions)
         info["command"] = ["dlr", *sys.argv[1:]]
         out = write_analysis(result, args.out, figures=not args.no_figures, provenance_info=info,
@@ -128,5 +132,17 @@ def main(argv=None) -> int:
         return EXIT_BUG
 
 
+def run() -> None:
+    """Console entry point: `main`, then exit without the interpreter's teardown.
+
+    Every output is complete and closed when `main` returns; skipping the finalisation of
+    numpy, pandas and scipy saves about 0.2 s per command, a tenth of a typical analysis.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import output
+from analysis import figures, output
 from analysis.pipeline import analyze
 from analysis.predictions import validate_predictions
 from conftest import make_predictions, run_dlr
@@ -104,7 +104,7 @@ def test_failed_write_keeps_the_earlier_result(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(output, "draw_figures", broken)
+    monkeypatch.setattr(output, "draw_figures", broken)  # the name output.py calls
     with pytest.raises(RuntimeError):
         output.write_analysis(result, out, figures=True)
     assert (out / "performance.csv").read_bytes() == before
@@ -151,13 +151,17 @@ def test_same_seed_gives_byte_identical_csvs(tmp_path):
 
 
 def test_figures_drawn_in_process_and_by_workers_are_the_same_set(tmp_path):
-    result = analyze(validate_predictions(GOOD), strata=["scanner"], n_bootstrap=50)
-    inline = output.draw_figures(result, tmp_path / "inline")
-    with output.FigureWorkers(2) as workers:
-        forked = output.draw_figures(result, tmp_path / "forked", workers=workers)
-    assert sorted(p.rsplit("/", 1)[1] for p in inline) == sorted(p.rsplit("/", 1)[1] for p in forked)
+    predictions = validate_predictions(GOOD, strata=["scanner"])
+    result = analyze(predictions, strata=["scanner"], n_bootstrap=50)
+    inline = figures.draw_figures(result, tmp_path / "inline")
     assert len(inline) == 2 * (3 * 2 + 1)  # ROC, calibration, decision curve per cohort + forest; PNG and SVG
-    for path in forked:
-        assert (tmp_path / "forked" / path.rsplit("/", 1)[1]).stat().st_size > 3000
-    svg = (tmp_path / "forked" / "roc_training.svg").read_text()
-    assert "ROC curves, training cohort" in svg  # text kept as text in the SVG
+    with figures.FigureWorkers() as workers:
+        streamed = analyze(predictions, strata=["scanner"], n_bootstrap=50, cohort_done=workers.submit_cohort)
+        staging = workers.finish(figures.figure_jobs(streamed))
+        drawn = sorted(p.name for p in staging.iterdir())
+        assert drawn == sorted(p.rsplit("/", 1)[1] for p in inline)
+        for name in drawn:
+            assert (staging / name).stat().st_size > 3000
+        svg = (staging / "roc_training.svg").read_text()
+        assert "ROC curves, training cohort" in svg  # text kept as text in the SVG
+    assert not staging.exists()  # the staging folder goes with the workers

@@ -1,0 +1,247 @@
+"""Figures of an analysis, drawn from its results: ROC, calibration and decision curves per
+cohort and a forest plot per stratifier, each as PNG and SVG.
+
+Drawing is the slowest part of `dlr analyze`, so :class:`FigureWorkers` draws beside the
+statistics in forked processes. This module imports nothing heavy at the top, so that the
+command line can fork the workers before numpy, pandas and matplotlib are loaded.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .pipeline import AnalysisResult, CohortCurves
+
+#: resolution of the PNG figures (the SVG files are vector)
+FIGURE_DPI = 150
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("_") or "cohort"
+
+
+def cohort_figure_jobs(curves: CohortCurves) -> list[tuple]:
+    """(kind, stem, data, title) of the ROC, calibration and decision-curve figures of a cohort."""
+    cohort, name, jobs = curves.cohort, _safe_name(curves.cohort), []
+    if curves.roc:
+        jobs.append(("roc", f"roc_{name}", curves.roc, f"ROC curves, {cohort} cohort"))
+    if len(curves.calibration):
+        jobs.append(("calibration", f"calibration_{name}", (curves.calibration, curves.calibration_smooth),
+                     f"Calibration, {cohort} cohort"))
+    if len(curves.decision_curve):
+        jobs.append(("decision_curve", f"decision_curve_{name}", curves.decision_curve,
+                     f"Decision curves, {cohort} cohort"))
+    return jobs
+
+
+def figure_jobs(result: AnalysisResult) -> list[tuple]:
+    """(kind, stem, data, title) for every figure of an analysis."""
+    jobs = []
+    from .pipeline import CohortCurves
+
+    for cohort in result.settings["cohorts"]:
+        jobs += cohort_figure_jobs(CohortCurves(
+            cohort, {m: c for (co, m), c in result.roc.items() if co == cohort},
+            result.calibration[result.calibration["cohort"] == cohort],
+            result.calibration_smooth[result.calibration_smooth["cohort"] == cohort],
+            result.decision_curve[result.decision_curve["cohort"] == cohort]))
+    for stratifier, rows in result.subgroups.groupby("stratifier", sort=False):
+        jobs.append(("forest", f"subgroups_{_safe_name(stratifier)}", rows, f"AUC by {stratifier}"))
+    return jobs
+
+
+def _warm_up() -> None:
+    """Import matplotlib, pandas and the plotting code and render a small figure once (font
+    cache, text layout), while the parent process computes."""
+    import io
+
+    import pandas  # noqa: F401 - the jobs' tables unpickle into pandas objects
+
+    from . import plotting  # noqa: F401
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1, 1))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], label="warm-up")
+    ax.legend()
+    ax.set_title("warm-up")
+    for fmt in ("png", "svg"):
+        fig.savefig(io.BytesIO(), format=fmt, dpi=FIGURE_DPI)
+
+
+def _draw(kind: str, stem: str, data, title: str, folder: str) -> list[str]:
+    """Draw one figure and save it as PNG and SVG; returns the paths written."""
+    # Figure and the Agg canvas directly, not pyplot: no GUI backend, no global figure state,
+    # and a faster start. Fixed margins instead of bbox_inches="tight", which draws twice.
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from . import plotting
+
+    size = {"roc": (5.0, 5.0), "calibration": (5.0, 5.0), "decision_curve": (6.0, 4.5)}
+    margins = dict(left=0.12, right=0.97, bottom=0.1, top=0.93)
+    if kind == "forest":
+        height = 0.28 * len(data) + 1.2
+        size["forest"] = (7.5, height)
+        margins = dict(left=0.38, right=0.86, bottom=0.55 / height, top=1 - 0.35 / height)
+    written = []
+    # a fixed title height spares matplotlib its tick-label search for a place for the title
+    with matplotlib.rc_context({"svg.hashsalt": "dlr", "svg.fonttype": "none", "font.size": 9, "axes.titley": 1.01}):
+        fig = Figure(figsize=size[kind])
+        FigureCanvasAgg(fig)
+        fig.subplots_adjust(**margins)
+        ax = fig.add_subplot()
+        if kind == "roc":
+            plotting.plot_roc(data, ax=ax, title=title)
+        elif kind == "calibration":
+            plotting.plot_calibration(*data, ax=ax, title=title)
+        elif kind == "decision_curve":
+            plotting.plot_decision_curve(data, ax=ax, title=title)
+        else:
+            plotting.plot_forest(data, ax=ax, title=title)
+        for ext in ("png", "svg"):
+            path = Path(folder) / f"{stem}.{ext}"
+            options = ({"metadata": {"Date": None}} if ext == "svg"
+                       else {"pil_kwargs": {"compress_level": 1}})  # fast PNG; size barely changes
+            fig.savefig(path, dpi=FIGURE_DPI, **options)
+            written.append(str(path))
+    return written
+
+
+def _draw_share(jobs: list[tuple], folder: str) -> list[str]:
+    return [path for job in jobs for path in _draw(*job, folder)]
+
+
+def _fork_drawer(jobs: list[tuple], folder: str) -> int:
+    """Fork a process (inheriting the warm matplotlib) that draws ``jobs``; returns its pid."""
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            _draw_share(jobs, folder)
+        except BaseException as exc:  # noqa: BLE001 - reported through the exit status
+            print(f"dlr: a figure failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+            code = 1
+        os._exit(code)
+    return pid
+
+
+def _figure_server(conn) -> None:
+    """Warm up, then fork a drawing process for each figure received.
+
+    Messages: ("draw", jobs, folder) starts drawing them at once; ("finish", jobs, folder)
+    draws the last ones, waits for every drawing process and answers ("ok", n_failed); None
+    ends the server.
+    """
+    _warm_up()
+    children = []
+    while True:
+        message = conn.recv()
+        if message is None:
+            return
+        verb, jobs, folder = message
+        # one process per figure: the scheduler spreads them over the cores as they free up
+        children += [_fork_drawer([job], folder) for job in jobs]
+        if verb == "draw":
+            continue
+        failed = sum(os.waitpid(pid, 0)[1] != 0 for pid in children)
+        children = []
+        conn.send(("ok", failed))
+
+
+class FigureWorkers:
+    """A process that draws the figures beside the statistics.
+
+    Forked before the statistics start (before numpy and pandas are even imported, from the
+    command line), it imports matplotlib and warms up on the second core, then forks a warm
+    drawing process for each cohort's figures as soon as :meth:`submit_cohort` hands them over
+    (pass it as ``analyze(cohort_done=...)``), one process per figure. The figures go to a
+    staging folder that
+    :func:`analysis.output.write_analysis` moves into place. Without ``fork`` (Windows, macOS)
+    the figures are drawn in this process. Use as a context manager so the process always ends.
+    """
+
+    def __init__(self):
+        import multiprocessing
+        import tempfile
+
+        self.process = self.conn = None
+        self.submitted: set[str] = set()
+        self.staging = Path(tempfile.mkdtemp(prefix="dlr-figures-"))
+        self.staging.chmod(0o755)  # mkdtemp's 0700 would otherwise stay on results/figures
+        if "fork" not in multiprocessing.get_all_start_methods():
+            return
+        context = multiprocessing.get_context("fork")
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_figure_server, args=(child,), daemon=True)
+        self.process.start()
+        # sending pickles and may wait for the server to read: a thread does it, in order
+        self.outbox: queue.Queue = queue.Queue()
+        self.sender = threading.Thread(target=self._send_all, daemon=True)
+        self.sender.start()
+
+    def _send_all(self) -> None:
+        while True:
+            message = self.outbox.get()
+            try:
+                self.conn.send(message)
+            except OSError:
+                return
+            if message is None:
+                return
+
+    def submit_cohort(self, curves: CohortCurves) -> None:
+        """Start drawing one cohort's figures in the background."""
+        jobs = cohort_figure_jobs(curves)
+        self.submitted.update(job[1] for job in jobs)
+        if self.process is None:
+            _draw_share(jobs, str(self.staging))
+        else:
+            self.outbox.put(("draw", jobs, str(self.staging)))
+
+    def finish(self, jobs: list[tuple]) -> Path:
+        """Draw the jobs not submitted yet, wait for every figure, return the staging folder."""
+        rest = [job for job in jobs if job[1] not in self.submitted]
+        if self.process is None:
+            _draw_share(rest, str(self.staging))
+            return self.staging
+        self.outbox.put(("finish", rest, str(self.staging)))
+        _, failed = self.conn.recv()
+        if failed:
+            raise RuntimeError(f"drawing the figures failed in {failed} process(es); see the messages above")
+        return self.staging
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.outbox.put(None)
+            self.sender.join(timeout=10)
+            self.process.join(timeout=10)
+            if self.process.is_alive():
+                self.process.terminate()
+            self.process = None
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def draw_figures(result: AnalysisResult, folder: Path) -> list[str]:
+    """ROC, calibration and decision curves per cohort, and a forest plot per stratifier (PNG + SVG),
+    drawn in this process."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return _draw_share(figure_jobs(result), str(folder))
