@@ -3,7 +3,7 @@ cohort and a forest plot per stratifier, each as PNG and SVG.
 
 Drawing is the slowest part of `dlr analyze`, so :class:`FigureWorkers` draws beside the
 statistics in forked processes. This module imports nothing heavy at the top, so that the
-command line can fork the workers before numpy, pandas and matplotlib are loaded.
+command line can fork the workers before most of the analysis is loaded.
 """
 from __future__ import annotations
 
@@ -163,8 +163,8 @@ def _figure_server(conn) -> None:
 class FigureWorkers:
     """A process that draws the figures beside the statistics.
 
-    Forked before the statistics start (before numpy and pandas are even imported, from the
-    command line), it imports matplotlib and warms up on the second core, then forks a warm
+    Forked before the statistics start (from the command line, just after pandas is imported),
+    it imports matplotlib and warms up on the second core, then forks a warm
     drawing process for each cohort's figures as soon as :meth:`submit_cohort` hands them over
     (pass it as ``analyze(cohort_done=...)``), one process per figure. The figures go to a
     staging folder that

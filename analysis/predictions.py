@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 
 REQUIRED = ("patient_id", "cohort", "model", "y_true", "y_score")
+#: rows of decision_curve.csv that are strategies, not models
+RESERVED_MODELS = ("treat_all", "treat_none")
 #: at most this many problems are listed in one error message
 MAX_LISTED = 12
 
@@ -158,6 +160,10 @@ def validate_predictions(frame: pd.DataFrame, *, dev_cohort: str = "training", s
                   [f"patient {p!r}" for p in offenders], f"give each patient one value of {col!r}")
 
     models = list(dict.fromkeys(frame["model"]))
+    reserved = sorted(set(models) & set(RESERVED_MODELS))
+    if reserved:
+        raise PredictionsError(f"{source}: model name(s) {', '.join(map(repr, reserved))} in column 'model' are "
+                               f"reserved for the decision-curve strategies; rename the model")
     if reference is not None and reference not in models:
         raise PredictionsError(f"{source}: reference model {reference!r} (--reference) not found; the models are "
                                f"{', '.join(map(repr, models))}")

@@ -32,8 +32,11 @@ def _progress(message: str, *, start=time.monotonic()) -> None:
 
 
 def _cmd_analyze(args) -> int:
-    # The figure process is forked first, before numpy and pandas load, so that its imports and
-    # warm-up run on the second core beside ours; analysis.figures imports nothing heavy.
+    # The figure process is forked once pandas is loaded (it inherits it) and before anything
+    # else, so that its matplotlib import and warm-up run on the second core beside the rest of
+    # our imports and the statistics; analysis.figures itself imports nothing heavy.
+    import pandas  # noqa: F401
+
     from analysis.figures import FigureWorkers
 
     if args.bootstrap < 0:

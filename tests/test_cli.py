@@ -53,6 +53,7 @@ CASES = {
     "stratifier_differs": (edit(GOOD, cells={(42, "scanner"): "7T"}), ["--strata", "scanner"],
                            ["scanner", GOOD.loc[42, "patient_id"]]),
     "header_only": (GOOD.iloc[:0], [], ["no rows"]),
+    "reserved_model_name": (GOOD.replace({"model": {"B": "treat_all"}}), [], ["'treat_all'", "reserved"]),
 }
 
 
