@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 
 from .calibration import calibration_curve, calibration_summary
-from .decision_curve import (THRESHOLDS, RiskMapping, decision_curve_frame, fit_risk_mapping, net_benefit,
+from .decision_curve import (THRESHOLDS, decision_curve_frame, fit_risk_mapping, net_benefit,
                              net_benefit_treat_all)
+from .discrimination import (UndefinedStatisticWarning, bootstrap_auc, delong_placements, delong_test,
+                             delong_unpaired_test, percentile_interval, roc_curve, stratified_resamples)
 from .multiplicity import holm_adjust
-from .discrimination import (RocCurve, bootstrap_auc, delong_placements, delong_test, delong_unpaired_test, percentile_interval,
-                             roc_curve, stratified_resamples)
 from .predictions import Predictions
 from .reclassification import reclassification
 from .subgroups import stratified_auc
@@ -41,6 +41,8 @@ COHORT_TEST_COLUMNS = ["model", "cohort_a", "cohort_b", "n_a", "n_b", "auc_a", "
                        "p_value"]
 SUBGROUP_COLUMNS = ["model", "cohort", "stratifier", "level", "n", "n_events", "auc", "auc_ci_low",
                     "auc_ci_high", "p_between", "test_between"]
+DCA_COLUMNS = ["cohort", "model", "threshold", "net_benefit"]
+SMOOTH_COLUMNS = ["cohort", "model", "predicted", "observed"]
 CALIBRATION_COLUMNS = ["cohort", "model", "bin", "n", "mean_predicted", "observed", "observed_ci_low",
                        "observed_ci_high"]
 RECLASSIFICATION_COLUMNS = ["cohort", "reference", "model", "n", "n_events", "nri", "nri_events",
@@ -128,6 +130,196 @@ def _frame(rows, columns) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+class _Scores:
+    """The predictions as a patient x model matrix, with each patient's outcome and cohort."""
+
+    def __init__(self, predictions: Predictions):
+        frame = predictions.frame
+        self.matrix = frame.pivot(index="patient_id", columns="model", values="y_score").reindex(
+            columns=list(predictions.models))
+        self.patients = frame.drop_duplicates("patient_id").set_index("patient_id").reindex(self.matrix.index)
+        self.outcome = self.patients["y_true"].to_numpy()
+        self.cohort_of = self.patients["cohort"].to_numpy()
+        self._scored = {m: self.matrix[m].notna().to_numpy() for m in predictions.models}
+        self._values = {m: self.matrix[m].to_numpy() for m in predictions.models}
+
+    def rows(self, cohort: str, *models: str) -> np.ndarray:
+        """Positions of the cohort's patients scored by every one of ``models``."""
+        keep = self.cohort_of == cohort
+        for m in models:
+            keep = keep & self._scored[m]
+        return np.flatnonzero(keep)
+
+    def score(self, model: str, rows: np.ndarray) -> np.ndarray:
+        return self._values[model][rows]
+
+    def curve(self, cohort: str, model: str) -> tuple[np.ndarray, np.ndarray]:
+        """(y, score) of one model in one cohort."""
+        rows = self.rows(cohort, model)
+        return self.outcome[rows], self.score(model, rows)
+
+
+@dataclass(frozen=True)
+class _DevelopmentFit:
+    """What is fitted on the development cohort and carried unchanged to the others."""
+
+    thresholds: dict
+    mappings: dict
+    probability_models: frozenset
+
+    def risk(self, model: str, score: np.ndarray) -> np.ndarray:
+        """Predicted risk: the score of a probability model, else the development-fitted map."""
+        return score if model in self.probability_models else self.mappings[model].predict(score)
+
+
+def _fit_development(data: _Scores, predictions: Predictions, log: _WarningLog) -> _DevelopmentFit:
+    dev = predictions.dev_cohort
+    thresholds, mappings = {}, {}
+    for model in predictions.models:
+        y, s = data.curve(dev, model)
+        with log.context(f"model {model}, cohort {dev} (development)"):
+            thresholds[model] = youden_threshold(y, s)
+            if model not in predictions.probability_models:
+                mappings[model] = fit_risk_mapping(y, s)
+    return _DevelopmentFit(thresholds, mappings, predictions.probability_models)
+
+
+@dataclass
+class _CohortPart:
+    """The per-model statistics of one cohort."""
+
+    performance: list = field(default_factory=list)
+    roc: dict = field(default_factory=dict)
+    calibration: list = field(default_factory=list)
+    smooth: list = field(default_factory=list)
+    decision_curve: list = field(default_factory=list)
+
+    def curves(self, cohort: str) -> CohortCurves:
+        return CohortCurves(cohort, self.roc, _concat(self.calibration, CALIBRATION_COLUMNS),
+                            _concat(self.smooth, SMOOTH_COLUMNS), _concat(self.decision_curve, DCA_COLUMNS))
+
+
+def _cohort_statistics(data: _Scores, cohort: str, models, fit: _DevelopmentFit, resamples, position,
+                       log: _WarningLog) -> _CohortPart:
+    """Discrimination, operating point, calibration and net benefit of every model in a cohort."""
+    part = _CohortPart()
+    for model in models:
+        rows = data.rows(cohort, model)
+        if rows.size == 0:
+            continue
+        y, s = data.outcome[rows], data.score(model, rows)
+        probability = model in fit.probability_models
+        with log.context(f"model {model}, cohort {cohort}"):
+            sub = resamples.subset(position[rows]) if resamples is not None else None
+            curve = roc_curve(y, s, resamples=sub)
+            part.roc[model] = curve
+            boot_low, boot_high = percentile_interval(curve.auc_replicates if sub is not None else [np.nan])
+            ops = threshold_metrics(y, s, fit.thresholds[model])
+            row = {"model": model, "cohort": cohort, "score_type": "probability" if probability else "index",
+                   "n": curve.auc.n, "n_events": curve.auc.n_events, "auc": curve.auc.estimate,
+                   "auc_se": curve.auc.se, "auc_ci_low": curve.auc.ci_low, "auc_ci_high": curve.auc.ci_high,
+                   "auc_boot_low": boot_low, "auc_boot_high": boot_high}
+            row.update({c: getattr(ops, c) for c in PERFORMANCE_COLUMNS if hasattr(ops, c)})
+            if probability:
+                cal = calibration_summary(y, s)
+                row.update(brier=cal.brier, cal_intercept=cal.intercept, cal_slope=cal.slope,
+                           hl_chi2=cal.hl_chi2, hl_df=cal.hl_df, hl_p=cal.hl_p)
+                curve_cal = calibration_curve(y, s)
+                part.calibration.append(curve_cal.bins.assign(cohort=cohort, model=model))
+                part.smooth.append(curve_cal.smooth.assign(cohort=cohort, model=model))
+            part.performance.append(row)
+            risk = fit.risk(model, s)
+            if np.all(np.isfinite(risk)):
+                part.decision_curve.append(decision_curve_frame(cohort, model, net_benefit(y, risk)))
+    y_all = data.outcome[data.cohort_of == cohort]
+    part.decision_curve.append(decision_curve_frame(cohort, "treat_all", net_benefit_treat_all(y_all)))
+    part.decision_curve.append(decision_curve_frame(cohort, "treat_none", np.zeros(THRESHOLDS.size)))
+    return part
+
+
+def _paired_comparisons(data: _Scores, cohort: str, models, part: _CohortPart, resamples, position,
+                        log: _WarningLog) -> list[dict]:
+    """Paired DeLong test (and bootstrap CI of the difference) of every pair of models; Holm."""
+    rows_out = []
+    n_cohort = int(np.sum(data.cohort_of == cohort))
+    for a, b in itertools.combinations(models, 2):
+        rows = data.rows(cohort, a, b)
+        if rows.size == 0:
+            continue
+        y, sa, sb = data.outcome[rows], data.score(a, rows), data.score(b, rows)
+        with log.context(f"{a} vs {b}, cohort {cohort}"):
+            test = delong_test(y, sa, sb)
+            if resamples is None:
+                diffs = np.array([np.nan])
+            elif rows.size == n_cohort:  # both models score every patient: reuse the replicates
+                diffs = part.roc[a].auc_replicates - part.roc[b].auc_replicates
+            else:
+                sub = resamples.subset(position[rows])
+                diffs = bootstrap_auc(sa, sub) - bootstrap_auc(sb, sub)
+            d_low, d_high = percentile_interval(diffs)
+        rows_out.append({"cohort": cohort, "model_a": a, "model_b": b, "n": rows.size, "auc_a": test.auc_a,
+                         "auc_b": test.auc_b, "diff": test.diff, "diff_ci_low": test.diff_ci_low,
+                         "diff_ci_high": test.diff_ci_high, "diff_boot_low": d_low, "diff_boot_high": d_high,
+                         "z": test.statistic, "p_value": test.p_value})
+    for row, q in zip(rows_out, holm_adjust([r["p_value"] for r in rows_out])):
+        row["p_adjusted"] = float(q)
+    return rows_out
+
+
+def _reclassification_rows(data: _Scores, cohort: str, models, reference: str, fit: _DevelopmentFit,
+                           resamples, position, log: _WarningLog) -> list[dict]:
+    """NRI and IDI of the reference model against each other model, on their common patients."""
+    out = []
+    for model in models:
+        rows = data.rows(cohort, model, reference)
+        if model == reference or rows.size == 0:
+            continue
+        with log.context(f"NRI/IDI {reference} vs {model}, cohort {cohort}"):
+            new = fit.risk(reference, data.score(reference, rows))
+            old = fit.risk(model, data.score(model, rows))
+            if not (np.all(np.isfinite(new)) and np.all(np.isfinite(old))):
+                warnings.warn("no risk scale (the development-cohort mapping is undefined)",
+                              UndefinedStatisticWarning)
+                continue
+            sub = resamples.subset(position[rows]) if resamples is not None else None
+            rec = reclassification(data.outcome[rows], new, old, resamples=sub)
+        out.append({"cohort": cohort, "reference": reference, "model": model,
+                    **{c: getattr(rec, c) for c in RECLASSIFICATION_COLUMNS if hasattr(rec, c)}})
+    return out
+
+
+def _cohort_tests(data: _Scores, dev: str, others, models, log: _WarningLog) -> list[dict]:
+    """Unpaired DeLong test of each model's development AUC against each other cohort."""
+    out = []
+    for model in models:
+        ya, sa = data.curve(dev, model)
+        for other in others:
+            yb, sb = data.curve(other, model)
+            if ya.size == 0 or yb.size == 0:
+                continue
+            with log.context(f"model {model}, {dev} vs {other}"):
+                test = delong_unpaired_test(ya, sa, yb, sb)
+            out.append({"model": model, "cohort_a": dev, "cohort_b": other, "n_a": ya.size, "n_b": yb.size,
+                        "auc_a": test.auc_a, "auc_b": test.auc_b, "statistic": test.statistic, "df": test.df,
+                        "p_value": test.p_value})
+    return out
+
+
+def _subgroup_frames(data: _Scores, strata, cohorts, models, log: _WarningLog) -> list[pd.DataFrame]:
+    out = []
+    for stratifier in strata:
+        levels = data.patients[stratifier].to_numpy()
+        for model in models:
+            for cohort in cohorts:
+                rows = data.rows(cohort, model)
+                if rows.size == 0:
+                    continue
+                with log.context(f"model {model}, cohort {cohort}, {stratifier}"):
+                    res = stratified_auc(data.outcome[rows], data.score(model, rows), levels[rows])
+                out.append(res.levels.assign(model=model, cohort=cohort, stratifier=stratifier))
+    return out
+
+
 def analyze(predictions: Predictions, *, strata=(), reference: str | None = None,
             n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED,
             progress: Callable[[str], None] | None = None,
@@ -154,177 +346,54 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
     """
     say = progress or (lambda message: None)
     log = _WarningLog()
-    frame = predictions.frame
-    dev = predictions.dev_cohort
-    models, cohorts = predictions.models, predictions.cohorts
-    scores = frame.pivot(index="patient_id", columns="model", values="y_score").reindex(columns=list(models))
-    patients = frame.drop_duplicates("patient_id").set_index("patient_id")
-    outcome = patients["y_true"].reindex(scores.index).to_numpy()
-    cohort_of = patients["cohort"].reindex(scores.index).to_numpy()
+    dev, models, cohorts = predictions.dev_cohort, predictions.models, predictions.cohorts
+    data = _Scores(predictions)
 
-    def present(cohort, model):
-        idx = np.flatnonzero((cohort_of == cohort) & scores[model].notna().to_numpy())
-        return idx, outcome[idx], scores[model].to_numpy()[idx]
-
-    # ---- fitted on the development cohort only
     say(f"development cohort {dev!r}: Youden thresholds and index-to-risk maps")
-    thresholds: dict[str, float] = {}
-    mappings: dict[str, RiskMapping] = {}
-    for model in models:
-        _, y, s = present(dev, model)
-        with log.context(f"model {model}, cohort {dev} (development)"):
-            thresholds[model] = youden_threshold(y, s)
-            if model not in predictions.probability_models:
-                mappings[model] = fit_risk_mapping(y, s)
-
-    def risk(model, s):
-        return s if model in predictions.probability_models else mappings[model].predict(s)
-
+    fit = _fit_development(data, predictions, log)
     if reference is None:
-        dev_auc = {m: _auc_or_nan(*present(dev, m)[1:]) for m in models}
+        dev_auc = {m: _auc_or_nan(*data.curve(dev, m)) for m in models}
         finite = {m: a for m, a in dev_auc.items() if np.isfinite(a)}
         reference = max(finite, key=finite.get) if finite else models[0]
 
     children = np.random.SeedSequence(seed).spawn(len(cohorts))
-    perf_rows, comp_rows, cal_rows, smooth_rows, dca_frames, recl_rows = [], [], [], [], [], []
-    roc: dict[tuple[str, str], RocCurve] = {}
+    parts, comparisons, reclass = [], [], []
     for k, cohort in enumerate(cohorts):
-        members = np.flatnonzero(cohort_of == cohort)
+        members = np.flatnonzero(data.cohort_of == cohort)
         say(f"cohort {cohort!r}: {members.size} patients, {len(models)} models, {n_bootstrap} bootstrap resamples")
-        resamples = (stratified_resamples(outcome[members], n_bootstrap, rng=np.random.default_rng(children[k]))
+        resamples = (stratified_resamples(data.outcome[members], n_bootstrap, rng=np.random.default_rng(children[k]))
                      if n_bootstrap > 0 else None)
-        position = {p: i for i, p in enumerate(members)}  # patient row -> column in the resamples
-        boot: dict[str, np.ndarray] = {}
-        for model in models:
-            idx, y, s = present(cohort, model)
-            if idx.size == 0:
-                continue
-            label = f"model {model}, cohort {cohort}"
-            sub = resamples.subset([position[i] for i in idx]) if resamples is not None else None
-            with log.context(label):
-                curve = roc_curve(y, s, resamples=sub)
-                roc[(cohort, model)] = curve
-                boot[model] = curve.auc_replicates if sub is not None else np.array([np.nan])
-                boot_low, boot_high = percentile_interval(boot[model])
-                ops = threshold_metrics(y, s, thresholds[model])
-                row = {"model": model, "cohort": cohort,
-                       "score_type": "probability" if model in predictions.probability_models else "index",
-                       "n": curve.auc.n, "n_events": curve.auc.n_events, "auc": curve.auc.estimate,
-                       "auc_se": curve.auc.se, "auc_ci_low": curve.auc.ci_low, "auc_ci_high": curve.auc.ci_high,
-                       "auc_boot_low": boot_low, "auc_boot_high": boot_high}
-                row.update({c: getattr(ops, c) for c in PERFORMANCE_COLUMNS if hasattr(ops, c)})
-                if model in predictions.probability_models:
-                    cal = calibration_summary(y, s)
-                    row.update(brier=cal.brier, cal_intercept=cal.intercept, cal_slope=cal.slope,
-                               hl_chi2=cal.hl_chi2, hl_df=cal.hl_df, hl_p=cal.hl_p)
-                    curve_cal = calibration_curve(y, s)
-                    cal_rows.append(curve_cal.bins.assign(cohort=cohort, model=model))
-                    smooth_rows.append(curve_cal.smooth.assign(cohort=cohort, model=model))
-                perf_rows.append(row)
-                r = risk(model, s)
-                if np.all(np.isfinite(r)):
-                    dca_frames.append(decision_curve_frame(cohort, model, net_benefit(y, r)))
-        y_all = outcome[members]
-        dca_frames.append(decision_curve_frame(cohort, "treat_all", net_benefit_treat_all(y_all)))
-        dca_frames.append(decision_curve_frame(cohort, "treat_none", np.zeros(THRESHOLDS.size)))
+        position = np.full(data.outcome.size, -1)  # patient row -> column of the cohort's resamples
+        position[members] = np.arange(members.size)
+        part = _cohort_statistics(data, cohort, models, fit, resamples, position, log)
         if cohort_done is not None:
-            cohort_done(CohortCurves(
-                cohort, {m: c for (co, m), c in roc.items() if co == cohort},
-                _concat([f for f in cal_rows if f["cohort"].iloc[0] == cohort], CALIBRATION_COLUMNS),
-                _concat([f for f in smooth_rows if f["cohort"].iloc[0] == cohort], ["cohort", "model", "predicted",
-                                                                                     "observed"]),
-                _concat([f for f in dca_frames if f["cohort"].iloc[0] == cohort],
-                        ["cohort", "model", "threshold", "net_benefit"])))
+            cohort_done(part.curves(cohort))
+        parts.append(part)
+        comparisons += _paired_comparisons(data, cohort, models, part, resamples, position, log)
+        reclass += _reclassification_rows(data, cohort, models, reference, fit, resamples, position, log)
 
-        # ---- paired DeLong tests within the cohort
-        cohort_comp = []
-        for a, b in itertools.combinations(models, 2):
-            both = np.flatnonzero((cohort_of == cohort) & scores[a].notna().to_numpy() & scores[b].notna().to_numpy())
-            if both.size == 0:
-                continue
-            y = outcome[both]
-            sa, sb = scores[a].to_numpy()[both], scores[b].to_numpy()[both]
-            with log.context(f"{a} vs {b}, cohort {cohort}"):
-                test = delong_test(y, sa, sb)
-                if resamples is None:
-                    diffs = np.array([np.nan])
-                elif both.size == members.size and a in boot and b in boot and boot[a].size == boot[b].size:
-                    diffs = boot[a] - boot[b]
-                else:
-                    sub = resamples.subset([position[i] for i in both])
-                    diffs = bootstrap_auc(sa, sub) - bootstrap_auc(sb, sub)
-                d_low, d_high = percentile_interval(diffs)
-            cohort_comp.append({"cohort": cohort, "model_a": a, "model_b": b, "n": both.size,
-                                "auc_a": test.auc_a, "auc_b": test.auc_b, "diff": test.diff,
-                                "diff_ci_low": test.diff_ci_low, "diff_ci_high": test.diff_ci_high,
-                                "diff_boot_low": d_low, "diff_boot_high": d_high, "z": test.statistic,
-                                "p_value": test.p_value})
-        _holm(cohort_comp)
-        comp_rows.extend(cohort_comp)
-
-        # ---- NRI / IDI of the reference model against each other model
-        for model in models:
-            if model == reference:
-                continue
-            both = np.flatnonzero((cohort_of == cohort) & scores[model].notna().to_numpy()
-                                  & scores[reference].notna().to_numpy())
-            if both.size == 0:
-                continue
-            with log.context(f"NRI/IDI {reference} vs {model}, cohort {cohort}"):
-                new = risk(reference, scores[reference].to_numpy()[both])
-                old = risk(model, scores[model].to_numpy()[both])
-                if not (np.all(np.isfinite(new)) and np.all(np.isfinite(old))):
-                    warnings.warn("no risk scale (the development-cohort mapping is undefined)")
-                    continue
-                sub = resamples.subset([position[i] for i in both]) if resamples is not None else None
-                rec = reclassification(outcome[both], new, old, resamples=sub)
-            recl_rows.append({"cohort": cohort, "reference": reference, "model": model,
-                              **{c: getattr(rec, c) for c in RECLASSIFICATION_COLUMNS if hasattr(rec, c)}})
-
-    # ---- development cohort against each other cohort, per model (unpaired DeLong)
     say("unpaired DeLong tests between cohorts; subgroups")
-    cohort_rows = []
-    for model in models:
-        _, ya, sa = present(dev, model)
-        for other in cohorts[1:]:
-            _, yb, sb = present(other, model)
-            if yb.size == 0 or ya.size == 0:
-                continue
-            with log.context(f"model {model}, {dev} vs {other}"):
-                test = delong_unpaired_test(ya, sa, yb, sb)
-            cohort_rows.append({"model": model, "cohort_a": dev, "cohort_b": other, "n_a": ya.size, "n_b": yb.size,
-                                "auc_a": test.auc_a, "auc_b": test.auc_b, "statistic": test.statistic,
-                                "df": test.df, "p_value": test.p_value})
-
-    sub_frames = []
-    for stratifier in strata:
-        levels = patients[stratifier].reindex(scores.index).to_numpy()
-        for model in models:
-            for cohort in cohorts:
-                idx, y, s = present(cohort, model)
-                if idx.size == 0:
-                    continue
-                with log.context(f"model {model}, cohort {cohort}, {stratifier}"):
-                    res = stratified_auc(y, s, levels[idx])
-                sub_frames.append(res.levels.assign(model=model, cohort=cohort, stratifier=stratifier))
+    cohort_rows = _cohort_tests(data, dev, cohorts[1:], models, log)
+    subgroup_frames = _subgroup_frames(data, strata, cohorts, models, log)
 
     mapping_rows = [{"model": m, "fitted_on": dev, "intercept": r.intercept, "slope": r.slope, "n": r.n}
-                    for m, r in mappings.items()]
+                    for m, r in fit.mappings.items()]
     settings = {"dev_cohort": dev, "cohorts": list(cohorts), "models": list(models),
                 "probability_models": [m for m in models if m in predictions.probability_models],
                 "reference": reference, "strata": list(strata), "n_bootstrap": n_bootstrap, "seed": seed,
-                "thresholds": {m: thresholds[m] for m in models}}
+                "thresholds": {m: fit.thresholds[m] for m in models}}
     return AnalysisResult(
-        performance=_frame(perf_rows, PERFORMANCE_COLUMNS),
-        comparisons=_frame(comp_rows, COMPARISON_COLUMNS),
+        performance=_frame([r for p in parts for r in p.performance], PERFORMANCE_COLUMNS),
+        comparisons=_frame(comparisons, COMPARISON_COLUMNS),
         cohort_tests=_frame(cohort_rows, COHORT_TEST_COLUMNS),
-        subgroups=_concat(sub_frames, SUBGROUP_COLUMNS),
-        decision_curve=_concat(dca_frames, ["cohort", "model", "threshold", "net_benefit"]),
-        calibration=_concat(cal_rows, CALIBRATION_COLUMNS),
-        calibration_smooth=_concat(smooth_rows, ["cohort", "model", "predicted", "observed"]),
-        reclassification=_frame(recl_rows, RECLASSIFICATION_COLUMNS),
+        subgroups=_concat(subgroup_frames, SUBGROUP_COLUMNS),
+        decision_curve=_concat([f for p in parts for f in p.decision_curve], DCA_COLUMNS),
+        calibration=_concat([f for p in parts for f in p.calibration], CALIBRATION_COLUMNS),
+        calibration_smooth=_concat([f for p in parts for f in p.smooth], SMOOTH_COLUMNS),
+        reclassification=_frame(reclass, RECLASSIFICATION_COLUMNS),
         risk_mappings=_frame(mapping_rows, ["model", "fitted_on", "intercept", "slope", "n"]),
-        roc=roc, settings=settings, warnings=log.lines,
+        roc={(cohort, m): c for cohort, p in zip(cohorts, parts) for m, c in p.roc.items()},
+        settings=settings, warnings=log.lines,
     )
 
 
@@ -340,10 +409,3 @@ def _concat(frames, columns) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=columns)
     return pd.concat(frames, ignore_index=True)[columns]
-
-
-def _holm(rows: list[dict]) -> None:
-    """Add ``p_adjusted`` (Holm) over the rows' finite p values, in place."""
-    adjusted = holm_adjust([r["p_value"] for r in rows])
-    for r, q in zip(rows, adjusted):
-        r["p_adjusted"] = float(q)
