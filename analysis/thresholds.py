@@ -113,7 +113,9 @@ def wilson_interval(successes, trials, *, level: float = 0.95) -> tuple[float, f
     denom = 1 + z**2 / trials
     centre = (p + z**2 / (2 * trials)) / denom
     half = z / denom * np.sqrt(p * (1 - p) / trials + z**2 / (4 * trials**2))
-    return p, float(max(centre - half, 0.0)), float(min(centre + half, 1.0))
+    low = 0.0 if successes == 0 else max(centre - half, 0.0)  # exact at the bounds, free of rounding
+    high = 1.0 if successes == trials else min(centre + half, 1.0)
+    return p, float(low), float(high)
 
 
 def threshold_metrics(y_true, y_score, threshold: float) -> ThresholdMetrics:
