@@ -3,7 +3,8 @@ cohort and a forest plot per stratifier, each as PNG and SVG.
 
 Drawing is the slowest part of `dlr analyze`, so :class:`FigureWorkers` draws beside the
 statistics in forked processes. This module imports nothing heavy at the top, so that the
-command line can fork the workers before most of the analysis is loaded.
+command line can fork the workers before numpy and pandas load, and the jobs it sends them
+are plain data, so the workers never load pandas.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import re
 import shutil
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,25 +29,54 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("_") or "cohort"
 
 
+@dataclass(frozen=True)
+class _Interval:
+    estimate: float
+    ci_low: float
+    ci_high: float
+
+
+@dataclass(frozen=True)
+class _RocLines:
+    """What :func:`analysis.plotting.plot_roc` reads of a RocCurve, without its module."""
+
+    fpr: list
+    tpr: list
+    band_specificity: list
+    band_sensitivity_low: list
+    band_sensitivity_high: list
+    auc: _Interval
+
+
+def _plain(curves=None, table=None):
+    """Jobs carry plain data (lists, dicts of column arrays), so that the figure processes
+    never import pandas or the statistics modules to unpickle them."""
+    if curves is not None:
+        return {m: _RocLines(c.fpr, c.tpr, c.band_specificity, c.band_sensitivity_low, c.band_sensitivity_high,
+                             _Interval(c.auc.estimate, c.auc.ci_low, c.auc.ci_high)) for m, c in curves.items()}
+    return {column: table[column].to_numpy() for column in table.columns}
+
+
 def cohort_figure_jobs(curves: CohortCurves) -> list[tuple]:
     """(kind, stem, data, title) of the ROC, calibration and decision-curve figures of a cohort."""
     cohort, name, jobs = curves.cohort, _safe_name(curves.cohort), []
     if curves.roc:
-        jobs.append(("roc", f"roc_{name}", curves.roc, f"ROC curves, {cohort} cohort"))
+        jobs.append(("roc", f"roc_{name}", _plain(curves=curves.roc), f"ROC curves, {cohort} cohort"))
     if len(curves.calibration):
-        jobs.append(("calibration", f"calibration_{name}", (curves.calibration, curves.calibration_smooth),
+        jobs.append(("calibration", f"calibration_{name}",
+                     (_plain(table=curves.calibration), _plain(table=curves.calibration_smooth)),
                      f"Calibration, {cohort} cohort"))
     if len(curves.decision_curve):
-        jobs.append(("decision_curve", f"decision_curve_{name}", curves.decision_curve,
+        jobs.append(("decision_curve", f"decision_curve_{name}", _plain(table=curves.decision_curve),
                      f"Decision curves, {cohort} cohort"))
     return jobs
 
 
 def figure_jobs(result: AnalysisResult) -> list[tuple]:
     """(kind, stem, data, title) for every figure of an analysis."""
-    jobs = []
     from .pipeline import CohortCurves
 
+    jobs = []
     for cohort in result.settings["cohorts"]:
         jobs += cohort_figure_jobs(CohortCurves(
             cohort, {m: c for (co, m), c in result.roc.items() if co == cohort},
@@ -53,21 +84,19 @@ def figure_jobs(result: AnalysisResult) -> list[tuple]:
             result.calibration_smooth[result.calibration_smooth["cohort"] == cohort],
             result.decision_curve[result.decision_curve["cohort"] == cohort]))
     for stratifier, rows in result.subgroups.groupby("stratifier", sort=False):
-        jobs.append(("forest", f"subgroups_{_safe_name(stratifier)}", rows, f"AUC by {stratifier}"))
+        jobs.append(("forest", f"subgroups_{_safe_name(stratifier)}", _plain(table=rows), f"AUC by {stratifier}"))
     return jobs
 
 
 def _warm_up() -> None:
-    """Import matplotlib, pandas and the plotting code and render a small figure once (font
-    cache, text layout), while the parent process computes."""
+    """Import matplotlib and the plotting code and render a small figure once (font cache, text
+    layout), while the parent process computes; the drawing forks inherit all of it."""
     import io
-
-    import pandas  # noqa: F401 - the jobs' tables unpickle into pandas objects
-
-    from . import plotting  # noqa: F401
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    from . import plotting  # noqa: F401
 
     fig = Figure(figsize=(1, 1))
     FigureCanvasAgg(fig)
@@ -92,7 +121,7 @@ def _draw(kind: str, stem: str, data, title: str, folder: str) -> list[str]:
     size = {"roc": (5.0, 5.0), "calibration": (5.0, 5.0), "decision_curve": (6.0, 4.5)}
     margins = dict(left=0.12, right=0.97, bottom=0.1, top=0.93)
     if kind == "forest":
-        height = 0.28 * len(data) + 1.2
+        height = 0.28 * len(data["auc"]) + 1.2
         size["forest"] = (7.5, height)
         margins = dict(left=0.38, right=0.86, bottom=0.55 / height, top=1 - 0.35 / height)
     written = []
@@ -163,8 +192,8 @@ def _figure_server(conn) -> None:
 class FigureWorkers:
     """A process that draws the figures beside the statistics.
 
-    Forked before the statistics start (from the command line, just after pandas is imported),
-    it imports matplotlib and warms up on the second core, then forks a warm
+    Forked before the statistics start (from the command line, before numpy and pandas are
+    imported), it imports matplotlib and warms up on the second core, then forks a warm
     drawing process for each cohort's figures as soon as :meth:`submit_cohort` hands them over
     (pass it as ``analyze(cohort_done=...)``), one process per figure. The figures go to a
     staging folder that

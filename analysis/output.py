@@ -28,7 +28,7 @@ TABLES = {
     "reclassification.csv": "reclassification",
     "risk_mapping.csv": "risk_mappings",
 }
-PACKAGES = ("numpy", "scipy", "pandas", "statsmodels", "matplotlib")
+PACKAGES = ("numpy", "scipy", "pandas", "matplotlib")
 
 
 def file_sha256(path) -> str:

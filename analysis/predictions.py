@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import InputError
+
 REQUIRED = ("patient_id", "cohort", "model", "y_true", "y_score")
 #: rows of decision_curve.csv that are strategies, not models
 RESERVED_MODELS = ("treat_all", "treat_none")
@@ -18,7 +20,7 @@ RESERVED_MODELS = ("treat_all", "treat_none")
 MAX_LISTED = 12
 
 
-class PredictionsError(ValueError):
+class PredictionsError(InputError):
     """The predictions file (or an option referring to it) is invalid; the message says where."""
 
 

@@ -12,10 +12,12 @@ import time
 import traceback
 import warnings
 
+from analysis.errors import InputError
+
 EXIT_OK, EXIT_BUG, EXIT_BAD_INPUT = 0, 1, 2
 
 
-class UsageError(ValueError):
+class UsageError(InputError):
     """Bad input or usage found by the command line itself."""
 
 
@@ -32,11 +34,9 @@ def _progress(message: str, *, start=time.monotonic()) -> None:
 
 
 def _cmd_analyze(args) -> int:
-    # The figure process is forked once pandas is loaded (it inherits it) and before anything
-    # else, so that its matplotlib import and warm-up run on the second core beside the rest of
-    # our imports and the statistics; analysis.figures itself imports nothing heavy.
-    import pandas  # noqa: F401
-
+    # The figure process is forked first, so that its matplotlib import and warm-up run on the
+    # second core beside our imports and the statistics. analysis.figures imports nothing heavy
+    # and the figure jobs carry plain data, so that process never loads pandas.
     from analysis.figures import FigureWorkers
 
     if args.bootstrap < 0:
@@ -108,13 +108,11 @@ def main(argv=None) -> int:
     if args.verb is None:
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
-    from analysis.predictions import PredictionsError
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             return args.func(args)
-    except (PredictionsError, UsageError) as exc:
+    except InputError as exc:
         if args.debug:
             traceback.print_exc()
         print(f"dlr {args.verb}: error: {exc}", file=sys.stderr)
