@@ -173,6 +173,10 @@ def _figure_server(conn) -> None:
     draws the last ones, waits for every drawing process and answers ("ok", n_failed); None
     ends the server.
     """
+    try:
+        os.nice(5)  # the statistics in the parent are the critical path: let them have the CPU first
+    except OSError:
+        pass
     _warm_up()
     children = []
     while True:
