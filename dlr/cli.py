@@ -34,9 +34,15 @@ def _progress(message: str, *, start=time.monotonic()) -> None:
 
 
 def _cmd_analyze(args) -> int:
-    # The figure process is forked first, so that its matplotlib import and warm-up run on the
-    # second core beside our imports and the statistics. analysis.figures imports nothing heavy
-    # and the figure jobs carry plain data, so that process never loads pandas.
+    # One BLAS thread: the analysis is memory-bound vector work, and idle BLAS threads spin
+    # against the figure processes for the two cores of a typical laptop or CI runner.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # The figure process is forked once numpy is loaded (both need it) and before the rest, so
+    # that its matplotlib import and warm-up run on the second core beside our imports and the
+    # statistics. analysis.figures imports nothing else heavy and the figure jobs carry plain
+    # data, so that process never loads pandas.
+    import numpy  # noqa: F401
+
     from analysis.figures import FigureWorkers
 
     if args.bootstrap < 0:
