@@ -20,9 +20,9 @@ Run (from the repository root)::
     .venv/bin/python benchmarks/bench_analyze.py                 # 2,000 patients, B = 2000, 3 repeats
     .venv/bin/python benchmarks/bench_analyze.py --repeat 5 --no-figures
 
-Alternative: where an external paired timer is available (e.g. hyperfine, or the workplace's
-``farm-bench`` tool), the two commands this script prints can be timed with it instead; the
-script itself needs only Python with numpy and pandas.
+Alternative: the two commands this script prints can be timed with an external paired timer
+instead (e.g. ``hyperfine --runs 3 'CMD_A' 'CMD_B'``, or ``/usr/bin/time -v`` for peak memory);
+the script itself needs only Python with numpy and pandas.
 """
 from __future__ import annotations
 
