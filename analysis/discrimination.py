@@ -197,7 +197,8 @@ class DeLongTest:
     auc_a, auc_b : float
         The two AUCs.
     diff, diff_ci_low, diff_ci_high : float
-        auc_a - auc_b and its Wald 95% CI from the same variance as the test.
+        auc_a - auc_b and its 95% CI from the same variance as the test (normal quantile when
+        paired, as pROC's ``conf.int``; Student t with the Welch df when unpaired).
     statistic : float
         z (paired) or D (unpaired).
     df : float
@@ -412,6 +413,17 @@ def stratified_resamples(y_true, n_resamples: int, *, rng: np.random.Generator) 
     y_true : array of 0/1 for the cohort's patients.
     n_resamples : int
     rng : numpy Generator, keyword-only.
+
+    Notes
+    -----
+    Cases and controls are drawn separately, each with replacement and its own size, as pROC's
+    ``ci.auc(method = "bootstrap", boot.stratified = TRUE)``; the percentile interval of any
+    statistic over the resamples is then taken with :func:`percentile_interval`.
+
+    References
+    ----------
+    Efron B, Tibshirani RJ. An Introduction to the Bootstrap. Chapman & Hall 1993, ch. 13.
+    Carpenter J, Bithell J. Stat Med 2000;19:1141-1164.
     """
     y = np.asarray(y_true).astype(int)
     counts = np.zeros((n_resamples, y.size), dtype=np.int32)

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .calibration import calibration_curve, calibration_summary
+from .defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from .decision_curve import (THRESHOLDS, decision_curve_frame, fit_risk_mapping, net_benefit,
                              net_benefit_treat_all)
 from .discrimination import (UndefinedStatisticWarning, bootstrap_auc, delong_placements, delong_test,
@@ -25,8 +26,6 @@ from .reclassification import reclassification
 from .subgroups import stratified_auc
 from .thresholds import threshold_metrics, youden_threshold
 
-DEFAULT_BOOTSTRAP = 2000
-DEFAULT_SEED = 20240101
 
 PERFORMANCE_COLUMNS = [
     "model", "cohort", "score_type", "n", "n_events", "auc", "auc_se", "auc_ci_low", "auc_ci_high",

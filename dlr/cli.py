@@ -12,6 +12,7 @@ import time
 import traceback
 import warnings
 
+from analysis.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from analysis.errors import InputError
 
 EXIT_OK, EXIT_BUG, EXIT_BAD_INPUT = 0, 1, 2
@@ -90,9 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="patient attribute column(s) for subgroup AUCs, e.g. scanner")
     p.add_argument("--reference", default=None, metavar="MODEL",
                    help="model for NRI/IDI against the others (default: highest development AUC)")
-    p.add_argument("--bootstrap", type=int, default=2000, metavar="B",
-                   help="stratified bootstrap resamples per cohort (default 2000; 0 to skip)")
-    p.add_argument("--seed", type=int, default=20240101, help="random seed of the bootstrap (default 20240101)")
+    p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="B",
+                   help=f"stratified bootstrap resamples per cohort (default {DEFAULT_BOOTSTRAP}; 0 to skip)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED,
+                   help=f"random seed of the bootstrap (default {DEFAULT_SEED})")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG/SVG figures")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=_cmd_analyze)
