@@ -374,39 +374,90 @@ def auc_heterogeneity_test(aucs, variances) -> HeterogeneityTest:
 # --------------------------------------------------------------------------- bootstrap
 
 
-@dataclass(frozen=True)
+#: at most this many resample counts (resamples x patients) are held in memory at once
+BLOCK_CELLS = 1 << 24
+
+
+def _draw_counts(y: np.ndarray, n_rows: int, rng: np.random.Generator) -> np.ndarray:
+    """Counts (n_rows, N) of stratified resamples: cases and controls drawn separately."""
+    counts = np.zeros((n_rows, y.size), dtype=np.int32)
+    for label in (1, 0):
+        members = np.flatnonzero(y == label)
+        if members.size == 0:
+            continue
+        draws = rng.integers(0, members.size, size=(n_rows, members.size))
+        # count the draws of each member, row by row, with one bincount over offset indexes
+        offsets = (np.arange(n_rows) * members.size)[:, None]
+        per_member = np.bincount((draws + offsets).ravel(), minlength=n_rows * members.size)
+        counts[:, members] = per_member.reshape(n_rows, members.size)
+    return counts
+
+
+class _ResampleSource:
+    """The resamples of one cohort: regenerated block by block from a seed, or kept whole
+    when they fit in :data:`BLOCK_CELLS`."""
+
+    def __init__(self, y: np.ndarray, n_resamples: int, seed: int):
+        self.y, self.n_resamples, self.seed = y, n_resamples, seed
+        self.rows = max(1, min(n_resamples, BLOCK_CELLS // max(y.size, 1)))
+        self._whole = None
+
+    def blocks(self):
+        if self._whole is not None:
+            yield self._whole
+            return
+        rng = np.random.default_rng(self.seed)
+        for start in range(0, self.n_resamples, self.rows):
+            block = _draw_counts(self.y, min(self.rows, self.n_resamples - start), rng)
+            if self.rows == self.n_resamples:  # everything fits in one block: keep it
+                self._whole = block
+            yield block
+
+
 class BootstrapResamples:
     """Stratified bootstrap resamples of one cohort, as counts per patient.
 
     Cases and controls are resampled separately with replacement (pROC's
-    ``boot.stratified = TRUE``); ``counts[b, i]`` is how often patient i occurs in resample b.
-    The same object is used for every model of the cohort, so paired quantities stay paired;
-    :meth:`subset` restricts it to the patients a model has scores for.
+    ``boot.stratified = TRUE``); in a block of :meth:`blocks`, ``counts[b, i]`` is how often
+    patient i occurs in resample b. The same object serves every model of the cohort, so paired
+    quantities stay paired; :meth:`subset` restricts it to the patients a model has scores for.
+    Large cohorts are processed in blocks of resamples, regenerated identically on each pass,
+    so memory stays bounded (:data:`BLOCK_CELLS`) whatever the number of patients.
 
     Attributes
     ----------
     y_true : ndarray
-        Labels of the cohort's patients, in the order the counts refer to.
-    counts : ndarray of shape (B, N), int32
+        Labels of the patients the counts refer to, in order.
+    n_resamples : int
     """
 
-    y_true: np.ndarray
-    counts: np.ndarray
+    def __init__(self, source: _ResampleSource, columns=None):
+        self._source = source
+        self._columns = None if columns is None else np.asarray(columns)
+        self.y_true = source.y if columns is None else source.y[self._columns]
+        self.n_resamples = source.n_resamples
+
+    def blocks(self):
+        """Successive (rows, N) int32 count blocks covering all resamples, the same on every pass."""
+        for block in self._source.blocks():
+            yield block if self._columns is None else block[:, self._columns]
 
     @property
-    def n_resamples(self) -> int:
-        return self.counts.shape[0]
+    def counts(self) -> np.ndarray:
+        """All counts at once, (B, N): for small cohorts and for tests."""
+        return np.concatenate(list(self.blocks()))
 
     def subset(self, index) -> "BootstrapResamples":
         """The same resamples restricted to the patients at ``index`` (positions)."""
         index = np.asarray(index)
         if index.size == self.y_true.size and np.array_equal(index, np.arange(index.size)):
             return self
-        return BootstrapResamples(self.y_true[index], self.counts[:, index])
+        columns = index if self._columns is None else self._columns[index]
+        return BootstrapResamples(self._source, columns)
 
 
 def stratified_resamples(y_true, n_resamples: int, *, rng: np.random.Generator) -> BootstrapResamples:
-    """Draw ``n_resamples`` stratified bootstrap resamples of a cohort as count vectors.
+    """Stratified bootstrap resamples of a cohort (as count vectors), seeded from ``rng``.
 
     Parameters
     ----------
@@ -426,17 +477,7 @@ def stratified_resamples(y_true, n_resamples: int, *, rng: np.random.Generator) 
     Carpenter J, Bithell J. Stat Med 2000;19:1141-1164.
     """
     y = np.asarray(y_true).astype(int)
-    counts = np.zeros((n_resamples, y.size), dtype=np.int32)
-    for label in (1, 0):
-        members = np.flatnonzero(y == label)
-        if members.size == 0:
-            continue
-        draws = rng.integers(0, members.size, size=(n_resamples, members.size))
-        # count the draws of each member, row by row, with one bincount over offset indexes
-        offsets = (np.arange(n_resamples) * members.size)[:, None]
-        per_member = np.bincount((draws + offsets).ravel(), minlength=n_resamples * members.size)
-        counts[:, members] = per_member.reshape(n_resamples, members.size)
-    return BootstrapResamples(y, counts)
+    return BootstrapResamples(_ResampleSource(y, int(n_resamples), int(rng.integers(2**63))))
 
 
 @dataclass(frozen=True)
@@ -449,7 +490,9 @@ class _SortedResamples:
     cum_ctrl: np.ndarray  # (B, n + 1): resampled controls among the lowest j, j = 0..n
 
 
-def _sort_resamples(y_score, resamples: BootstrapResamples) -> _SortedResamples | None:
+def _sorted_blocks(y_score, resamples: BootstrapResamples):
+    """Each block of resamples with cases and controls in ascending score order; None when a
+    class is empty."""
     s = np.asarray(y_score, dtype=float)
     y = resamples.y_true
     case_idx, ctrl_idx = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
@@ -457,9 +500,13 @@ def _sort_resamples(y_score, resamples: BootstrapResamples) -> _SortedResamples 
         return None
     case_idx = case_idx[np.argsort(s[case_idx], kind="mergesort")]
     ctrl_idx = ctrl_idx[np.argsort(s[ctrl_idx], kind="mergesort")]
-    cum_ctrl = np.zeros((resamples.n_resamples, ctrl_idx.size + 1), dtype=np.int64)
-    np.cumsum(resamples.counts[:, ctrl_idx], axis=1, out=cum_ctrl[:, 1:])
-    return _SortedResamples(s[case_idx], s[ctrl_idx], resamples.counts[:, case_idx], cum_ctrl)
+
+    def sorted_block(counts):
+        cum_ctrl = np.zeros((counts.shape[0], ctrl_idx.size + 1), dtype=np.int64)
+        np.cumsum(counts[:, ctrl_idx], axis=1, out=cum_ctrl[:, 1:])
+        return _SortedResamples(s[case_idx], s[ctrl_idx], counts[:, case_idx], cum_ctrl)
+
+    return (sorted_block(counts) for counts in resamples.blocks())
 
 
 def _auc_replicates(r: _SortedResamples) -> np.ndarray:
@@ -481,8 +528,10 @@ def bootstrap_auc(y_score, resamples: BootstrapResamples) -> np.ndarray:
     sum_i c_i (C_below,i + C_tied,i / 2) / (sum c_case * sum c_control). O(B N) after one sort.
     NaN for every resample when a class is empty.
     """
-    r = _sort_resamples(y_score, resamples)
-    return np.full(resamples.n_resamples, np.nan) if r is None else _auc_replicates(r)
+    blocks = _sorted_blocks(y_score, resamples)
+    if blocks is None:
+        return np.full(resamples.n_resamples, np.nan)
+    return np.concatenate([_auc_replicates(r) for r in blocks])
 
 
 def percentile_interval(values: np.ndarray, *, level: float = 0.95, axis: int = 0) -> tuple:
@@ -588,11 +637,15 @@ def roc_curve(y_true, y_score, *, resamples: BootstrapResamples | None = None, n
         tpr = (cases.size - np.searchsorted(cases, cuts, side="left")) / cases.size
         fpr = (ctrls.size - np.searchsorted(ctrls, cuts, side="left")) / ctrls.size
     spec_grid = low = high = replicates = np.array([])
-    r = _sort_resamples(s, resamples) if resamples is not None else None
-    if r is not None:
+    blocks = _sorted_blocks(s, resamples) if resamples is not None else None
+    if blocks is not None:
         spec_grid = np.linspace(0.0, 1.0, n_grid)
-        low, high = percentile_interval(_sensitivity_replicates(r, spec_grid), level=level, axis=0)
-        replicates = _auc_replicates(r)
+        sens, aucs = [], []
+        for r in blocks:
+            sens.append(_sensitivity_replicates(r, spec_grid))
+            aucs.append(_auc_replicates(r))
+        low, high = percentile_interval(np.concatenate(sens), level=level, axis=0)
+        replicates = np.concatenate(aucs)
     elif resamples is not None:
         replicates = np.full(resamples.n_resamples, np.nan)
     return RocCurve(fpr, tpr, cuts, spec_grid, np.asarray(low), np.asarray(high), auc, replicates)

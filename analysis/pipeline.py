@@ -199,13 +199,17 @@ class _CohortPart:
 
 
 def _cohort_statistics(data: _Scores, cohort: str, models, fit: _DevelopmentFit, resamples, position,
-                       log: _WarningLog) -> _CohortPart:
+                       log: _WarningLog, say: Callable[[str], None]) -> _CohortPart:
     """Discrimination, operating point, calibration and net benefit of every model in a cohort."""
     part = _CohortPart()
-    for model in models:
+    # a large cohort takes a while per model: say which model is under way
+    verbose = resamples is not None and resamples.y_true.size * resamples.n_resamples > 5e7
+    for k, model in enumerate(models):
         rows = data.rows(cohort, model)
         if rows.size == 0:
             continue
+        if verbose:
+            say(f"cohort {cohort!r}: model {model} ({k + 1}/{len(models)})")
         y, s = data.outcome[rows], data.score(model, rows)
         probability = model in fit.probability_models
         with log.context(f"model {model}, cohort {cohort}"):
@@ -364,7 +368,7 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
                      if n_bootstrap > 0 else None)
         position = np.full(data.outcome.size, -1)  # patient row -> column of the cohort's resamples
         position[members] = np.arange(members.size)
-        part = _cohort_statistics(data, cohort, models, fit, resamples, position, log)
+        part = _cohort_statistics(data, cohort, models, fit, resamples, position, log, say)
         if cohort_done is not None:
             cohort_done(part.curves(cohort))
         parts.append(part)

@@ -97,7 +97,7 @@ def reclassification(y_true, risk_new, risk_old, *, resamples: BootstrapResample
         # per-resample class means of the NRI and IDI contributions, in one product
         parts = np.column_stack([nri_part * events, nri_part * nonevents, diff * events, diff * nonevents,
                                  events, nonevents]).astype(float)
-        sums = resamples.counts @ parts
+        sums = np.concatenate([counts @ parts for counts in resamples.blocks()])
         with np.errstate(invalid="ignore", divide="ignore"):
             boot_nri = sums[:, 0] / sums[:, 4] + sums[:, 1] / sums[:, 5]
             boot_idi = sums[:, 2] / sums[:, 4] - sums[:, 3] / sums[:, 5]

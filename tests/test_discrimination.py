@@ -196,3 +196,24 @@ def test_large_n_runs_and_matches_mann_whitney():
     u = stats.mannwhitneyu(s[y == 1], s[y == 0]).statistic
     assert_allclose(r.estimate, u / ((y == 1).sum() * (y == 0).sum()), rtol=1e-12)
     assert 0 < r.se < 0.01
+
+
+def test_blockwise_resamples_are_stable_and_match_the_oracle(monkeypatch):
+    import analysis.discrimination as disc
+
+    monkeypatch.setattr(disc, "BLOCK_CELLS", 7 * 90)  # 7 resamples of 90 patients per block
+    y, s = sample(90, 17, ties=True)
+    res = stratified_resamples(y, 30, rng=np.random.default_rng(5))
+    first = [b.copy() for b in res.blocks()]
+    assert len(first) == 5 and [b.shape[0] for b in first] == [7, 7, 7, 7, 2]
+    assert all(np.array_equal(a, b) for a, b in zip(first, res.blocks()))  # regenerated identically
+    counts = res.counts
+    fast = bootstrap_auc(s, res)
+    for b in range(30):
+        idx = np.repeat(np.arange(y.size), counts[b])
+        assert (y[idx] == 1).sum() == (y == 1).sum()
+        assert_allclose(fast[b], oracle_placements(y[idx], s[idx])[0], atol=1e-13)
+    keep = np.arange(1, 90, 3)
+    sub = res.subset(keep)
+    assert np.array_equal(sub.counts, counts[:, keep])
+    assert_allclose(roc_curve(y[keep], s[keep], resamples=sub).auc_replicates, bootstrap_auc(s[keep], sub))
