@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from analysis.calibration import calibration_intercept_slope
+from analysis.calibration import calibration_intercept_slope, calibration_summary
 from analysis.decision_curve import fit_risk_mapping
 from analysis.discrimination import (
     UndefinedStatisticWarning,
@@ -34,7 +34,8 @@ from analysis.discrimination import (
     delong_unpaired_test,
     roc_auc_delong,
 )
-from analysis.thresholds import threshold_metrics, youden_threshold
+from analysis.multiplicity import holm_adjust
+from analysis.thresholds import threshold_metrics, wilson_interval, youden_threshold
 
 pytestmark = pytest.mark.r_reference
 
@@ -169,6 +170,9 @@ def _make_cases() -> dict[str, tuple[str, dict[str, np.ndarray]]]:
     rng = np.random.default_rng(20240611)
     s = rng.normal(size=300)
     cases["risk_continuous_n300"] = ("logistic", {"y": (rng.random(300) < _expit(-1 + 0.9 * s)).astype(int), "s": s})
+    # Wilson intervals (including 0 and n successes) and Holm adjustment
+    cases["wilson"] = ("proportions", {"x": np.array([0, 3, 10, 17, 1]), "n": np.array([10, 4, 10, 61, 1])})
+    cases["holm"] = ("holm", {"p": np.array([0.01, 0.04, 0.03, 0.2, 0.0004, 0.03])})
     return cases
 
 
@@ -351,3 +355,29 @@ def test_risk_mapping(r_results, case):
     fit = fit_risk_mapping(cols["y"], cols["s"])
     # coef(glm(y ~ s, family = binomial))
     assert_allclose([fit.intercept, fit.slope], [r["intercept"], r["slope"]], **GLM_TOL)
+
+
+@pytest.mark.parametrize("case", _names("calibration"))
+def test_brier_and_slope_match_rms_val_prob(r_results, case):
+    r = r_results[case]
+    if "rms_brier" not in r:
+        pytest.skip("R package rms is not installed")
+    cols = CASES[case][1]
+    res = calibration_summary(cols["y"], cols["p"])
+    # v <- rms::val.prob(p, y, pl = FALSE); v[["Brier"]], v[["Slope"]]
+    assert_allclose(res.brier, r["rms_brier"], rtol=1e-12)
+    assert_allclose(res.slope, r["rms_slope"], **GLM_TOL)
+
+
+def test_wilson_matches_prop_test(r_results):
+    cols, r = CASES["wilson"][1], r_results["wilson"]
+    for i, (x, n) in enumerate(zip(cols["x"], cols["n"]), start=1):
+        _, low, high = wilson_interval(int(x), int(n))
+        # prop.test(x, n, correct = FALSE)$conf.int
+        assert_allclose([low, high], [r[f"low_{i}"], r[f"high_{i}"]], rtol=1e-9, atol=1e-12)
+
+
+def test_holm_matches_p_adjust(r_results):
+    p, r = CASES["holm"][1]["p"], r_results["holm"]
+    # p.adjust(p, method = "holm")
+    assert_allclose(holm_adjust(p), [r[f"adj_{i}"] for i in range(1, p.size + 1)], rtol=1e-12)

@@ -6,7 +6,9 @@
 #   kind auc, youden      : columns y, s
 #   kind paired           : columns y, a, b   (two models scored on the same patients)
 #   kind unpaired         : columns cohort ("a" or "b"), y, s
-#   kind calibration      : columns y, p      (predicted probabilities)
+#   kind calibration      : columns y, p      (predicted probabilities; rms::val.prob when installed)
+#   kind proportions      : columns x, n      (Wilson intervals, prop.test without correction)
+#   kind holm             : column p          (p.adjust(p, "holm"))
 #   kind logistic         : columns y, s
 # RESULTS.csv is written in long form with columns case, key, value; values are printed
 # with 17 significant digits so that doubles round-trip. Only base R, stats and pROC are used.
@@ -85,6 +87,22 @@ for (i in seq_len(nrow(manifest))) {
     lp <- qlogis(d$p)
     put(case, "intercept", coef(glm(d$y ~ offset(lp), family = binomial))[1])
     put(case, "slope", coef(glm(d$y ~ lp, family = binomial))[2])
+    if (requireNamespace("rms", quietly = TRUE)) {
+      v <- rms::val.prob(d$p, d$y, pl = FALSE)
+      put(case, "rms_brier", v[["Brier"]])
+      put(case, "rms_slope", v[["Slope"]])
+    }
+
+  } else if (kind == "proportions") {
+    for (i in seq_len(nrow(d))) {
+      ci <- prop.test(d$x[i], d$n[i], correct = FALSE)$conf.int
+      put(case, paste0("low_", i), ci[1])
+      put(case, paste0("high_", i), ci[2])
+    }
+
+  } else if (kind == "holm") {
+    adj <- p.adjust(d$p, method = "holm")
+    for (i in seq_along(adj)) put(case, paste0("adj_", i), adj[i])
 
   } else if (kind == "logistic") {
     fit <- glm(y ~ s, family = binomial, data = d)
