@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import InputError
 from .figures import FigureWorkers, draw_figures, figure_jobs
 from .pipeline import AnalysisResult
 
@@ -130,3 +131,46 @@ def write_analysis(result: AnalysisResult, out, *, figures: bool = True, provena
 def _stack(frames, columns) -> pd.DataFrame:
     frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def read_table(path, *, what: str = "table") -> pd.DataFrame:
+    """Read a CSV table given on the command line; InputError naming the file when it cannot be."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file; give the path of the {what} CSV")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: the file is empty; the {what} needs a header row and one row per patient") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a readable CSV file ({exc})") from None
+    if frame.empty:
+        raise InputError(f"{path}: the file has a header but no rows")
+    return frame
+
+
+def write_files(out, files: dict) -> Path:
+    """Write several result files into ``out`` all or nothing.
+
+    Each file (a DataFrame, written as CSV at full precision, or text) goes to a temporary
+    name first; the temporaries are renamed over the final names only once all are written.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    staged = []
+    try:
+        for name, content in files.items():
+            tmp = out / f".{name}.tmp-{os.getpid()}"
+            if isinstance(content, pd.DataFrame):
+                content.to_csv(tmp, index=False)
+            else:
+                tmp.write_text(content)
+            staged.append((tmp, out / name))
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        (out / f".{name}.tmp-{os.getpid()}").unlink(missing_ok=True)
+        raise
+    for tmp, final in staged:
+        os.replace(tmp, final)
+    return out

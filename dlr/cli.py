@@ -73,6 +73,42 @@ def _cmd_analyze(args) -> int:
     return EXIT_OK
 
 
+def _columns(text: str | None) -> list[str] | None:
+    return None if text is None else [c.strip() for c in text.split(",") if c.strip()]
+
+
+def _cmd_table1(args) -> int:
+    from analysis.output import read_table, write_files
+    from analysis.tables import table1
+
+    frame = read_table(args.clinical, what="clinical")
+    _progress(f"Table 1 of {args.clinical}: {len(frame)} patients, outcome {args.outcome!r}")
+    result = table1(frame, outcome=args.outcome, cohort=args.cohort, categorical=_columns(args.categorical) or ())
+    out = write_files(args.out, {"table1.csv": result.table, "table1_tests.csv": result.tests,
+                                 "table1_summary.csv": result.summary})
+    _progress(f"wrote {out}/table1.csv, table1_tests.csv, table1_summary.csv")
+    return EXIT_OK
+
+
+def _cmd_logistic(args) -> int:
+    from analysis.output import read_table, write_files
+    from analysis.tables import select_cr_factors
+
+    frame = read_table(args.clinical, what="clinical")
+    _progress(f"logistic regression of {args.outcome!r} on the {args.dev_cohort!r} cohort of {args.clinical}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sel = select_cr_factors(frame, outcome=args.outcome, variables=_columns(args.variables),
+                                categorical=_columns(args.categorical) or (), cohort=args.cohort,
+                                dev_cohort=args.dev_cohort, alpha=args.alpha)
+    out = write_files(args.out, {"univariate.csv": sel.univariate.table, "multivariate.csv": sel.multivariate.table,
+                                 "selection.csv": sel.variables, "selected.txt": "".join(f"{v}\n" for v in sel.selected)})
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    _progress(f"selected (multivariate p < {args.alpha:g}): {', '.join(sel.selected) or 'none'}; wrote {out}/")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dlr", description="Deep-learning radiomics studies and their statistical validation.")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for every error")
@@ -98,6 +134,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-figures", action="store_true", help="skip the PNG/SVG figures")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=_cmd_analyze)
+
+    p = verbs.add_parser(
+        "table1", help="Table 1: characteristics by outcome and cohort, with tests",
+        description="Characteristics by outcome group within each cohort (and between cohorts) with the test "
+                    "rule of methods.md E: chi-squared (Yates for 2x2) or Fisher's exact test for categorical "
+                    "variables, t test or Mann-Whitney by Shapiro-Wilk for continuous ones.")
+    p.add_argument("clinical", help="clinical CSV, one row per patient")
+    p.add_argument("--outcome", required=True, help="binary outcome column (0/1)")
+    p.add_argument("--cohort", default=None, help="cohort column (e.g. cohort)")
+    p.add_argument("--categorical", default=None, metavar="COL,...", help="numeric columns to treat as categorical")
+    p.add_argument("--out", default=".", help="output folder (default: the current folder)")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
+    p.set_defaults(func=_cmd_table1)
+
+    p = verbs.add_parser(
+        "logistic", help="univariate then multivariate logistic regression (the CR model's factors)",
+        description="Univariate logistic regression of the outcome on each variable in the development cohort; "
+                    "variables with p < alpha enter the multivariate model; those with multivariate p < alpha "
+                    "are the clinical-radiological factors (selected.txt). Wald CIs and p values.")
+    p.add_argument("clinical", help="clinical CSV, one row per patient")
+    p.add_argument("--outcome", required=True, help="binary outcome column (0/1)")
+    p.add_argument("--cohort", default=None, help="cohort column; only the development cohort is used")
+    p.add_argument("--dev-cohort", default="training", help="development cohort (default: training)")
+    p.add_argument("--variables", default=None, metavar="COL,...",
+                   help="candidate variables (default: every column but the id, cohort and outcome)")
+    p.add_argument("--categorical", default=None, metavar="COL,...", help="numeric columns to treat as categorical")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level of both steps (default 0.05)")
+    p.add_argument("--out", default=".", help="output folder (default: the current folder)")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
+    p.set_defaults(func=_cmd_logistic)
     return parser
 
 

@@ -1,0 +1,55 @@
+"""`dlr table1` and `dlr logistic` from the command line on the paper's reconstructed Table 1."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import SHARED
+from dlr.cli import main
+
+CASE = SHARED / "reference" / "paper_table1_training"
+
+
+@pytest.fixture(scope="module")
+def clinical():
+    if not (CASE / "clinical.csv").is_file():
+        pytest.skip("../shared/reference/paper_table1_training is not present")
+    return CASE / "clinical.csv"
+
+
+def test_table1_reproduces_the_papers_p_values(clinical, tmp_path, capsys):
+    assert main(["table1", str(clinical), "--outcome", "early_recurrence", "--cohort", "cohort",
+                 "--out", str(tmp_path)]) == 0
+    tests = pd.read_csv(tmp_path / "table1_tests.csv").set_index(["variable", "scope"])
+    expected = json.loads((CASE / "expected.json").read_text())
+    assert len(expected) == 17
+    for e in expected:
+        assert abs(tests.loc[(e["variable"], e["scope"]), "p_value"] - e["p_value"]) <= 0.0015, e["variable"]
+    table = pd.read_csv(tmp_path / "table1.csv")
+    assert {"variable", "level"} <= set(table.columns) and len(table) > 17
+
+
+def test_logistic_writes_tables_and_selection(clinical, tmp_path, capsys):
+    assert main(["logistic", str(clinical), "--outcome", "early_recurrence", "--cohort", "cohort",
+                 "--dev-cohort", "training", "--out", str(tmp_path)]) == 0
+    uni = pd.read_csv(tmp_path / "univariate.csv")
+    assert list(uni.columns) == ["variable", "level", "reference", "odds_ratio", "ci_low", "ci_high", "p_value"]
+    assert len(uni) == 17
+    multi = pd.read_csv(tmp_path / "multivariate.csv")
+    assert set(multi["variable"]) == set(uni.loc[uni["p_value"] < 0.05, "variable"])  # p < 0.05 entered
+    selected = (tmp_path / "selected.txt").read_text().split()
+    assert selected == list(multi.loc[multi["p_value"] < 0.05, "variable"])
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--outcome", "recurrence"], "recurrence"),
+    (["--outcome", "early_recurrence", "--cohort", "arm"], "arm"),
+])
+def test_bad_columns_exit_2(clinical, tmp_path, capsys, argv, needle):
+    for verb in ("table1", "logistic"):
+        code = main([verb, str(clinical), *argv, "--out", str(tmp_path / verb)])
+        err = capsys.readouterr().err
+        assert code == 2 and needle in err and "Traceback" not in err
+        assert not (tmp_path / verb).exists() or not any((tmp_path / verb).iterdir())
