@@ -109,6 +109,29 @@ def _cmd_logistic(args) -> int:
     return EXIT_OK
 
 
+def _cmd_staging(args) -> int:
+    from analysis.output import read_table, write_files
+    from analysis.staging import compute_staging
+
+    frame = read_table(args.clinical, what="clinical")
+    if "patient_id" not in frame.columns:
+        raise UsageError(f"{args.clinical}: no 'patient_id' column; the staging inputs are named as in contract "
+                         f"section 2 (ecog_ps, child_pugh_class, tbil, alb, tumor_number, tumor_diameter, ...)")
+    frame["patient_id"] = frame["patient_id"].astype(str)
+    _progress(f"staging {len(frame)} patients of {args.clinical} (BCLC {args.bclc_version})")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = compute_staging(frame, bclc_version=args.bclc_version, outcome=args.outcome,
+                                 cohort_column=args.cohort, dev_cohort=args.dev_cohort)
+    out = write_files(args.out, {"staging.csv": result.table, "staging_missing.csv": result.missing})
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    n_missing = result.missing["patient_id"].nunique() if len(result.missing) else 0
+    _progress(f"wrote {out}/staging.csv and staging_missing.csv ({n_missing} patient(s) with a system left empty; "
+              f"ERASL: {result.erasl_label})")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dlr", description="Deep-learning radiomics studies and their statistical validation.")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for every error")
@@ -164,6 +187,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=".", help="output folder (default: the current folder)")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=_cmd_logistic)
+
+    p = verbs.add_parser(
+        "staging", help="staging systems and indexes from raw clinical variables",
+        description="BCLC, CNLC, CLIP, Okuda, Child-Pugh, ALBI, ERASL, NLR, PLR and LMR for every patient from the "
+                    "raw inputs named in contract section 2 (definitions: spec/staging.md). A system whose inputs "
+                    "are missing is left empty and the missing inputs are listed in staging_missing.csv.")
+    p.add_argument("clinical", help="clinical CSV with patient_id and the raw staging inputs")
+    p.add_argument("--bclc-version", choices=("2022", "2010"), default="2022", help="BCLC version (default 2022)")
+    p.add_argument("--outcome", default=None,
+                   help="outcome column: refit ERASL's five predictors on the development cohort, labelled "
+                        "'ERASL (refit)' (no published coefficients are built in)")
+    p.add_argument("--cohort", default="cohort", help="cohort column for the refit (default: cohort)")
+    p.add_argument("--dev-cohort", default="training", help="development cohort for the refit (default: training)")
+    p.add_argument("--out", default=".", help="output folder (default: the current folder)")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
+    p.set_defaults(func=_cmd_staging)
     return parser
 
 

@@ -53,3 +53,26 @@ def test_bad_columns_exit_2(clinical, tmp_path, capsys, argv, needle):
         err = capsys.readouterr().err
         assert code == 2 and needle in err and "Traceback" not in err
         assert not (tmp_path / verb).exists() or not any((tmp_path / verb).iterdir())
+
+
+def test_staging_command_on_the_worked_examples(tmp_path, capsys):
+    # spec/staging.md worked examples P1 and P11 with the default labs, and one patient without labs
+    base = dict(tbil=15.0, alb=42.0, child_pugh_class="A", child_pugh_score=5, ecog_ps=0, macrovascular_invasion=0,
+                extrahepatic_spread=0, afp=8.0, tumor_extent_over_50pct=0, portal_vein_thrombosis=0, neutrophils=3.0,
+                lymphocytes=1.5, platelets=150.0, monocytes=0.5, gender="Male")
+    rows = [dict(base, patient_id="P1", tumor_number=1, tumor_diameter=2.0),
+            dict(base, patient_id="P11", tumor_number=1, tumor_diameter=4.0, ecog_ps=3),
+            dict(patient_id="P99", tumor_number=1, tumor_diameter=3.0, ecog_ps=0, child_pugh_class="A")]
+    pd.DataFrame(rows).to_csv(tmp_path / "clinical.csv", index=False)
+    assert main(["staging", str(tmp_path / "clinical.csv"), "--out", str(tmp_path / "out")]) == 0
+    table = pd.read_csv(tmp_path / "out" / "staging.csv", dtype=str).set_index("patient_id")
+    assert table.loc["P1", "BCLC"] == "0" and table.loc["P1", "CNLC"] == "Ia" and table.loc["P1", "CLIP"] == "0"
+    assert table.loc["P11", "BCLC"] == "D" and table.loc["P11", "CNLC"] == "IV"
+    assert float(table.loc["P1", "NLR"]) == 2.0 and table.loc["P1", "ALBI_grade"] == "1"
+    missing = pd.read_csv(tmp_path / "out" / "staging_missing.csv")
+    assert "P99" in set(missing["patient_id"]) and "ALBI" in set(missing.loc[missing["patient_id"] == "P99", "system"])
+    bad = pd.DataFrame([dict(rows[0], child_pugh_class="E")])
+    bad.to_csv(tmp_path / "bad.csv", index=False)
+    assert main(["staging", str(tmp_path / "bad.csv"), "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err
+    assert "child_pugh_class" in err and "P1" in err and "Traceback" not in err
