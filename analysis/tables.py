@@ -901,3 +901,35 @@ def select_cr_factors(frame: pd.DataFrame, *, outcome: str, variables=None, alph
              "multivariate_p": multi.variable_p.get(name, float("nan")), "selected": name in selected}
             for name in columns]
     return CRSelection(uni, multi, selected, pd.DataFrame(rows, columns=SELECTION_COLUMNS), alpha)
+
+
+def dichotomise(frame: pd.DataFrame, cut_points: dict) -> pd.DataFrame:
+    """Replace raw continuous values by the paper's two levels at each cut point.
+
+    Parameters
+    ----------
+    frame : DataFrame
+    cut_points : mapping column -> cut point c
+        Values > c become ``">c"``, values <= c ``"<=c"`` (c printed without a trailing .0, as
+        the paper's ">400"); missing values stay missing.
+
+    Returns
+    -------
+    DataFrame
+        A copy with those columns replaced; raises InputError for a column that is absent or
+        holds text.
+    """
+    out = frame.copy()
+    for column, cut in cut_points.items():
+        if column not in out.columns:
+            raise InputError(f"cut point given for column {column!r}, which is not in the table")
+        raw = out[column]
+        values = pd.to_numeric(raw, errors="coerce")
+        text = raw.notna() & values.isna() & (raw.astype(str).str.strip() != "")
+        if text.any():
+            first = raw[text].iloc[0]
+            raise InputError(f"column {column!r} has a cut point but holds text ({first!r}); give raw numbers")
+        label = f"{cut:g}"
+        out[column] = pd.Series(np.where(values > cut, f">{label}", f"<={label}"), index=out.index).where(
+            values.notna())
+    return out

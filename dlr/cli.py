@@ -77,13 +77,29 @@ def _columns(text: str | None) -> list[str] | None:
     return None if text is None else [c.strip() for c in text.split(",") if c.strip()]
 
 
+def _study_variables(args, frame):
+    """(frame, variables, categorical) with study.yaml's cut points applied, when --study is given."""
+    variables, categorical = _columns(getattr(args, "variables", None)), _columns(args.categorical) or []
+    if args.study is None:
+        return frame, variables, categorical
+    from analysis.tables import dichotomise
+    from modeling.config import load_study_config
+
+    config = load_study_config(args.study)
+    frame = dichotomise(frame, {v.name: v.cut_point for v in config.variables if v.cut_point is not None})
+    variables = variables or [v.name for v in config.variables]
+    categorical += [v.name for v in config.variables if v.type != "continuous"]
+    return frame, variables, categorical
+
+
 def _cmd_table1(args) -> int:
     from analysis.output import read_table, write_files
     from analysis.tables import table1
 
     frame = read_table(args.clinical, what="clinical")
+    frame, variables, categorical = _study_variables(args, frame)
     _progress(f"Table 1 of {args.clinical}: {len(frame)} patients, outcome {args.outcome!r}")
-    result = table1(frame, outcome=args.outcome, cohort=args.cohort, categorical=_columns(args.categorical) or ())
+    result = table1(frame, outcome=args.outcome, cohort=args.cohort, categorical=categorical, variables=variables)
     out = write_files(args.out, {"table1.csv": result.table, "table1_tests.csv": result.tests,
                                  "table1_summary.csv": result.summary})
     _progress(f"wrote {out}/table1.csv, table1_tests.csv, table1_summary.csv")
@@ -95,12 +111,12 @@ def _cmd_logistic(args) -> int:
     from analysis.tables import select_cr_factors
 
     frame = read_table(args.clinical, what="clinical")
+    frame, variables, categorical = _study_variables(args, frame)
     _progress(f"logistic regression of {args.outcome!r} on the {args.dev_cohort!r} cohort of {args.clinical}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        sel = select_cr_factors(frame, outcome=args.outcome, variables=_columns(args.variables),
-                                categorical=_columns(args.categorical) or (), cohort=args.cohort,
-                                dev_cohort=args.dev_cohort, alpha=args.alpha)
+        sel = select_cr_factors(frame, outcome=args.outcome, variables=variables, categorical=categorical,
+                                cohort=args.cohort, dev_cohort=args.dev_cohort, alpha=args.alpha)
     out = write_files(args.out, {"univariate.csv": sel.univariate.table, "multivariate.csv": sel.multivariate.table,
                                  "selection.csv": sel.variables, "selected.txt": "".join(f"{v}\n" for v in sel.selected)})
     for w in caught:
@@ -167,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--outcome", required=True, help="binary outcome column (0/1)")
     p.add_argument("--cohort", default=None, help="cohort column (e.g. cohort)")
     p.add_argument("--categorical", default=None, metavar="COL,...", help="numeric columns to treat as categorical")
+    p.add_argument("--study", default=None, metavar="STUDY_YAML",
+                   help="study.yaml: its variables (in order), their types and cut points (raw values are "
+                        "dichotomised at the cut points, as the paper's Table 1)")
     p.add_argument("--out", default=".", help="output folder (default: the current folder)")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=_cmd_table1)
@@ -184,6 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="candidate variables (default: every column but the id, cohort and outcome)")
     p.add_argument("--categorical", default=None, metavar="COL,...", help="numeric columns to treat as categorical")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of both steps (default 0.05)")
+    p.add_argument("--study", default=None, metavar="STUDY_YAML",
+                   help="study.yaml: its variables (in order), their types and cut points (raw values are "
+                        "dichotomised at the cut points, as the paper's Table 1)")
     p.add_argument("--out", default=".", help="output folder (default: the current folder)")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=_cmd_logistic)

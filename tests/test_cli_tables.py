@@ -76,3 +76,25 @@ def test_staging_command_on_the_worked_examples(tmp_path, capsys):
     assert main(["staging", str(tmp_path / "bad.csv"), "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err
     assert "child_pugh_class" in err and "P1" in err and "Traceback" not in err
+
+
+def test_study_yaml_cut_points_dichotomise_like_the_paper(tmp_path, capsys):
+    from modeling.config import StudyConfig, dump_study_config
+
+    rng = __import__("numpy").random.default_rng(0)
+    n = 60
+    frame = pd.DataFrame({"patient_id": [f"P{i}" for i in range(n)], "cohort": ["training"] * 40 + ["validation"] * 20,
+                          "early_recurrence": rng.integers(0, 2, n), "afp": rng.lognormal(4, 2, n),
+                          "gender": rng.choice(["Male", "Female"], n), "noise": rng.normal(size=n)})
+    frame.loc[3, "afp"] = None
+    frame.to_csv(tmp_path / "clinical.csv", index=False)
+    config = StudyConfig(variables=[{"name": "afp", "type": "continuous", "cut_point": 400},
+                                    {"name": "gender", "type": "categorical"}])
+    (tmp_path / "study.yaml").write_text(dump_study_config(config))
+    assert main(["table1", str(tmp_path / "clinical.csv"), "--outcome", "early_recurrence", "--cohort", "cohort",
+                 "--study", str(tmp_path / "study.yaml"), "--out", str(tmp_path / "out")]) == 0
+    table = pd.read_csv(tmp_path / "out" / "table1.csv")
+    assert set(table.loc[table["variable"] == "afp", "level"].dropna()) >= {">400", "<=400"}
+    assert "noise" not in set(table["variable"])  # only study.yaml's variables
+    tests = pd.read_csv(tmp_path / "out" / "table1_tests.csv")
+    assert tests.loc[tests["variable"] == "afp", "test"].str.contains("chi-squared|Fisher").all()
