@@ -224,3 +224,39 @@ def icc(ratings, *, form: str = "ICC(2,1)", level: float = 0.95) -> ICCResult:
         warnings.warn(f"{form} undefined for {int(np.sum(~np.isfinite(est)))} feature(s) with no variance",
                       UndefinedStatisticWarning, stacklevel=2)
     return ICCResult(form, est, low, high, n, k)
+
+
+def kappa_table(frame: pd.DataFrame, pairs: dict, *, level: float = 0.95) -> pd.DataFrame:
+    """Cohen's kappa of every radiological feature read by two readers.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        One row per patient.
+    pairs : mapping feature column -> second reader's column
+
+    Returns
+    -------
+    DataFrame
+        ``feature``, ``reader2_column``, ``n``, ``kappa``, ``se``, ``ci_low``, ``ci_high``,
+        ``observed_agreement``, ``agreement`` (Landis & Koch-style bands used by the paper:
+        excellent > 0.80, substantial > 0.60, moderate > 0.40, poor otherwise).
+
+    References
+    ----------
+    Cohen J. Educ Psychol Meas 1960;20:37-46. Landis JR, Koch GG. Biometrics 1977;33:159-174.
+    """
+    rows = []
+    for feature, second in pairs.items():
+        for column in (feature, second):
+            if column not in frame.columns:
+                raise InputError(f"reader agreement: column {column!r} (of feature {feature!r}) is not in the table")
+        res = cohen_kappa(frame[feature], frame[second], level=level)
+        k = res.estimate
+        band = ("" if not np.isfinite(k) else "excellent" if k > 0.8 else "substantial" if k > 0.6
+                else "moderate" if k > 0.4 else "poor")
+        rows.append({"feature": feature, "reader2_column": second, "n": res.n, "kappa": k, "se": res.se,
+                     "ci_low": res.ci_low, "ci_high": res.ci_high, "observed_agreement": res.observed_agreement,
+                     "agreement": band})
+    return pd.DataFrame(rows, columns=["feature", "reader2_column", "n", "kappa", "se", "ci_low", "ci_high",
+                                       "observed_agreement", "agreement"])

@@ -13,7 +13,7 @@ from numpy.testing import assert_allclose
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import cohens_kappa as sm_cohens_kappa
 
-from analysis.agreement import ICC_FORMS, cohen_kappa, icc
+from analysis.agreement import ICC_FORMS, cohen_kappa, icc, kappa_table
 from analysis.discrimination import UndefinedStatisticWarning
 from analysis.errors import InputError
 
@@ -118,3 +118,13 @@ def test_kappa_and_icc_match_r_psych(tmp_path):
         res_i = icc(x, form=form)
         assert_allclose(res_i.estimate[0], r["icc"][i], rtol=1e-10, err_msg=form)
         assert_allclose([res_i.ci_low[0], res_i.ci_high[0]], [r["low"][i], r["high"][i]], rtol=1e-8, err_msg=form)
+
+
+def test_kappa_table_per_feature():
+    a, b = readers(n=50, seed=6, flip=0.05)
+    frame = pd.DataFrame({"margin": a, "margin_r2": b, "capsule": a, "capsule_r2": a})
+    table = kappa_table(frame, {"margin": "margin_r2", "capsule": "capsule_r2"}).set_index("feature")
+    assert table.loc["capsule", "kappa"] == 1.0 and table.loc["capsule", "agreement"] == "excellent"
+    assert_allclose(table.loc["margin", "kappa"], cohen_kappa(a, b).estimate)
+    with pytest.raises(InputError, match="margin_r3"):
+        kappa_table(frame, {"margin": "margin_r3"})
