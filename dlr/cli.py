@@ -148,6 +148,38 @@ def _cmd_staging(args) -> int:
     return EXIT_OK
 
 
+def _cmd_validate(args) -> int:
+    from modeling.study import problems_frame, validate_study
+
+    _progress(f"validating {args.study}{'' if args.images else ' (clinical data only)'}")
+    problems = validate_study(args.study, check_images=args.images)
+    if not problems:
+        _progress(f"{args.study}: no problems found")
+        return EXIT_OK
+    frame = problems_frame(problems)
+    print(f"dlr validate: {len(problems)} problem(s) in {args.study}:", file=sys.stderr)
+    for p in problems:
+        where = ", ".join(x for x in (f"patient {p.patient_id}" if p.patient_id else "", p.file) if x)
+        print(f"  [{p.check}] {where}: {p.message}. Fix: {p.fix}", file=sys.stderr)
+    if args.report:
+        frame.to_csv(args.report, index=False)
+    return EXIT_BAD_INPUT
+
+
+def _cmd_import_dicom(args) -> int:
+    from modeling.dicom import dicom_to_nifti, import_dicom_study
+
+    if args.output.endswith((".nii", ".nii.gz")):
+        info = dicom_to_nifti(args.source, args.output, series_uid=args.series_uid)
+        _progress(f"wrote {info.path}: {info.size} voxels at {tuple(round(s, 4) for s in info.spacing)} mm "
+                  f"from {info.n_files} DICOM files")
+        return EXIT_OK
+    converted = import_dicom_study(args.source, args.output, phases=_columns(args.phases), overwrite=args.overwrite)
+    n_images = sum(len(v) for v in converted.values())
+    _progress(f"wrote {n_images} image(s) of {len(converted)} patient(s) into {args.output}/images/")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dlr", description="Deep-learning radiomics studies and their statistical validation.")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for every error")
@@ -225,6 +257,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=".", help="output folder (default: the current folder)")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=_cmd_staging)
+
+    p = verbs.add_parser(
+        "validate", help="check a study folder without running anything",
+        description="Checks study.yaml, clinical.csv and every image and mask of a study folder (contract "
+                    "section 2) and lists every problem found, each with the patient, the file and the fix. "
+                    "Exit 0 when there is none, 2 otherwise.")
+    p.add_argument("study", help="study folder (study.yaml, clinical.csv, images/, masks/)")
+    p.add_argument("--no-images", dest="images", action="store_false", help="check the clinical data only")
+    p.add_argument("--report", default=None, metavar="CSV", help="also write the problems to this CSV")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
+    p.set_defaults(func=_cmd_validate)
+
+    p = verbs.add_parser(
+        "import-dicom", help="convert DICOM series to the study layout (NIfTI)",
+        description="Converts DICOM series to NIfTI with their geometry (slices ordered by position along the "
+                    "slice normal, spacing from the positions, direction from the orientation) and rescale "
+                    "slope/intercept applied; no DICOM header field (names, dates, UIDs) reaches the output. "
+                    "SOURCE is one series folder with OUTPUT a .nii.gz file, or a folder SOURCE/<patient_id>/"
+                    "<PHASE>/ with OUTPUT a study folder (images/<patient_id>/<PHASE>.nii.gz).")
+    p.add_argument("source", help="DICOM series folder, or folder of <patient_id>/<PHASE>/ series")
+    p.add_argument("output", help="output .nii.gz file, or study folder")
+    p.add_argument("--series-uid", default=None, help="the series to convert when a folder holds several")
+    p.add_argument("--phases", default=None, metavar="AP,PVP,...", help="phases to import (default: all found)")
+    p.add_argument("--overwrite", action="store_true", help="replace images already in the study folder")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
+    p.set_defaults(func=_cmd_import_dicom)
     return parser
 
 

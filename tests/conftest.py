@@ -25,7 +25,7 @@ def asah_dir() -> Path:
 def run_dlr(*args, cwd=None) -> subprocess.CompletedProcess:
     """Run `dlr ARGS` as a separate process, as a user would."""
     env = dict(os.environ, PYTHONWARNINGS="ignore", MPLBACKEND="Agg")
-    return subprocess.run([sys.executable, "-m", "dlr.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "dlr.cli", *map(str, args)], capture_output=True, text=True, encoding="utf-8",
                           cwd=cwd or REPO, env=env, timeout=600)
 
 

@@ -104,7 +104,7 @@ def test_kappa_and_icc_match_r_psych(tmp_path):
     cat(jsonlite::toJSON(list(kappa = ck$kappa, var = ck$var.kappa, icc = ic$ICC, low = ic$`lower bound`,
         high = ic$`upper bound`, type = ic$type), digits = NA))
     """
-    out = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True)
+    out = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True, encoding="utf-8")
     if out.returncode != 0 and "jsonlite" in out.stderr:
         pytest.skip("R package jsonlite is not available")
     assert out.returncode == 0, out.stderr

@@ -193,7 +193,7 @@ def r_available() -> str:
     if rscript is None:
         pytest.skip("Rscript not found on PATH")
     try:
-        probe = subprocess.run([rscript, "-e", "library(pROC)"], capture_output=True, text=True, timeout=120)
+        probe = subprocess.run([rscript, "-e", "library(pROC)"], capture_output=True, text=True, encoding="utf-8", timeout=120)
     except (OSError, subprocess.TimeoutExpired) as exc:
         pytest.skip(f"Rscript probe failed: {exc}")
     if probe.returncode != 0:
@@ -229,7 +229,7 @@ def r_results(r_available, tmp_path_factory) -> dict[str, dict[str, float]]:
             w.writerow([name, kind, str(path)])
     out = tmp / "results.csv"
     proc = subprocess.run([r_available, str(R_SCRIPT), str(manifest), str(out)],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, encoding="utf-8", timeout=300)
     assert proc.returncode == 0, f"reference.R failed:\n{proc.stdout}\n{proc.stderr}"
     results: dict[str, dict[str, float]] = {}
     with out.open(newline="") as fh:

@@ -1,0 +1,40 @@
+"""`dlr validate` and `dlr import-dicom` from the command line."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from dlr.cli import main
+from test_dicom import write_series
+from test_study import write_study
+
+
+def test_validate_good_and_broken_study(tmp_path, capsys):
+    study = write_study(tmp_path / "study")
+    assert main(["validate", str(study)]) == 0
+    # break two things at once: a duplicate id and a missing mask; both are reported, exit 2
+    clinical = pd.read_csv(study / "clinical.csv")
+    pd.concat([clinical, clinical.iloc[[0]]]).to_csv(study / "clinical.csv", index=False)
+    first = clinical.iloc[1]["patient_id"]
+    victim = next((study / "masks" / str(first)).iterdir())
+    victim.unlink()
+    capsys.readouterr()
+    code = main(["validate", str(study), "--report", str(tmp_path / "problems.csv")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "duplicate-patient-id" in err and "mask-missing" in err and str(first) in err
+    report = pd.read_csv(tmp_path / "problems.csv")
+    assert {"duplicate-patient-id", "mask-missing"} <= set(report["check"])
+
+
+def test_import_dicom_series_to_nifti(tmp_path, capsys):
+    values = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6) * 3
+    series = tmp_path / "series"
+    write_series(series, values)
+    out = tmp_path / "image.nii.gz"
+    assert main(["import-dicom", str(series), str(out)]) == 0
+    image = sitk.ReadImage(str(out))
+    assert image.GetSize() == (6, 5, 4)
+    assert main(["import-dicom", str(tmp_path / "nothing"), str(tmp_path / "x.nii.gz")]) == 2
+    assert "Traceback" not in capsys.readouterr().err
