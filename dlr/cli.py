@@ -87,7 +87,7 @@ def _study_variables(args, frame):
 
     config = load_study_config(args.study)
     frame = dichotomise(frame, {v.name: v.cut_point for v in config.variables if v.cut_point is not None})
-    variables = variables or [v.name for v in config.variables]
+    variables = variables or [v.name for v in config.variables if v.candidate]
     categorical += [v.name for v in config.variables if v.type != "continuous"]
     return frame, variables, categorical
 
@@ -180,6 +180,28 @@ def _cmd_import_dicom(args) -> int:
     return EXIT_OK
 
 
+def _cmd_synth(args) -> int:
+    from modeling.synthetic import synthesize_study
+
+    if args.n < 10:
+        raise UsageError(f"--n must be at least 10, got {args.n}")
+    _progress(f"synthesising {args.n} patients ({args.profile} profile, seed {args.seed}) into {args.out}")
+    step = max(1, args.n // 10)
+
+    def progress(done, total):
+        if done % step == 0 or done == total:
+            _progress(f"images: {done}/{total} patients")
+
+    try:
+        summary = synthesize_study(args.out, n=args.n, seed=args.seed, profile=args.profile, images=args.images,
+                                   overwrite=args.overwrite, progress=progress)
+    except ValueError as exc:  # a refused output folder or option
+        raise UsageError(str(exc)) from None
+    _progress(f"wrote {args.out}/ (study.yaml, clinical.csv, truth.csv{', images/, masks/, masks_reader2/' if args.images else ''}): "
+              f"{summary.n} patients")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dlr", description="Deep-learning radiomics studies and their statistical validation.")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for every error")
@@ -268,6 +290,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", default=None, metavar="CSV", help="also write the problems to this CSV")
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=_cmd_validate)
+
+    p = verbs.add_parser(
+        "synth", help="write the embedded synthetic HCC study",
+        description="Writes the synthetic hepatocellular carcinoma study (contract section 2): clinical.csv with "
+                    "the paper's Table 1 variables (raw values, cut points in study.yaml), second-reader features, "
+                    "staging inputs and follow-up; three-phase images (AP, PVP, DP) with reader-1 masks and "
+                    "reader-2 masks for 30 patients; truth.csv with each patient's true risk. Same seed, same bytes.")
+    p.add_argument("--out", required=True, help="study folder to create (must not exist or be empty)")
+    p.add_argument("--n", type=int, default=165, help="patients (default 165, as the paper)")
+    p.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
+    p.add_argument("--profile", choices=("quick", "paper"), default="quick",
+                   help="quick: small volumes, seconds in all; paper: about 1 mm voxels, minutes")
+    p.add_argument("--no-images", dest="images", action="store_false", help="clinical data only")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing study folder")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
+    p.set_defaults(func=_cmd_synth)
 
     p = verbs.add_parser(
         "import-dicom", help="convert DICOM series to the study layout (NIfTI)",

@@ -56,7 +56,9 @@ class Variable(_Strict):
 
     ``cut_point`` dichotomises a raw continuous value for Table 1 (high when value > cut point,
     as the paper's ">400"); ``reader2_column`` names the second reader's reading of a
-    radiological feature (for Cohen's kappa).
+    radiological feature (for Cohen's kappa); ``candidate`` says whether the variable is a
+    Table 1 characteristic and a candidate of the CR model's univariate screen (False for raw
+    inputs kept only for the staging systems and indexes).
     """
 
     name: str = Field(min_length=1)
@@ -66,6 +68,7 @@ class Variable(_Strict):
     cut_point: Optional[float] = None
     levels: Optional[list[str]] = None
     reader2_column: Optional[str] = None
+    candidate: bool = True
 
     @model_validator(mode="after")
     def _cut_point_needs_continuous(self):

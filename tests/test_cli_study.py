@@ -38,3 +38,21 @@ def test_import_dicom_series_to_nifti(tmp_path, capsys):
     assert image.GetSize() == (6, 5, 4)
     assert main(["import-dicom", str(tmp_path / "nothing"), str(tmp_path / "x.nii.gz")]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_synth_then_validate_table1_and_logistic(tmp_path, capsys):
+    study = tmp_path / "S"
+    assert main(["synth", "--out", str(study)]) == 0
+    assert main(["validate", str(study)]) == 0
+    clinical, config = study / "clinical.csv", study / "study.yaml"
+    assert main(["logistic", str(clinical), "--outcome", "early_recurrence", "--cohort", "cohort", "--study",
+                 str(config), "--out", str(tmp_path / "t3")]) == 0
+    assert (tmp_path / "t3" / "selected.txt").read_text().split() == ["ast", "tumor_diameter"]
+    assert main(["table1", str(clinical), "--outcome", "early_recurrence", "--cohort", "cohort", "--study",
+                 str(config), "--out", str(tmp_path / "t1")]) == 0
+    summary = pd.read_csv(tmp_path / "t1" / "table1_summary.csv")
+    afp = summary[(summary["variable"] == "afp") & (summary["level"] == ">400") & (summary["cohort"] == "training")]
+    # paper Table 1, training: AFP > 400 in 26.9% of ER and 11.1% of NER patients
+    assert afp.set_index("group")["percent"].astype(float).round(1).to_dict() == {1: 26.9, 0: 11.1}
+    # refuses to overwrite a study
+    assert main(["synth", "--out", str(study), "--no-images"]) == 2
