@@ -1,8 +1,11 @@
 """`dlr validate` and `dlr import-dicom` from the command line."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pytest
 import SimpleITK as sitk
 
 from dlr.cli import main
@@ -56,3 +59,64 @@ def test_synth_then_validate_table1_and_logistic(tmp_path, capsys):
     assert afp.set_index("group")["percent"].astype(float).round(1).to_dict() == {1: 26.9, 0: 11.1}
     # refuses to overwrite a study
     assert main(["synth", "--out", str(study), "--no-images"]) == 2
+
+
+def _synthetic_damages():
+    def edit(column, pid, value):
+        def mutate(root):
+            frame = pd.read_csv(root / "clinical.csv")
+            frame[column] = frame[column].astype(object)
+            frame.loc[frame["patient_id"] == pid, column] = value
+            frame.to_csv(root / "clinical.csv", index=False)
+        return mutate
+
+    def put_mask(pid, phase, values=None, spacing=None):
+        def mutate(root):
+            path = root / "masks" / pid / f"{phase}.nii.gz"
+            mask = sitk.ReadImage(str(path))
+            new = sitk.GetImageFromArray(values(sitk.GetArrayFromImage(mask)) if values else
+                                         sitk.GetArrayFromImage(mask))
+            new.CopyInformation(mask)
+            if spacing:
+                new.SetSpacing(spacing)
+            sitk.WriteImage(new, str(path))
+        return mutate
+
+    return {
+        "duplicate id": (edit("patient_id", "HCC003", "HCC002"), ["HCC002", "clinical.csv"]),
+        "outcome not 0/1": (edit("early_recurrence", "HCC004", 2), ["HCC004", "clinical.csv"]),
+        "unknown cohort": (edit("cohort", "HCC005", "external"), ["HCC005", "external"]),
+        "missing image": (lambda r: (r / "images/HCC006/PVP.nii.gz").unlink(), ["HCC006", "images/HCC006/PVP.nii.gz"]),
+        "mask on another grid": (put_mask("HCC007", "AP", spacing=(2.0, 2.0, 2.0)),
+                                 ["HCC007", "masks/HCC007/AP.nii.gz"]),
+        "empty mask": (put_mask("HCC008", "DP", values=lambda a: a * 0), ["HCC008", "masks/HCC008/DP.nii.gz"]),
+        "folder without clinical row": (edit("patient_id", "HCC009", "HCC999"), ["HCC009", "images/HCC009"]),
+        "column named in study.yaml absent": (
+            lambda r: pd.read_csv(r / "clinical.csv").drop(columns="ast").to_csv(r / "clinical.csv", index=False),
+            ["ast", "clinical.csv"]),
+    }
+
+
+@pytest.fixture(scope="module")
+def synthetic_study(tmp_path_factory):
+    from modeling.synthetic import synthesize_study
+
+    root = tmp_path_factory.mktemp("synthetic") / "S"
+    synthesize_study(root, n=12, seed=3)
+    return root
+
+
+@pytest.mark.parametrize("case", list(_synthetic_damages()))
+def test_each_bad_synthetic_study_exits_2_naming_patient_and_file(synthetic_study, tmp_path, capsys, case):
+    import shutil
+
+    mutate, needles = _synthetic_damages()[case]
+    study = Path(shutil.copytree(synthetic_study, tmp_path / "S"))
+    assert main(["validate", str(study)]) == 0
+    mutate(study)
+    capsys.readouterr()
+    assert main(["validate", str(study)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in err, (needle, err)
