@@ -202,6 +202,21 @@ def _cmd_synth(args) -> int:
     return EXIT_OK
 
 
+def _clinical_verb(verbs, name: str, help_text: str, description: str, *, cohort_help: str):
+    """A verb reading a clinical CSV, with the options table1 and logistic share."""
+    p = verbs.add_parser(name, help=help_text, description=description)
+    p.add_argument("clinical", help="clinical CSV, one row per patient")
+    p.add_argument("--outcome", required=True, help="binary outcome column (0/1)")
+    p.add_argument("--cohort", default=None, help=cohort_help)
+    p.add_argument("--categorical", default=None, metavar="COL,...", help="numeric columns to treat as categorical")
+    p.add_argument("--study", default=None, metavar="STUDY_YAML",
+                   help="study.yaml: its candidate variables (in order), their types and cut points (raw values "
+                        "are dichotomised at the cut points, as the paper's Table 1)")
+    p.add_argument("--out", default=".", help="output folder (default: the current folder)")
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dlr", description="Deep-learning radiomics studies and their statistical validation.")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for every error")
@@ -228,40 +243,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=_cmd_analyze)
 
-    p = verbs.add_parser(
-        "table1", help="Table 1: characteristics by outcome and cohort, with tests",
-        description="Characteristics by outcome group within each cohort (and between cohorts) with the test "
-                    "rule of methods.md E: chi-squared (Yates for 2x2) or Fisher's exact test for categorical "
-                    "variables, t test or Mann-Whitney by Shapiro-Wilk for continuous ones.")
-    p.add_argument("clinical", help="clinical CSV, one row per patient")
-    p.add_argument("--outcome", required=True, help="binary outcome column (0/1)")
-    p.add_argument("--cohort", default=None, help="cohort column (e.g. cohort)")
-    p.add_argument("--categorical", default=None, metavar="COL,...", help="numeric columns to treat as categorical")
-    p.add_argument("--study", default=None, metavar="STUDY_YAML",
-                   help="study.yaml: its variables (in order), their types and cut points (raw values are "
-                        "dichotomised at the cut points, as the paper's Table 1)")
-    p.add_argument("--out", default=".", help="output folder (default: the current folder)")
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
+    p = _clinical_verb(
+        verbs, "table1", "Table 1: characteristics by outcome and cohort, with tests",
+        "Characteristics by outcome group within each cohort (and between cohorts) with the test rule of "
+        "methods.md E: chi-squared (Yates for 2x2) or Fisher's exact test for categorical variables, t test or "
+        "Mann-Whitney by Shapiro-Wilk for continuous ones.", cohort_help="cohort column (e.g. cohort)")
     p.set_defaults(func=_cmd_table1)
 
-    p = verbs.add_parser(
-        "logistic", help="univariate then multivariate logistic regression (the CR model's factors)",
-        description="Univariate logistic regression of the outcome on each variable in the development cohort; "
-                    "variables with p < alpha enter the multivariate model; those with multivariate p < alpha "
-                    "are the clinical-radiological factors (selected.txt). Wald CIs and p values.")
-    p.add_argument("clinical", help="clinical CSV, one row per patient")
-    p.add_argument("--outcome", required=True, help="binary outcome column (0/1)")
-    p.add_argument("--cohort", default=None, help="cohort column; only the development cohort is used")
+    p = _clinical_verb(
+        verbs, "logistic", "univariate then multivariate logistic regression (the CR model's factors)",
+        "Univariate logistic regression of the outcome on each variable in the development cohort; variables "
+        "with p < alpha enter the multivariate model; those with multivariate p < alpha are the "
+        "clinical-radiological factors (selected.txt). Wald CIs and p values.",
+        cohort_help="cohort column; only the development cohort is used")
     p.add_argument("--dev-cohort", default="training", help="development cohort (default: training)")
     p.add_argument("--variables", default=None, metavar="COL,...",
-                   help="candidate variables (default: every column but the id, cohort and outcome)")
-    p.add_argument("--categorical", default=None, metavar="COL,...", help="numeric columns to treat as categorical")
+                   help="candidate variables (default: study.yaml's candidates, else every column but the id, "
+                        "cohort and outcome)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of both steps (default 0.05)")
-    p.add_argument("--study", default=None, metavar="STUDY_YAML",
-                   help="study.yaml: its variables (in order), their types and cut points (raw values are "
-                        "dichotomised at the cut points, as the paper's Table 1)")
-    p.add_argument("--out", default=".", help="output folder (default: the current folder)")
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=_cmd_logistic)
 
     p = verbs.add_parser(
