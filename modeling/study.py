@@ -162,7 +162,8 @@ class _Collector:
         self.problems: list[Problem] = []
 
     def add(self, check, path, patient_id, message, fix):
-        assert check in CHECKS, check  # internal consistency, not an input check
+        if check not in CHECKS:  # a bug in this module, not bad input
+            raise KeyError(f"unknown validation check {check!r}")
         try:
             rel = Path(path).relative_to(self.root).as_posix()
         except ValueError:
