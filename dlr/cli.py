@@ -106,6 +106,19 @@ def _cmd_table1(args) -> int:
     return EXIT_OK
 
 
+def _sample_size(selection, r2_nagelkerke: float):
+    """Riley et al.'s minimum sample size for the candidate parameters of the univariate screen."""
+    from analysis.sample_size import minimum_sample_size
+
+    fits = selection.univariate.fits
+    n, events = int(fits["n"].max()), int(fits["n_events"].max())
+    if n == 0 or events in (0, n):
+        raise UsageError("the development cohort has a single outcome class; no model can be fitted")
+    parameters = max(1, len(selection.univariate.table))
+    return minimum_sample_size(parameters=parameters, prevalence=events / n, r2_nagelkerke=r2_nagelkerke,
+                               n_available=n, events_available=events)
+
+
 def _cmd_logistic(args) -> int:
     from analysis.output import read_table, write_files
     from analysis.tables import select_cr_factors
@@ -117,8 +130,13 @@ def _cmd_logistic(args) -> int:
         warnings.simplefilter("always")
         sel = select_cr_factors(frame, outcome=args.outcome, variables=variables, categorical=categorical,
                                 cohort=args.cohort, dev_cohort=args.dev_cohort, alpha=args.alpha)
+        size = _sample_size(sel, args.anticipated_r2)
     out = write_files(args.out, {"univariate.csv": sel.univariate.table, "multivariate.csv": sel.multivariate.table,
-                                 "selection.csv": sel.variables, "selected.txt": "".join(f"{v}\n" for v in sel.selected)})
+                                 "selection.csv": sel.variables, "selected.txt": "".join(f"{v}\n" for v in sel.selected),
+                                 "sample_size.csv": size.to_frame()})
+    _progress(f"sample size: {size.n_available} development patients ({size.events_available} events) for "
+              f"{size.parameters} candidate parameters; Riley et al. ask for at least {size.n_required} "
+              f"(anticipated Nagelkerke R^2 {args.anticipated_r2:g})")
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     _progress(f"selected (multivariate p < {args.alpha:g}): {', '.join(sel.selected) or 'none'}; wrote {out}/")
@@ -130,6 +148,21 @@ def _cmd_staging(args) -> int:
     from analysis.staging import compute_staging
 
     frame = read_table(args.clinical, what="clinical")
+    erasl = None
+    if args.study is not None:
+        from modeling.config import load_study_config
+
+        config = load_study_config(args.study)
+        absent = sorted(c for c in config.staging_columns.values() if c not in frame.columns)
+        if absent:
+            raise UsageError(f"{args.study}: staging_columns names column(s) {', '.join(absent)}, which "
+                             f"{args.clinical} does not have")
+        # the user's columns under the contract's names (study.yaml staging_columns)
+        frame = frame.drop(columns=[k for k in config.staging_columns if k in frame.columns]).rename(
+            columns={v: k for k, v in config.staging_columns.items()})
+        if config.id_column != "patient_id" and config.id_column in frame.columns:
+            frame = frame.rename(columns={config.id_column: "patient_id"})
+        erasl = config.erasl
     if "patient_id" not in frame.columns:
         raise UsageError(f"{args.clinical}: no 'patient_id' column; the staging inputs are named as in contract "
                          f"section 2 (ecog_ps, child_pugh_class, tbil, alb, tumor_number, tumor_diameter, ...)")
@@ -138,7 +171,7 @@ def _cmd_staging(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = compute_staging(frame, bclc_version=args.bclc_version, outcome=args.outcome,
-                                 cohort_column=args.cohort, dev_cohort=args.dev_cohort)
+                                 cohort_column=args.cohort, dev_cohort=args.dev_cohort, erasl_coefficients=erasl)
     out = write_files(args.out, {"staging.csv": result.table, "staging_missing.csv": result.missing})
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
@@ -261,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="candidate variables (default: study.yaml's candidates, else every column but the id, "
                         "cohort and outcome)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of both steps (default 0.05)")
+    p.add_argument("--anticipated-r2", type=float, default=0.15, metavar="R2",
+                   help="anticipated Nagelkerke R^2 of the model, for Riley et al.'s minimum sample size "
+                        "(default 0.15, their suggestion when nothing better is known)")
     p.set_defaults(func=_cmd_logistic)
 
     p = verbs.add_parser(
@@ -269,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "raw inputs named in contract section 2 (definitions: spec/staging.md). A system whose inputs "
                     "are missing is left empty and the missing inputs are listed in staging_missing.csv.")
     p.add_argument("clinical", help="clinical CSV with patient_id and the raw staging inputs")
+    p.add_argument("--study", default=None, metavar="STUDY_YAML",
+                   help="study.yaml: its staging_columns map your columns to the contract's input names, and its "
+                        "erasl block gives published ERASL coefficients (with their source)")
     p.add_argument("--bclc-version", choices=("2022", "2010"), default="2022", help="BCLC version (default 2022)")
     p.add_argument("--outcome", default=None,
                    help="outcome column: refit ERASL's five predictors on the development cohort, labelled "

@@ -98,3 +98,29 @@ def test_study_yaml_cut_points_dichotomise_like_the_paper(tmp_path, capsys):
     assert "noise" not in set(table["variable"])  # only study.yaml's variables
     tests = pd.read_csv(tmp_path / "out" / "table1_tests.csv")
     assert tests.loc[tests["variable"] == "afp", "test"].str.contains("chi-squared|Fisher").all()
+
+
+def test_staging_study_yaml_maps_columns(tmp_path, capsys):
+    from modeling.config import StudyConfig, dump_study_config
+
+    pd.DataFrame([dict(patient_id="P1", performance_status=3, child_pugh_class="A", tumor_number=1,
+                       tumor_diameter=4.0, macrovascular_invasion=0, extrahepatic_spread=0)]).to_csv(
+        tmp_path / "clinical.csv", index=False)
+    (tmp_path / "study.yaml").write_text(dump_study_config(StudyConfig(staging_columns={"ecog_ps": "performance_status"})))
+    assert main(["staging", str(tmp_path / "clinical.csv"), "--study", str(tmp_path / "study.yaml"),
+                 "--out", str(tmp_path / "out")]) == 0
+    table = pd.read_csv(tmp_path / "out" / "staging.csv", dtype=str).set_index("patient_id")
+    assert table.loc["P1", "BCLC"] == "D"  # ECOG 3, read from the user's performance_status column
+    (tmp_path / "study.yaml").write_text(dump_study_config(StudyConfig(staging_columns={"ecog_ps": "ps"})))
+    assert main(["staging", str(tmp_path / "clinical.csv"), "--study", str(tmp_path / "study.yaml"),
+                 "--out", str(tmp_path / "out2")]) == 2
+    assert "ps" in capsys.readouterr().err
+
+
+def test_logistic_reports_the_minimum_sample_size(clinical, tmp_path, capsys):
+    assert main(["logistic", str(clinical), "--outcome", "early_recurrence", "--cohort", "cohort",
+                 "--out", str(tmp_path)]) == 0
+    size = pd.read_csv(tmp_path / "sample_size.csv").iloc[0]
+    assert (size["n_available"], size["events_available"], size["parameters"]) == (132, 78, 17)
+    assert not size["adequate"] and size["n_required"] > 132
+    assert "warning: the development cohort has 132 patients" in capsys.readouterr().err
