@@ -183,27 +183,17 @@ def icc(ratings, *, form: str = "ICC(2,1)", level: float = 0.95) -> ICCResult:
     msw = (ss_cols + ss_err) / (n * (k - 1))
     alpha = 1 - level
     with np.errstate(invalid="ignore", divide="ignore"):
-        if form.startswith("ICC(1"):
-            f_obs = msr / msw
-            df2 = n * (k - 1)
+        if not form.startswith("ICC(2"):
+            # ICC(1,.) against the within-subject mean square, ICC(3,.) against the residual one
+            ms_err, df2 = (msw, n * (k - 1)) if form.startswith("ICC(1") else (mse, (n - 1) * (k - 1))
+            f_obs = msr / ms_err
             f_low = f_obs / _f_quantile(1 - alpha / 2, n - 1, df2)
             f_high = f_obs * _f_quantile(1 - alpha / 2, df2, n - 1)
-            if form == "ICC(1,1)":
-                est = (msr - msw) / (msr + (k - 1) * msw)
+            if form.endswith(",1)"):
+                est = (msr - ms_err) / (msr + (k - 1) * ms_err)
                 low, high = (f_low - 1) / (f_low + k - 1), (f_high - 1) / (f_high + k - 1)
             else:
-                est = (msr - msw) / msr
-                low, high = 1 - 1 / f_low, 1 - 1 / f_high
-        elif form.startswith("ICC(3"):
-            f_obs = msr / mse
-            df2 = (n - 1) * (k - 1)
-            f_low = f_obs / _f_quantile(1 - alpha / 2, n - 1, df2)
-            f_high = f_obs * _f_quantile(1 - alpha / 2, df2, n - 1)
-            if form == "ICC(3,1)":
-                est = (msr - mse) / (msr + (k - 1) * mse)
-                low, high = (f_low - 1) / (f_low + k - 1), (f_high - 1) / (f_high + k - 1)
-            else:
-                est = (msr - mse) / msr
+                est = (msr - ms_err) / msr
                 low, high = 1 - 1 / f_low, 1 - 1 / f_high
         else:
             icc21 = (msr - mse) / (msr + (k - 1) * mse + k * (msc - mse) / n)

@@ -157,20 +157,17 @@ def write_files(out, files: dict) -> Path:
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    staged = []
+    staged = [(out / f".{name}.tmp-{os.getpid()}", out / name, content) for name, content in files.items()]
     try:
-        for name, content in files.items():
-            tmp = out / f".{name}.tmp-{os.getpid()}"
+        for tmp, _, content in staged:
             if isinstance(content, pd.DataFrame):
                 content.to_csv(tmp, index=False)
             else:
                 tmp.write_text(content)
-            staged.append((tmp, out / name))
     except BaseException:
-        for tmp, _ in staged:
+        for tmp, _, _ in staged:
             tmp.unlink(missing_ok=True)
-        (out / f".{name}.tmp-{os.getpid()}").unlink(missing_ok=True)
         raise
-    for tmp, final in staged:
+    for tmp, final, _ in staged:
         os.replace(tmp, final)
     return out

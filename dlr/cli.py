@@ -246,7 +246,6 @@ def _clinical_verb(verbs, name: str, help_text: str, description: str, *, cohort
                    help="study.yaml: its candidate variables (in order), their types and cut points (raw values "
                         "are dichotomised at the cut points, as the paper's Table 1)")
     p.add_argument("--out", default=".", help="output folder (default: the current folder)")
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     return p
 
 
@@ -273,7 +272,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=DEFAULT_SEED,
                    help=f"random seed of the bootstrap (default {DEFAULT_SEED})")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG/SVG figures")
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=_cmd_analyze)
 
     p = _clinical_verb(
@@ -315,7 +313,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cohort", default="cohort", help="cohort column for the refit (default: cohort)")
     p.add_argument("--dev-cohort", default="training", help="development cohort for the refit (default: training)")
     p.add_argument("--out", default=".", help="output folder (default: the current folder)")
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=_cmd_staging)
 
     p = verbs.add_parser(
@@ -326,7 +323,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study", help="study folder (study.yaml, clinical.csv, images/, masks/)")
     p.add_argument("--no-images", dest="images", action="store_false", help="check the clinical data only")
     p.add_argument("--report", default=None, metavar="CSV", help="also write the problems to this CSV")
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=_cmd_validate)
 
     p = verbs.add_parser(
@@ -342,7 +338,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="quick: small volumes, seconds in all; paper: about 1 mm voxels, minutes")
     p.add_argument("--no-images", dest="images", action="store_false", help="clinical data only")
     p.add_argument("--overwrite", action="store_true", help="replace an existing study folder")
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=_cmd_synth)
 
     p = verbs.add_parser(
@@ -357,8 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--series-uid", default=None, help="the series to convert when a folder holds several")
     p.add_argument("--phases", default=None, metavar="AP,PVP,...", help="phases to import (default: all found)")
     p.add_argument("--overwrite", action="store_true", help="replace images already in the study folder")
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.set_defaults(func=_cmd_import_dicom)
+
+    for verb in verbs.choices.values():  # `dlr VERB ... --debug` as well as `dlr --debug VERB ...`
+        verb.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     return parser
 
 
