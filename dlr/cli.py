@@ -11,6 +11,7 @@ import sys
 import time
 import traceback
 import warnings
+from pathlib import Path
 
 from analysis.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from analysis.errors import InputError
@@ -235,6 +236,88 @@ def _cmd_synth(args) -> int:
     return EXIT_OK
 
 
+def _bar(total: int, desc: str):
+    """A tqdm progress bar on stderr (a plain line per tenth when stderr is not a terminal)."""
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="case", file=sys.stderr, dynamic_ncols=True,
+                mininterval=0.5 if sys.stderr.isatty() else 30.0)
+
+
+def _cmd_extract(args) -> int:
+    from modeling.radiomics.extraction import extract_study
+    from modeling.study import load_study
+
+    _progress(f"checking {args.study}")
+    study = load_study(args.study)
+    where = f"the Dask cluster at {args.scheduler}" if args.scheduler else f"{args.jobs} process(es)"
+    _progress(f"extracting radiomics features of {len(study.patient_ids)} patients with {where}")
+    with contextlib.ExitStack() as stack:
+        bar = None
+
+        def progress(done, total, record):
+            nonlocal bar
+            if bar is None:
+                bar = stack.enter_context(_bar(total, "radiomics"))
+                bar.update(done)
+                if done:
+                    bar.set_postfix_str(f"{done} from the cache")
+                return
+            bar.update(done - bar.n)
+            if record.get("status") == "failed":
+                bar.write(f"failed: {record['patient_id']} reader {record['reader']} {record['phase']}: "
+                          f"{record['reason']}")
+
+        summary = extract_study(study, args.out, jobs=args.jobs, scheduler=args.scheduler, params_path=args.params,
+                                progress=progress)
+    _progress(f"{summary.n_cases} cases ({summary.n_features_per_phase} features per phase): {summary.n_computed} "
+              f"computed, {summary.n_cached} from the cache, {summary.n_failed} failed; {summary.seconds:.1f} s")
+    for row in summary.failures.itertuples():
+        print(f"warning: {row.patient_id} reader {row.reader} {row.phase}: {row.reason}", file=sys.stderr)
+    _progress(f"wrote {summary.out}/radiomics.csv and extraction_log.csv")
+    return EXIT_OK
+
+
+def _cmd_train(args) -> int:
+    from modeling.radiomics.extraction import FEATURES_DIR, extract_study
+    from modeling.study import load_study
+    from modeling.train import train_study
+
+    arms = _columns(args.arms) or []
+    _progress(f"checking {args.study}")
+    study = load_study(args.study, check_images="radiomics" in arms)
+    if "radiomics" in arms and not (Path(args.out) / FEATURES_DIR / "radiomics.csv").is_file():
+        _progress("no RUN/features/radiomics.csv yet: extracting first (as `dlr extract`)")
+        _cmd_extract(args)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        summary = train_study(study, args.out, arms=arms, jobs=args.jobs, seed=args.seed, lasso_rule=args.lasso_rule,
+                              oof=not args.no_oof, progress=_progress)
+    for w in caught:
+        if not issubclass(w.category, (FutureWarning, DeprecationWarning)):
+            print(f"warning: {w.message}", file=sys.stderr)
+    if summary.selection_counts is not None:
+        steps = " -> ".join(f"{r.n_features} ({r.step})" for r in summary.selection_counts.itertuples())
+        _progress(f"radiomics feature selection: {steps}")
+    table = summary.performance.pivot(index="model", columns="cohort", values="auc")
+    table = table.loc[list(dict.fromkeys(summary.performance["model"]))]
+    cv = summary.models.set_index("model")["cv_auc"]
+    lines = [f"{'model':<20}{'dev CV AUC':>12}" + "".join(f"{c + ' AUC':>18}" for c in table.columns)]
+    for model, row in table.iterrows():
+        cv_text = f"{cv[model]:.3f}" if model in cv.index and cv[model] == cv[model] else ""
+        lines.append(f"{model:<20}{cv_text:>12}" + "".join(f"{v:>18.3f}" for v in row))
+    if summary.true_risk is not None:
+        best = summary.true_risk.set_index("cohort")["auc"]
+        lines.append(f"{'true risk (best)':<20}{'':>12}" + "".join(f"{best.get(c, float('nan')):>18.3f}"
+                                                               for c in table.columns))
+    print("\n".join(lines))
+    chosen = summary.models.loc[summary.models["best_classifier"], "model"]
+    if len(chosen):
+        _progress(f"best classifier by development-cohort CV AUC: {chosen.iloc[0]} (used for RCR)")
+    _progress(f"wrote {summary.out}/predictions.csv and {summary.out}/models/")
+    return EXIT_OK
+
+
 def _clinical_verb(verbs, name: str, help_text: str, description: str, *, cohort_help: str):
     """A verb reading a clinical CSV, with the options table1 and logistic share."""
     p = verbs.add_parser(name, help=help_text, description=description)
@@ -339,6 +422,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-images", dest="images", action="store_false", help="clinical data only")
     p.add_argument("--overwrite", action="store_true", help="replace an existing study folder")
     p.set_defaults(func=_cmd_synth)
+
+    p = verbs.add_parser(
+        "extract", help="radiomics features of every patient, reader and phase (cached, parallel)",
+        description="Resamples each phase to 1 x 1 x 1 mm, normalises its intensities and extracts PyRadiomics "
+                    "features (default parameters: Original + Wavelet + LoG, 1037 per phase) for every patient, "
+                    "reader and phase, into RUN/features/radiomics.csv. Cached per image, mask and parameters: a "
+                    "rerun recomputes nothing and an interrupted run resumes. A case that fails is listed with "
+                    "its reason and the run goes on.")
+    p.add_argument("study", help="study folder (study.yaml, clinical.csv, images/, masks/)")
+    p.add_argument("--out", required=True, help="run folder; features go to RUN/features/")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="worker processes (default: the number of CPUs)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask distributed scheduler (e.g. tcp://10.0.0.1:8786) to run the cases on a cluster whose "
+                        "workers see the study at the same path")
+    p.add_argument("--params", default=None, metavar="YAML",
+                   help="PyRadiomics parameter file (default: study.yaml's radiomics_params, else dlr's own)")
+    p.set_defaults(func=_cmd_extract)
+
+    p = verbs.add_parser(
+        "train", help="fit the CR, radiomics and RCR models; write RUN/predictions.csv",
+        description="Fits every model on the development cohort only (split file, CR factor selection, median fill, "
+                    "ICC > 0.90, t test / Mann-Whitney, LASSO with 5-fold CV, five tuned classifiers, RCR in the "
+                    "classifier with the best CV AUC, Youden thresholds) and predicts every cohort into "
+                    "RUN/predictions.csv with the staging comparators; out-of-fold predictions and every fitted "
+                    "parameter go to RUN/models/.")
+    p.add_argument("study", help="study folder")
+    p.add_argument("--out", required=True, help="run folder (features from `dlr extract`, extracted when missing)")
+    p.add_argument("--arms", default="clinical,radiomics", metavar="ARM,...",
+                   help="clinical, radiomics (default both; RCR needs both)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: the number of CPUs)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the split and the models (default: study.yaml's)")
+    p.add_argument("--lasso-rule", choices=("min", "1se"), default="min",
+                   help="LASSO penalty: minimum CV deviance (default) or the 1-SE rule")
+    p.add_argument("--no-oof", action="store_true", help="skip the out-of-fold refits")
+    p.add_argument("--scheduler", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--params", default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=_cmd_train)
 
     p = verbs.add_parser(
         "import-dicom", help="convert DICOM series to the study layout (NIfTI)",

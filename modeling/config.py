@@ -22,6 +22,8 @@ Example::
       - {name: tumor_margin, type: categorical, role: radiological, levels: [Smooth, Non-smooth],
          reader2_column: tumor_margin_reader2}
     staging_columns: {ecog_ps: ps}        # the contract's staging input name -> the user's column
+    radiomics_params: params.yaml         # optional: a PyRadiomics parameter file (default: dlr's)
+    preprocessing: {margin_mm: 10}        # optional: modeling.radiomics.preprocess.PreprocessSettings
     seed: 20240101
     profile: quick
 """
@@ -94,6 +96,7 @@ class StudyConfig(_Strict):
     staging_columns: dict[str, str] = Field(default_factory=dict)
     erasl: Optional[dict] = None
     radiomics_params: Optional[str] = None
+    preprocessing: Optional[dict] = None
     seed: int = 20240101
     profile: Literal["quick", "paper"] = "quick"
 
@@ -103,6 +106,19 @@ class StudyConfig(_Strict):
         if len(set(phases)) != len(phases):
             raise ValueError(f"phases must be distinct, got {phases}")
         return phases
+
+    @field_validator("preprocessing")
+    @classmethod
+    def _known_preprocessing(cls, settings):
+        from .radiomics.preprocess import PreprocessSettings
+
+        if settings is not None:
+            try:
+                PreprocessSettings(**settings)
+            except TypeError as exc:
+                raise ValueError(f"unknown preprocessing setting ({exc}); the settings are "
+                                 f"{', '.join(PreprocessSettings.__dataclass_fields__)}") from None
+        return settings
 
     @field_validator("staging_columns")
     @classmethod

@@ -1,0 +1,100 @@
+"""The split file: one seeded assignment of development patients to inner cross-validation folds.
+
+methods.md G: "One seeded split file (patient ids -> cohort and inner folds) is written once and
+used by every model". ``RUN/split.csv`` has ``patient_id``, ``cohort`` and ``fold`` (1..k for
+development patients, 0 for every other cohort). Folds are stratified by outcome and drawn from
+the development patients alone (ids in clinical.csv order and their outcomes), so that adding,
+changing or relabelling a validation patient cannot move a development patient between folds.
+Every tuning, every feature-selection CV and every out-of-fold prediction uses these folds, so
+the out-of-fold predictions of different models are comparable and a later fusion model never
+sees a patient's own fold.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import InputError
+
+SPLIT_FILE = "split.csv"
+DEFAULT_FOLDS = 5
+
+
+class SplitError(InputError):
+    """The split file disagrees with the study (patients or cohorts changed)."""
+
+
+def make_split(clinical: pd.DataFrame, *, id_column: str, cohort_column: str, outcome_column: str, dev_cohort: str,
+               n_folds: int = DEFAULT_FOLDS, seed: int) -> pd.DataFrame:
+    """Stratified k-fold assignment of the development cohort.
+
+    Parameters
+    ----------
+    clinical : DataFrame
+        One row per patient.
+    id_column, cohort_column, outcome_column, dev_cohort : str
+        As study.yaml.
+    n_folds : int
+        Folds (default 5, the paper's LASSO CV); each needs at least one patient of each class.
+    seed : int
+
+    Returns
+    -------
+    DataFrame
+        ``patient_id``, ``cohort``, ``fold`` in clinical.csv order.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    ids = clinical[id_column].astype(str).to_numpy()
+    cohorts = clinical[cohort_column].astype(str).to_numpy()
+    dev = cohorts == dev_cohort
+    y = clinical[outcome_column].to_numpy()[dev].astype(int)
+    smallest = int(min(np.sum(y == 0), np.sum(y == 1))) if dev.any() else 0
+    if n_folds < 2 or smallest < n_folds:
+        raise SplitError(f"{n_folds} stratified folds need at least {n_folds} development patients of each outcome; "
+                         f"the {dev_cohort!r} cohort has {int(np.sum(y == 1))} with outcome 1 and "
+                         f"{int(np.sum(y == 0))} with outcome 0")
+    folds = np.zeros(len(ids), dtype=int)
+    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    dev_positions = np.flatnonzero(dev)
+    for k, (_, held) in enumerate(splitter.split(np.zeros((len(y), 1)), y), start=1):
+        folds[dev_positions[held]] = k
+    return pd.DataFrame({"patient_id": ids, "cohort": cohorts, "fold": folds})
+
+
+def load_or_make_split(run, clinical: pd.DataFrame, *, id_column: str, cohort_column: str, outcome_column: str,
+                       dev_cohort: str, n_folds: int = DEFAULT_FOLDS, seed: int) -> pd.DataFrame:
+    """``RUN/split.csv``: read it when it exists (and still fits the study), else write it once.
+
+    Raises
+    ------
+    SplitError
+        The file names other patients or cohorts than clinical.csv (the message lists them and
+        says to remove the file, or use a new run folder, to re-split).
+    """
+    path = Path(run) / SPLIT_FILE
+    if path.is_file():
+        split = pd.read_csv(path, dtype={"patient_id": str, "cohort": str})
+        if list(split.columns[:3]) != ["patient_id", "cohort", "fold"]:
+            raise SplitError(f"{path}: expected columns patient_id, cohort, fold; found {', '.join(split.columns)}")
+        current = dict(zip(clinical[id_column].astype(str), clinical[cohort_column].astype(str)))
+        recorded = dict(zip(split["patient_id"], split["cohort"]))
+        problems = [f"patient {p!r} is not in the split file" for p in current if p not in recorded]
+        problems += [f"patient {p!r} of the split file is not in clinical.csv" for p in recorded if p not in current]
+        problems += [f"patient {p!r} is in cohort {current[p]!r} but the split file says {recorded[p]!r}"
+                     for p in current if p in recorded and current[p] != recorded[p]]
+        if problems:
+            listed = "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
+            raise SplitError(f"{path} no longer matches the study ({len(problems)} difference(s): {listed}). "
+                             "Every model of a run shares one split: use a new run folder (or delete split.csv "
+                             "and every result of this run) to split again")
+        return split.set_index("patient_id").loc[list(current)].reset_index()
+    split = make_split(clinical, id_column=id_column, cohort_column=cohort_column, outcome_column=outcome_column,
+                       dev_cohort=dev_cohort, n_folds=n_folds, seed=seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    split.to_csv(tmp, index=False)
+    tmp.replace(path)
+    return split
