@@ -313,7 +313,8 @@ def _cmd_train(args) -> int:
     print("\n".join(lines))
     chosen = summary.models.loc[summary.models["best_classifier"], "model"]
     if len(chosen):
-        _progress(f"best classifier by development-cohort CV AUC: {chosen.iloc[0]} (used for RCR)")
+        used = " (used for RCR)" if "RCR" in set(summary.models["model"]) else ""
+        _progress(f"best classifier by development-cohort CV AUC: {chosen.iloc[0]}{used}")
     _progress(f"wrote {summary.out}/predictions.csv and {summary.out}/models/")
     return EXIT_OK
 

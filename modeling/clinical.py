@@ -31,6 +31,10 @@ from analysis.tables import CRSelection, dichotomise, select_cr_factors
 COMPARATORS = ("BCLC", "CNLC", "ERASL", "NLR", "PLR", "LMR")
 
 
+class CRModelError(InputError):
+    """No CR model can be built from the development cohort (no factor selected, or no finite fit)."""
+
+
 @dataclass(frozen=True)
 class Coding:
     """How one factor becomes design columns."""
@@ -118,7 +122,7 @@ def fit_cr(clinical: pd.DataFrame, config, *, dev_ids, alpha: float = 0.05) -> C
 
     Raises
     ------
-    InputError
+    CRModelError
         No factor is selected, or the refit has no finite maximum (separation); the message
         names the factors.
     """
@@ -131,7 +135,7 @@ def fit_cr(clinical: pd.DataFrame, config, *, dev_ids, alpha: float = 0.05) -> C
         selection = select_cr_factors(dichotomise(frame, cut), outcome=config.outcome_column, variables=candidates,
                                       categorical=categorical, alpha=alpha)
     if not selection.selected:
-        raise InputError(f"no clinical-radiological factor has multivariate p < {alpha:g} in the development cohort "
+        raise CRModelError(f"no clinical-radiological factor has multivariate p < {alpha:g} in the development cohort "
                          f"({len(frame)} patients); the CR model cannot be built (see `dlr logistic --study`)")
     codings = tuple(_coding(config, frame, name) for name in selection.selected)
     x = design(frame, codings)
@@ -140,7 +144,7 @@ def fit_cr(clinical: pd.DataFrame, config, *, dev_ids, alpha: float = 0.05) -> C
     exog = np.column_stack([np.ones(int(complete.sum())), x.to_numpy(dtype=float)[complete]])
     beta = fit_logistic(y, exog)
     if not np.all(np.isfinite(beta)):
-        raise InputError(f"the CR model on {', '.join(selection.selected)} has no finite fit in the development "
+        raise CRModelError(f"the CR model on {', '.join(selection.selected)} has no finite fit in the development "
                          "cohort (complete separation or a constant factor)")
     return CRModel(tuple(selection.selected), codings, tuple(x.columns), beta, selection)
 

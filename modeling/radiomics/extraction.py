@@ -330,8 +330,9 @@ def _local_results(pending: list[Case], jobs: int, args: tuple):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    # fork: the workers inherit the loaded modules (and the parameters) instead of re-importing
-    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    # spawn, not fork: this process has already run SimpleITK's thread pool (the parameters'
+    # phantom), and a forked child of a threaded process can deadlock
+    context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init) as pool:
         futures = [pool.submit(compute_case, case, *args) for case in pending]
         try:
@@ -354,7 +355,7 @@ def _dask_results(pending: list[Case], scheduler: str, args: tuple):
     except ImportError as exc:
         raise InputError(f"--scheduler needs dask.distributed ({exc}); pip install 'dask[distributed]'") from None
     try:
-        client = Client(scheduler, timeout="20s")
+        client = Client(scheduler, timeout="10s")
     except (OSError, TimeoutError) as exc:
         raise InputError(f"cannot reach the Dask scheduler at {scheduler} ({exc}); start one with "
                          "`dask scheduler` and workers with `dask worker ADDRESS`") from None

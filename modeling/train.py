@@ -1,0 +1,486 @@
+"""`dlr train`: the clinical and radiomics arms, from a study folder to ``RUN/predictions.csv``.
+
+What is fitted, and on whom (methods.md G: everything on the development cohort only)
+---------------------------------------------------------------------------------------
+* ``RUN/split.csv`` (:mod:`modeling.splits`): development patients -> 5 stratified folds,
+  written once per run and used by every cross-validation below.
+* CR (:mod:`modeling.clinical`): univariate then multivariate logistic selection, then one
+  logistic regression on the selected factors.
+* Radiomics: reader-1 features of ``RUN/features/radiomics.csv`` (``dlr extract``); missing
+  values (failed cases) are filled with development-cohort medians; ICC(2,1) > 0.90 between the
+  readers on the development patients of the reproducibility subset; t test or Mann-Whitney
+  p < 0.05; LASSO with 5-fold CV on the split's folds (:mod:`modeling.radiomics.selection`).
+* Five classifiers (:mod:`modeling.classifiers`) on the selected features: z-score parameters
+  from the development cohort, hyperparameters tuned by CV AUC on the split's folds.
+* RCR: the selected features plus the CR factors' design columns in the classifier with the
+  best development-cohort CV AUC (never chosen by validation AUC), tuned again by CV.
+* Thresholds: Youden's J on each model's development-cohort predictions (recorded; the
+  analysis recomputes them the same way).
+* Out-of-fold predictions for a later fusion model: for each fold k, the whole chain above
+  (CR selection and fit, median fill, ICC, tests, LASSO, tuning with the remaining folds,
+  choice of the best classifier, RCR) is redone without fold k and predicts fold k.
+
+Outputs
+-------
+``RUN/predictions.csv`` (contract section 4: every model, every cohort, with the scanner as a
+stratifier), and ``RUN/models/``: ``parameters.json`` (every fitted parameter, byte-stable),
+``models.csv``, ``tuning.csv``, ``selection_counts.csv``, ``icc.csv``, ``univariate.csv``,
+``lasso_cv.csv``, ``lasso_path.csv``, ``radiomics_selected.csv``, ``cr_selection.csv``,
+``oof_predictions.csv`` and ``lasso.png`` / ``lasso.svg`` (the paper's Supplementary S4).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import pandas as pd
+
+from analysis.errors import InputError
+
+from . import classifiers as clf
+from .clinical import COMPARATORS, CRModel, CRModelError, comparator_table, design, fit_cr
+from .radiomics.extraction import FEATURES_DIR, read_radiomics
+from .radiomics.selection import SelectionError, select_features
+from .splits import load_or_make_split
+
+ARMS = ("clinical", "radiomics", "deep")
+MODELS_DIR = "models"
+
+
+def radiomics_model_name(classifier: str) -> str:
+    return f"Radiomics-{classifier}"
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    """What :func:`train_study` fitted and wrote.
+
+    Attributes
+    ----------
+    out : Path
+        The run folder.
+    models : DataFrame
+        One row per fitted model: model, features, cv_auc, cv_auc_sd, best_params, threshold, best_classifier.
+    performance : DataFrame
+        model, cohort, n, n_events, auc (Mann-Whitney) of every model of predictions.csv.
+    true_risk : DataFrame or None
+        cohort, n, auc of truth.csv's true risk (synthetic studies): the best achievable AUC.
+    selection_counts : DataFrame or None
+        Features left after each selection step (radiomics arm).
+    predictions : DataFrame
+        ``RUN/predictions.csv``.
+    """
+
+    out: Path
+    models: pd.DataFrame
+    performance: pd.DataFrame
+    true_risk: Optional[pd.DataFrame]
+    selection_counts: Optional[pd.DataFrame]
+    predictions: pd.DataFrame
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.models
+
+
+def _auc(y: np.ndarray, s: np.ndarray) -> float:
+    from scipy.stats import rankdata
+
+    y = np.asarray(y, dtype=int)
+    n1, n0 = int(y.sum()), int((1 - y).sum())
+    if n1 == 0 or n0 == 0:
+        return float("nan")
+    ranks = rankdata(s)
+    return float((ranks[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+@dataclass
+class _Data:
+    """The study's patients, aligned: ids, cohorts, outcomes, folds, features."""
+
+    ids: np.ndarray
+    cohort: np.ndarray
+    y: np.ndarray
+    fold: np.ndarray
+    clinical: pd.DataFrame           # indexed by patient id
+    features: Optional[pd.DataFrame]  # reader 1, indexed by patient id
+    reader2: Optional[pd.DataFrame]   # reader 2, indexed by patient id
+
+
+def _load_features(run: Path, ids: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    frame = read_radiomics(run / FEATURES_DIR / "radiomics.csv")
+    frame["patient_id"] = frame["patient_id"].astype(str)
+    reader1 = frame[frame["reader"] == 1].set_index("patient_id").drop(columns="reader")
+    reader2 = frame[frame["reader"] == 2].set_index("patient_id").drop(columns="reader")
+    absent = [p for p in ids if p not in reader1.index]
+    if absent:
+        raise InputError(f"{run / FEATURES_DIR / 'radiomics.csv'}: no reader-1 features for patient(s) "
+                         f"{', '.join(absent[:10])}{' ...' if len(absent) > 10 else ''}; rerun `dlr extract`")
+    empty = [c for c in reader1.columns if reader1[c].isna().all()]
+    if len(empty) == reader1.shape[1]:
+        raise InputError(f"{run / FEATURES_DIR / 'radiomics.csv'}: every feature is empty (every case failed; "
+                         "see extraction_log.csv)")
+    reader1 = reader1.loc[list(ids)]
+    return reader1.drop(columns=empty), reader2.drop(columns=empty)
+
+
+# --------------------------------------------------------------------------------------------
+# one fit of the whole chain on a set of training patients
+
+
+@dataclass
+class _ArmFit:
+    """The fitted chain on one training set; ``predict(ids)`` scores any patients."""
+
+    cr: Optional[CRModel]
+    medians: Optional[pd.Series]
+    selection: object
+    tuned: dict          # model name -> clf.TunedModel
+    best: Optional[str]
+
+
+def _fill(data: _Data, medians: pd.Series, ids) -> pd.DataFrame:
+    return data.features.loc[list(ids)].fillna(medians)
+
+
+def _fit_chain(data: _Data, config, train: np.ndarray, *, arms, seed: int, lasso_rule: str, icc_threshold: float,
+               alpha: float, progress=None) -> _ArmFit:
+    """CR, selection, the five classifiers and RCR on the patients where ``train`` is True."""
+    ids = data.ids[train]
+    folds = data.fold[train]
+    y = data.y[train]
+    cr = None
+    if "clinical" in arms:
+        try:
+            cr = fit_cr(data.clinical.reset_index(drop=True), config, dev_ids=ids, alpha=alpha)
+        except CRModelError as exc:
+            warnings.warn(f"{exc}; CR and RCR are left out", stacklevel=2)
+    if "radiomics" not in arms:
+        return _ArmFit(cr, None, None, {}, None)
+    medians = data.features.loc[list(ids)].median()
+    x = _fill(data, medians, ids)
+    r2 = None
+    if data.reader2 is not None and len(data.reader2):
+        r2_ids = [p for p in ids if p in data.reader2.index]
+        r2 = data.reader2.loc[r2_ids].fillna(medians) if r2_ids else None
+    try:
+        selection = select_features(x, y, folds, reader2=r2, icc_threshold=icc_threshold, alpha=alpha,
+                                    lasso_rule=lasso_rule, seed=seed)
+    except SelectionError as exc:
+        raise InputError(f"radiomics feature selection on {len(ids)} development patients: {exc}") from None
+    chosen = list(selection.features)
+    tuned = {}
+    for name in clf.CLASSIFIERS:
+        if progress:
+            progress(f"tuning {radiomics_model_name(name)} on {len(chosen)} features")
+        tuned[radiomics_model_name(name)] = clf.tune(name, x[chosen], y, folds, seed=seed)
+    best = clf.best_classifier({n: tuned[radiomics_model_name(n)] for n in clf.CLASSIFIERS})
+    if cr is not None:
+        rcr_x = pd.concat([x[chosen], design(data.clinical.loc[list(ids)], cr.codings)], axis=1)
+        if progress:
+            progress(f"tuning RCR ({best}) on {rcr_x.shape[1]} features")
+        tuned["RCR"] = clf.tune(best, rcr_x, y, folds, seed=seed)
+    return _ArmFit(cr, medians, selection, tuned, best)
+
+
+def _predict_chain(fit: _ArmFit, data: _Data, ids) -> dict:
+    """model name -> scores of ``ids``."""
+    ids = list(ids)
+    out = {}
+    if fit.cr is not None:
+        out["CR"] = fit.cr.predict(data.clinical.loc[ids])
+    if fit.selection is not None:
+        chosen = list(fit.selection.features)
+        x = _fill(data, fit.medians, ids)[chosen]
+        for name, model in fit.tuned.items():
+            if name == "RCR":
+                rcr_x = pd.concat([x, design(data.clinical.loc[ids], fit.cr.codings)], axis=1)
+                out[name] = clf.predict_risk(model, rcr_x)
+            else:
+                out[name] = clf.predict_risk(model, x)
+    return out
+
+
+def _oof_fold(args):
+    data, config, k, kwargs = args
+    dev = data.cohort == config.dev_cohort
+    held = data.ids[dev & (data.fold == k)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            fit = _fit_chain(data, config, dev & (data.fold != k), **kwargs)
+        except InputError:  # a fold whose training part selects nothing: no out-of-fold scores there
+            return k, held, {}
+    return k, held, _predict_chain(fit, data, held)
+
+
+def _out_of_fold(data: _Data, config, kwargs: dict, *, jobs: int, progress=None) -> pd.DataFrame:
+    dev = data.cohort == config.dev_cohort
+    folds = sorted(set(data.fold[dev]))
+    tasks = [(data, config, k, kwargs) for k in folds]
+    if jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: XGBoost's OpenMP threads have run in this process, and a forked
+        # child of a threaded process can deadlock
+        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = []
+            for result in pool.map(_oof_fold, tasks):
+                results.append(result)
+                if progress:
+                    progress(f"out-of-fold predictions: fold {result[0]} of {len(folds)}")
+    else:
+        results = []
+        for task in tasks:
+            results.append(_oof_fold(task))
+            if progress:
+                progress(f"out-of-fold predictions: fold {task[2]} of {len(folds)}")
+    y = dict(zip(data.ids, data.y))
+    rows = []
+    for k, held, scores in results:
+        for model, values in scores.items():
+            rows += [{"patient_id": p, "fold": k, "model": model, "y_true": y[p], "y_score": float(s)}
+                     for p, s in zip(held, values)]
+    return pd.DataFrame(rows, columns=["patient_id", "fold", "model", "y_true", "y_score"])
+
+
+# --------------------------------------------------------------------------------------------
+# the entry point
+
+
+def _truth_auc(study, data: _Data) -> Optional[pd.DataFrame]:
+    path = study.root / "truth.csv"
+    if not path.is_file():
+        return None
+    truth = pd.read_csv(path, dtype={"patient_id": str}).set_index("patient_id")
+    if "true_risk" not in truth.columns:
+        return None
+    rows = []
+    for cohort in dict.fromkeys(data.cohort):
+        w = data.cohort == cohort
+        risk = truth["true_risk"].reindex(data.ids[w]).to_numpy(dtype=float)
+        ok = np.isfinite(risk)
+        rows.append({"cohort": cohort, "n": int(ok.sum()), "auc": _auc(data.y[w][ok], risk[ok])})
+    return pd.DataFrame(rows)
+
+
+def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_folds: int = 5,
+                seed: Optional[int] = None, lasso_rule: str = "min", icc_threshold: float = 0.90,
+                alpha: float = 0.05, oof: bool = True,
+                progress: Optional[Callable[[str], None]] = None) -> TrainSummary:
+    """Fit the clinical and radiomics arms on the development cohort and predict every cohort.
+
+    Parameters
+    ----------
+    study : modeling.study.Study
+    out : path
+        The run folder; the radiomics arm reads ``RUN/features/radiomics.csv`` (``dlr extract``).
+    arms : iterable of {"clinical", "radiomics"}
+        Which models to fit (RCR needs both).
+    jobs : int
+        Processes for the out-of-fold refits.
+    n_folds, seed :
+        The split (seed default: study.yaml's seed).
+    lasso_rule : {"min", "1se"}
+    icc_threshold, alpha :
+        The ICC filter and the significance level of the univariate steps.
+    oof : bool
+        Compute the out-of-fold predictions (5 refits of the whole chain).
+    progress : callable, optional
+        Called with a message at each step.
+
+    Returns
+    -------
+    TrainSummary
+    """
+    arms = tuple(dict.fromkeys(arms))
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown or not arms:
+        raise InputError(f"unknown arm(s) {unknown or arms}; the arms are {', '.join(ARMS)}")
+    if "deep" in arms:
+        raise InputError("the deep arm (DL-ResNet models) is not available in this version of dlr; "
+                         "use --arms clinical,radiomics")
+    if lasso_rule not in ("min", "1se"):
+        raise InputError(f"lasso rule must be 'min' or '1se', got {lasso_rule!r}")
+    config = study.config
+    seed = config.seed if seed is None else int(seed)
+    run = Path(out)
+    say = progress or (lambda message: None)
+    clinical = study.clinical.copy()
+    clinical[config.id_column] = clinical[config.id_column].astype(str)
+    split = load_or_make_split(run, clinical, id_column=config.id_column, cohort_column=config.cohort_column,
+                               outcome_column=config.outcome_column, dev_cohort=config.dev_cohort,
+                               n_folds=n_folds, seed=seed)
+    ids = split["patient_id"].to_numpy(dtype=object)
+    indexed = clinical.set_index(config.id_column, drop=False).loc[list(ids)]
+    indexed.index.name = None
+    data = _Data(ids, split["cohort"].to_numpy(dtype=object), indexed[config.outcome_column].to_numpy(dtype=int),
+                 split["fold"].to_numpy(dtype=int), indexed, None, None)
+    if "radiomics" in arms:
+        data.features, data.reader2 = _load_features(run, ids)
+        say(f"radiomics: {data.features.shape[1]} features of {len(ids)} patients "
+            f"({len(data.reader2)} with a second reader)")
+    dev = data.cohort == config.dev_cohort
+    kwargs = {"arms": arms, "seed": seed, "lasso_rule": lasso_rule, "icc_threshold": icc_threshold, "alpha": alpha}
+    say(f"fitting on the {int(dev.sum())} {config.dev_cohort!r} patients")
+    fit = _fit_chain(data, config, dev, progress=say, **kwargs)
+    scores = _predict_chain(fit, data, ids)
+    oof_frame = None
+    if oof:
+        say("out-of-fold predictions: refitting the whole chain without each fold")
+        oof_frame = _out_of_fold(data, config, kwargs, jobs=jobs, progress=say)
+
+    comparators, erasl_label = comparator_table(clinical, config) if "clinical" in arms else (None, None)
+    predictions = _predictions(data, config, scores, comparators)
+    models = _models_table(fit, data, dev, scores)
+    parameters = _parameters(fit, data, dev, split, models, seed, erasl_label)
+    performance = _performance(predictions)
+    truth = _truth_auc(study, data)
+    _write(run, predictions, fit, models, parameters, oof_frame)
+    return TrainSummary(run, models, performance, truth,
+                        fit.selection.counts if fit.selection is not None else None, predictions)
+
+
+def _predictions(data: _Data, config, scores: dict, comparators: Optional[pd.DataFrame]) -> pd.DataFrame:
+    order = ["CR"] + [radiomics_model_name(n) for n in clf.CLASSIFIERS] + ["RCR"]
+    frames = []
+    base = pd.DataFrame({"patient_id": data.ids, "cohort": data.cohort, "y_true": data.y})
+    if config.scanner_column:
+        base[config.scanner_column] = data.clinical[config.scanner_column].to_numpy()
+    for model in [m for m in order if m in scores]:
+        frames.append(base.assign(model=model, y_score=np.asarray(scores[model], dtype=float)))
+    if comparators is not None:
+        table = comparators.set_index("patient_id").reindex(data.ids)
+        for model in COMPARATORS:
+            frames.append(base.assign(model=model, y_score=table[model].to_numpy(dtype=float)))
+    frame = pd.concat(frames, ignore_index=True)
+    missing = ~np.isfinite(frame["y_score"].to_numpy(dtype=float))
+    if missing.any():
+        gone = frame[missing].groupby("model")["patient_id"].apply(lambda s: ", ".join(s.head(5)))
+        warnings.warn("patients without a score are left out of predictions.csv: "
+                      + "; ".join(f"{m}: {p}" for m, p in gone.items()), stacklevel=3)
+        frame = frame[~missing]
+    columns = ["patient_id", "cohort", "model", "y_true", "y_score"] + \
+        ([config.scanner_column] if config.scanner_column else [])
+    return frame[columns].reset_index(drop=True)
+
+
+def _models_table(fit: _ArmFit, data: _Data, dev: np.ndarray, scores: dict) -> pd.DataFrame:
+    from analysis.thresholds import youden_threshold
+
+    rows = []
+    for model, values in scores.items():
+        tuned = fit.tuned.get(model)
+        values = np.asarray(values, dtype=float)
+        ok = dev & np.isfinite(values)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            threshold = youden_threshold(data.y[ok], values[ok])
+        if model == "CR":
+            features, params = ", ".join(fit.cr.columns), ""
+        elif model == "RCR":
+            features = f"{len(fit.selection.features)} radiomics + {', '.join(fit.cr.columns)}"
+            params = json.dumps(tuned.best_params, sort_keys=True, default=str)
+        else:
+            features, params = f"{len(fit.selection.features)} radiomics", json.dumps(tuned.best_params, sort_keys=True,
+                                                                                     default=str)
+        rows.append({"model": model, "classifier": "logistic" if model == "CR" else
+                     (fit.best if model == "RCR" else model.split("-", 1)[1]), "features": features,
+                     "cv_auc": tuned.cv_auc if tuned else float("nan"),
+                     "cv_auc_sd": tuned.cv_auc_sd if tuned else float("nan"), "best_params": params,
+                     "threshold": threshold, "best_classifier": fit.best is not None and model ==
+                     radiomics_model_name(fit.best)})
+    return pd.DataFrame(rows)
+
+
+def _parameters(fit: _ArmFit, data: _Data, dev: np.ndarray, split: pd.DataFrame, models: pd.DataFrame, seed: int,
+                erasl_label) -> dict:
+    params = {"seed": seed, "folds": {p: int(f) for p, f in zip(data.ids[dev], data.fold[dev])},
+              "thresholds": {r.model: float(r.threshold) for r in models.itertuples()}}
+    if fit.cr is not None:
+        params["CR"] = fit.cr.parameters()
+    if fit.selection is not None:
+        sel = fit.selection
+        params["radiomics"] = {
+            "medians": {k: float(v) for k, v in fit.medians.items()},
+            "icc_kept": list(sel.icc.kept) if sel.icc is not None else None,
+            "univariate_kept": list(sel.univariate.kept),
+            "lasso": {"C": float(sel.lasso.chosen_C), "intercept": float(sel.lasso.intercept),
+                      "coefficients": {r.feature: float(r.coefficient) for r in sel.lasso.selected.itertuples()}},
+            "selected": list(sel.features),
+            "best_classifier": fit.best,
+        }
+        params["models"] = {name: clf.fitted_parameters(model) for name, model in fit.tuned.items()}
+    params["erasl"] = erasl_label
+    return params
+
+
+def _performance(predictions: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (model, cohort), g in predictions.groupby(["model", "cohort"], sort=False):
+        y = g["y_true"].to_numpy(dtype=int)
+        rows.append({"model": model, "cohort": cohort, "n": len(g), "n_events": int(y.sum()),
+                     "auc": _auc(y, g["y_score"].to_numpy(dtype=float))})
+    return pd.DataFrame(rows)
+
+
+def _write(run: Path, predictions: pd.DataFrame, fit: _ArmFit, models: pd.DataFrame, parameters: dict,
+           oof_frame: Optional[pd.DataFrame]) -> None:
+    """Write predictions.csv and models/ together: both are replaced, or neither."""
+    run.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=run, prefix=".tmp-train-"))
+    try:
+        mdir = staging / MODELS_DIR
+        mdir.mkdir()
+        predictions.to_csv(staging / "predictions.csv", index=False, float_format="%.17g")
+        models.to_csv(mdir / "models.csv", index=False, float_format="%.10g")
+        (mdir / "parameters.json").write_text(clf.parameters_json(parameters) + "\n")
+        if fit.cr is not None:
+            fit.cr.selection.variables.to_csv(mdir / "cr_selection.csv", index=False, float_format="%.10g")
+        if fit.tuned:
+            tuning = pd.concat([m.cv_results.assign(model=name) for name, m in fit.tuned.items()], ignore_index=True)
+            tuning[["model"] + [c for c in tuning.columns if c != "model"]].to_csv(mdir / "tuning.csv", index=False,
+                                                                                   float_format="%.10g")
+        if fit.selection is not None:
+            sel = fit.selection
+            sel.counts.to_csv(mdir / "selection_counts.csv", index=False)
+            if sel.icc is not None:
+                sel.icc.table.to_csv(mdir / "icc.csv", index=False, float_format="%.10g")
+            sel.univariate.table.to_csv(mdir / "univariate.csv", index=False, float_format="%.10g")
+            sel.lasso.cv.to_csv(mdir / "lasso_cv.csv", index=False, float_format="%.10g")
+            sel.lasso.path.to_csv(mdir / "lasso_path.csv", index=False, float_format="%.10g")
+            sel.lasso.selected.to_csv(mdir / "radiomics_selected.csv", index=False, float_format="%.17g")
+            _lasso_figure(sel.lasso, mdir)
+        if oof_frame is not None:
+            oof_frame.to_csv(mdir / "oof_predictions.csv", index=False, float_format="%.17g")
+        old = run / f".old-{MODELS_DIR}-{os.getpid()}"
+        if (run / MODELS_DIR).exists():
+            os.replace(run / MODELS_DIR, old)
+        os.replace(mdir, run / MODELS_DIR)
+        os.replace(staging / "predictions.csv", run / "predictions.csv")
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _lasso_figure(lasso, folder: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .radiomics.selection import plot_lasso
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    plot_lasso(lasso, axes=axes)
+    for ext in ("png", "svg"):
+        fig.savefig(folder / f"lasso.{ext}", dpi=150, metadata={"Date": None} if ext == "svg" else None)
+    plt.close(fig)
