@@ -25,6 +25,8 @@ PROB_MIN = 1e-5
 #: 1/100 of a coefficient's, close to glmnet's unpenalised intercept.
 INTERCEPT_SCALING = 100.0
 LASSO_RULES = ("min", "1se")
+#: liblinear's iteration cap per fit (a fit that reaches it is near separation; see lasso_select)
+MAX_ITER = 20_000
 #: Test names as :func:`analysis.tables.compare_continuous` writes them (``equal_var=True``).
 STUDENT_T = "Student t test"
 MANN_WHITNEY = "Mann-Whitney U"
@@ -442,7 +444,7 @@ def _lasso_model(C: float, seed: int):
     from sklearn.linear_model import LogisticRegression
 
     return LogisticRegression(C=C, l1_ratio=1.0, solver="liblinear", intercept_scaling=INTERCEPT_SCALING,
-                              tol=1e-6, max_iter=100_000, random_state=seed)
+                              tol=1e-6, max_iter=MAX_ITER, random_state=seed)
 
 
 def _preprocessor():
@@ -473,8 +475,8 @@ def lasso_select(X: pd.DataFrame, y, folds, *, n_lambdas: int = 50, rule: str = 
         Fold label per row (the split file's folds); the cross-validation uses exactly these
         folds (scikit-learn ``PredefinedSplit``).
     n_lambdas : int, keyword-only
-        Penalties on the grid (50), log-spaced over four decades from the smallest penalty
-        that leaves every coefficient at zero.
+        Penalties on the grid (50), log-spaced from the smallest penalty that leaves every
+        coefficient at zero over three decades (more patients than features) or two (fewer).
     rule : {"min", "1se"}, keyword-only
         ``"min"``: the penalty with the lowest mean CV deviance (glmnet ``lambda.min``);
         ``"1se"``: the largest penalty whose mean deviance is within one standard error of
@@ -497,7 +499,8 @@ def lasso_select(X: pd.DataFrame, y, folds, *, n_lambdas: int = 50, rule: str = 
     ``LogisticRegression(l1_ratio=1, solver="liblinear")``), i.e. glmnet's
     (1/n) sum_i logloss_i + lambda ||beta||_1 with lambda = 1 / (C n). The grid starts at
     ``sklearn.svm.l1_min_c`` of the z-scored features (for centred features glmnet's
-    lambda_max = max_j |x_j'(y - ybar)| / n) and spans C_min * 10^[0, 4]. As cv.glmnet, each
+    lambda_max = max_j |x_j'(y - ybar)| / n) and spans C_min * 10^[0, 3] when n > p, else
+    C_min * 10^[0, 2] (glmnet: lambda.min.ratio 1e-4 and 1e-2). As cv.glmnet, each
     fold's training part is z-scored on its own and fitted at the same lambda (its C is
     1 / (lambda n_train)); the held-out deviance -2 [y log p + (1 - y) log(1 - p)], p clipped
     to [1e-5, 1 - 1e-5], is averaged within each fold; ``deviance_mean`` is the fold-size
@@ -531,7 +534,11 @@ def lasso_select(X: pd.DataFrame, y, folds, *, n_lambdas: int = 50, rule: str = 
         c_min = l1_min_c(scaled, y, loss="log", fit_intercept=False)
     except ValueError as exc:  # every feature constant
         raise SelectionError(f"LASSO: no feature varies among the {n} patients ({exc})") from None
-    Cs = c_min * np.logspace(0, 4, int(n_lambdas))
+    # the path spans 3 decades when patients outnumber features, 2 otherwise (glmnet's
+    # lambda.min.ratio is 1e-4 and 1e-2; its last decade for n > p holds near-separated fits that
+    # take liblinear minutes to converge and never minimise the CV deviance of radiomics data)
+    decades = 3.0 if n > values.shape[1] else 2.0
+    Cs = c_min * np.logspace(0, decades, int(n_lambdas))
     lambdas = 1.0 / (Cs * n)
 
     labels = np.unique(folds)

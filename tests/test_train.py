@@ -1,0 +1,170 @@
+"""`dlr train`: every model in predictions.csv, and nothing fitted sees a validation patient."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, run_dlr
+
+sitk = pytest.importorskip("SimpleITK")
+pytest.importorskip("radiomics")
+
+from modeling.radiomics.extraction import extract_study  # noqa: E402
+from modeling.splits import SplitError, make_split  # noqa: E402
+from modeling.study import load_study  # noqa: E402
+from modeling.synthetic import synthesize_study  # noqa: E402
+from modeling.train import train_study  # noqa: E402
+
+LIGHT = REPO / "tests" / "data" / "radiomics_light.yaml"
+MODELS = ["CR", "Radiomics-LR", "Radiomics-SVM", "Radiomics-KNN", "Radiomics-XGBoost", "Radiomics-MLP", "RCR",
+          "BCLC", "CNLC", "ERASL", "NLR", "PLR", "LMR"]
+
+
+def _fast_study(root: Path) -> Path:
+    """The paper-sized synthetic study, extracted on its native grid with the light parameters."""
+    synthesize_study(root, n=165)
+    config = yaml.safe_load((root / "study.yaml").read_text())
+    config["preprocessing"] = {"spacing": [3.0, 3.0, 5.0]}
+    config["radiomics_params"] = str(LIGHT)
+    (root / "study.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    base = tmp_path_factory.mktemp("train")
+    root = _fast_study(base / "S")
+    run = base / "run"
+    extract_study(load_study(root), run, jobs=2)
+    summary = train_study(load_study(root), run, oof=False)
+    return root, run, summary
+
+
+def test_predictions_hold_every_model_for_both_cohorts(trained):
+    root, run, summary = trained
+    pred = pd.read_csv(run / "predictions.csv", dtype={"patient_id": str})
+    assert list(pred.columns) == ["patient_id", "cohort", "model", "y_true", "y_score", "scanner"]
+    assert list(dict.fromkeys(pred["model"])) == MODELS
+    counts = pred.groupby(["model", "cohort"]).size().unstack()
+    assert (counts["training"] == 132).all() and (counts["validation"] == 33).all()
+    probabilities = pred[pred["model"].isin(MODELS[:7])]["y_score"]
+    assert probabilities.between(0, 1).all()
+    # the same patients and outcomes as clinical.csv
+    clinical = pd.read_csv(root / "clinical.csv", dtype={"patient_id": str}).set_index("patient_id")
+    one = pred[pred["model"] == "CR"].set_index("patient_id")
+    assert (one["y_true"] == clinical.loc[one.index, "early_recurrence"]).all()
+    # the CR model is the paper's: AST and tumour diameter, as `dlr logistic` selects
+    params = json.loads((run / "models/parameters.json").read_text())
+    assert params["CR"]["factors"] == ["ast", "tumor_diameter"]
+    # the reproducibility filter, the tests and LASSO each reduce the features
+    counts = summary.selection_counts.set_index("step")["n_features"]
+    assert counts.iloc[0] == 3 * 56 and counts.is_monotonic_decreasing and counts.iloc[-1] >= 1
+    # RCR uses the classifier with the best development CV AUC
+    models = summary.models.set_index("model")
+    best = models.loc[models["best_classifier"]].index[0]
+    cv = models.loc[[f"Radiomics-{c}" for c in ("LR", "SVM", "KNN", "XGBoost", "MLP")], "cv_auc"]
+    assert cv[best] == cv.max() and models.loc["RCR", "classifier"] == best.split("-")[1]
+    # the analysis reads the file as it is
+    res = run_dlr("analyze", run / "predictions.csv", "--out", run / "results", "--strata", "scanner",
+                  "--bootstrap", "0", "--no-figures")
+    assert res.returncode == 0, res.stderr
+
+
+def test_changing_validation_patients_leaves_every_fitted_parameter_identical(trained, tmp_path):
+    root, run, _ = trained
+    other = tmp_path / "S"
+    shutil.copytree(root, other, symlinks=True)
+    clinical = pd.read_csv(other / "clinical.csv", dtype={"patient_id": str})
+    validation = clinical["cohort"] == "validation"
+    clinical.loc[validation, "early_recurrence"] = 1 - clinical.loc[validation, "early_recurrence"]
+    clinical.to_csv(other / "clinical.csv", index=False)
+    rng = np.random.default_rng(1)
+    for pid in clinical.loc[validation, "patient_id"]:
+        path = other / "images" / pid / "AP.nii.gz"
+        image = sitk.ReadImage(str(path))
+        array = sitk.GetArrayFromImage(image).astype(np.float64)
+        array = array * rng.uniform(0.5, 1.5) + rng.normal(0, 40, array.shape)
+        changed = sitk.GetImageFromArray(np.clip(array, 0, 32767).astype(np.int16))
+        changed.CopyInformation(image)
+        sitk.WriteImage(changed, str(path), True)
+    run2 = tmp_path / "run"
+    shutil.copytree(run / "features" / "cache", run2 / "features" / "cache")  # only changed cases recompute
+    again = extract_study(load_study(other), run2, jobs=2)
+    changed_cases = again.log[again.log["patient_id"].isin(set(clinical.loc[validation, "patient_id"]))
+                              & (again.log["phase"] == "AP")]
+    assert again.n_computed == len(changed_cases) >= int(validation.sum())  # the AP cases of both readers
+    train_study(load_study(other), run2, oof=False)
+
+    assert (run2 / "models/parameters.json").read_bytes() == (run / "models/parameters.json").read_bytes()
+    assert (run2 / "split.csv").read_bytes() == (run / "split.csv").read_bytes()
+    before = pd.read_csv(run / "predictions.csv", dtype={"patient_id": str})
+    after = pd.read_csv(run2 / "predictions.csv", dtype={"patient_id": str})
+    dev = before["cohort"] == "training"
+    pd.testing.assert_frame_equal(before[dev].reset_index(drop=True), after[dev].reset_index(drop=True))
+    # and the validation patients did change: their images moved the radiomics scores
+    changed = before[~dev & (before["model"] == "Radiomics-LR")]["y_score"].to_numpy()
+    now = after[~dev & (after["model"] == "Radiomics-LR")]["y_score"].to_numpy()
+    assert not np.allclose(changed, now)
+
+
+def test_split_is_stratified_and_ignores_validation_patients():
+    frame = pd.DataFrame({"id": [f"P{i}" for i in range(60)], "cohort": ["training"] * 50 + ["validation"] * 10,
+                          "y": [i % 3 == 0 for i in range(60)]}).astype({"y": int})
+    split = make_split(frame, id_column="id", cohort_column="cohort", outcome_column="y", dev_cohort="training",
+                       seed=5)
+    dev = split[split["cohort"] == "training"]
+    assert set(dev["fold"]) == {1, 2, 3, 4, 5} and (split.loc[split["cohort"] == "validation", "fold"] == 0).all()
+    per_fold = frame.iloc[:50].assign(fold=dev["fold"].to_numpy()).groupby("fold")["y"].sum()
+    assert per_fold.max() - per_fold.min() <= 1
+    frame.loc[frame["cohort"] == "validation", "y"] = 1
+    again = make_split(frame, id_column="id", cohort_column="cohort", outcome_column="y", dev_cohort="training", seed=5)
+    pd.testing.assert_frame_equal(split, again)
+    tiny = frame.iloc[:8]
+    with pytest.raises(SplitError, match="at least 5"):
+        make_split(tiny, id_column="id", cohort_column="cohort", outcome_column="y", dev_cohort="training", seed=5)
+
+
+def test_train_cli_prints_validation_auc_beside_the_true_risk_and_refuses_a_changed_split(trained, tmp_path):
+    root, run, _ = trained
+    res = run_dlr("train", root, "--out", run, "--no-oof", "--jobs", "1")
+    assert res.returncode == 0, res.stderr
+    assert "true risk (best)" in res.stdout and "validation AUC" in res.stdout
+    assert "RCR" in res.stdout
+    # a study whose cohorts changed no longer fits the run's split file
+    other = tmp_path / "S"
+    shutil.copytree(root, other, symlinks=True)
+    clinical = pd.read_csv(other / "clinical.csv", dtype={"patient_id": str})
+    clinical.loc[0, "cohort"] = "validation" if clinical.loc[0, "cohort"] == "training" else "training"
+    clinical.to_csv(other / "clinical.csv", index=False)
+    (tmp_path / "run2/features").mkdir(parents=True)
+    shutil.copy(run / "split.csv", tmp_path / "run2/split.csv")
+    shutil.copy(run / "features/radiomics.csv", tmp_path / "run2/features/radiomics.csv")
+    res = run_dlr("train", other, "--out", tmp_path / "run2", "--no-oof")
+    assert res.returncode == 2 and "HCC001" in res.stderr and "split" in res.stderr and "Traceback" not in res.stderr
+    res = run_dlr("train", root, "--out", tmp_path / "run3", "--arms", "clinical,deep")
+    assert res.returncode == 2 and "deep" in res.stderr
+
+
+@pytest.mark.slow
+def test_out_of_fold_predictions_cover_each_development_patient_once(trained, tmp_path):
+    root, run, _ = trained
+    run2 = tmp_path / "run"
+    shutil.copytree(run / "features", run2 / "features")
+    train_study(load_study(root), run2, jobs=2)
+    oof = pd.read_csv(run2 / "models/oof_predictions.csv", dtype={"patient_id": str})
+    split = pd.read_csv(run2 / "split.csv", dtype={"patient_id": str}).set_index("patient_id")
+    dev = split.index[split["cohort"] == "training"]
+    for model, group in oof.groupby("model"):
+        assert not group["patient_id"].duplicated().any() and set(group["patient_id"]) <= set(dev), model
+        assert (group["fold"].to_numpy() == split.loc[group["patient_id"], "fold"].to_numpy()).all()
+        if model.startswith("Radiomics-"):  # every fold selects radiomics features
+            assert sorted(group["patient_id"]) == sorted(dev), model
+    # CR and RCR exist in a fold only when that fold's own CR selection finds a factor: with 4/5
+    # of 132 patients it sometimes does not, and no factor is borrowed from the held-out fold
+    assert set(oof["model"]) <= set(MODELS[:7]) and {f"Radiomics-{c}" for c in ("LR", "MLP")} <= set(oof["model"])
