@@ -17,6 +17,8 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from .splits import fold_array, outcome_array
+
 CLASSIFIERS = ("LR", "SVM", "KNN", "XGBoost", "MLP")
 CV_RESULT_COLUMNS = ["params", "mean_auc", "sd_auc", "rank"]
 
@@ -151,35 +153,6 @@ def _features(X):
     return values
 
 
-def _outcome(y, X) -> np.ndarray:
-    if isinstance(y, pd.Series) and isinstance(X, pd.DataFrame) and not y.index.equals(X.index) \
-            and len(y) == len(X) and set(y.index) == set(X.index):
-        y = y.reindex(X.index)
-    values = np.asarray(y, dtype=float)
-    if values.ndim != 1 or values.size != len(X):
-        raise ValueError(f"y must be 1-D with one outcome per row of X ({len(X)}), got shape {values.shape}")
-    labels = set(np.unique(values).tolist())
-    if not labels <= {0.0, 1.0}:
-        raise ValueError(f"y must hold only 0 and 1 (no missing values), found {sorted(labels)[:5]}")
-    if len(labels) < 2:
-        raise ValueError(f"y has a single class ({sorted(labels)}); a classifier needs both outcomes")
-    return values.astype(int)
-
-
-def _fold_labels(folds, y: np.ndarray, *, min_labels: int = 2) -> np.ndarray:
-    values = np.asarray(folds)
-    if values.ndim != 1 or values.size != y.size:
-        raise ValueError(f"folds must hold one fold label per row ({y.size}), got shape {values.shape}")
-    as_float = values.astype(float)
-    if not np.all(np.isfinite(as_float)) or not np.all(as_float == np.round(as_float)):
-        raise ValueError("folds must be integer fold labels (from the split file)")
-    values = as_float.astype(int)
-    labels = np.unique(values)
-    if labels.size < min_labels:
-        raise ValueError(f"folds must have at least {min_labels} distinct labels here, got {labels.tolist()}")
-    return values
-
-
 def _check_scorable(folds: np.ndarray, y: np.ndarray) -> None:
     for k in np.unique(folds):
         if np.unique(y[folds == k]).size < 2:
@@ -235,8 +208,8 @@ def tune(name: str, X, y, folds, *, seed: int) -> TunedModel:
 
     pipeline, grid = make_pipeline(name, seed=seed)
     X = _features(X)
-    y = _outcome(y, X)
-    folds = _fold_labels(folds, y)
+    y = outcome_array(y, X, purpose="a classifier")
+    folds = fold_array(folds, y)
     _check_scorable(folds, y)
     search = GridSearchCV(pipeline, grid, cv=PredefinedSplit(folds), scoring="roc_auc", refit=True, n_jobs=1)
     # one BLAS thread while fitting: these matrices are tiny, so threads only add overhead (3x
@@ -315,8 +288,8 @@ def out_of_fold(name: str | None, X, y, folds, *, seed: int, fit=None) -> np.nda
     Varma S, Simon R. BMC Bioinformatics 2006;7:91 (nested cross-validation).
     """
     X = _features(X)
-    y = _outcome(y, X)
-    folds = _fold_labels(folds, y, min_labels=2 if fit is not None else 3)
+    y = outcome_array(y, X, purpose="a classifier")
+    folds = fold_array(folds, y, min_labels=2 if fit is not None else 3)
     if fit is None:
         if name not in CLASSIFIERS:
             raise ValueError(f"unknown classifier {name!r}; choose one of {', '.join(CLASSIFIERS)}")

@@ -98,3 +98,51 @@ def load_or_make_split(run, clinical: pd.DataFrame, *, id_column: str, cohort_co
     split.to_csv(tmp, index=False)
     tmp.replace(path)
     return split
+
+
+# --------------------------------------------------------------------------------------------
+# input checks shared by everything fitted on the folds
+
+
+def outcome_array(y, X, *, purpose: str = "a model") -> np.ndarray:
+    """0/1 outcome per row of ``X`` as int; a Series holding X's patients is aligned on the index.
+
+    Raises
+    ------
+    ValueError
+        Wrong length, values other than 0/1 (or missing), or a single class.
+    """
+    if isinstance(y, pd.Series) and isinstance(X, pd.DataFrame) and not y.index.equals(X.index) \
+            and len(y) == len(X) and set(y.index) == set(X.index):
+        y = y.reindex(X.index)
+    values = np.asarray(y, dtype=float)
+    if values.ndim != 1 or values.size != len(X):
+        raise ValueError(f"outcome y must be 1-D with one value per patient ({len(X)}), got shape {values.shape}")
+    labels = set(np.unique(values).tolist())
+    if not labels <= {0.0, 1.0}:
+        raise ValueError(f"outcome y must hold only 0 and 1 (no missing values), found {sorted(labels)[:5]}")
+    if len(labels) < 2:
+        raise ValueError(f"outcome y has a single class ({sorted(labels)}); {purpose} needs both outcomes")
+    return values.astype(int)
+
+
+def fold_array(folds, y: np.ndarray, *, min_labels: int = 2) -> np.ndarray:
+    """Integer fold label per patient (the split file's), with at least ``min_labels`` labels.
+
+    Raises
+    ------
+    ValueError
+        Wrong length, labels that are not integers, or too few distinct labels.
+    """
+    values = np.asarray(folds)
+    if values.ndim != 1 or values.size != y.size:
+        raise ValueError(f"folds must hold one fold label per patient ({y.size}), got shape {values.shape}")
+    if not np.issubdtype(values.dtype, np.integer):
+        as_float = values.astype(float)
+        if not np.all(np.isfinite(as_float)) or not np.all(as_float == np.round(as_float)):
+            raise ValueError("folds must be integer fold labels (from the split file)")
+        values = as_float.astype(int)
+    labels = np.unique(values)
+    if labels.size < min_labels:
+        raise ValueError(f"folds must have at least {min_labels} distinct labels here, got {labels.tolist()}")
+    return values

@@ -337,6 +337,14 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
     if oof:
         say("out-of-fold predictions: refitting the whole chain without each fold")
         oof_frame = _out_of_fold(data, config, kwargs, jobs=jobs, progress=say)
+        covered = oof_frame.groupby("model")["fold"].unique()
+        all_folds = set(data.fold[dev])
+        for model in scores:
+            missing = sorted(all_folds - set(covered.get(model, [])))
+            if missing:
+                warnings.warn(f"out-of-fold predictions: {model} has none for fold(s) "
+                              f"{', '.join(map(str, missing))}: refitted without that fold, its CR selection found "
+                              "no factor (nothing is borrowed from the held-out fold)", stacklevel=2)
 
     comparators, erasl_label = comparator_table(clinical, config) if "clinical" in arms else (None, None)
     predictions = _predictions(data, config, scores, comparators)

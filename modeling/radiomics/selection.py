@@ -19,6 +19,8 @@ from scipy import stats
 from analysis.agreement import icc
 from analysis.tables import NORMALITY_ALPHA, NOT_TESTABLE, GroupComparison, compare_continuous
 
+from ..splits import fold_array, outcome_array
+
 #: Probabilities are clipped to [PROB_MIN, 1 - PROB_MIN] before the deviance, as cv.glmnet does.
 PROB_MIN = 1e-5
 #: liblinear penalises the intercept as a feature of this constant value; at 100 its penalty is
@@ -196,35 +198,9 @@ def _matrix(X: pd.DataFrame) -> np.ndarray:
     return values
 
 
-def _outcome(y, X: pd.DataFrame) -> np.ndarray:
-    """0/1 outcome per row of X; a Series holding X's patients is aligned on the index."""
-    if isinstance(y, pd.Series) and not y.index.equals(X.index) and len(y) == len(X) \
-            and set(y.index) == set(X.index):
-        y = y.reindex(X.index)
-    values = np.asarray(y, dtype=float)
-    if values.ndim != 1 or values.size != len(X):
-        raise ValueError(f"outcome y must be 1-D with one value per patient ({len(X)}), got shape {values.shape}")
-    labels = set(np.unique(values).tolist())
-    if not labels <= {0.0, 1.0}:
-        raise ValueError(f"outcome y must hold only 0 and 1 (no missing values), found {sorted(labels)[:5]}")
-    if len(labels) < 2:
-        raise ValueError(f"outcome y has a single class ({sorted(labels)}); selection needs both outcomes")
-    return values.astype(int)
-
-
 def _fold_array(folds, y: np.ndarray) -> np.ndarray:
-    values = np.asarray(folds)
-    if values.ndim != 1 or values.size != y.size:
-        raise ValueError(f"folds must hold one fold label per patient ({y.size}), got shape {values.shape}")
-    if not np.issubdtype(values.dtype, np.integer):
-        as_float = values.astype(float)
-        if not np.all(np.isfinite(as_float)) or not np.all(as_float == np.round(as_float)):
-            raise ValueError("folds must be integer fold labels (1..5 from the split file)")
-        values = as_float.astype(int)
-    labels = np.unique(values)
-    if labels.size < 2:
-        raise ValueError(f"folds must have at least 2 distinct labels, got {labels.tolist()}")
-    for k in labels:
+    values = fold_array(folds, y)
+    for k in np.unique(values):
         train = y[values != k]
         if np.unique(train).size < 2:
             raise ValueError(f"fold {k}: the patients outside it have a single outcome class")
@@ -412,7 +388,7 @@ def univariate_filter(X: pd.DataFrame, y, *, alpha: float = 0.05) -> UnivariateR
     Mann HB, Whitney DR. Ann Math Stat 1947;18:50-60.
     """
     X = _feature_frame(X, "X")
-    y = _outcome(y, X)
+    y = outcome_array(y, X, purpose="selection")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
     values = _matrix(X)
@@ -519,7 +495,7 @@ def lasso_select(X: pd.DataFrame, y, folds, *, n_lambdas: int = 50, rule: str = 
     from sklearn.svm import l1_min_c
 
     X = _feature_frame(X, "X")
-    y = _outcome(y, X)
+    y = outcome_array(y, X, purpose="selection")
     folds = _fold_array(folds, y)
     if rule not in LASSO_RULES:
         raise ValueError(f"LASSO rule must be one of {LASSO_RULES}, got {rule!r}")
@@ -641,7 +617,7 @@ def select_features(X: pd.DataFrame, y, folds, *, reader2: pd.DataFrame | None =
     2016;15:155-163. Tibshirani R. J R Stat Soc B 1996;58:267-288.
     """
     X = _feature_frame(X, "X")
-    y = _outcome(y, X)
+    y = outcome_array(y, X, purpose="selection")
     folds = _fold_array(folds, y)
     icc_step = f"ICC > {icc_threshold:.2f}"
     uni_step = f"t test / Mann-Whitney p < {alpha:g}"
