@@ -32,10 +32,10 @@ demo: $(STAMP)
 	@echo "Results: $(RUN)/results (performance.csv, comparisons.csv, figures/ ...)"
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 test-quick: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_analyze.py

@@ -21,6 +21,9 @@ from modeling.study import load_study  # noqa: E402
 from modeling.synthetic import synthesize_study  # noqa: E402
 from modeling.train import train_study  # noqa: E402
 
+# one xdist worker runs this module, so the trained study below is built once
+pytestmark = pytest.mark.xdist_group("train")
+
 LIGHT = REPO / "tests" / "data" / "radiomics_light.yaml"
 MODELS = ["CR", "Radiomics-LR", "Radiomics-SVM", "Radiomics-KNN", "Radiomics-XGBoost", "Radiomics-MLP", "RCR",
           "BCLC", "CNLC", "ERASL", "NLR", "PLR", "LMR"]
