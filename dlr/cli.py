@@ -248,6 +248,8 @@ def _cmd_extract(args) -> int:
     from modeling.radiomics.extraction import extract_study
     from modeling.study import load_study
 
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be 1 or more, got {args.jobs}")
     _progress(f"checking {args.study}")
     study = load_study(args.study)
     where = f"the Dask cluster at {args.scheduler}" if args.scheduler else f"{args.jobs} process(es)"
