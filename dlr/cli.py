@@ -281,7 +281,7 @@ def _cmd_extract(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from modeling.radiomics.extraction import FEATURES_DIR, extract_study
+    from modeling.radiomics.extraction import FEATURES_DIR
     from modeling.study import load_study
     from modeling.train import train_study
 

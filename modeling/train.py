@@ -349,7 +349,7 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
     comparators, erasl_label = comparator_table(clinical, config) if "clinical" in arms else (None, None)
     predictions = _predictions(data, config, scores, comparators)
     models = _models_table(fit, data, dev, scores)
-    parameters = _parameters(fit, data, dev, split, models, seed, erasl_label)
+    parameters = _parameters(fit, data, dev, models, seed, erasl_label)
     performance = _performance(predictions)
     truth = _truth_auc(study, data)
     _write(run, predictions, fit, models, parameters, oof_frame)
@@ -393,24 +393,21 @@ def _models_table(fit: _ArmFit, data: _Data, dev: np.ndarray, scores: dict) -> p
             warnings.simplefilter("ignore")
             threshold = youden_threshold(data.y[ok], values[ok])
         if model == "CR":
-            features, params = ", ".join(fit.cr.columns), ""
+            features, classifier = ", ".join(fit.cr.columns), "logistic"
         elif model == "RCR":
-            features = f"{len(fit.selection.features)} radiomics + {', '.join(fit.cr.columns)}"
-            params = json.dumps(tuned.best_params, sort_keys=True, default=str)
+            features, classifier = f"{len(fit.selection.features)} radiomics + {', '.join(fit.cr.columns)}", fit.best
         else:
-            features, params = f"{len(fit.selection.features)} radiomics", json.dumps(tuned.best_params, sort_keys=True,
-                                                                                     default=str)
-        rows.append({"model": model, "classifier": "logistic" if model == "CR" else
-                     (fit.best if model == "RCR" else model.split("-", 1)[1]), "features": features,
+            features, classifier = f"{len(fit.selection.features)} radiomics", model.split("-", 1)[1]
+        rows.append({"model": model, "classifier": classifier, "features": features,
                      "cv_auc": tuned.cv_auc if tuned else float("nan"),
-                     "cv_auc_sd": tuned.cv_auc_sd if tuned else float("nan"), "best_params": params,
-                     "threshold": threshold, "best_classifier": fit.best is not None and model ==
-                     radiomics_model_name(fit.best)})
+                     "cv_auc_sd": tuned.cv_auc_sd if tuned else float("nan"),
+                     "best_params": json.dumps(tuned.best_params, sort_keys=True, default=str) if tuned else "",
+                     "threshold": threshold,
+                     "best_classifier": fit.best is not None and model == radiomics_model_name(fit.best)})
     return pd.DataFrame(rows)
 
 
-def _parameters(fit: _ArmFit, data: _Data, dev: np.ndarray, split: pd.DataFrame, models: pd.DataFrame, seed: int,
-                erasl_label) -> dict:
+def _parameters(fit: _ArmFit, data: _Data, dev: np.ndarray, models: pd.DataFrame, seed: int, erasl_label) -> dict:
     params = {"seed": seed, "folds": {p: int(f) for p, f in zip(data.ids[dev], data.fold[dev])},
               "thresholds": {r.model: float(r.threshold) for r in models.itertuples()}}
     if fit.cr is not None:

@@ -63,7 +63,6 @@ DEFAULT_PARAMS = Path(__file__).resolve().parent.parent / "params" / "radiomics.
 #: bump when preprocessing or the record format changes meaning: every cached case is then recomputed
 FEATURE_VERSION = "dlr-radiomics-1"
 FEATURES_DIR = "features"
-READERS = (1, 2)
 
 
 class ParamsError(InputError):
