@@ -166,17 +166,23 @@ def parse_study_config(data, *, source: str = "study.yaml") -> StudyConfig:
         raise StudyConfigError(f"{source}: {len(lines)} problem(s):\n" + "\n".join(lines)) from None
 
 
-def load_study_config(path) -> StudyConfig:
-    """Read and validate a study.yaml file."""
+def read_yaml(path, *, error: type[InputError], missing: str):
+    """The parsed content of a YAML file; ``error`` naming the file when it is absent or not YAML."""
     import yaml
 
     path = Path(path)
     if not path.is_file():
-        raise StudyConfigError(f"{path}: no such file; a study folder needs a study.yaml (contract section 2)")
+        raise error(f"{path}: {missing}")
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise StudyConfigError(f"{path}: not valid YAML ({exc})") from None
+        raise error(f"{path}: not valid YAML ({exc})") from None
+
+
+def load_study_config(path) -> StudyConfig:
+    """Read and validate a study.yaml file."""
+    data = read_yaml(path, error=StudyConfigError,
+                     missing="no such file; a study folder needs a study.yaml (contract section 2)")
     return parse_study_config(data, source=str(path))
 
 

@@ -57,6 +57,7 @@ import pandas as pd
 
 from analysis.errors import InputError
 
+from ..config import read_yaml
 from .preprocess import PreprocessError, PreprocessSettings, preprocess_phase
 
 DEFAULT_PARAMS = Path(__file__).resolve().parent.parent / "params" / "radiomics.yaml"
@@ -85,15 +86,8 @@ def load_params(path=None) -> dict:
     ParamsError
         The file is missing, not YAML, or rejected by PyRadiomics' schema (message names the file).
     """
-    import yaml
-
     path = Path(path) if path is not None else DEFAULT_PARAMS
-    if not path.is_file():
-        raise ParamsError(f"{path}: no such PyRadiomics parameter file")
-    try:
-        params = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML ({exc})") from None
+    params = read_yaml(path, error=ParamsError, missing="no such PyRadiomics parameter file")
     if not isinstance(params, dict):
         raise ParamsError(f"{path}: a PyRadiomics parameter file holds a mapping (imageType, featureClass, setting)")
     try:
