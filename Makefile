@@ -26,8 +26,8 @@ $(STAMP): pyproject.toml Makefile
 # Until the modelling pipeline exists, the demo analyses the public reference case.
 demo: $(STAMP)
 	@echo "dlr demo: the modelling pipeline is not built yet; analysing the public reference"
-	@echo "case ../shared/reference/asah (pROC's aSAH data) with dlr analyze instead."
-	$(BIN)/dlr analyze ../shared/reference/asah/predictions.csv --dev-cohort train \
+	@echo "case tests/data/reference/asah (pROC's aSAH data) with dlr analyze instead."
+	$(BIN)/dlr analyze tests/data/reference/asah/predictions.csv --dev-cohort train \
 	    --strata gender --out $(RUN)/results
 	@echo "Results: $(RUN)/results (performance.csv, comparisons.csv, figures/ ...)"
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from .discrimination import UndefinedStatisticWarning
-from .logistic import fit_logistic
+from core.errors import UndefinedStatisticWarning
+from core.stats.logistic import fit_logistic
 
 #: threshold probabilities of the contract: 0.01 to 0.99 by 0.01 (k / 100, exact as floats)
 THRESHOLDS = np.arange(1, 100) / 100.0

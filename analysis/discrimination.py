@@ -12,6 +12,9 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from core.errors import UndefinedStatisticWarning
+from core.stats.roc import midranks as _midranks
+
 
 def _upper_tail(stat, df=float("inf")):
     """P(T > stat) for Student t with ``df`` degrees of freedom (normal when df is infinite).
@@ -24,29 +27,6 @@ def _upper_tail(stat, df=float("inf")):
 
 def _quantile(q, df=float("inf")):
     return special.ndtri(q) if np.isinf(df) else special.stdtrit(df, q)
-
-
-class UndefinedStatisticWarning(UserWarning):
-    """A statistic is undefined for the data given (e.g. a single-class cohort); it is NaN."""
-
-
-def _midranks(values: np.ndarray) -> np.ndarray:
-    """Midranks (1-based, ties get the mean of their ranks) in O(n log n)."""
-    n = values.shape[0]
-    order = np.argsort(values, kind="mergesort")
-    sorted_values = values[order]
-    # start of each run of equal values
-    new_run = np.empty(n, dtype=bool)
-    if n:
-        new_run[0] = True
-        np.not_equal(sorted_values[1:], sorted_values[:-1], out=new_run[1:])
-    starts = np.flatnonzero(new_run)
-    ends = np.append(starts[1:], n)
-    run_midrank = (starts + ends + 1) / 2.0
-    run_index = np.cumsum(new_run) - 1
-    ranks = np.empty(n, dtype=float)
-    ranks[order] = run_midrank[run_index]
-    return ranks
 
 
 def _split(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:

@@ -14,17 +14,19 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from core.errors import UndefinedStatisticWarning
+from core.stats.roc import youden_threshold
 from .calibration import calibration_curve, calibration_summary
 from .defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from .decision_curve import (THRESHOLDS, decision_curve_frame, fit_risk_mapping, net_benefit,
                              net_benefit_treat_all)
-from .discrimination import (UndefinedStatisticWarning, bootstrap_auc, delong_placements, delong_test,
+from .discrimination import (bootstrap_auc, delong_placements, delong_test,
                              delong_unpaired_test, percentile_interval, roc_curve, stratified_resamples)
 from .multiplicity import holm_adjust
 from .predictions import Predictions
 from .reclassification import reclassification
 from .subgroups import stratified_auc
-from .thresholds import threshold_metrics, youden_threshold
+from .thresholds import threshold_metrics
 
 
 PERFORMANCE_COLUMNS = [

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from core.errors import InputError
 
 REQUIRED = ("patient_id", "cohort", "model", "y_true", "y_score")
 #: rows of decision_curve.csv that are strategies, not models

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from .discrimination import BootstrapResamples, UndefinedStatisticWarning, percentile_interval
+from core.errors import UndefinedStatisticWarning
+from .discrimination import BootstrapResamples, percentile_interval
 
 
 @dataclass(frozen=True)

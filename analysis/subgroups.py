@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .discrimination import (UndefinedStatisticWarning, auc_heterogeneity_test, delong_placements,
+from core.errors import UndefinedStatisticWarning
+from .discrimination import (auc_heterogeneity_test, delong_placements,
                              delong_unpaired_test, roc_auc_delong)
 
 COLUMNS = ["level", "n", "n_events", "auc", "auc_ci_low", "auc_ci_high", "p_between", "test_between"]

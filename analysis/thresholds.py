@@ -1,61 +1,13 @@
-"""Operating points: the Youden threshold chosen on the development cohort and the
-threshold metrics (sensitivity, specificity, accuracy, PPV, NPV) with Wilson CIs."""
+"""Operating points: the metrics at a threshold (sensitivity, specificity, accuracy, PPV, NPV)
+with Wilson CIs. The threshold itself (Youden, chosen on the development cohort) is
+`core.stats.roc.youden_threshold`."""
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import special
-
-from .discrimination import UndefinedStatisticWarning
-
-
-def youden_threshold(y_true, y_score) -> float:
-    """Threshold maximising Youden's J = sensitivity + specificity - 1.
-
-    Parameters
-    ----------
-    y_true : array of 0/1 (the development cohort only).
-    y_score : array of float, higher = outcome 1.
-
-    Returns
-    -------
-    float
-        Candidate thresholds are the midpoints between adjacent distinct scores, with -inf and
-        +inf at the ends (pROC's convention); a patient is positive when score >= threshold.
-        Ties in J are broken towards the higher sensitivity (the lowest threshold). NaN, with
-        a warning, when a class is empty.
-
-    Notes
-    -----
-    J is compared exactly, as the integer tp * n + tn * m, so mathematically tied thresholds
-    are tied. Matches pROC ``coords(roc(y, s, direction = "<"), "best", best.method =
-    "youden")``, taking the row with the highest sensitivity when several are returned.
-
-    References
-    ----------
-    Youden WJ. Cancer 1950;3:32-35. Robin X et al. BMC Bioinformatics 2011;12:77.
-    """
-    y = np.asarray(y_true).astype(int)
-    s = np.asarray(y_score, dtype=float)
-    m, n = int(y.sum()), int(y.size - y.sum())
-    if m == 0 or n == 0:
-        warnings.warn(f"Youden threshold undefined: {m} cases and {n} controls", UndefinedStatisticWarning,
-                      stacklevel=2)
-        return float("nan")
-    distinct = np.unique(s)
-    candidates = np.concatenate([[-np.inf], (distinct[:-1] + distinct[1:]) / 2, [np.inf]])
-    # counts of cases / controls at or above each candidate (positive: score >= threshold)
-    cases_sorted = np.sort(s[y == 1])
-    controls_sorted = np.sort(s[y == 0])
-    tp = m - np.searchsorted(cases_sorted, candidates, side="left")
-    fp = n - np.searchsorted(controls_sorted, candidates, side="left")
-    tn = n - fp
-    j = tp.astype(np.int64) * n + tn.astype(np.int64) * m
-    best = np.flatnonzero(j == j.max())
-    return float(candidates[best[np.argmax(tp[best])]])
 
 
 @dataclass(frozen=True)

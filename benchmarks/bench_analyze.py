@@ -5,7 +5,7 @@ y_score, scanner``; one row per patient per model) and times, as whole processes
 file and in the same run, alternating a, b, a, b, ...:
 
   (a) .venv/bin/dlr analyze FILE --dev-cohort training --bootstrap B --seed 1 --out benchmarks/out/analyze
-  (b) Rscript ../shared/reference/proc_bench.R FILE B
+  (b) Rscript benchmarks/proc_bench.R FILE B
 
 (b) does pROC's equivalent of (a)'s statistics: DeLong CIs, stratified bootstrap CIs with B
 resamples, Youden thresholds and paired DeLong tests, for every model and cohort. (a) does
@@ -40,7 +40,9 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "out"
-DEFAULT_PROC_SCRIPT = REPO.parent / "shared" / "reference" / "proc_bench.R"
+#: the pROC side: a verbatim copy of the reference set's proc_bench.R (origin: tests/data/README.md)
+#: (sha256 15ec3d3a85ae8d42b75b1b1ef627c0a080981ae3a2cd570222a965c089066a2e)
+DEFAULT_PROC_SCRIPT = REPO / "benchmarks" / "proc_bench.R"
 
 #: model -> target AUC (binormal, equal variance); CR's scores are rounded to 2 decimals (ties)
 MODELS = {"CR": 0.70, "RCR": 0.80, "DLRCR": 0.90}
@@ -127,7 +129,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-figures", action="store_true", help="pass --no-figures to dlr analyze")
     ap.add_argument("--seed", type=int, default=20261127, help="seed of the generated data (default 20261127)")
     ap.add_argument("--proc-script", type=Path, default=DEFAULT_PROC_SCRIPT,
-                    help="pROC reference script (default ../shared/reference/proc_bench.R)")
+                    help="pROC reference script (default benchmarks/proc_bench.R)")
     args = ap.parse_args(argv)
     if args.repeat < 1:
         ap.error("--repeat must be at least 1")

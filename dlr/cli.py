@@ -1,4 +1,5 @@
-"""The `dlr` command line. Each verb parses its arguments and calls one library function.
+"""The `dlr` command line: each handler parses its arguments, calls one function of
+`dlr.verbs` and reports what it returns (progress and warnings on stderr).
 
 Exit codes (contract section 1): 0 success, 2 bad input or usage, 1 internal error.
 """
@@ -11,16 +12,12 @@ import sys
 import time
 import traceback
 import warnings
-from pathlib import Path
 
 from analysis.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
-from analysis.errors import InputError
+from core.errors import InputError
+from dlr import verbs
 
 EXIT_OK, EXIT_BUG, EXIT_BAD_INPUT = 0, 1, 2
-
-
-class UsageError(InputError):
-    """Bad input or usage found by the command line itself."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -35,190 +32,84 @@ def _progress(message: str, *, start=time.monotonic()) -> None:
     print(f"[dlr {time.monotonic() - start:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
-def _cmd_analyze(args) -> int:
-    # One BLAS thread: the analysis is memory-bound vector work, and idle BLAS threads spin
-    # against the figure processes for the two cores of a typical laptop or CI runner.
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    # The figure process is forked once numpy is loaded (both need it) and before the rest, so
-    # that its matplotlib import and warm-up run on the second core beside our imports and the
-    # statistics. analysis.figures imports nothing else heavy and the figure jobs carry plain
-    # data, so that process never loads pandas.
-    import numpy  # noqa: F401
-
-    from analysis.figures import FigureWorkers
-
-    if args.bootstrap < 0:
-        raise UsageError(f"--bootstrap must be 0 or more, got {args.bootstrap}")
-    with contextlib.ExitStack() as stack:
-        workers = None if args.no_figures else stack.enter_context(FigureWorkers())
-        from analysis.output import provenance, write_analysis
-        from analysis.pipeline import analyze
-        from analysis.predictions import read_predictions
-
-        strata = [s for group in args.strata for s in group.split(",") if s]
-        _progress(f"reading {args.predictions}")
-        predictions = read_predictions(args.predictions, dev_cohort=args.dev_cohort, strata=strata,
-                                       reference=args.reference)
-        _progress(f"{predictions.frame['patient_id'].nunique()} patients, models {', '.join(predictions.models)}; "
-                  f"cohorts {', '.join(predictions.cohorts)}")
-        result = analyze(predictions, strata=strata, reference=args.reference, n_bootstrap=args.bootstrap,
-                         seed=args.seed, progress=_progress, cohort_done=workers and workers.submit_cohort)
-        info = provenance(args.predictions)
-        info["command"] = ["dlr", *sys.argv[1:]]
-        out = write_analysis(result, args.out, figures=not args.no_figures, provenance_info=info,
-                             progress=_progress, workers=workers)
-    for line in result.warnings:
+def _warn(lines) -> None:
+    for line in lines:
         print(f"warning: {line}", file=sys.stderr)
-    _progress(f"wrote {out}/ (performance.csv, comparisons.csv, cohort_tests.csv, subgroups.csv, "
-              f"decision_curve.csv, calibration.csv, results.json{'' if args.no_figures else ', figures/'})")
-    return EXIT_OK
 
 
 def _columns(text: str | None) -> list[str] | None:
     return None if text is None else [c.strip() for c in text.split(",") if c.strip()]
 
 
-def _study_variables(args, frame):
-    """(frame, variables, categorical) with study.yaml's cut points applied, when --study is given."""
-    variables, categorical = _columns(getattr(args, "variables", None)), _columns(args.categorical) or []
-    if args.study is None:
-        return frame, variables, categorical
-    from analysis.tables import dichotomise
-    from modeling.config import load_study_config
-
-    config = load_study_config(args.study)
-    frame = dichotomise(frame, {v.name: v.cut_point for v in config.variables if v.cut_point is not None})
-    variables = variables or [v.name for v in config.variables if v.candidate]
-    categorical += [v.name for v in config.variables if v.type != "continuous"]
-    return frame, variables, categorical
-
-
-def _cmd_table1(args) -> int:
-    from analysis.output import read_table, write_files
-    from analysis.tables import table1
-
-    frame = read_table(args.clinical, what="clinical")
-    frame, variables, categorical = _study_variables(args, frame)
-    _progress(f"Table 1 of {args.clinical}: {len(frame)} patients, outcome {args.outcome!r}")
-    result = table1(frame, outcome=args.outcome, cohort=args.cohort, categorical=categorical, variables=variables)
-    out = write_files(args.out, {"table1.csv": result.table, "table1_tests.csv": result.tests,
-                                 "table1_summary.csv": result.summary})
-    _progress(f"wrote {out}/table1.csv, table1_tests.csv, table1_summary.csv")
+def _cmd_analyze(args) -> int:
+    done = verbs.analyze(args.predictions, args.out, dev_cohort=args.dev_cohort, strata=args.strata,
+                         reference=args.reference, n_bootstrap=args.bootstrap, seed=args.seed,
+                         figures=not args.no_figures, command=["dlr", *sys.argv[1:]], progress=_progress)
+    _warn(done.warnings)
+    _progress(f"wrote {done.out}/ (performance.csv, comparisons.csv, cohort_tests.csv, subgroups.csv, "
+              f"decision_curve.csv, calibration.csv, results.json{'' if args.no_figures else ', figures/'})")
     return EXIT_OK
 
 
-def _sample_size(selection, r2_nagelkerke: float):
-    """Riley et al.'s minimum sample size for the candidate parameters of the univariate screen."""
-    from analysis.sample_size import minimum_sample_size
-
-    fits = selection.univariate.fits
-    n, events = int(fits["n"].max()), int(fits["n_events"].max())
-    if n == 0 or events in (0, n):
-        raise UsageError("the development cohort has a single outcome class; no model can be fitted")
-    parameters = max(1, len(selection.univariate.table))
-    return minimum_sample_size(parameters=parameters, prevalence=events / n, r2_nagelkerke=r2_nagelkerke,
-                               n_available=n, events_available=events)
+def _cmd_table1(args) -> int:
+    done = verbs.table1(args.clinical, args.out, outcome=args.outcome, cohort=args.cohort,
+                        categorical=_columns(args.categorical) or [], study_yaml=args.study, progress=_progress)
+    _progress(f"wrote {done.out}/table1.csv, table1_tests.csv, table1_summary.csv")
+    return EXIT_OK
 
 
 def _cmd_logistic(args) -> int:
-    from analysis.output import read_table, write_files
-    from analysis.tables import select_cr_factors
-
-    frame = read_table(args.clinical, what="clinical")
-    frame, variables, categorical = _study_variables(args, frame)
-    _progress(f"logistic regression of {args.outcome!r} on the {args.dev_cohort!r} cohort of {args.clinical}")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        sel = select_cr_factors(frame, outcome=args.outcome, variables=variables, categorical=categorical,
-                                cohort=args.cohort, dev_cohort=args.dev_cohort, alpha=args.alpha)
-        size = _sample_size(sel, args.anticipated_r2)
-    out = write_files(args.out, {"univariate.csv": sel.univariate.table, "multivariate.csv": sel.multivariate.table,
-                                 "selection.csv": sel.variables, "selected.txt": "".join(f"{v}\n" for v in sel.selected),
-                                 "sample_size.csv": size.to_frame()})
+    done = verbs.logistic(args.clinical, args.out, outcome=args.outcome, cohort=args.cohort,
+                          dev_cohort=args.dev_cohort, variables=_columns(args.variables),
+                          categorical=_columns(args.categorical) or [], study_yaml=args.study, alpha=args.alpha,
+                          anticipated_r2=args.anticipated_r2, progress=_progress)
+    size = done.extra["sample_size"]
     _progress(f"sample size: {size.n_available} development patients ({size.events_available} events) for "
               f"{size.parameters} candidate parameters; Riley et al. ask for at least {size.n_required} "
               f"(anticipated Nagelkerke R^2 {args.anticipated_r2:g})")
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
-    _progress(f"selected (multivariate p < {args.alpha:g}): {', '.join(sel.selected) or 'none'}; wrote {out}/")
+    _warn(done.warnings)
+    _progress(f"selected (multivariate p < {args.alpha:g}): {', '.join(done.result.selected) or 'none'}; "
+              f"wrote {done.out}/")
     return EXIT_OK
 
 
 def _cmd_staging(args) -> int:
-    from analysis.output import read_table, write_files
-    from analysis.staging import compute_staging
-
-    frame = read_table(args.clinical, what="clinical")
-    erasl = None
-    if args.study is not None:
-        from modeling.config import load_study_config
-
-        config = load_study_config(args.study)
-        absent = sorted(c for c in config.staging_columns.values() if c not in frame.columns)
-        if absent:
-            raise UsageError(f"{args.study}: staging_columns names column(s) {', '.join(absent)}, which "
-                             f"{args.clinical} does not have")
-        # the user's columns under the contract's names (study.yaml staging_columns)
-        frame = frame.drop(columns=[k for k in config.staging_columns if k in frame.columns]).rename(
-            columns={v: k for k, v in config.staging_columns.items()})
-        if config.id_column != "patient_id" and config.id_column in frame.columns:
-            frame = frame.rename(columns={config.id_column: "patient_id"})
-        erasl = config.erasl
-    if "patient_id" not in frame.columns:
-        raise UsageError(f"{args.clinical}: no 'patient_id' column; the staging inputs are named as in contract "
-                         f"section 2 (ecog_ps, child_pugh_class, tbil, alb, tumor_number, tumor_diameter, ...)")
-    frame["patient_id"] = frame["patient_id"].astype(str)
-    _progress(f"staging {len(frame)} patients of {args.clinical} (BCLC {args.bclc_version})")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = compute_staging(frame, bclc_version=args.bclc_version, outcome=args.outcome,
-                                 cohort_column=args.cohort, dev_cohort=args.dev_cohort, erasl_coefficients=erasl)
-    out = write_files(args.out, {"staging.csv": result.table, "staging_missing.csv": result.missing})
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
-    n_missing = result.missing["patient_id"].nunique() if len(result.missing) else 0
-    _progress(f"wrote {out}/staging.csv and staging_missing.csv ({n_missing} patient(s) with a system left empty; "
-              f"ERASL: {result.erasl_label})")
+    done = verbs.staging(args.clinical, args.out, study_yaml=args.study, bclc_version=args.bclc_version,
+                         outcome=args.outcome, cohort=args.cohort, dev_cohort=args.dev_cohort, progress=_progress)
+    _warn(done.warnings)
+    missing = done.result.missing
+    n_missing = missing["patient_id"].nunique() if len(missing) else 0
+    _progress(f"wrote {done.out}/staging.csv and staging_missing.csv ({n_missing} patient(s) with a system left "
+              f"empty; ERASL: {done.result.erasl_label})")
     return EXIT_OK
 
 
 def _cmd_validate(args) -> int:
-    from modeling.study import problems_frame, validate_study
-
-    _progress(f"validating {args.study}{'' if args.images else ' (clinical data only)'}")
-    problems = validate_study(args.study, check_images=args.images)
+    problems = verbs.validate(args.study, images=args.images, report=args.report, progress=_progress).result
     if not problems:
         _progress(f"{args.study}: no problems found")
         return EXIT_OK
-    frame = problems_frame(problems)
     print(f"dlr validate: {len(problems)} problem(s) in {args.study}:", file=sys.stderr)
     for p in problems:
         where = ", ".join(x for x in (f"patient {p.patient_id}" if p.patient_id else "", p.file) if x)
         print(f"  [{p.check}] {where}: {p.message}. Fix: {p.fix}", file=sys.stderr)
-    if args.report:
-        frame.to_csv(args.report, index=False)
     return EXIT_BAD_INPUT
 
 
 def _cmd_import_dicom(args) -> int:
-    from modeling.dicom import dicom_to_nifti, import_dicom_study
-
-    if args.output.endswith((".nii", ".nii.gz")):
-        info = dicom_to_nifti(args.source, args.output, series_uid=args.series_uid)
+    done = verbs.import_dicom(args.source, args.output, series_uid=args.series_uid, phases=_columns(args.phases),
+                              overwrite=args.overwrite)
+    if isinstance(done.result, dict):
+        n_images = sum(len(v) for v in done.result.values())
+        _progress(f"wrote {n_images} image(s) of {len(done.result)} patient(s) into {args.output}/images/")
+    else:
+        info = done.result
         _progress(f"wrote {info.path}: {info.size} voxels at {tuple(round(s, 4) for s in info.spacing)} mm "
                   f"from {info.n_files} DICOM files")
-        return EXIT_OK
-    converted = import_dicom_study(args.source, args.output, phases=_columns(args.phases), overwrite=args.overwrite)
-    n_images = sum(len(v) for v in converted.values())
-    _progress(f"wrote {n_images} image(s) of {len(converted)} patient(s) into {args.output}/images/")
     return EXIT_OK
 
 
 def _cmd_synth(args) -> int:
-    from modeling.synthetic import synthesize_study
-
-    if args.n < 10:
-        raise UsageError(f"--n must be at least 10, got {args.n}")
     _progress(f"synthesising {args.n} patients ({args.profile} profile, seed {args.seed}) into {args.out}")
     step = max(1, args.n // 10)
 
@@ -226,13 +117,10 @@ def _cmd_synth(args) -> int:
         if done % step == 0 or done == total:
             _progress(f"images: {done}/{total} patients")
 
-    try:
-        summary = synthesize_study(args.out, n=args.n, seed=args.seed, profile=args.profile, images=args.images,
-                                   overwrite=args.overwrite, progress=progress)
-    except ValueError as exc:  # a refused output folder or option
-        raise UsageError(str(exc)) from None
-    _progress(f"wrote {args.out}/ (study.yaml, clinical.csv, truth.csv{', images/, masks/, masks_reader2/' if args.images else ''}): "
-              f"{summary.n} patients")
+    summary = verbs.synth(args.out, n=args.n, seed=args.seed, profile=args.profile, images=args.images,
+                          overwrite=args.overwrite, progress=progress).result
+    _progress(f"wrote {args.out}/ (study.yaml, clinical.csv, truth.csv"
+              f"{', images/, masks/, masks_reader2/' if args.images else ''}): {summary.n} patients")
     return EXIT_OK
 
 
@@ -244,63 +132,43 @@ def _bar(total: int, desc: str):
                 mininterval=0.5 if sys.stderr.isatty() else 30.0)
 
 
+class _CaseBar:
+    """The extraction's progress callback: a tqdm bar opened at the first call, failures written under it."""
+
+    def __init__(self, stack: contextlib.ExitStack):
+        self.stack, self.bar = stack, None
+
+    def __call__(self, done: int, total: int, record: dict) -> None:
+        if self.bar is None:
+            self.bar = self.stack.enter_context(_bar(total, "radiomics"))
+            self.bar.update(done)
+            if done:
+                self.bar.set_postfix_str(f"{done} from the cache")
+            return
+        self.bar.update(done - self.bar.n)
+        if record.get("status") == "failed":
+            self.bar.write(f"failed: {record['patient_id']} reader {record['reader']} {record['phase']}: "
+                           f"{record['reason']}")
+
+
+def _report_extraction(done) -> None:
+    s = done.result
+    _progress(f"{s.n_cases} cases ({s.n_features_per_phase} features per phase): {s.n_computed} computed, "
+              f"{s.n_cached} from the cache, {s.n_failed} failed; {s.seconds:.1f} s")
+    _warn(done.warnings)
+    _progress(f"wrote {s.out}/radiomics.csv and extraction_log.csv")
+
+
 def _cmd_extract(args) -> int:
-    from modeling.radiomics.extraction import extract_study
-    from modeling.study import load_study
-
-    if args.jobs < 1:
-        raise UsageError(f"--jobs must be 1 or more, got {args.jobs}")
-    _progress(f"checking {args.study}")
-    study = load_study(args.study)
-    where = f"the Dask cluster at {args.scheduler}" if args.scheduler else f"{args.jobs} process(es)"
-    _progress(f"extracting radiomics features of {len(study.patient_ids)} patients with {where}")
     with contextlib.ExitStack() as stack:
-        bar = None
-
-        def progress(done, total, record):
-            nonlocal bar
-            if bar is None:
-                bar = stack.enter_context(_bar(total, "radiomics"))
-                bar.update(done)
-                if done:
-                    bar.set_postfix_str(f"{done} from the cache")
-                return
-            bar.update(done - bar.n)
-            if record.get("status") == "failed":
-                bar.write(f"failed: {record['patient_id']} reader {record['reader']} {record['phase']}: "
-                          f"{record['reason']}")
-
-        summary = extract_study(study, args.out, jobs=args.jobs, scheduler=args.scheduler, params_path=args.params,
-                                progress=progress)
-    _progress(f"{summary.n_cases} cases ({summary.n_features_per_phase} features per phase): {summary.n_computed} "
-              f"computed, {summary.n_cached} from the cache, {summary.n_failed} failed; {summary.seconds:.1f} s")
-    for row in summary.failures.itertuples():
-        print(f"warning: {row.patient_id} reader {row.reader} {row.phase}: {row.reason}", file=sys.stderr)
-    _progress(f"wrote {summary.out}/radiomics.csv and extraction_log.csv")
+        done = verbs.extract(args.study, args.out, jobs=args.jobs, scheduler=args.scheduler, params=args.params,
+                             progress=_progress, case_done=_CaseBar(stack))
+    _report_extraction(done)
     return EXIT_OK
 
 
-def _cmd_train(args) -> int:
-    from modeling.radiomics.extraction import FEATURES_DIR
-    from modeling.study import load_study
-    from modeling.train import train_study
-
-    arms = _columns(args.arms) or []
-    _progress(f"checking {args.study}")
-    study = load_study(args.study, check_images="radiomics" in arms)
-    if "radiomics" in arms and not (Path(args.out) / FEATURES_DIR / "radiomics.csv").is_file():
-        _progress("no RUN/features/radiomics.csv yet: extracting first (as `dlr extract`)")
-        _cmd_extract(args)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        summary = train_study(study, args.out, arms=arms, jobs=args.jobs, seed=args.seed, lasso_rule=args.lasso_rule,
-                              oof=not args.no_oof, progress=_progress)
-    for w in caught:
-        if not issubclass(w.category, (FutureWarning, DeprecationWarning)):
-            print(f"warning: {w.message}", file=sys.stderr)
-    if summary.selection_counts is not None:
-        steps = " -> ".join(f"{r.n_features} ({r.step})" for r in summary.selection_counts.itertuples())
-        _progress(f"radiomics feature selection: {steps}")
+def _models_table(summary) -> str:
+    """Each model's development CV AUC and cohort AUCs, with the true risk's (synthetic studies)."""
     table = summary.performance.pivot(index="model", columns="cohort", values="auc")
     table = table.loc[list(dict.fromkeys(summary.performance["model"]))]
     cv = summary.models.set_index("model")["cv_auc"]
@@ -312,7 +180,22 @@ def _cmd_train(args) -> int:
         best = summary.true_risk.set_index("cohort")["auc"]
         lines.append(f"{'true risk (best)':<20}{'':>12}" + "".join(f"{best.get(c, float('nan')):>18.3f}"
                                                                for c in table.columns))
-    print("\n".join(lines))
+    return "\n".join(lines)
+
+
+def _cmd_train(args) -> int:
+    with contextlib.ExitStack() as stack:
+        done = verbs.train(args.study, args.out, arms=_columns(args.arms) or [], jobs=args.jobs, seed=args.seed,
+                           lasso_rule=args.lasso_rule, oof=not args.no_oof, scheduler=args.scheduler,
+                           params=args.params, progress=_progress, case_done=_CaseBar(stack))
+    if "extraction" in done.extra:
+        _report_extraction(done.extra["extraction"])
+    summary = done.result
+    _warn(done.warnings[len(done.extra["extraction"].warnings) if "extraction" in done.extra else 0:])
+    if summary.selection_counts is not None:
+        steps = " -> ".join(f"{r.n_features} ({r.step})" for r in summary.selection_counts.itertuples())
+        _progress(f"radiomics feature selection: {steps}")
+    print(_models_table(summary))
     chosen = summary.models.loc[summary.models["best_classifier"], "model"]
     if len(chosen):
         used = " (used for RCR)" if "RCR" in set(summary.models["model"]) else ""
@@ -321,9 +204,9 @@ def _cmd_train(args) -> int:
     return EXIT_OK
 
 
-def _clinical_verb(verbs, name: str, help_text: str, description: str, *, cohort_help: str):
+def _clinical_verb(subparsers, name: str, help_text: str, description: str, *, cohort_help: str):
     """A verb reading a clinical CSV, with the options table1 and logistic share."""
-    p = verbs.add_parser(name, help=help_text, description=description)
+    p = subparsers.add_parser(name, help=help_text, description=description)
     p.add_argument("clinical", help="clinical CSV, one row per patient")
     p.add_argument("--outcome", required=True, help="binary outcome column (0/1)")
     p.add_argument("--cohort", default=None, help=cohort_help)
@@ -339,9 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dlr", description="Deep-learning radiomics studies and their statistical validation.")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for every error")
     parser.add_argument("--version", action="version", version=f"dlr {_version()}")
-    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=_Parser)
+    subparsers = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=_Parser)
 
-    p = verbs.add_parser(
+    p = subparsers.add_parser(
         "analyze", help="every validation statistic from a predictions file",
         description="Discrimination (AUC, DeLong and bootstrap CIs), paired and between-cohort DeLong tests, "
                     "development-cohort thresholds, calibration, decision curves, subgroup AUCs, NRI/IDI and "
@@ -361,14 +244,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_analyze)
 
     p = _clinical_verb(
-        verbs, "table1", "Table 1: characteristics by outcome and cohort, with tests",
+        subparsers, "table1", "Table 1: characteristics by outcome and cohort, with tests",
         "Characteristics by outcome group within each cohort (and between cohorts) with the test rule of "
         "methods.md E: chi-squared (Yates for 2x2) or Fisher's exact test for categorical variables, t test or "
         "Mann-Whitney by Shapiro-Wilk for continuous ones.", cohort_help="cohort column (e.g. cohort)")
     p.set_defaults(func=_cmd_table1)
 
     p = _clinical_verb(
-        verbs, "logistic", "univariate then multivariate logistic regression (the CR model's factors)",
+        subparsers, "logistic", "univariate then multivariate logistic regression (the CR model's factors)",
         "Univariate logistic regression of the outcome on each variable in the development cohort; variables "
         "with p < alpha enter the multivariate model; those with multivariate p < alpha are the "
         "clinical-radiological factors (selected.txt). Wald CIs and p values.",
@@ -383,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 0.15, their suggestion when nothing better is known)")
     p.set_defaults(func=_cmd_logistic)
 
-    p = verbs.add_parser(
+    p = subparsers.add_parser(
         "staging", help="staging systems and indexes from raw clinical variables",
         description="BCLC, CNLC, CLIP, Okuda, Child-Pugh, ALBI, ERASL, NLR, PLR and LMR for every patient from the "
                     "raw inputs named in contract section 2 (definitions: spec/staging.md). A system whose inputs "
@@ -401,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=".", help="output folder (default: the current folder)")
     p.set_defaults(func=_cmd_staging)
 
-    p = verbs.add_parser(
+    p = subparsers.add_parser(
         "validate", help="check a study folder without running anything",
         description="Checks study.yaml, clinical.csv and every image and mask of a study folder (contract "
                     "section 2) and lists every problem found, each with the patient, the file and the fix. "
@@ -411,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", default=None, metavar="CSV", help="also write the problems to this CSV")
     p.set_defaults(func=_cmd_validate)
 
-    p = verbs.add_parser(
+    p = subparsers.add_parser(
         "synth", help="write the embedded synthetic HCC study",
         description="Writes the synthetic hepatocellular carcinoma study (contract section 2): clinical.csv with "
                     "the paper's Table 1 variables (raw values, cut points in study.yaml), second-reader features, "
@@ -426,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing study folder")
     p.set_defaults(func=_cmd_synth)
 
-    p = verbs.add_parser(
+    p = subparsers.add_parser(
         "extract", help="radiomics features of every patient, reader and phase (cached, parallel)",
         description="Resamples each phase to 1 x 1 x 1 mm, normalises its intensities and extracts PyRadiomics "
                     "features (default parameters: Original + Wavelet + LoG, 1037 per phase) for every patient, "
@@ -444,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="PyRadiomics parameter file (default: study.yaml's radiomics_params, else dlr's own)")
     p.set_defaults(func=_cmd_extract)
 
-    p = verbs.add_parser(
+    p = subparsers.add_parser(
         "train", help="fit the CR, radiomics and RCR models; write RUN/predictions.csv",
         description="Fits every model on the development cohort only (split file, CR factor selection, median fill, "
                     "ICC > 0.90, t test / Mann-Whitney, LASSO with 5-fold CV, five tuned classifiers, RCR in the "
@@ -464,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_train)
 
-    p = verbs.add_parser(
+    p = subparsers.add_parser(
         "import-dicom", help="convert DICOM series to the study layout (NIfTI)",
         description="Converts DICOM series to NIfTI with their geometry (slices ordered by position along the "
                     "slice normal, spacing from the positions, direction from the orientation) and rescale "
@@ -478,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace images already in the study folder")
     p.set_defaults(func=_cmd_import_dicom)
 
-    for verb in verbs.choices.values():  # `dlr VERB ... --debug` as well as `dlr --debug VERB ...`
+    for verb in subparsers.choices.values():  # `dlr VERB ... --debug` as well as `dlr --debug VERB ...`
         verb.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     return parser
 

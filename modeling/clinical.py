@@ -2,7 +2,7 @@
 
 CR model (the paper's "Clinical-radiological and combined models"): the factors selected by
 univariate then multivariate logistic regression on the development cohort (exactly what
-``dlr logistic --study`` reports: :func:`analysis.tables.select_cr_factors` with study.yaml's
+``dlr logistic --study`` reports: :func:`modeling.cr_factors.select_cr_factors` with study.yaml's
 candidates and cut points), refitted as one unpenalised logistic regression on the development
 cohort, then applied unchanged to every cohort.
 
@@ -12,7 +12,7 @@ the first of study.yaml's ``levels``, else the first in sorted order); a binary 
 continuous variable without a cut point as its number.
 
 Comparators (contract section 3): BCLC, CNLC, ERASL, NLR, PLR, LMR from
-:func:`analysis.staging.compute_staging` on the raw inputs, as ``dlr staging --study`` does;
+:func:`modeling.staging.compute_staging` on the raw inputs, as ``dlr staging --study`` does;
 ERASL uses study.yaml's published coefficients, or is refitted on the development cohort.
 """
 from __future__ import annotations
@@ -24,9 +24,10 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from analysis.errors import InputError
-from analysis.logistic import fit_logistic
-from analysis.tables import CRSelection, dichotomise, select_cr_factors
+from core.errors import InputError
+from core.stats.logistic import fit_logistic
+
+from .cr_factors import CRSelection, select_cr_factors
 
 COMPARATORS = ("BCLC", "CNLC", "ERASL", "NLR", "PLR", "LMR")
 
@@ -127,12 +128,10 @@ def fit_cr(clinical: pd.DataFrame, config, *, dev_ids, alpha: float = 0.05) -> C
         names the factors.
     """
     frame = clinical[clinical[config.id_column].astype(str).isin(set(map(str, dev_ids)))]
-    cut = {v.name: v.cut_point for v in config.variables if v.cut_point is not None}
-    candidates = [v.name for v in config.variables if v.candidate]
-    categorical = [v.name for v in config.variables if v.type != "continuous"]
+    table, candidates, categorical = config.clinical_variables(frame)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # undefined univariate fits are NaN rows of the table, as dlr logistic shows
-        selection = select_cr_factors(dichotomise(frame, cut), outcome=config.outcome_column, variables=candidates,
+        selection = select_cr_factors(table, outcome=config.outcome_column, variables=candidates,
                                       categorical=categorical, alpha=alpha)
     if not selection.selected:
         raise CRModelError(f"no clinical-radiological factor has multivariate p < {alpha:g} in the development cohort "
@@ -151,12 +150,10 @@ def fit_cr(clinical: pd.DataFrame, config, *, dev_ids, alpha: float = 0.05) -> C
 
 def comparator_table(clinical: pd.DataFrame, config, *, bclc_version: str = "2022") -> tuple[pd.DataFrame, str]:
     """(patient_id + COMPARATORS scores, ERASL label) for every patient, as ``dlr staging --study``."""
-    from analysis.staging import comparator_scores, compute_staging
+    from .staging import comparator_scores, compute_staging, map_staging_columns
 
-    frame = clinical.drop(columns=[k for k in config.staging_columns if k in clinical.columns]).rename(
-        columns={v: k for k, v in config.staging_columns.items()})
-    frame = frame.rename(columns={config.id_column: "patient_id"})
-    frame["patient_id"] = frame["patient_id"].astype(str)
+    frame = map_staging_columns(clinical, staging_columns=config.staging_columns, id_column=config.id_column,
+                                require_mapped=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # systems left empty are reported by `dlr staging`
         result = compute_staging(frame, bclc_version=bclc_version, outcome=config.outcome_column,

@@ -2,7 +2,7 @@
 
 One file says which column of `clinical.csv` is which, the phases, the cohorts and the
 settings. It is validated by pydantic models whose errors name the key (`variables[3].type`),
-turned into :class:`StudyConfigError` (an :class:`analysis.errors.InputError`) by
+turned into :class:`StudyConfigError` (an :class:`core.errors.InputError`) by
 :func:`load_study_config`.
 
 Example::
@@ -34,7 +34,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from analysis.errors import InputError
+from core.errors import InputError
 
 #: the contract's names of the raw staging and index inputs (contract section 2)
 STAGING_INPUTS = (
@@ -144,6 +144,21 @@ class StudyConfig(_Strict):
                  self.event_column, *(v.name for v in self.variables),
                  *(v.reader2_column for v in self.variables), *self.staging_columns.values()]
         return list(dict.fromkeys(c for c in named if c))
+
+    def clinical_variables(self, frame, *, variables=None, categorical=()):
+        """``clinical.csv`` as Table 1, the logistic tables and the CR model read it.
+
+        Returns ``(frame, variables, categorical)``: a copy of ``frame`` with every raw value
+        that has a ``cut_point`` dichotomised (:func:`core.tables.dichotomise`), ``variables``
+        or else the candidate variables in study.yaml's order, and ``categorical`` plus every
+        variable that study.yaml does not type as continuous.
+        """
+        from core.tables import dichotomise
+
+        cuts = {v.name: v.cut_point for v in self.variables if v.cut_point is not None}
+        variables = list(variables) if variables else [v.name for v in self.variables if v.candidate]
+        categorical = [*categorical, *(v.name for v in self.variables if v.type != "continuous")]
+        return dichotomise(frame, cuts), variables, categorical
 
 
 def _location(error: dict) -> str:

@@ -14,22 +14,23 @@ a wrong grid. Voxel values are stored values times RescaleSlope plus RescaleInte
 CT), as GDCM applies them per slice.
 
 No DICOM header field reaches the output: the volume is rebuilt from its voxels and geometry
-alone, so the NIfTI header carries no name, id, date or UID.
+alone, so the NIfTI header carries no name, id, date or UID; its provenance record holds only
+a digest of the DICOM files' names and bytes.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import locale
 import os
-import shutil
-import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
 
 import numpy as np
 
-from analysis.errors import InputError
+from core.errors import InputError
+from core.output import file_sha256, provenance, record_provenance, staged_file
 
 #: relative tolerance on the spacing between consecutive slices (a fraction of the spacing)
 SLICE_SPACING_RTOL = 1e-2
@@ -237,7 +238,7 @@ def read_dicom_series(series_dir, *, series_uid: Optional[str] = None):
 
 
 def _read(series_dir: Path, series_uid: Optional[str]):
-    """(image, number of files) of one series."""
+    """(image, the series' files in slice order) of one series."""
     import SimpleITK as sitk
 
     if not series_dir.is_dir():
@@ -273,19 +274,32 @@ def _read(series_dir: Path, series_uid: Optional[str]):
     clean.SetSpacing((float(pixel_spacing[0]), float(pixel_spacing[1]), float(slice_spacing)))
     clean.SetOrigin(tuple(float(v) for v in positions[0]))
     clean.SetDirection(tuple(float(v) for v in np.column_stack([row_cosine, column_cosine, normal]).ravel()))
-    return clean, len(files)
+    return clean, list(files)
 
 
-def _write_atomic(image, out_file: Path) -> None:
+def _write_image(image, path: Path) -> None:
     import SimpleITK as sitk
 
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_file.with_name(f".{uuid.uuid4().hex}.tmp{''.join(out_file.suffixes) or '.nii.gz'}")
-    try:
-        sitk.WriteImage(image, str(tmp), True)
-        os.replace(tmp, out_file)
-    finally:
-        tmp.unlink(missing_ok=True)
+    sitk.WriteImage(image, str(path), True)
+
+
+def series_digest(series_dir, files) -> str:
+    """One SHA-256 over the DICOM files read: their names relative to ``series_dir``, sorted,
+    each with the SHA-256 of its bytes. Names and hashes only: no header field."""
+    lines = sorted(f"{Path(os.path.relpath(f, series_dir)).as_posix()}\t{file_sha256(f)}\n" for f in files)
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def _provenance(series_dir: Path, files, series_uid: Optional[str], base: Optional[dict] = None) -> dict:
+    """The provenance of one converted volume; ``base``: a :func:`core.output.provenance` record
+    whose versions and git commit are reused (one per import, not one per volume)."""
+    # the chosen SeriesInstanceUID is a header field: only whether one was given is recorded
+    # (the digest of the files read already says which series it was)
+    inputs = {"dicom_series": series_digest(series_dir, files)}
+    settings = {"series_uid_given": series_uid is not None}
+    if base is None:
+        return provenance(inputs=inputs, settings=settings)
+    return {**base, "inputs": inputs, "settings": settings}
 
 
 def _info(image, path: Path, n_files: int) -> ImageInfo:
@@ -321,11 +335,18 @@ def dicom_to_nifti(series_dir, out_file, *, series_uid: Optional[str] = None) ->
     ImageOrientationPatient (module notes); voxel values are rescaled (``stored * slope +
     intercept``) by GDCM. The written volume is rebuilt from voxels and geometry, so no DICOM
     field (patient name, id, dates, UIDs) is in the NIfTI header.
+
+    ``provenance.json`` beside ``out_file`` gets its entry (:mod:`core.output`): as input one
+    digest of the files read (:func:`series_digest`: their names relative to ``series_dir``
+    and their SHA-256s), as setting whether a ``series_uid`` was given. No header field (not
+    the UID either) is recorded.
     """
-    out_file = Path(out_file)
-    image, n_files = _read(Path(series_dir), series_uid)
-    _write_atomic(image, out_file)
-    return _info(image, out_file, n_files)
+    out_file, series_dir = Path(out_file), Path(series_dir)
+    image, files = _read(series_dir, series_uid)
+    with staged_file(out_file) as tmp:
+        _write_image(image, tmp)
+    record_provenance(out_file.parent, [out_file.name], _provenance(series_dir, files, series_uid))
+    return _info(image, out_file, len(files))
 
 
 def import_dicom_study(src, study_dir, *, phases=None, series_uids: Optional[Mapping] = None,
@@ -357,7 +378,14 @@ def import_dicom_study(src, study_dir, *, phases=None, series_uids: Optional[Map
     ------
     DicomError
         Listing every folder that could not be converted (all are tried). Nothing is written
-        to ``images/`` unless every series converts.
+        to ``images/`` unless every series converts (each volume is written under a hidden
+        temporary name beside its final one, and all are renamed only at the end; on a failure
+        they are removed, with the folders this call created).
+
+    Notes
+    -----
+    ``images/provenance.json`` gets one entry per volume written (``P001/AP.nii.gz``), as
+    :func:`dicom_to_nifti` records it.
     """
     src, study_dir = Path(src), Path(study_dir)
     if not src.is_dir():
@@ -382,25 +410,36 @@ def import_dicom_study(src, study_dir, *, phases=None, series_uids: Optional[Map
                 errors.append(f"{out_file}: already exists; pass overwrite to replace it")
                 continue
             jobs.append((patient.name, phase, found[phase], out_file))
+    images = study_dir / "images"
+    # folders this call creates, removed again when it fails (nothing is left in images/)
+    created = [d for d in (study_dir, images, *dict.fromkeys(out.parent for *_, out in jobs)) if not d.exists()]
     results: dict = {}
-    study_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".import-dicom-", dir=study_dir))
+    records: dict = {}
+    base = provenance()
     try:
-        staged = []
-        for pid, phase, folder, out_file in jobs:
-            try:
-                info = dicom_to_nifti(folder, staging / pid / f"{phase}.nii.gz",
-                                      series_uid=series_uids.get((pid, phase)))
-            except DicomError as exc:
-                errors.append(f"patient {pid}, phase {phase}: {exc}")
-                continue
-            staged.append((pid, phase, info, out_file))
-        if errors:
-            raise DicomError(f"{len(errors)} problem(s) importing {src}:\n" + "\n".join(f"  {e}" for e in errors))
-        for pid, phase, info, out_file in staged:
-            out_file.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(info.path, out_file)
-            results.setdefault(pid, {})[phase] = ImageInfo(**{**info.__dict__, "path": out_file})
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.ExitStack() as stack:
+            # each volume goes to a temporary name beside its final one; the renames happen
+            # only when the stack closes, after every series has converted
+            for pid, phase, folder, out_file in jobs:
+                tmp = stack.enter_context(staged_file(out_file))
+                uid = series_uids.get((pid, phase))
+                try:
+                    image, files = _read(folder, uid)
+                    if not errors:  # after a failure the others are only checked, not written
+                        _write_image(image, tmp)
+                except DicomError as exc:
+                    errors.append(f"patient {pid}, phase {phase}: {exc}")
+                    continue
+                results.setdefault(pid, {})[phase] = _info(image, out_file, len(files))
+                records[out_file.relative_to(images).as_posix()] = _provenance(folder, files, uid, base)
+            if errors:
+                raise DicomError(f"{len(errors)} problem(s) importing {src}:\n" + "\n".join(f"  {e}" for e in errors))
+    except BaseException:
+        for folder in reversed(created):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty
+        raise
+    # one provenance.json for the whole images/ folder, one entry per volume (P001/AP.nii.gz)
+    for name, info in records.items():
+        record_provenance(images, [name], info)
     return results

@@ -11,12 +11,14 @@ sees a patient's own fold.
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from analysis.errors import InputError
+from core.errors import InputError
+from core.output import provenance, record_provenance, staged_file
 
 SPLIT_FILE = "split.csv"
 DEFAULT_FOLDS = 5
@@ -65,8 +67,13 @@ def make_split(clinical: pd.DataFrame, *, id_column: str, cohort_column: str, ou
 
 
 def load_or_make_split(run, clinical: pd.DataFrame, *, id_column: str, cohort_column: str, outcome_column: str,
-                       dev_cohort: str, n_folds: int = DEFAULT_FOLDS, seed: int) -> pd.DataFrame:
+                       dev_cohort: str, n_folds: int = DEFAULT_FOLDS, seed: int, clinical_path=None) -> pd.DataFrame:
     """``RUN/split.csv``: read it when it exists (and still fits the study), else write it once.
+
+    A new split file gets its entry in ``RUN/provenance.json``: the SHA-256 of ``clinical_path``
+    (the study's clinical.csv) when given, else one digest of the patients it was drawn from
+    (id, cohort, outcome), and the settings ``n_folds``, ``dev_cohort``, ``outcome_column`` and
+    the seed.
 
     Raises
     ------
@@ -93,10 +100,17 @@ def load_or_make_split(run, clinical: pd.DataFrame, *, id_column: str, cohort_co
         return split.set_index("patient_id").loc[list(current)].reset_index()
     split = make_split(clinical, id_column=id_column, cohort_column=cohort_column, outcome_column=outcome_column,
                        dev_cohort=dev_cohort, n_folds=n_folds, seed=seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    split.to_csv(tmp, index=False)
-    tmp.replace(path)
+    with staged_file(path) as tmp:
+        split.to_csv(tmp, index=False)
+    if clinical_path is not None:
+        inputs = {"clinical.csv": Path(clinical_path)}
+    else:
+        rows = zip(clinical[id_column].astype(str), clinical[cohort_column].astype(str),
+                   clinical[outcome_column].astype(str))
+        inputs = {"patients": hashlib.sha256("".join(f"{i}\t{c}\t{y}\n" for i, c, y in rows).encode()).hexdigest()}
+    record_provenance(path.parent, [path.name], provenance(
+        inputs=inputs, settings={"n_folds": n_folds, "dev_cohort": dev_cohort, "outcome_column": outcome_column},
+        seed=seed))
     return split
 
 

@@ -28,7 +28,7 @@ from typing import Mapping, Optional
 import numpy as np
 import pandas as pd
 
-from analysis.errors import InputError
+from core.errors import InputError
 
 from .config import StudyConfig, _location
 

@@ -61,9 +61,6 @@ int16 in arbitrary MR units; the grid is identical for the three phases and the 
 """
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -72,6 +69,8 @@ from typing import Callable, Optional
 import numpy as np
 import pandas as pd
 from scipy import ndimage, special, stats
+
+from core.output import provenance, staged_folder
 
 from .config import StudyConfig, Variable, dump_study_config
 
@@ -253,7 +252,7 @@ def _raw_values(rng, high: np.ndarray, name: str) -> np.ndarray:
 
 def _kappa(a, b) -> float:
     """Cohen's kappa; NaN (quietly) when both readings use one and the same level."""
-    from analysis.agreement import cohen_kappa
+    from core.stats.agreement import cohen_kappa
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -581,9 +580,11 @@ def synthesize_study(out, *, n: int = 165, seed: int = 20240101, profile: str = 
 
     Notes
     -----
-    The study is built in a temporary sibling folder and renamed onto ``out`` at the end, so an
-    interrupted run leaves no half-written study. The latent model is described in the module
-    docstring.
+    The study is built in a temporary sibling folder and renamed onto ``out`` at the end
+    (:func:`core.output.staged_folder`), so an interrupted run leaves no half-written study.
+    ``out/provenance.json`` records every file with its SHA-256, the settings (n, profile,
+    images), the seed and the versions of the code; like the study itself, it has the same
+    bytes for the same seed and code. The latent model is described in the module docstring.
     """
     if profile not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
@@ -598,39 +599,37 @@ def synthesize_study(out, *, n: int = 165, seed: int = 20240101, profile: str = 
     config = study_config(seed=seed, profile=profile)
     kappas = [_kappa(clinical[f], clinical[f"{f}_reader2"]) for f in READER2_FEATURES]
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    info = provenance(settings={"n": int(n), "profile": profile, "images": bool(images)}, seed=seed)
+    # out passed the check above: absent, empty, or to be overwritten; a folder that appears
+    # while the study is built is not clobbered
+    existed = out.exists()
     try:
-        clinical.to_csv(tmp / "clinical.csv", index=False)
-        truth.to_csv(tmp / "truth.csv", index=False, float_format="%.10g")
-        (tmp / "study.yaml").write_text(dump_study_config(config))
-        reader2_ids = set()
-        if images:
-            reader2_ids = set(rng.choice(clinical["patient_id"].to_numpy(), min(N_REPRODUCIBILITY, int(n)),
-                                         replace=False).tolist())
-            patient_seeds = rng.integers(0, 2 ** 63 - 1, int(n))
-            for i, row in enumerate(clinical.to_dict("records")):
-                pid = row["patient_id"]
-                prng = np.random.default_rng(int(patient_seeds[i]))
-                phases, mask, mask2 = _patient_images(prng, row, float(truth["imaging_latent"].iat[i]), prof,
-                                                      pid in reader2_ids)
-                for phase in PHASES:
-                    _write(phases[phase], prof, tmp / "images" / pid / f"{phase}.nii.gz")
-                    _write(mask, prof, tmp / "masks" / pid / f"{phase}.nii.gz")
-                    if mask2 is not None:
-                        _write(mask2, prof, tmp / "masks_reader2" / pid / f"{phase}.nii.gz")
-                if progress is not None:
-                    progress(i + 1, int(n))
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            if out.is_dir() and not any(out.iterdir()):
-                out.rmdir()
-            else:
-                shutil.rmtree(out) if out.is_dir() else out.unlink()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with staged_folder(out, provenance_info=info, replace=existed) as tmp:
+            clinical.to_csv(tmp / "clinical.csv", index=False)
+            truth.to_csv(tmp / "truth.csv", index=False, float_format="%.10g")
+            (tmp / "study.yaml").write_text(dump_study_config(config))
+            reader2_ids = set()
+            if images:
+                reader2_ids = set(rng.choice(clinical["patient_id"].to_numpy(), min(N_REPRODUCIBILITY, int(n)),
+                                             replace=False).tolist())
+                patient_seeds = rng.integers(0, 2 ** 63 - 1, int(n))
+                for i, row in enumerate(clinical.to_dict("records")):
+                    pid = row["patient_id"]
+                    prng = np.random.default_rng(int(patient_seeds[i]))
+                    phases, mask, mask2 = _patient_images(prng, row, float(truth["imaging_latent"].iat[i]), prof,
+                                                          pid in reader2_ids)
+                    for phase in PHASES:
+                        _write(phases[phase], prof, tmp / "images" / pid / f"{phase}.nii.gz")
+                        _write(mask, prof, tmp / "masks" / pid / f"{phase}.nii.gz")
+                        if mask2 is not None:
+                            _write(mask2, prof, tmp / "masks_reader2" / pid / f"{phase}.nii.gz")
+                    if progress is not None:
+                        progress(i + 1, int(n))
+    except FileExistsError:
+        if existed or not out.exists():
+            raise  # not staged_folder's refusal
+        raise ValueError(f"{out} appeared while the study was built; choose another folder or pass "
+                         "overwrite=True") from None
     y = clinical["early_recurrence"].to_numpy()
     train = (clinical["cohort"] == "training").to_numpy()
     return SynthSummary(out=out, n=int(n), seed=seed, profile=profile, n_training=int(train.sum()),

@@ -14,8 +14,8 @@ What is fitted, and on whom (methods.md G: everything on the development cohort 
   from the development cohort, hyperparameters tuned by CV AUC on the split's folds.
 * RCR: the selected features plus the CR factors' design columns in the classifier with the
   best development-cohort CV AUC (never chosen by validation AUC), tuned again by CV.
-* Thresholds: Youden's J on each model's development-cohort predictions (recorded; the
-  analysis recomputes them the same way).
+* Thresholds: Youden's J on each model's development-cohort predictions (recorded, with
+  :func:`core.stats.roc.youden_threshold`, the function `dlr analyze` chooses them with).
 * Out-of-fold predictions for a later fusion model: for each fold k, the whole chain above
   (CR selection and fit, median fill, ICC, tests, LASSO, tuning with the remaining folds,
   choice of the best classifier, RCR) is redone without fold k and predicts fold k.
@@ -31,9 +31,6 @@ stratifier), and ``RUN/models/``: ``parameters.json`` (every fitted parameter, b
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,13 +39,15 @@ from typing import Callable, Optional
 import numpy as np
 import pandas as pd
 
-from analysis.errors import InputError
+from core.errors import InputError
+from core.output import provenance, record_provenance, staged_file, staged_folder
+from core.stats.roc import rank_auc, youden_threshold
 
 from . import classifiers as clf
 from .clinical import COMPARATORS, CRModel, CRModelError, comparator_table, design, fit_cr
 from .radiomics.extraction import FEATURES_DIR, read_radiomics
 from .radiomics.selection import SelectionError, select_features
-from .splits import load_or_make_split
+from .splits import SPLIT_FILE, load_or_make_split
 
 ARMS = ("clinical", "radiomics", "deep")
 MODELS_DIR = "models"
@@ -87,17 +86,6 @@ class TrainSummary:
 
     def to_frame(self) -> pd.DataFrame:
         return self.models
-
-
-def _auc(y: np.ndarray, s: np.ndarray) -> float:
-    from scipy.stats import rankdata
-
-    y = np.asarray(y, dtype=int)
-    n1, n0 = int(y.sum()), int((1 - y).sum())
-    if n1 == 0 or n0 == 0:
-        return float("nan")
-    ranks = rankdata(s)
-    return float((ranks[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
 @dataclass
@@ -268,7 +256,7 @@ def _truth_auc(study, data: _Data) -> Optional[pd.DataFrame]:
         w = data.cohort == cohort
         risk = truth["true_risk"].reindex(data.ids[w]).to_numpy(dtype=float)
         ok = np.isfinite(risk)
-        rows.append({"cohort": cohort, "n": int(ok.sum()), "auc": _auc(data.y[w][ok], risk[ok])})
+        rows.append({"cohort": cohort, "n": int(ok.sum()), "auc": rank_auc(data.y[w][ok], risk[ok])})
     return pd.DataFrame(rows)
 
 
@@ -318,7 +306,7 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
     clinical[config.id_column] = clinical[config.id_column].astype(str)
     split = load_or_make_split(run, clinical, id_column=config.id_column, cohort_column=config.cohort_column,
                                outcome_column=config.outcome_column, dev_cohort=config.dev_cohort,
-                               n_folds=n_folds, seed=seed)
+                               n_folds=n_folds, seed=seed, clinical_path=study.root / "clinical.csv")
     ids = split["patient_id"].to_numpy(dtype=object)
     indexed = clinical.set_index(config.id_column, drop=False).loc[list(ids)]
     indexed.index.name = None
@@ -329,6 +317,9 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
         say(f"radiomics: {data.features.shape[1]} features of {len(ids)} patients "
             f"({len(data.reader2)} with a second reader)")
     dev = data.cohort == config.dev_cohort
+    # hashed now, beside the reads, rather than after the minutes of fitting
+    info = _provenance(study, run, arms=arms, n_folds=len(set(data.fold[dev])), lasso_rule=lasso_rule,
+                       icc_threshold=icc_threshold, alpha=alpha, oof=oof, seed=seed)
     kwargs = {"arms": arms, "seed": seed, "lasso_rule": lasso_rule, "icc_threshold": icc_threshold, "alpha": alpha}
     say(f"fitting on the {int(dev.sum())} {config.dev_cohort!r} patients")
     fit = _fit_chain(data, config, dev, progress=say, **kwargs)
@@ -352,9 +343,23 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
     parameters = _parameters(fit, data, dev, models, seed, erasl_label)
     performance = _performance(predictions)
     truth = _truth_auc(study, data)
-    _write(run, predictions, fit, models, parameters, oof_frame)
+    _write(run, predictions, fit, models, parameters, oof_frame, info)
     return TrainSummary(run, models, performance, truth,
                         fit.selection.counts if fit.selection is not None else None, predictions)
+
+
+def _provenance(study, run: Path, *, arms, n_folds: int, lasso_rule: str, icc_threshold: float, alpha: float,
+                oof: bool, seed: int) -> dict:
+    """The provenance of predictions.csv and models/: the study's files, the run's split and
+    features, and every option that changes a fitted value (not ``jobs``)."""
+    inputs = {"clinical.csv": study.root / "clinical.csv", "study.yaml": study.root / "study.yaml"}
+    if "radiomics" in arms:
+        inputs["features/radiomics.csv"] = run / FEATURES_DIR / "radiomics.csv"
+    inputs[SPLIT_FILE] = run / SPLIT_FILE
+    # n_folds: the folds of the split actually used (an existing split.csv wins over --n-folds)
+    settings = {"arms": list(arms), "n_folds": n_folds, "lasso_rule": lasso_rule, "icc_threshold": icc_threshold,
+                "alpha": alpha, "oof": oof}
+    return provenance(inputs=inputs, settings=settings, seed=seed)
 
 
 def _predictions(data: _Data, config, scores: dict, comparators: Optional[pd.DataFrame]) -> pd.DataFrame:
@@ -382,8 +387,6 @@ def _predictions(data: _Data, config, scores: dict, comparators: Optional[pd.Dat
 
 
 def _models_table(fit: _ArmFit, data: _Data, dev: np.ndarray, scores: dict) -> pd.DataFrame:
-    from analysis.thresholds import youden_threshold
-
     rows = []
     for model, values in scores.items():
         tuned = fit.tuned.get(model)
@@ -433,47 +436,57 @@ def _performance(predictions: pd.DataFrame) -> pd.DataFrame:
     for (model, cohort), g in predictions.groupby(["model", "cohort"], sort=False):
         y = g["y_true"].to_numpy(dtype=int)
         rows.append({"model": model, "cohort": cohort, "n": len(g), "n_events": int(y.sum()),
-                     "auc": _auc(y, g["y_score"].to_numpy(dtype=float))})
+                     "auc": rank_auc(y, g["y_score"].to_numpy(dtype=float))})
     return pd.DataFrame(rows)
 
 
 def _write(run: Path, predictions: pd.DataFrame, fit: _ArmFit, models: pd.DataFrame, parameters: dict,
-           oof_frame: Optional[pd.DataFrame]) -> None:
-    """Write predictions.csv and models/ together: both are replaced, or neither."""
+           oof_frame: Optional[pd.DataFrame], info: Optional[dict] = None) -> None:
+    """Write predictions.csv and models/ together: both are replaced, or neither.
+
+    ``info`` (:func:`core.output.provenance`) is recorded for every file of ``models/`` in
+    ``models/provenance.json`` and for predictions.csv in ``RUN/provenance.json``; it never
+    goes into parameters.json, whose bytes depend on the fitted parameters alone.
+    """
     run.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=run, prefix=".tmp-train-"))
-    try:
-        mdir = staging / MODELS_DIR
-        mdir.mkdir()
-        predictions.to_csv(staging / "predictions.csv", index=False, float_format="%.17g")
-        models.to_csv(mdir / "models.csv", index=False, float_format="%.10g")
-        (mdir / "parameters.json").write_text(clf.parameters_json(parameters) + "\n")
-        if fit.cr is not None:
-            fit.cr.selection.variables.to_csv(mdir / "cr_selection.csv", index=False, float_format="%.10g")
-        if fit.tuned:
-            tuning = pd.concat([m.cv_results.assign(model=name) for name, m in fit.tuned.items()], ignore_index=True)
-            tuning[["model"] + [c for c in tuning.columns if c != "model"]].to_csv(mdir / "tuning.csv", index=False,
-                                                                                   float_format="%.10g")
-        if fit.selection is not None:
-            sel = fit.selection
-            sel.counts.to_csv(mdir / "selection_counts.csv", index=False)
-            if sel.icc is not None:
-                sel.icc.table.to_csv(mdir / "icc.csv", index=False, float_format="%.10g")
-            sel.univariate.table.to_csv(mdir / "univariate.csv", index=False, float_format="%.10g")
-            sel.lasso.cv.to_csv(mdir / "lasso_cv.csv", index=False, float_format="%.10g")
-            sel.lasso.path.to_csv(mdir / "lasso_path.csv", index=False, float_format="%.10g")
-            sel.lasso.selected.to_csv(mdir / "radiomics_selected.csv", index=False, float_format="%.17g")
-            _lasso_figure(sel.lasso, mdir)
-        if oof_frame is not None:
-            oof_frame.to_csv(mdir / "oof_predictions.csv", index=False, float_format="%.17g")
-        old = run / f".old-{MODELS_DIR}-{os.getpid()}"
-        if (run / MODELS_DIR).exists():
-            os.replace(run / MODELS_DIR, old)
-        os.replace(mdir, run / MODELS_DIR)
-        os.replace(staging / "predictions.csv", run / "predictions.csv")
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    # Everything is written under temporary names first, so an exception in the block leaves the
+    # earlier models/ and predictions.csv as they were (and no temporary behind). On success
+    # the inner block's exit records models/provenance.json and swaps models/ in (then removes
+    # the moved-aside old one), and the outer exit renames predictions.csv right after. The
+    # window that remains: a crash between those two renames leaves the new models/ beside the
+    # old predictions.csv; one after both, before RUN/provenance.json is rewritten below,
+    # leaves predictions.csv's entry there naming the earlier file's SHA-256.
+    with staged_file(run / "predictions.csv") as predictions_tmp:
+        with staged_folder(run / MODELS_DIR, provenance_info=info) as mdir:
+            predictions.to_csv(predictions_tmp, index=False, float_format="%.17g")
+            _write_models(mdir, fit, models, parameters, oof_frame)
+    if info is not None:
+        record_provenance(run, ["predictions.csv"], info)
+
+
+def _write_models(mdir: Path, fit: _ArmFit, models: pd.DataFrame, parameters: dict,
+                  oof_frame: Optional[pd.DataFrame]) -> None:
+    """The files of ``RUN/models/`` into folder ``mdir``."""
+    models.to_csv(mdir / "models.csv", index=False, float_format="%.10g")
+    (mdir / "parameters.json").write_text(clf.parameters_json(parameters) + "\n")
+    if fit.cr is not None:
+        fit.cr.selection.variables.to_csv(mdir / "cr_selection.csv", index=False, float_format="%.10g")
+    if fit.tuned:
+        tuning = pd.concat([m.cv_results.assign(model=name) for name, m in fit.tuned.items()], ignore_index=True)
+        tuning[["model"] + [c for c in tuning.columns if c != "model"]].to_csv(mdir / "tuning.csv", index=False,
+                                                                               float_format="%.10g")
+    if fit.selection is not None:
+        sel = fit.selection
+        sel.counts.to_csv(mdir / "selection_counts.csv", index=False)
+        if sel.icc is not None:
+            sel.icc.table.to_csv(mdir / "icc.csv", index=False, float_format="%.10g")
+        sel.univariate.table.to_csv(mdir / "univariate.csv", index=False, float_format="%.10g")
+        sel.lasso.cv.to_csv(mdir / "lasso_cv.csv", index=False, float_format="%.10g")
+        sel.lasso.path.to_csv(mdir / "lasso_path.csv", index=False, float_format="%.10g")
+        sel.lasso.selected.to_csv(mdir / "radiomics_selected.csv", index=False, float_format="%.17g")
+        _lasso_figure(sel.lasso, mdir)
+    if oof_frame is not None:
+        oof_frame.to_csv(mdir / "oof_predictions.csv", index=False, float_format="%.17g")
 
 
 def _lasso_figure(lasso, folder: Path) -> None:
@@ -486,6 +499,7 @@ def _lasso_figure(lasso, folder: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
     plot_lasso(lasso, axes=axes)
-    for ext in ("png", "svg"):
-        fig.savefig(folder / f"lasso.{ext}", dpi=150, metadata={"Date": None} if ext == "svg" else None)
+    with matplotlib.rc_context({"svg.hashsalt": "dlr"}):  # the SVG's element ids, else random per run
+        for ext in ("png", "svg"):
+            fig.savefig(folder / f"lasso.{ext}", dpi=150, metadata={"Date": None} if ext == "svg" else None)
     plt.close(fig)

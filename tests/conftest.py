@@ -1,4 +1,5 @@
-"""Shared fixtures: paths to the public reference cases and a runner for the `dlr` command."""
+"""Shared fixtures: paths to the public reference cases (tests/data, see its README.md) and a
+runner for the `dlr` command."""
 from __future__ import annotations
 
 import os
@@ -11,14 +12,12 @@ import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-ASAH = SHARED / "reference" / "asah"
+DATA = REPO / "tests" / "data"  # public reference cases and real data, shipped with the repository
+ASAH = DATA / "reference" / "asah"
 
 
 @pytest.fixture(scope="session")
 def asah_dir() -> Path:
-    if not (ASAH / "predictions.csv").is_file():
-        pytest.skip("../shared/reference/asah is not present")
     return ASAH
 
 

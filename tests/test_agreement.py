@@ -1,9 +1,12 @@
-"""Reader agreement (Cohen's kappa, ICC) against pingouin, statsmodels, scikit-learn and R psych."""
+"""Reader agreement (Cohen's kappa, ICC) against pingouin, statsmodels, scikit-learn and R psych.
+
+R psych's values are committed in tests/r/psych_agreement.csv, written by tests/r/psych_agreement.R
+from the committed case files tests/r/cases/psych_*.csv (see tests/r/README.md), so no R is needed.
+"""
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
+import csv
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,9 +16,14 @@ from numpy.testing import assert_allclose
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import cohens_kappa as sm_cohens_kappa
 
-from analysis.agreement import ICC_FORMS, cohen_kappa, icc, kappa_table
-from analysis.discrimination import UndefinedStatisticWarning
-from analysis.errors import InputError
+from core.stats.agreement import ICC_FORMS, cohen_kappa, icc, kappa_table
+from core.errors import UndefinedStatisticWarning
+from core.errors import InputError
+
+R_DIR = Path(__file__).parent / "r"
+PSYCH_KAPPA_CASE = R_DIR / "cases" / "psych_kappa_readers.csv"
+PSYCH_ICC_CASE = R_DIR / "cases" / "psych_icc_ratings.csv"
+PSYCH_VALUES = R_DIR / "psych_agreement.csv"
 
 # pingouin 0.7 names the forms as McGraw & Wong (A: absolute agreement, C: consistency)
 PINGOUIN_TYPE = {"ICC(1,1)": "ICC(1,1)", "ICC(2,1)": "ICC(A,1)", "ICC(3,1)": "ICC(C,1)", "ICC(1,k)": "ICC(1,k)",
@@ -86,38 +94,57 @@ def test_icc_three_raters_aliases_and_bad_input():
         icc(np.ones((5, 2)))
 
 
-@pytest.mark.r_reference
-def test_kappa_and_icc_match_r_psych(tmp_path):
-    if shutil.which("Rscript") is None or subprocess.run(
-            ["Rscript", "-e", "library(psych)"], capture_output=True).returncode != 0:
-        pytest.skip("Rscript with psych is not available")
+def _psych_cases():
+    """The generated cases of the psych comparison: two readers' categories, two raters' values."""
     a, b = readers(n=60, seed=3)
     x = ratings(n=25, k=2, n_features=1, seed=4)[:, :, 0]
-    pd.DataFrame({"a": a, "b": b}).to_csv(tmp_path / "k.csv", index=False)
-    pd.DataFrame(x, columns=["r1", "r2"]).to_csv(tmp_path / "i.csv", index=False)
-    script = f"""
-    suppressMessages(library(psych))
-    k <- read.csv("{tmp_path / 'k.csv'}"); x <- read.csv("{tmp_path / 'i.csv'}")
-    lv <- sort(unique(c(k$a, k$b)))
-    ck <- cohen.kappa(cbind(factor(k$a, lv), factor(k$b, lv)))
-    ic <- ICC(x, lmer = FALSE)$results
-    cat(jsonlite::toJSON(list(kappa = ck$kappa, var = ck$var.kappa, icc = ic$ICC, low = ic$`lower bound`,
-        high = ic$`upper bound`, type = ic$type), digits = NA))
-    """
-    out = subprocess.run(["Rscript", "-e", script], capture_output=True, text=True, encoding="utf-8")
-    if out.returncode != 0 and "jsonlite" in out.stderr:
-        pytest.skip("R package jsonlite is not available")
-    assert out.returncode == 0, out.stderr
-    r = json.loads(out.stdout)
+    return pd.DataFrame({"a": a, "b": b}), pd.DataFrame(x, columns=["r1", "r2"])
+
+
+def write_r_cases(cases_dir: Path) -> None:
+    """Write the psych cases (tests/r/make_reference.py --write-cases); 17 significant digits."""
+    kappa, icc_ratings = _psych_cases()
+    kappa.to_csv(cases_dir / PSYCH_KAPPA_CASE.name, index=False, lineterminator="\n")
+    icc_ratings.to_csv(cases_dir / PSYCH_ICC_CASE.name, index=False, float_format="%.17g", lineterminator="\n")
+
+
+def _read_psych_cases():
+    kappa = pd.read_csv(PSYCH_KAPPA_CASE, keep_default_na=False)
+    # Python's float() on the 17-digit text: the doubles psych_agreement.R read (make_reference.py checks)
+    return kappa, pd.read_csv(PSYCH_ICC_CASE, converters={"r1": float, "r2": float})
+
+
+def _read_long_csv(path: Path) -> dict[str, dict[str, float]]:
+    """A long CSV (case, key, value) written by a script of tests/r/: case -> key -> value."""
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return {case: {row["key"]: float("nan") if row["value"] == "NA" else float(row["value"])
+                   for row in rows if row["case"] == case}
+            for case in dict.fromkeys(row["case"] for row in rows)}
+
+
+def test_psych_cases_are_the_generated_cases():
+    """The committed case files that psych_agreement.R read hold exactly the generated values."""
+    for committed, generated in zip(_read_psych_cases(), _psych_cases()):
+        pd.testing.assert_frame_equal(committed, generated, check_exact=True)
+
+
+def test_kappa_and_icc_match_r_psych():
+    k, x = _read_psych_cases()
+    a, b, x = k.a.to_numpy(), k.b.to_numpy(), x[["r1", "r2"]].to_numpy()
+    r = _read_long_csv(PSYCH_VALUES)
     res = cohen_kappa(a, b)
-    # psych::cohen.kappa(...)$kappa and $var.kappa
-    assert_allclose(res.estimate, r["kappa"][0], rtol=1e-10)
-    assert_allclose(res.se ** 2, r["var"][0], rtol=1e-8)
-    # psych::ICC(x)$results: ICC1, ICC2, ICC3, ICC1k, ICC2k, ICC3k with F-based CIs
-    for i, form in enumerate(("ICC(1,1)", "ICC(2,1)", "ICC(3,1)", "ICC(1,k)", "ICC(2,k)", "ICC(3,k)")):
-        res_i = icc(x, form=form)
-        assert_allclose(res_i.estimate[0], r["icc"][i], rtol=1e-10, err_msg=form)
-        assert_allclose([res_i.ci_low[0], res_i.ci_high[0]], [r["low"][i], r["high"][i]], rtol=1e-8, err_msg=form)
+    # lv <- sort(unique(c(k$a, k$b))); ck <- cohen.kappa(cbind(factor(k$a, lv), factor(k$b, lv)))
+    # ck$kappa and ck$var.kappa
+    assert_allclose(res.estimate, r["kappa"]["kappa"], rtol=1e-10)
+    assert_allclose(res.se ** 2, r["kappa"]["var_kappa"], rtol=1e-8)
+    # ic <- ICC(x, lmer = FALSE)$results: ICC1, ICC2, ICC3, ICC1k, ICC2k, ICC3k with F-based CIs
+    # ic$ICC, ic$`lower bound`, ic$`upper bound`
+    for form, psych_type in (("ICC(1,1)", "ICC1"), ("ICC(2,1)", "ICC2"), ("ICC(3,1)", "ICC3"),
+                             ("ICC(1,k)", "ICC1k"), ("ICC(2,k)", "ICC2k"), ("ICC(3,k)", "ICC3k")):
+        res_i, ri = icc(x, form=form), r[psych_type]
+        assert_allclose(res_i.estimate[0], ri["icc"], rtol=1e-10, err_msg=form)
+        assert_allclose([res_i.ci_low[0], res_i.ci_high[0]], [ri["lower"], ri["upper"]], rtol=1e-8, err_msg=form)
 
 
 def test_kappa_table_per_feature():

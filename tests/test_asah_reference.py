@@ -1,6 +1,6 @@
-"""`dlr analyze` on pROC's aSAH case against the values R computed (../shared/reference/asah).
+"""`dlr analyze` on pROC's aSAH case against the values R computed (tests/data/reference/asah).
 
-R 4.2.2, pROC 1.18.0 (see ../shared/reference/README.md for each call):
+R 4.2.2, pROC 1.18.0 (see tests/data/reference/SOURCE-README.md for each call):
   ci.auc(roc(y, s, direction = "<"), method = "delong")
   coords(roc, "best", best.method = "youden")            # ties: highest sensitivity
   glm(y ~ offset(qlogis(p)), binomial); glm(y ~ qlogis(p), binomial)
@@ -136,7 +136,7 @@ def test_cli_writes_every_contract_file(asah_dir, tmp_path):
         for ext in ("png", "svg"):
             assert f"{stem}.{ext}" in figures
             assert (out / "figures" / f"{stem}.{ext}").stat().st_size > 5000
-    # the shared comparison script agrees too
+    # the reference comparison script (tests/data/reference/compare_analysis.py) agrees too
     check = subprocess.run([sys.executable, str(asah_dir.parent / "compare_analysis.py"), str(asah_dir), str(out)],
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stdout

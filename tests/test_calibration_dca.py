@@ -11,7 +11,8 @@ from scipy import stats
 
 from analysis.calibration import calibration_curve, calibration_summary, decile_groups, hosmer_lemeshow
 from analysis.decision_curve import THRESHOLDS, fit_risk_mapping, net_benefit, net_benefit_treat_all
-from analysis.discrimination import UndefinedStatisticWarning, stratified_resamples
+from analysis.discrimination import stratified_resamples
+from core.errors import UndefinedStatisticWarning
 from analysis.pipeline import analyze
 from analysis.predictions import validate_predictions
 from analysis.reclassification import reclassification

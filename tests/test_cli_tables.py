@@ -6,16 +6,14 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import SHARED
+from conftest import DATA
 from dlr.cli import main
 
-CASE = SHARED / "reference" / "paper_table1_training"
+CASE = DATA / "reference" / "paper_table1_training"
 
 
 @pytest.fixture(scope="module")
 def clinical():
-    if not (CASE / "clinical.csv").is_file():
-        pytest.skip("../shared/reference/paper_table1_training is not present")
     return CASE / "clinical.csv"
 
 

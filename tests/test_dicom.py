@@ -5,12 +5,18 @@ Real data: 12 slices of TCIA HCC-TACE-Seg HCC_048, portal-venous CT (CC BY 4.0, 
 2021, doi:10.7937/TCIA.5FNA-0924; see ATTRIBUTION.md beside the files). The 12 slices are not
 contiguous (positions -381 to -188.5 mm with gaps of 2.5 to 45 mm), so the whole folder must be
 refused; its contiguous 2.5 mm run (-341, -338.5, -336 mm) is converted.
+
+The slices ship in tests/data/real/hcc048_pvp_dicom_subset/ (ATTRIBUTION.md there), each
+xz-compressed to keep the repository small; the fixture `real` decompresses them and checks
+each file's sha256 against SHA256SUMS (the original files'), so the tests read the original bytes.
 """
 from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import locale
+import lzma
 import shutil
 from pathlib import Path
 
@@ -18,10 +24,13 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from analysis.errors import InputError
+from core.output import read_provenance
+from core.errors import InputError
 from modeling.dicom import DicomError, dicom_to_nifti, import_dicom_study, read_dicom_series, slice_positions
 
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "hcc048_pvp_dicom_subset"
+from conftest import DATA
+
+REAL = DATA / "real" / "hcc048_pvp_dicom_subset"  # NAME.dcm.xz for each NAME.dcm in SHA256SUMS
 CONTIGUOUS = ("00000040.dcm", "00000041.dcm", "00000048.dcm")  # z = -341, -338.5, -336 mm
 IDENTIFIERS = (b"Patient_01", b"20010812", b"1.3.6.1.4.1.14519", b"HCC", b"Recon 3")
 
@@ -38,10 +47,18 @@ def _tag(path, key) -> str:
 
 
 @pytest.fixture(scope="module")
-def real() -> Path:
-    if not REAL.is_dir():
-        pytest.skip("../shared/data/real/hcc048_pvp_dicom_subset is not present")
-    return REAL
+def real(tmp_path_factory) -> Path:
+    """A folder holding only the 12 original slices, decompressed and checked against SHA256SUMS."""
+    folder = tmp_path_factory.mktemp("hcc048_pvp_dicom_subset")
+    for line in (REAL / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split(maxsplit=1)
+        if not name.endswith(".dcm"):
+            continue
+        data = lzma.decompress((REAL / f"{name}.xz").read_bytes())
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise RuntimeError(f"{REAL / name}.xz does not decompress to the original {name} (sha256 differs)")
+        (folder / name).write_bytes(data)
+    return folder
 
 
 def _copy_renamed(files, dest: Path, names) -> Path:
@@ -140,6 +157,9 @@ def test_real_output_has_no_dicom_identifier(converted):
     assert "descrip" in text_fields and set(text_fields.values()) == {""}
     assert int(header.GetMetaData("vox_offset")) == 352  # no NIfTI header extension
     assert not any(k.count("|") == 1 for k in image.GetMetaDataKeys())  # no DICOM tag
+    # nor in the provenance record beside it
+    record = (info.path.parent / "provenance.json").read_bytes()
+    assert all(ident not in record for ident in IDENTIFIERS)
 
 
 # --------------------------------------------------------------------------------------------
@@ -275,6 +295,50 @@ def test_import_dicom_study(tmp_path, values):
     assert import_dicom_study(src, study, phases=["AP"], overwrite=True)["P01"].keys() == {"AP"}
 
 
+def _expected_digest(folder: Path) -> str:
+    lines = sorted(f"{p.name}\t{hashlib.sha256(p.read_bytes()).hexdigest()}\n" for p in folder.iterdir())
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def test_conversion_records_provenance_without_header_fields(tmp_path, values):
+    write_series(tmp_path / "s", values, uid="1.2.3.100")
+    write_series(tmp_path / "s", values[:, ::-1] + 2, uid="1.2.3.200", names=[f"B{k}.dcm" for k in range(5)])
+    info = dicom_to_nifti(tmp_path / "s", tmp_path / "out" / "PVP.nii.gz", series_uid="1.2.3.200")
+    text = (tmp_path / "out" / "provenance.json").read_text()
+    entry = read_provenance(tmp_path / "out")["PVP.nii.gz"]
+    assert entry["sha256"] == hashlib.sha256(info.path.read_bytes()).hexdigest()
+    # one digest over the names and bytes of the files of the chosen series (B0..B4), nothing else
+    chosen = tmp_path / "chosen"
+    chosen.mkdir()
+    for k in range(5):
+        shutil.copy(tmp_path / "s" / f"B{k}.dcm", chosen / f"B{k}.dcm")
+    assert entry["inputs"] == {"dicom_series": _expected_digest(chosen)}
+    assert entry["settings"] == {"series_uid_given": True}
+    assert all(word not in text for word in ("1.2.3.", "Doe^Jane", "MRN-4711", "19500101", "20200315", "B0.dcm"))
+
+
+def test_import_records_one_provenance_file_for_the_images(tmp_path, values):
+    src, study = tmp_path / "src", tmp_path / "study"
+    for pid in ("P01", "P02"):
+        for phase in ("AP", "PVP"):
+            write_series(src / pid / phase, values + (2 if phase == "PVP" else 0))
+    import_dicom_study(src, study)
+    entries = read_provenance(study / "images")
+    assert sorted(entries) == ["P01/AP.nii.gz", "P01/PVP.nii.gz", "P02/AP.nii.gz", "P02/PVP.nii.gz"]
+    for name, entry in entries.items():
+        pid, phase = name.removesuffix(".nii.gz").split("/")
+        assert entry["sha256"] == hashlib.sha256((study / "images" / name).read_bytes()).hexdigest()
+        assert entry["inputs"] == {"dicom_series": _expected_digest(src / pid / phase)}
+        assert entry["settings"] == {"series_uid_given": False}
+    assert not list(study.glob("images/*/provenance.json"))  # one file, not one per patient
+    text = (study / "images" / "provenance.json").read_text()
+    assert all(word not in text for word in ("1.2.826", "Doe^Jane", "MRN-4711", "IMG"))
+    # a later import of one phase replaces only that phase's entries
+    import_dicom_study(src, study, phases=["AP"], overwrite=True)
+    assert sorted(read_provenance(study / "images")) == \
+        sorted(entries)
+
+
 def test_import_reports_every_failure_and_writes_nothing(tmp_path, values):
     src, study = tmp_path / "src", tmp_path / "study"
     write_series(src / "P01" / "AP", values)
@@ -287,7 +351,12 @@ def test_import_reports_every_failure_and_writes_nothing(tmp_path, values):
     message = str(exc.value)
     assert "3 problem(s)" in message
     assert "patient P02, phase AP" in message and "patient P03, phase AP" in message and "P04" in message
-    assert not (study / "images").exists()
+    assert not (study / "images").exists() and not study.exists()  # nor an empty folder this call made
+    (study / "images" / "P01").mkdir(parents=True)  # folders that were there stay
+    with pytest.raises(DicomError):
+        import_dicom_study(src, study, phases=["AP"])
+    assert sorted(p.name for p in (study / "images").iterdir()) == ["P01"]
+    assert not any((study / "images" / "P01").iterdir())
     shutil.rmtree(src / "P02")
     shutil.rmtree(src / "P04")
     result = import_dicom_study(src, study, phases=["AP"], series_uids={("P03", "AP"): "1.2.3.2"})

@@ -8,7 +8,8 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import stats
 
-from analysis.discrimination import (UndefinedStatisticWarning, auc_heterogeneity_test, bootstrap_auc,
+from core.errors import UndefinedStatisticWarning
+from analysis.discrimination import (auc_heterogeneity_test, bootstrap_auc,
                                      delong_placements, delong_test, delong_unpaired_test, percentile_interval,
                                      roc_auc_delong, roc_curve, stratified_resamples)
 

@@ -14,7 +14,7 @@ from statsmodels.stats.proportion import proportion_confint
 from analysis.calibration import loess
 from analysis.discrimination import (delong_test, delong_unpaired_test, percentile_interval, roc_curve,
                                      stratified_resamples)
-from analysis.logistic import fit_logistic
+from core.stats.logistic import fit_logistic
 from analysis.multiplicity import holm_adjust
 from analysis.thresholds import wilson_interval
 

@@ -1,14 +1,20 @@
-"""Comparison of our statistics with R (pROC 1.18, stats::glm) on generated cases.
+"""Comparison of our statistics with R (pROC 1.18, stats::glm, rms::val.prob) on generated cases.
 
-The cases are generated here with fixed seeds and written as CSV files; ``tests/r/reference.R``
-is run once for all of them and writes its results as a long CSV (case, key, value) that the
-tests compare with ``numpy.testing.assert_allclose``. Each assertion quotes the R call it is
-checked against.
+The cases are generated here with fixed seeds (``_make_cases``) and committed as CSV files under
+``tests/r/cases/reference/`` (``write_r_cases``); ``tests/r/reference.R`` read those files once and
+wrote its results to the committed long CSV ``tests/r/reference_values.csv`` (case, key, value,
+17 significant digits). The value tests read the committed case files and R values, so they
+run without R, and compare with ``numpy.testing.assert_allclose``; each assertion quotes the R
+call it is checked against. ``test_committed_cases_are_the_generated_cases`` checks that the
+committed cases are exactly what the generators produce.
 
 Every R ROC curve uses ``direction = "<", levels = c(0, 1)``: controls < cases, and pROC never
 flips a curve whose cases score lower than its controls (our convention).
 
-Skipped when ``Rscript`` is not on the PATH or the pROC package cannot be loaded.
+The one test that needs R (marked ``r_reference``, skipped when ``Rscript``, pROC, rms or psych
+is missing), ``test_r_reference_files_regenerate``, reruns every script of ``tests/r/`` with
+``tests/r/make_reference.py --out TMP`` from the committed case files and checks the
+regenerated values against the committed ones (see tests/r/README.md).
 
 Tolerances: AUC rtol 1e-9 (atol 1e-12); SE, CIs, z, D, df and p rtol 1e-6; thresholds rtol
 1e-12 (the same midpoint arithmetic); glm coefficients rtol 1e-6 / atol 1e-7 (R's IRLS stops
@@ -17,8 +23,10 @@ at a relative deviance change of 1e-8, statsmodels here at 1e-12).
 from __future__ import annotations
 
 import csv
+import itertools
 import shutil
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -29,17 +37,20 @@ from numpy.testing import assert_allclose
 from analysis.calibration import calibration_intercept_slope, calibration_summary
 from analysis.decision_curve import fit_risk_mapping
 from analysis.discrimination import (
-    UndefinedStatisticWarning,
     delong_test,
     delong_unpaired_test,
     roc_auc_delong,
 )
 from analysis.multiplicity import holm_adjust
-from analysis.thresholds import threshold_metrics, wilson_interval, youden_threshold
+from core.errors import UndefinedStatisticWarning
+from analysis.thresholds import threshold_metrics, wilson_interval
+from core.stats.roc import youden_threshold
 
-pytestmark = pytest.mark.r_reference
-
-R_SCRIPT = Path(__file__).parent / "r" / "reference.R"
+R_DIR = Path(__file__).parent / "r"
+CASES_DIR = R_DIR / "cases"
+REFERENCE_CASES = CASES_DIR / "reference"
+REFERENCE_VALUES = R_DIR / "reference_values.csv"
+MAKE_REFERENCE = R_DIR / "make_reference.py"
 
 AUC_TOL = dict(rtol=1e-9, atol=1e-12)
 STAT_TOL = dict(rtol=1e-6, atol=0.0)
@@ -176,66 +187,102 @@ def _make_cases() -> dict[str, tuple[str, dict[str, np.ndarray]]]:
     return cases
 
 
-CASES = _make_cases()
+GENERATED = _make_cases()
 
 
 def _names(kind: str) -> list[str]:
-    return [name for name, (k, _) in CASES.items() if k == kind and name != DEGENERATE_PAIRED]
+    return [name for name, (k, _) in GENERATED.items() if k == kind and name != DEGENERATE_PAIRED]
 
 
-# --------------------------------------------------------------------------- running R
+# --------------------------------------------------------------------------- committed case files
+
+
+def _cell(v) -> str:
+    """17 significant digits (R and Python read back the same double); floats keep a '.' so
+    that integral floats (stage scores) are read back as floats and integers (labels) as integers."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    text = f"{float(v):.17g}"
+    return text if any(c in text for c in ".en") else text + ".0"
+
+
+def write_r_cases(cases_dir: Path) -> None:
+    """Write every generated case as cases_dir/reference/CASE.csv plus manifest.csv (case, kind, file)."""
+    folder = cases_dir / "reference"
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "manifest.csv").open("w", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["case", "kind", "file"])
+        for name, (kind, columns) in GENERATED.items():
+            w.writerow([name, kind, f"{name}.csv"])
+            with (folder / f"{name}.csv").open("w", newline="") as cf:
+                cw = csv.writer(cf, lineterminator="\n")
+                cw.writerow(list(columns))
+                cw.writerows([_cell(v) for v in row] for row in zip(*columns.values()))
+
+
+def _column(cells: list[str]) -> np.ndarray:
+    """Integers, floats or strings, as written by ``_cell``."""
+    try:
+        if all("." not in c and "e" not in c and "n" not in c for c in cells):
+            return np.array([int(c) for c in cells])
+        return np.array([float(c) for c in cells])
+    except ValueError:
+        return np.array(cells)
+
+
+def _read_cases(folder: Path) -> dict[str, tuple[str, dict[str, np.ndarray]]]:
+    """case name -> (kind, columns), from the committed manifest and case files."""
+    cases = {}
+    with (folder / "manifest.csv").open(newline="") as fh:
+        for entry in csv.DictReader(fh):
+            with (folder / entry["file"]).open(newline="") as cf:
+                header, *rows = list(csv.reader(cf))
+            cases[entry["case"]] = (entry["kind"], {c: _column([r[j] for r in rows]) for j, c in enumerate(header)})
+    return cases
 
 
 @pytest.fixture(scope="module")
-def r_available() -> str:
-    """Path of Rscript; skips the module when Rscript or pROC is missing (probed once)."""
-    rscript = shutil.which("Rscript")
-    if rscript is None:
-        pytest.skip("Rscript not found on PATH")
-    try:
-        probe = subprocess.run([rscript, "-e", "library(pROC)"], capture_output=True, text=True, encoding="utf-8", timeout=120)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"Rscript probe failed: {exc}")
-    if probe.returncode != 0:
-        pytest.skip(f"R package pROC not available: {probe.stderr.strip()[-300:]}")
-    return rscript
+def cases() -> dict[str, tuple[str, dict[str, np.ndarray]]]:
+    """The committed case files (tests/r/cases/reference/), which reference.R read."""
+    return _read_cases(REFERENCE_CASES)
 
 
-def _write_csv(path: Path, columns: dict[str, np.ndarray]) -> None:
-    names = list(columns)
-    with path.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(names)
-        for row in zip(*(columns[c] for c in names)):
-            # 17 significant digits: R reads back the same doubles
-            w.writerow([v if isinstance(v, str) else f"{float(v):.17g}" for v in row])
+def test_committed_cases_are_the_generated_cases(cases):
+    """The committed case files hold exactly the generated cases (same seeds, same doubles)."""
+    assert list(cases) == list(GENERATED)
+    for name, (kind, columns) in GENERATED.items():
+        assert cases[name][0] == kind, name
+        assert list(cases[name][1]) == list(columns), name
+        for col, values in columns.items():
+            read = cases[name][1][col]
+            assert read.dtype.kind == np.asarray(values).dtype.kind, (name, col)
+            assert np.array_equal(read, values), (name, col)  # exact: 17 significant digits round-trip
+
+
+# --------------------------------------------------------------------------- R's values
 
 
 def _parse(value: str) -> float:
     return float("nan") if value == "NA" else float(value)
 
 
-@pytest.fixture(scope="module")
-def r_results(r_available, tmp_path_factory) -> dict[str, dict[str, float]]:
-    """Run tests/r/reference.R once on every case; case -> key -> R value."""
-    tmp = tmp_path_factory.mktemp("r_reference")
-    manifest = tmp / "manifest.csv"
-    with manifest.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["case", "kind", "file"])
-        for name, (kind, columns) in CASES.items():
-            path = tmp / f"{name}.csv"
-            _write_csv(path, columns)
-            w.writerow([name, kind, str(path)])
-    out = tmp / "results.csv"
-    proc = subprocess.run([r_available, str(R_SCRIPT), str(manifest), str(out)],
-                          capture_output=True, text=True, encoding="utf-8", timeout=300)
-    assert proc.returncode == 0, f"reference.R failed:\n{proc.stdout}\n{proc.stderr}"
+def read_long_csv(path: Path) -> dict[str, dict[str, float]]:
+    """A long CSV (case, key, value) written by a script of tests/r/: case -> key -> value."""
     results: dict[str, dict[str, float]] = {}
-    with out.open(newline="") as fh:
+    with path.open(newline="") as fh:
         for row in csv.DictReader(fh):
             results.setdefault(row["case"], {})[row["key"]] = _parse(row["value"])
-    assert set(results) == set(CASES), "reference.R did not return every case"
+    return results
+
+
+@pytest.fixture(scope="module")
+def r_results() -> dict[str, dict[str, float]]:
+    """tests/r/reference_values.csv (written by tests/r/reference.R); case -> key -> R value."""
+    results = read_long_csv(REFERENCE_VALUES)
+    assert set(results) == set(GENERATED), "reference_values.csv does not hold every case"
     return results
 
 
@@ -243,8 +290,8 @@ def r_results(r_available, tmp_path_factory) -> dict[str, dict[str, float]]:
 
 
 @pytest.mark.parametrize("case", _names("auc"))
-def test_auc_delong_ci(r_results, case):
-    cols = CASES[case][1]
+def test_auc_delong_ci(r_results, cases, case):
+    cols = cases[case][1]
     r = r_results[case]
     ours = roc_auc_delong(cols["y"], cols["s"])
     # r <- roc(y, s, direction = "<", levels = c(0, 1)); auc(r)
@@ -267,8 +314,8 @@ def test_auc_cases_exercise_clipping_and_inversion(r_results):
 
 
 @pytest.mark.parametrize("case", _names("paired"))
-def test_delong_paired(r_results, case):
-    cols = CASES[case][1]
+def test_delong_paired(r_results, cases, case):
+    cols = cases[case][1]
     r = r_results[case]
     ours = delong_test(cols["y"], cols["a"], cols["b"])
     # t <- roc.test(r1, r2, method = "delong", paired = TRUE); t$estimate
@@ -281,8 +328,8 @@ def test_delong_paired(r_results, case):
     assert_allclose([ours.diff_ci_low, ours.diff_ci_high], [r["ci_low"], r["ci_high"]], **STAT_TOL)
 
 
-def test_delong_paired_zero_variance(r_results):
-    cols = CASES[DEGENERATE_PAIRED][1]
+def test_delong_paired_zero_variance(r_results, cases):
+    cols = cases[DEGENERATE_PAIRED][1]
     r = r_results[DEGENERATE_PAIRED]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UndefinedStatisticWarning)
@@ -296,8 +343,8 @@ def test_delong_paired_zero_variance(r_results):
 
 
 @pytest.mark.parametrize("case", _names("unpaired"))
-def test_delong_unpaired(r_results, case):
-    cols = CASES[case][1]
+def test_delong_unpaired(r_results, cases, case):
+    cols = cases[case][1]
     r = r_results[case]
     a, b = cols["cohort"] == "a", cols["cohort"] == "b"
     ours = delong_unpaired_test(cols["y"][a], cols["s"][a], cols["y"][b], cols["s"][b])
@@ -315,8 +362,8 @@ def test_delong_unpaired(r_results, case):
 
 
 @pytest.mark.parametrize("case", _names("youden"))
-def test_youden_threshold(r_results, case):
-    cols = CASES[case][1]
+def test_youden_threshold(r_results, cases, case):
+    cols = cases[case][1]
     r = r_results[case]
     thr = youden_threshold(cols["y"], cols["s"])
     # b <- coords(r, "best", best.method = "youden",
@@ -338,8 +385,8 @@ def test_youden_tie_case_has_several_best_rows(r_results):
 
 
 @pytest.mark.parametrize("case", _names("calibration"))
-def test_calibration_intercept_slope(r_results, case):
-    cols = CASES[case][1]
+def test_calibration_intercept_slope(r_results, cases, case):
+    cols = cases[case][1]
     r = r_results[case]
     intercept, slope = calibration_intercept_slope(cols["y"], cols["p"])
     # coef(glm(y ~ offset(qlogis(p)), family = binomial))[1]
@@ -349,8 +396,8 @@ def test_calibration_intercept_slope(r_results, case):
 
 
 @pytest.mark.parametrize("case", _names("logistic"))
-def test_risk_mapping(r_results, case):
-    cols = CASES[case][1]
+def test_risk_mapping(r_results, cases, case):
+    cols = cases[case][1]
     r = r_results[case]
     fit = fit_risk_mapping(cols["y"], cols["s"])
     # coef(glm(y ~ s, family = binomial))
@@ -358,26 +405,104 @@ def test_risk_mapping(r_results, case):
 
 
 @pytest.mark.parametrize("case", _names("calibration"))
-def test_brier_and_slope_match_rms_val_prob(r_results, case):
+def test_brier_and_slope_match_rms_val_prob(r_results, cases, case):
     r = r_results[case]
-    if "rms_brier" not in r:
-        pytest.skip("R package rms is not installed")
-    cols = CASES[case][1]
+    cols = cases[case][1]
     res = calibration_summary(cols["y"], cols["p"])
     # v <- rms::val.prob(p, y, pl = FALSE); v[["Brier"]], v[["Slope"]]
     assert_allclose(res.brier, r["rms_brier"], rtol=1e-12)
     assert_allclose(res.slope, r["rms_slope"], **GLM_TOL)
 
 
-def test_wilson_matches_prop_test(r_results):
-    cols, r = CASES["wilson"][1], r_results["wilson"]
+def test_wilson_matches_prop_test(r_results, cases):
+    cols, r = cases["wilson"][1], r_results["wilson"]
     for i, (x, n) in enumerate(zip(cols["x"], cols["n"]), start=1):
         _, low, high = wilson_interval(int(x), int(n))
         # prop.test(x, n, correct = FALSE)$conf.int
         assert_allclose([low, high], [r[f"low_{i}"], r[f"high_{i}"]], rtol=1e-9, atol=1e-12)
 
 
-def test_holm_matches_p_adjust(r_results):
-    p, r = CASES["holm"][1]["p"], r_results["holm"]
+def test_holm_matches_p_adjust(r_results, cases):
+    p, r = cases["holm"][1]["p"], r_results["holm"]
     # p.adjust(p, method = "holm")
     assert_allclose(holm_adjust(p), [r[f"adj_{i}"] for i in range(1, p.size + 1)], rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- regenerating the R files
+
+EXACT = dict(rtol=0.0, atol=0.0)
+
+
+def _reference_values_tol(case: str, key: str) -> dict:
+    """Tolerance of the assertion above that uses reference_values.csv's (case, key)."""
+    if key.startswith(("low_", "high_")):
+        return dict(rtol=1e-9, atol=1e-12)  # test_wilson_matches_prop_test
+    if key.startswith("adj_") or key in ("sensitivity", "specificity", "rms_brier"):
+        return dict(rtol=1e-12, atol=0.0)
+    return {"auc": AUC_TOL, "auc_a": AUC_TOL, "auc_b": AUC_TOL, "p_value": P_TOL, "threshold": THRESHOLD_TOL,
+            "intercept": GLM_TOL, "slope": GLM_TOL, "rms_slope": GLM_TOL, "n_cases": EXACT, "n_controls": EXACT,
+            "n_best": EXACT}.get(key, STAT_TOL)  # se, ci_low, ci_high, statistic, df
+
+
+def _psych_tol(case: str, key: str) -> dict:
+    """Tolerances of tests/test_agreement.py::test_kappa_and_icc_match_r_psych."""
+    return dict(rtol=1e-10, atol=0.0) if key in ("kappa", "icc") else dict(rtol=1e-8, atol=0.0)
+
+
+def _base_tol(case: str, key: str) -> dict:
+    """Tolerances of tests/test_tables.py::test_against_r."""
+    if case.startswith("glm_"):
+        return dict(rtol=1e-6, atol=0.0)
+    return dict(rtol=1e-7, atol=0.0) if case == "fisher_2x4" else dict(rtol=1e-9, atol=0.0)
+
+
+#: the long CSVs of tests/r/ and the tolerance of the assertions that read each value
+REFERENCE_FILES = {"reference_values.csv": _reference_values_tol, "psych_agreement.csv": _psych_tol,
+                   "base_tests.csv": _base_tol}
+
+
+def _versions(path: Path) -> list[str]:
+    return [line for line in path.read_text().splitlines() if not line.startswith("#")]
+
+
+@pytest.mark.r_reference
+def test_r_reference_files_regenerate(tmp_path):
+    """Rerun every R script of tests/r/ on the committed case files; the values must be the committed ones.
+
+    R is deterministic here (no random numbers; glm, pROC, psych and the exact tests are plain
+    arithmetic), so with the R, BLAS/LAPACK and package versions of tests/r/versions.txt every
+    value must come back bit for bit (the same 17-digit text). With other versions a value may move
+    in its last digits, and each is compared with the tolerance of the assertion that reads it.
+    The driver also checks that R's read.csv parses every case cell to the double Python reads.
+    """
+    rscript = shutil.which("Rscript")
+    if rscript is None:
+        pytest.skip("Rscript not found on PATH")
+    probe = subprocess.run([rscript, str(R_DIR / "versions.R"), str(tmp_path / "probe.txt")],
+                           capture_output=True, text=True, encoding="utf-8", timeout=120)
+    if probe.returncode != 0:
+        pytest.skip(f"Rscript does not run: {probe.stderr.strip()[-300:]}")
+    missing = [line for line in _versions(tmp_path / "probe.txt") if line.endswith(": MISSING")]
+    if missing:
+        pytest.skip(f"R packages missing: {', '.join(missing)}")
+
+    out = tmp_path / "regenerated"
+    run = subprocess.run([sys.executable, str(MAKE_REFERENCE), "--out", str(out)],
+                         capture_output=True, text=True, encoding="utf-8", timeout=600)
+    assert run.returncode == 0, f"make_reference.py failed:\n{run.stdout}\n{run.stderr}"
+
+    assert sorted(p.name for p in out.glob("*.csv")) == sorted(REFERENCE_FILES), "a reference file is not compared"
+    same_versions = _versions(out / "versions.txt") == _versions(R_DIR / "versions.txt")
+    for name, tolerance in REFERENCE_FILES.items():
+        committed, regenerated = R_DIR / name, out / name
+        if same_versions:
+            with committed.open(newline="") as a, regenerated.open(newline="") as b:
+                differ = [(x, y) for x, y in itertools.zip_longest(csv.reader(a), csv.reader(b)) if x != y]
+            assert not differ, (f"{name}: R (same versions) now writes other values; committed vs regenerated: "
+                                f"{differ[:5]}")
+            continue
+        ours, theirs = read_long_csv(committed), read_long_csv(regenerated)
+        assert {c: set(k) for c, k in ours.items()} == {c: set(k) for c, k in theirs.items()}, name
+        for case, values in ours.items():
+            for key, value in values.items():
+                assert_allclose(theirs[case][key], value, **tolerance(case, key), err_msg=f"{name}: {case} {key}")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from core.output import read_provenance
 import pytest
 
 from conftest import REPO, run_dlr
@@ -197,6 +198,39 @@ def test_rerun_recomputes_nothing_and_a_changed_mask_only_its_case(tiny_study, t
         path.write_bytes(original)
     recomputed = third.log[~third.log["from_cache"]]
     assert list(zip(recomputed["patient_id"], recomputed["reader"], recomputed["phase"])) == [("HCC002", 1, "PVP")]
+
+
+def test_features_provenance_names_the_study_the_parameters_and_the_cases(tiny_study, tmp_path):
+    import hashlib
+    import json
+
+    from core.output import file_sha256
+    from modeling.radiomics.extraction import cases_digest, params_digest, plan_cases
+
+    study = load_study(tiny_study)
+    run = tmp_path / "run"
+    extract_study(study, run, params_path=LIGHT, jobs=2)
+    features = run / "features"
+    entries = read_provenance(features)
+    assert sorted(entries) == ["extraction_log.csv", "preprocessing.json", "radiomics.csv",
+                                        "radiomics_params.yaml"]
+    settings = PreprocessSettings(**study.config.preprocessing)  # as extract_study reads it
+    cases = plan_cases(study, params_digest(load_params(LIGHT), settings))
+    lines = sorted(f"{c.patient_id}\t{c.reader}\t{c.phase}\t{c.key}\n" for c in cases)
+    assert cases_digest(cases) == hashlib.sha256("".join(lines).encode()).hexdigest()
+    for name, entry in entries.items():
+        assert entry["sha256"] == file_sha256(features / name), name
+        assert entry["inputs"] == {"study.yaml": file_sha256(tiny_study / "study.yaml"),
+                                   "clinical.csv": file_sha256(tiny_study / "clinical.csv"),
+                                   "radiomics_params": file_sha256(LIGHT), "cases": cases_digest(cases)}
+        assert entry["settings"]["preprocessing"] == json.loads(json.dumps(settings.to_dict()))
+        assert "jobs" not in json.dumps(entry["settings"])
+    # cache entries are content-addressed: no provenance there, and no temporary left
+    assert not (features / "cache" / "provenance.json").exists()
+    assert all(not p.name.startswith(".") for p in (features / "cache").iterdir())
+    assert sorted(p.name for p in features.iterdir()) == ["cache", "extraction_log.csv", "preprocessing.json",
+                                                          "provenance.json", "radiomics.csv",
+                                                          "radiomics_params.yaml"]
 
 
 def test_a_failing_case_is_reported_and_the_run_goes_on(tiny_study, tmp_path):

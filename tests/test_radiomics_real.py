@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SHARED
+from conftest import DATA
 
 sitk = pytest.importorskip("SimpleITK")
 pytest.importorskip("radiomics")
@@ -18,8 +18,8 @@ from modeling.radiomics.extraction import expected_feature_names, extract_case, 
 from modeling.radiomics.preprocess import PreprocessSettings, preprocess_phase  # noqa: E402
 from modeling.study import load_study  # noqa: E402
 
-SAMPLES = SHARED / "data" / "real" / "pyradiomics_samples"
-STS = SHARED / "data" / "real" / "ibsi_sts_mr_ct_pet"
+SAMPLES = DATA / "real" / "pyradiomics_samples"
+STS = DATA / "real" / "ibsi_sts_mr_ct_pet"
 STS_PATIENTS = ("STS_002", "STS_019", "STS_025")
 MODALITIES = ("MR_T1", "CT", "PET")
 CLASSES = ("firstorder", "shape", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
@@ -31,16 +31,10 @@ MESH_FEATURES = {"original_shape_MeshVolume", "original_shape_SurfaceArea", "ori
                  "original_shape_Sphericity"}
 
 
-def _need(path: Path) -> None:
-    if not path.exists():
-        pytest.skip(f"{path} is not present")
-
-
 @pytest.mark.parametrize("case", ["brain1", "breast1"])
 @pytest.mark.parametrize("feature_class", CLASSES)
 def test_pyradiomics_samples_match_the_baseline(case, feature_class):
     table = SAMPLES / "baseline" / f"baseline_{feature_class}.csv"
-    _need(table)
     baseline = pd.read_csv(table, index_col=0)
     settings = ast.literal_eval(baseline.loc["diagnostics_Configuration_Settings", case])
     params = {"imageType": {"Original": {}}, "featureClass": {feature_class: None},
@@ -61,7 +55,6 @@ def test_pyradiomics_samples_match_the_baseline(case, feature_class):
 
 @pytest.mark.parametrize("patient", STS_PATIENTS)
 def test_real_mr_ct_pet_resample_to_1mm_and_stay_aligned(patient):
-    _need(STS / patient)
     for modality in MODALITIES:
         image = sitk.ReadImage(str(STS / patient / f"{modality}_image.nii.gz"))
         mask = sitk.ReadImage(str(STS / patient / f"{modality}_mask.nii.gz"))
@@ -77,7 +70,6 @@ def test_real_mr_ct_pet_resample_to_1mm_and_stay_aligned(patient):
 
 def test_the_three_modalities_measure_the_same_tumour():
     """MR, CT and PET masks of one patient outline one tumour: after resampling, the volumes agree."""
-    _need(STS / "STS_019")
     volumes = {}
     for modality in MODALITIES:
         out = preprocess_phase(STS / "STS_019" / f"{modality}_image.nii.gz", STS / "STS_019" / f"{modality}_mask.nii.gz")
@@ -102,7 +94,6 @@ def _sts_study(root: Path) -> Path:
 
 @pytest.mark.slow
 def test_real_mr_ct_pet_study_extracts_1037_features_per_modality(tmp_path):
-    _need(STS)
     study = load_study(_sts_study(tmp_path / "sts"))
     summary = extract_study(study, tmp_path / "run", jobs=2)
     assert summary.n_failed == 0 and summary.n_cases == 9
@@ -118,7 +109,6 @@ def test_real_mr_ct_pet_study_extracts_1037_features_per_modality(tmp_path):
 
 
 def test_one_real_ct_case_yields_the_full_feature_set():
-    _need(STS / "STS_019")
     params = load_params()
     features, check = extract_case(STS / "STS_019/CT_image.nii.gz", STS / "STS_019/CT_mask.nii.gz", params=params,
                                    preprocessing=PreprocessSettings(), expected=expected_feature_names(params))

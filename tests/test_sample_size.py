@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from analysis.errors import InputError
-from analysis.sample_size import SampleSizeWarning, minimum_sample_size
+from core.errors import InputError
+from modeling.sample_size import SampleSizeWarning, minimum_sample_size
 
 
 def expected_shrinkage(n, p, r2):

@@ -14,8 +14,8 @@ import pytest  # noqa: E402
 from numpy.testing import assert_allclose  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from analysis.agreement import icc  # noqa: E402
-from analysis.tables import compare_continuous  # noqa: E402
+from core.stats.agreement import icc  # noqa: E402
+from core.stats.group_tests import compare_continuous  # noqa: E402
 from modeling.radiomics.selection import (  # noqa: E402
     INTERCEPT_SCALING,
     PROB_MIN,

@@ -1,4 +1,4 @@
-"""Staging systems and indexes (analysis/staging.py): the worked examples of spec/staging.md,
+"""Staging systems and indexes (modeling/staging/): the worked examples of spec/staging.md,
 the cut-offs of each definition, missing and bad inputs, ERASL, and the recorded BCLC and CLIP
 stages of 105 real patients (TCIA HCC-TACE-Seg)."""
 from __future__ import annotations
@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from analysis import staging as st
-from analysis.errors import InputError
+from core.errors import InputError
+from modeling import staging as st
 
-from conftest import SHARED
+from conftest import DATA
 
-HCC_TACE = SHARED / "data" / "real" / "hcc_tace_seg_clinical" / "HCC-TACE-Seg_clinical_data-V2__data_table.csv"
+HCC_TACE = DATA / "real" / "hcc_tace_seg_clinical" / "HCC-TACE-Seg_clinical_data-V2__data_table.csv"
 
 # spec/staging.md, "Worked examples": the default labs
 DEFAULT = dict(tbil=15.0, alb=42.0, child_pugh_class="A", child_pugh_score=5, ecog_ps=0, macrovascular_invasion=0,
@@ -483,8 +483,6 @@ def hcc_tace_seg_inputs(table: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def hcc_tace():
-    if not HCC_TACE.is_file():
-        pytest.skip("../shared/data/real/hcc_tace_seg_clinical is not present")
     table = pd.read_csv(HCC_TACE)
     assert len(table) == 105
     inputs = hcc_tace_seg_inputs(table)
@@ -577,3 +575,26 @@ def test_clip_against_recorded_hcc_tace_seg(hcc_tace):
     n, k, *_ = _agreement(computed, recorded["CLIP"])
     assert n == 105
     assert k / n >= 105 / 105 - 0.005
+
+
+# --------------------------------------------------------------------------------------------
+# study.yaml staging_columns: the user's columns under the contract's names
+
+
+def test_staging_columns_map_rename_swap_and_name_the_absent_column():
+    frame = pd.DataFrame({"id": ["1", "2"], "ps": [0, 2], "ecog_ps": [9, 9], "tbil": [10.0, 20.0],
+                          "alb": [40.0, 35.0]})
+    mapped = st.map_staging_columns(frame, staging_columns={"ecog_ps": "ps"}, id_column="id")
+    assert list(mapped.columns) == ["patient_id", "ecog_ps", "tbil", "alb"]  # the stale ecog_ps gave way
+    assert mapped["ecog_ps"].tolist() == [0, 2] and mapped["patient_id"].tolist() == ["1", "2"]
+    same = st.map_staging_columns(frame, staging_columns={"tbil": "tbil"}, id_column="id")
+    assert same["tbil"].tolist() == [10.0, 20.0]  # an identity entry keeps its column
+    swapped = st.map_staging_columns(frame, staging_columns={"tbil": "alb", "alb": "tbil"}, id_column="id")
+    assert swapped["tbil"].tolist() == [40.0, 35.0] and swapped["alb"].tolist() == [10.0, 20.0]
+    with pytest.raises(InputError, match=r"study.yaml: staging_columns names column\(s\) bili, which clinical.csv"):
+        st.map_staging_columns(frame, staging_columns={"tbil": "bili"}, id_column="id")
+    # unchecked (dlr train, after dlr validate has named the absent column): that input is missing for all
+    assert "tbil" not in st.map_staging_columns(frame, staging_columns={"tbil": "bili"}, id_column="id",
+                                                require_mapped=False)
+    with pytest.raises(InputError, match="no 'patient_id' column"):
+        st.map_staging_columns(frame, staging_columns={})

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from analysis.errors import InputError
+from core.errors import InputError
 from modeling.config import StudyConfig, dump_study_config
 from modeling.study import (CHECKS, Problem, Study, StudyError, load_study, problems_frame, raise_if_problems,
                             validate_study)

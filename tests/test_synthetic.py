@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,18 +12,22 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage, special
 
-from analysis.agreement import cohen_kappa
+from core.stats.agreement import cohen_kappa
 from analysis.discrimination import roc_auc_delong
-from analysis.logistic import fit_logistic
-from analysis.tables import select_cr_factors
+from core.stats.logistic import fit_logistic
+from modeling.cr_factors import select_cr_factors
 from modeling.config import STAGING_INPUTS, load_study_config
-from analysis.tables import dichotomise
+from core.output import file_sha256
+from core.output import read_provenance
+from core.tables import dichotomise
 from modeling.synthetic import PHASES, READER2_FEATURES, synthesize_study
+
+from conftest import DATA
 
 TABLE1_VARIABLES = ["gender", "hepatitis_b_or_c", "afp", "alt", "ast", "ggt", "tbil", "alb", "child_pugh",
                     "tumor_diameter", "tumor_number", "tumor_margin", "necrosis", "hemorrhage", "encapsulation",
                     "arterial_peritumoral_enhancement", "cirrhosis"]
-PAPER = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "paper_table1_training"
+PAPER = DATA / "reference" / "paper_table1_training"
 GROUPS = [("training", 1), ("training", 0), ("validation", 1), ("validation", 0)]
 
 
@@ -80,8 +83,6 @@ def test_table1_proportions_follow_the_paper(study165, variable, cut, paper):
 
 def test_categorical_levels_match_the_reference_table(study165):
     _, _, frame, _ = study165
-    if not (PAPER / "clinical.csv").is_file():
-        pytest.skip("../shared/reference/paper_table1_training is not present")
     reference = pd.read_csv(PAPER / "clinical.csv")
     for name in ("gender", "hepatitis_b_or_c", "child_pugh", *READER2_FEATURES):
         assert set(frame[name]) == set(reference[name]), name
@@ -202,8 +203,9 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     a = files(synthesize_study(tmp_path / "a", n=12, seed=3).out)
     b = files(synthesize_study(tmp_path / "b", n=12, seed=3).out)
     c = files(synthesize_study(tmp_path / "c", n=12, seed=4).out)
-    assert a.keys() == b.keys() and all(a[k] == b[k] for k in a)
-    assert len(a) == 3 + 12 * 6 + 12 * 3  # n <= 30: every patient is in the reproducibility subset
+    assert a.keys() == b.keys() and all(a[k] == b[k] for k in a)  # provenance.json included
+    # n <= 30: every patient is in the reproducibility subset; + provenance.json
+    assert len(a) == 3 + 12 * 6 + 12 * 3 + 1
     assert a[next(k for k in a if k.name == "clinical.csv")] != c[next(k for k in c if k.name == "clinical.csv")]
     first = next(k for k in a if k.parts[0] == "images")
     assert a[first] != c[first]
@@ -222,6 +224,32 @@ def test_refuses_a_non_empty_folder_and_leaves_no_temporary(tmp_path):
         synthesize_study(tmp_path / "x", profile="huge")
     with pytest.raises(ValueError, match="n must be"):
         synthesize_study(tmp_path / "x", n=5)
+
+
+def test_provenance_records_every_file_with_its_settings_and_seed(tmp_path):
+    out = synthesize_study(tmp_path / "s", n=10, seed=5, images=True).out
+    entries = read_provenance(out)
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert sorted(entries) == [f for f in files if f != "provenance.json"]
+    assert len(entries) == 3 + 10 * 9
+    for name, entry in entries.items():
+        assert entry["sha256"] == file_sha256(out / name), name
+        assert entry["settings"] == {"n": 10, "profile": "quick", "images": True} and entry["seed"] == 5
+        assert entry["inputs"] == {} and "numpy" in entry["versions"]
+    # the study with its extra file is still a valid study
+    from modeling.study import validate_study
+
+    assert validate_study(out) == []
+
+
+def test_overwrite_replaces_a_file_and_leaves_nothing_beside_it(tmp_path):
+    out = tmp_path / "study"
+    out.write_text("not a folder")
+    with pytest.raises(ValueError, match="not empty"):
+        synthesize_study(out, n=10, images=False)
+    synthesize_study(out, n=10, images=False, overwrite=True)
+    assert (out / "clinical.csv").is_file() and (out / "provenance.json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study"]  # no moved-aside old file left
 
 
 def test_progress_is_reported(tmp_path):

@@ -1,14 +1,13 @@
-"""Clinical tables (analysis/tables.py): Table 1 tests and summaries, Table 3 logistic
+"""Clinical tables (analysis/table1.py, core/stats/group_tests.py, modeling/cr_factors.py): Table 1 tests and summaries, Table 3 logistic
 regressions, against the seed paper's printed values, hand calculations, scipy, statsmodels
 and (optionally) R."""
 from __future__ import annotations
 
+import csv
 import itertools
 import json
 from decimal import ROUND_HALF_UP, Decimal
 import math
-import shutil
-import subprocess
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -20,14 +19,16 @@ import statsmodels.api as sm
 from numpy.testing import assert_allclose
 from scipy import stats
 
-import analysis.tables as tables
-from analysis.discrimination import UndefinedStatisticWarning
-from analysis.errors import InputError
-from analysis.tables import (BETWEEN, CHI2, CHI2_NO_FISHER, CHI2_YATES, FISHER, MEAN_SD, MEDIAN_IQR, NOT_TESTABLE,
-                             TEST_COLUMNS, compare_categorical, compare_continuous, fisher_exact_2xc, mann_whitney,
-                             multivariate_logistic, select_cr_factors, table1, univariate_logistic)
+from analysis.table1 import BETWEEN, MEAN_SD, MEDIAN_IQR, TEST_COLUMNS, table1
+from core.errors import InputError, UndefinedStatisticWarning
+import core.stats.group_tests as group_tests
+from core.stats.group_tests import (CHI2, CHI2_NO_FISHER, CHI2_YATES, FISHER, NOT_TESTABLE, compare_categorical,
+                                    compare_continuous, fisher_exact_2xc, mann_whitney)
+from modeling.cr_factors import multivariate_logistic, select_cr_factors, univariate_logistic
 
-PAPER = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "paper_table1_training"
+from conftest import DATA
+
+PAPER = DATA / "reference" / "paper_table1_training"
 
 # Literal samples shared with the R calls quoted beside the numbers below.
 X = [1.83, 0.50, 1.62, 2.48, 1.68, 1.88, 1.55, 3.06, 1.30, 2.07, 0.92, 2.61]
@@ -55,13 +56,11 @@ def _row(result, variable, scope):
 
 
 # ---------------------------------------------------------------------------------------------
-# Seed paper (../shared/reference/paper_table1_training)
+# Seed paper (tests/data/reference/paper_table1_training)
 
 
 @pytest.fixture(scope="module")
 def paper():
-    if not (PAPER / "clinical.csv").is_file():
-        pytest.skip("../shared/reference/paper_table1_training is not present")
     return pd.read_csv(PAPER / "clinical.csv")
 
 
@@ -189,7 +188,7 @@ def test_rxc_table_with_small_expected_falls_back_to_labelled_chi_squared(monkey
     result = compare_categorical(table)
     assert result.test == CHI2_NO_FISHER
     assert_allclose(result.p_value, stats.chi2_contingency(table).pvalue, rtol=1e-12)
-    monkeypatch.setattr(tables, "FISHER_MAX_TABLES", 10)  # enumeration too large -> same honest label
+    monkeypatch.setattr(group_tests, "FISHER_MAX_TABLES", 10)  # enumeration too large -> same honest label
     assert compare_categorical([[8, 2, 3], [1, 5, 4]]).test == CHI2_NO_FISHER
 
 
@@ -440,51 +439,60 @@ def test_select_cr_factors_follows_the_two_step_rule():
 
 
 # ---------------------------------------------------------------------------------------------
-# Optional: R itself (Rscript, base R only)
+# R itself (base R only): values committed in tests/r/base_tests.csv, written by tests/r/base_tests.R
+# from the committed case file tests/r/cases/base_tests_data.csv (see tests/r/README.md); no R needed.
 
-R_SCRIPT = r"""
-args <- commandArgs(trailingOnly = TRUE)
-d <- read.csv(args[1], stringsAsFactors = TRUE)
-out <- list()
-fit <- glm(y ~ age + stage + noise, family = binomial, data = d, control = glm.control(epsilon = 1e-14))
-b <- coef(summary(fit))[-1, ]
-ci <- confint.default(fit)[-1, ]
-out$glm <- data.frame(key = paste0("glm_", rownames(b)), or = exp(b[, 1]), lo = exp(ci[, 1]), hi = exp(ci[, 2]),
-                      p = b[, 4])
-tab <- table(d$stage, d$y)
-out$chisq <- data.frame(key = "chisq_stage", or = chisq.test(tab)$statistic, lo = NA, hi = NA,
-                        p = chisq.test(tab)$p.value)
-small <- matrix(c(4, 0, 3, 1, 2, 5, 1, 6), 2)
-out$fisher <- data.frame(key = "fisher_2x4", or = NA, lo = NA, hi = NA, p = fisher.test(small)$p.value)
-x <- d$age[d$y == 0]; z <- d$age[d$y == 1]
-out$t <- data.frame(key = "t_age", or = t.test(x, z)$statistic, lo = NA, hi = NA, p = t.test(x, z)$p.value)
-w <- wilcox.test(d$noise[d$y == 0][1:30], d$noise[d$y == 1][1:40])
-out$w <- data.frame(key = "wilcox_noise", or = w$statistic, lo = NA, hi = NA, p = w$p.value)
-write.csv(do.call(rbind, out), args[2], row.names = FALSE)
-"""
+R_DIR = Path(__file__).parent / "r"
+BASE_TESTS_CASE = R_DIR / "cases" / "base_tests_data.csv"
+BASE_TESTS_VALUES = R_DIR / "base_tests.csv"
 
 
-@pytest.mark.r_reference
-def test_against_r(tmp_path):
-    rscript = shutil.which("Rscript")
-    if rscript is None:
-        pytest.skip("Rscript not found on PATH")
-    data = _logistic_data(n=200, seed=7)
-    data.to_csv(tmp_path / "d.csv", index=False)
-    (tmp_path / "t.R").write_text(R_SCRIPT)
-    run = subprocess.run([rscript, str(tmp_path / "t.R"), str(tmp_path / "d.csv"), str(tmp_path / "r.csv")],
-                         capture_output=True, text=True, timeout=60)
-    assert run.returncode == 0, run.stderr
-    r = pd.read_csv(tmp_path / "r.csv").set_index("key")
+def write_r_cases(cases_dir: Path) -> None:
+    """Write the case of base_tests.R (tests/r/make_reference.py --write-cases); 17 significant digits."""
+    _logistic_data(n=200, seed=7).to_csv(cases_dir / BASE_TESTS_CASE.name, index=False, float_format="%.17g",
+                                         lineterminator="\n")
+
+
+def _read_base_tests_case() -> pd.DataFrame:
+    # Python's float() on the 17-digit text: the doubles base_tests.R read (make_reference.py checks)
+    return pd.read_csv(BASE_TESTS_CASE, converters={"age": float, "noise": float})
+
+
+def _read_long_csv(path: Path) -> dict[str, dict[str, float]]:
+    """A long CSV (case, key, value) written by a script of tests/r/: case -> key -> value."""
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return {case: {row["key"]: float("nan") if row["value"] == "NA" else float(row["value"])
+                   for row in rows if row["case"] == case}
+            for case in dict.fromkeys(row["case"] for row in rows)}
+
+
+def test_base_tests_case_is_the_generated_case():
+    """The committed case file that base_tests.R read holds exactly _logistic_data(n=200, seed=7)."""
+    pd.testing.assert_frame_equal(_read_base_tests_case(), _logistic_data(n=200, seed=7), check_exact=True)
+
+
+def test_against_r():
+    data = _read_base_tests_case()
+    r = _read_long_csv(BASE_TESTS_VALUES)
 
     t = multivariate_logistic(data, outcome="y", variables=["age", "stage", "noise"]).table
+    # d <- read.csv(DATA, stringsAsFactors = TRUE)
+    # fit <- glm(y ~ age + stage + noise, family = binomial, data = d, control = glm.control(epsilon = 1e-14))
+    # b <- coef(summary(fit))[-1, ]; ci <- confint.default(fit)[-1, ]
+    # exp(b[, 1]), exp(ci[, 1]), exp(ci[, 2]), b[, 4]
     for key, row in zip(["glm_age", "glm_stageII", "glm_stageIII", "glm_noise"], t.itertuples()):
-        assert_allclose([row.odds_ratio, row.ci_low, row.ci_high, row.p_value], r.loc[key, ["or", "lo", "hi", "p"]],
-                        rtol=1e-6)
+        assert_allclose([row.odds_ratio, row.ci_low, row.ci_high, row.p_value],
+                        [r[key]["or"], r[key]["ci_low"], r[key]["ci_high"], r[key]["p_value"]], rtol=1e-6)
     res = compare_categorical(pd.crosstab(data.stage, data.y).to_numpy())
-    assert_allclose([res.statistic, res.p_value], r.loc["chisq_stage", ["or", "p"]], rtol=1e-9)
-    assert_allclose(fisher_exact_2xc([[4, 3, 2, 1], [0, 1, 5, 6]]), r.loc["fisher_2x4", "p"], rtol=1e-7)
+    # chisq.test(table(d$stage, d$y))$statistic, $p.value
+    assert_allclose([res.statistic, res.p_value], [r["chisq_stage"]["statistic"], r["chisq_stage"]["p_value"]],
+                    rtol=1e-9)
+    # fisher.test(matrix(c(4, 0, 3, 1, 2, 5, 1, 6), 2))$p.value
+    assert_allclose(fisher_exact_2xc([[4, 3, 2, 1], [0, 1, 5, 6]]), r["fisher_2x4"]["p_value"], rtol=1e-7)
     x, z = data.age[data.y == 0], data.age[data.y == 1]
-    assert_allclose(stats.ttest_ind(x, z, equal_var=False).pvalue, r.loc["t_age", "p"], rtol=1e-9)
+    # t.test(d$age[d$y == 0], d$age[d$y == 1])$p.value
+    assert_allclose(stats.ttest_ind(x, z, equal_var=False).pvalue, r["t_age"]["p_value"], rtol=1e-9)
     w, p = mann_whitney(data.noise[data.y == 0][:30], data.noise[data.y == 1][:40])
-    assert_allclose([w, p], r.loc["wilcox_noise", ["or", "p"]], rtol=1e-9)
+    # w <- wilcox.test(d$noise[d$y == 0][1:30], d$noise[d$y == 1][1:40]); w$statistic, w$p.value
+    assert_allclose([w, p], [r["wilcox_noise"]["statistic"], r["wilcox_noise"]["p_value"]], rtol=1e-9)

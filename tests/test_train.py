@@ -16,7 +16,9 @@ sitk = pytest.importorskip("SimpleITK")
 pytest.importorskip("radiomics")
 
 from modeling.radiomics.extraction import extract_study  # noqa: E402
-from modeling.splits import SplitError, make_split  # noqa: E402
+from core.output import file_sha256  # noqa: E402
+from core.output import read_provenance
+from modeling.splits import SplitError, load_or_make_split, make_split  # noqa: E402
 from modeling.study import load_study  # noqa: E402
 from modeling.synthetic import synthesize_study  # noqa: E402
 from modeling.train import train_study  # noqa: E402
@@ -131,6 +133,81 @@ def test_split_is_stratified_and_ignores_validation_patients():
     tiny = frame.iloc[:8]
     with pytest.raises(SplitError, match="at least 5"):
         make_split(tiny, id_column="id", cohort_column="cohort", outcome_column="y", dev_cohort="training", seed=5)
+
+
+def test_a_new_split_file_gets_its_provenance_entry(tmp_path):
+    frame = pd.DataFrame({"id": [f"P{i}" for i in range(60)], "cohort": ["training"] * 50 + ["validation"] * 10,
+                          "y": [i % 3 == 0 for i in range(60)]}).astype({"y": int})
+    kwargs = {"id_column": "id", "cohort_column": "cohort", "outcome_column": "y", "dev_cohort": "training",
+              "n_folds": 4, "seed": 5}
+    load_or_make_split(tmp_path / "a", frame, **kwargs)
+    entry = read_provenance(tmp_path / "a")["split.csv"]
+    assert entry["sha256"] == file_sha256(tmp_path / "a" / "split.csv")
+    assert list(entry["inputs"]) == ["patients"] and len(entry["inputs"]["patients"]) == 64
+    assert entry["settings"] == {"n_folds": 4, "dev_cohort": "training", "outcome_column": "y"}
+    assert entry["seed"] == 5
+    frame.to_csv(tmp_path / "clinical.csv", index=False)
+    load_or_make_split(tmp_path / "b", frame, clinical_path=tmp_path / "clinical.csv", **kwargs)
+    entry = read_provenance(tmp_path / "b")["split.csv"]
+    assert entry["inputs"] == {"clinical.csv": file_sha256(tmp_path / "clinical.csv")}
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["provenance.json", "split.csv"]  # no temporary
+
+
+def test_train_records_provenance_beside_predictions_and_models(trained):
+    root, run, _ = trained
+    doc = read_provenance(run)
+    assert {"predictions.csv", "split.csv"} <= set(doc)
+    entry = doc["predictions.csv"]
+    assert entry["sha256"] == file_sha256(run / "predictions.csv")
+    assert entry["inputs"] == {"clinical.csv": file_sha256(root / "clinical.csv"),
+                               "study.yaml": file_sha256(root / "study.yaml"),
+                               "features/radiomics.csv": file_sha256(run / "features/radiomics.csv"),
+                               "split.csv": file_sha256(run / "split.csv")}
+    assert entry["settings"] == {"arms": ["clinical", "radiomics"], "n_folds": 5, "lasso_rule": "min",
+                                 "icc_threshold": 0.9, "alpha": 0.05, "oof": False}
+    assert entry["seed"] == yaml.safe_load((root / "study.yaml").read_text())["seed"]
+    assert doc["split.csv"]["inputs"] == {"clinical.csv": file_sha256(root / "clinical.csv")}
+    models = read_provenance(run / "models")
+    files = sorted(p.name for p in (run / "models").iterdir() if p.name != "provenance.json")
+    assert sorted(models) == files and "parameters.json" in files
+    for name, record in models.items():
+        assert record["sha256"] == file_sha256(run / "models" / name), name
+        assert record["inputs"] == entry["inputs"] and record["settings"] == entry["settings"]
+    # the fitted parameters carry no provenance (their bytes depend on the fit alone)
+    params = json.loads((run / "models/parameters.json").read_text())
+    assert not {"inputs", "sha256", "versions", "git_sha"} & set(params)
+
+
+def test_a_failure_while_writing_leaves_the_earlier_models_and_predictions(trained, tmp_path, monkeypatch):
+    import modeling.train as train
+
+    root, run, _ = trained
+    run2 = tmp_path / "run"
+    run2.mkdir()
+    shutil.copy(run / "split.csv", run2 / "split.csv")
+    train_study(load_study(root), run2, arms=("clinical",), oof=False)
+
+    def snapshot():
+        return {p.relative_to(run2).as_posix(): p.read_bytes() for p in sorted(run2.rglob("*")) if p.is_file()}
+
+    before = snapshot()
+    assert {"predictions.csv", "provenance.json", "models/parameters.json", "models/provenance.json"} <= set(before)
+    real = train._write_models
+
+    def fail_after_writing(mdir, *args):
+        real(mdir, *args)  # every file is written in the staging folder, then the write fails
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(train, "_write_models", fail_after_writing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        train_study(load_study(root), run2, arms=("clinical",), oof=False, alpha=0.2)
+    assert snapshot() == before  # same files, same bytes, no temporary left (rglob sees hidden ones)
+    assert sorted(p.name for p in run2.iterdir()) == ["models", "predictions.csv", "provenance.json", "split.csv"]
+    monkeypatch.undo()
+    train_study(load_study(root), run2, arms=("clinical",), oof=False, alpha=0.2)
+    after = read_provenance(run2)["predictions.csv"]
+    assert after["settings"]["alpha"] == 0.2 and after["sha256"] == file_sha256(run2 / "predictions.csv")
+    assert "features/radiomics.csv" not in after["inputs"]  # the clinical arm alone reads no features
 
 
 def test_train_cli_prints_validation_auc_beside_the_true_risk_and_refuses_a_changed_split(trained, tmp_path):

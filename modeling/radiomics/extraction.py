@@ -37,6 +37,9 @@ Outputs
     seconds, and the alignment check of preprocessing.
 ``RUN/features/radiomics_params.yaml``, ``RUN/features/preprocessing.json``
     The settings used, for the report and for re-running.
+``RUN/features/provenance.json``
+    One entry per file above (:mod:`core.output`): the SHA-256s of study.yaml, clinical.csv and
+    the parameter file, one digest of all cases (:func:`cases_digest`), the preprocessing.
 """
 from __future__ import annotations
 
@@ -44,8 +47,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -55,7 +56,8 @@ from typing import Callable, Optional
 import numpy as np
 import pandas as pd
 
-from analysis.errors import InputError
+from core.errors import InputError
+from core.output import provenance, staged_file, staged_files
 
 from ..config import read_yaml
 from .preprocess import PreprocessError, PreprocessSettings, preprocess_phase
@@ -271,10 +273,10 @@ def _read_record(path: Path) -> Optional[dict]:
 
 
 def _write_record(cache: Path, record: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=cache, prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(record, f)
-    os.replace(tmp, cache / f"{record['key']}.json")
+    # content-addressed (the key hashes image, mask and parameters): no provenance entry
+    with staged_file(cache / f"{record['key']}.json") as tmp:
+        with open(tmp, "w") as f:
+            json.dump(record, f)
 
 
 @dataclass(frozen=True)
@@ -420,7 +422,8 @@ def extract_study(study, out, *, jobs: int = 1, scheduler: Optional[str] = None,
         raise InputError(f"{study.root}/study.yaml lists no phases: there are no images to extract features from")
     if params_path is None and study.config.radiomics_params:
         params_path = study.root / study.config.radiomics_params
-    params = load_params(params_path)
+    params_file = Path(params_path) if params_path is not None else DEFAULT_PARAMS
+    params = load_params(params_file)
     if preprocessing is None:
         preprocessing = PreprocessSettings(**(study.config.preprocessing or {}))
     digest = params_digest(params, preprocessing)
@@ -456,7 +459,8 @@ def extract_study(study, out, *, jobs: int = 1, scheduler: Optional[str] = None,
 
     log = pd.DataFrame([_log_row(c, records[c.key], c.key in cached_keys) for c in cases])
     table = _feature_table(cases, records, list(study.config.phases), names)
-    _write_outputs(features_dir, table, log, params, preprocessing)
+    _write_outputs(features_dir, table, log, params, preprocessing,
+                   _provenance(study, params_file, preprocessing, cases))
     n_failed = int((log["status"] != "ok").sum())
     if n_failed:
         failed = log[log["status"] != "ok"]
@@ -467,21 +471,33 @@ def extract_study(study, out, *, jobs: int = 1, scheduler: Optional[str] = None,
                              n_failed, len(names), time.perf_counter() - start, log)
 
 
+def cases_digest(cases: list[Case]) -> str:
+    """One SHA-256 of every case: its patient, reader, phase and cache key (which hashes the
+    image, the mask and the parameters), sorted."""
+    lines = sorted(f"{c.patient_id}\t{c.reader}\t{c.phase}\t{c.key}\n" for c in cases)
+    return hashlib.sha256("".join(lines).encode()).hexdigest()
+
+
+def _provenance(study, params_file: Path, preprocessing: PreprocessSettings, cases: list[Case]) -> dict:
+    """The provenance of the features folder's files: the study's files, the parameter file,
+    one digest of all cases, and the preprocessing (not jobs or the scheduler)."""
+    inputs = {"study.yaml": study.root / "study.yaml", "clinical.csv": study.root / "clinical.csv",
+              "radiomics_params": Path(params_file), "cases": cases_digest(cases)}
+    return provenance(inputs=inputs, settings={"preprocessing": preprocessing.to_dict(),
+                                               "feature_version": FEATURE_VERSION})
+
+
 def _write_outputs(features_dir: Path, table: pd.DataFrame, log: pd.DataFrame, params: dict,
-                   preprocessing: PreprocessSettings) -> None:
-    """Write radiomics.csv and its companions together: all are replaced, or none."""
+                   preprocessing: PreprocessSettings, info: Optional[dict] = None) -> None:
+    """Write radiomics.csv and its companions together: all are replaced, or none; with
+    ``info``, each gets its entry in ``features/provenance.json``."""
     import yaml
 
-    staging = Path(tempfile.mkdtemp(dir=features_dir, prefix=".tmp-"))
-    try:
+    with staged_files(features_dir, provenance_info=info) as staging:
         table.to_csv(staging / "radiomics.csv", index=False, float_format="%.17g")
         log.to_csv(staging / "extraction_log.csv", index=False, float_format="%.6g")
         (staging / "radiomics_params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         (staging / "preprocessing.json").write_text(json.dumps(preprocessing.to_dict(), indent=1) + "\n")
-        for path in sorted(staging.iterdir()):
-            os.replace(path, features_dir / path.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
 
 
 def read_radiomics(path) -> pd.DataFrame:

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from analysis.agreement import icc
-from analysis.tables import NORMALITY_ALPHA, NOT_TESTABLE, GroupComparison, compare_continuous
+from core.stats.agreement import icc
+from core.stats.group_tests import NOT_TESTABLE, compare_continuous, compare_continuous_columns
 
 from ..splits import fold_array, outcome_array
 
@@ -29,9 +28,6 @@ INTERCEPT_SCALING = 100.0
 LASSO_RULES = ("min", "1se")
 #: liblinear's iteration cap per fit (a fit that reaches it is near separation; see lasso_select)
 MAX_ITER = 20_000
-#: Test names as :func:`analysis.tables.compare_continuous` writes them (``equal_var=True``).
-STUDENT_T = "Student t test"
-MANN_WHITNEY = "Mann-Whitney U"
 
 UNIVARIATE_COLUMNS = ["feature", "test", "statistic", "p_value", "normality_p", "n", "kept"]
 ICC_COLUMNS = ["feature", "icc", "ci_low", "ci_high", "n_subjects", "kept"]
@@ -224,7 +220,7 @@ def icc_filter(reader1: pd.DataFrame, reader2: pd.DataFrame, *, threshold: float
     threshold : float, keyword-only
         Features with ICC strictly above it are kept (0.90, as the paper).
     form : str, keyword-only
-        ICC form passed to :func:`analysis.agreement.icc` (default ``"ICC(2,1)"``: two-way
+        ICC form passed to :func:`core.stats.agreement.icc` (default ``"ICC(2,1)"``: two-way
         random effects, absolute agreement, single rater).
 
     Returns
@@ -239,7 +235,7 @@ def icc_filter(reader1: pd.DataFrame, reader2: pd.DataFrame, *, threshold: float
     Notes
     -----
     The ICC of each feature is computed from the n x 2 ratings of the patients with both
-    values of that feature (:func:`analysis.agreement.icc`, vectorised over the features that
+    values of that feature (:func:`core.stats.agreement.icc`, vectorised over the features that
     share a pattern of missing values; equal to R ``psych::ICC``). A feature with fewer than
     3 such patients, or with no variance, has a NaN ICC and is not kept; a warning says how
     many features lost patients to missing values.
@@ -298,63 +294,6 @@ def icc_filter(reader1: pd.DataFrame, reader2: pd.DataFrame, *, threshold: float
 # Step 2: univariate tests
 
 
-def _shapiro_p(group: np.ndarray) -> np.ndarray:
-    """Shapiro-Wilk p per column, NaN where ``analysis.tables`` counts it not normal (n < 3, no spread)."""
-    out = np.full(group.shape[1], np.nan)
-    if group.shape[0] < 3:
-        return out
-    spread = np.ptp(group, axis=0) > 0
-    if spread.any():
-        out[spread] = stats.shapiro(group[:, spread], axis=0).pvalue
-    return out
-
-
-def _compare_complete(g0: np.ndarray, g1: np.ndarray) -> list[GroupComparison]:
-    """:func:`analysis.tables.compare_continuous` (``equal_var=True``) of every column of two
-    groups without missing values, with scipy's tests run over all columns at once.
-
-    The same decisions and the same scipy calls as ``compare_continuous``, batched: Shapiro-Wilk
-    per group; Student's t (``ttest_ind(equal_var=True)``) where both p > 0.05; otherwise
-    ``mannwhitneyu`` with continuity correction, exact when both groups have fewer than 50
-    values and the column has no ties (R's rule, :func:`analysis.tables.mann_whitney`),
-    asymptotic with tie correction otherwise. The tests check it against the one-at-a-time
-    function feature by feature.
-    """
-    n0, n1, p = g0.shape[0], g1.shape[0], g0.shape[1]
-    nan = float("nan")
-    if n0 == 0 or n1 == 0:
-        return [compare_continuous([g0[:, j], g1[:, j]], equal_var=True) for j in range(p)]
-    both = np.vstack([g0, g1])
-    testable = np.ptp(both, axis=0) > 0
-    norm0, norm1 = _shapiro_p(g0), _shapiro_p(g1)
-    normal = np.isfinite(norm0) & np.isfinite(norm1) & (norm0 > NORMALITY_ALPHA) & (norm1 > NORMALITY_ALPHA)
-    lowest = np.where(np.isnan(norm0) | np.isnan(norm1), nan, np.fmin(norm0, norm1))
-    stat, pval = np.full(p, nan), np.full(p, nan)
-    t_cols = np.flatnonzero(testable & normal)
-    if t_cols.size:
-        res = stats.ttest_ind(g0[:, t_cols], g1[:, t_cols], equal_var=True, axis=0)
-        stat[t_cols], pval[t_cols] = res.statistic, res.pvalue
-    mw = testable & ~normal
-    no_ties = ~np.any(np.diff(np.sort(both, axis=0), axis=0) == 0, axis=0)
-    exact = mw & no_ties & (n0 < 50) & (n1 < 50)
-    for method, mask in (("exact", exact), ("asymptotic", mw & ~exact)):
-        cols = np.flatnonzero(mask)
-        if cols.size:
-            res = stats.mannwhitneyu(g0[:, cols], g1[:, cols], use_continuity=True, alternative="two-sided",
-                                     method=method, axis=0)
-            stat[cols], pval[cols] = res.statistic, res.pvalue
-    out = []
-    for j in range(p):
-        if not testable[j]:
-            out.append(GroupComparison(NOT_TESTABLE, nan, nan))
-        elif normal[j]:
-            out.append(GroupComparison(STUDENT_T, float(stat[j]), float(pval[j]), float(n0 + n1 - 2),
-                                       float(lowest[j])))
-        else:
-            out.append(GroupComparison(MANN_WHITNEY, float(stat[j]), float(pval[j]), nan, float(lowest[j])))
-    return out
-
-
 def univariate_filter(X: pd.DataFrame, y, *, alpha: float = 0.05) -> UnivariateResult:
     """Keep the features that differ between the outcome groups (p < alpha).
 
@@ -374,13 +313,13 @@ def univariate_filter(X: pd.DataFrame, y, *, alpha: float = 0.05) -> UnivariateR
     Notes
     -----
     Per feature, the rule of methods section E through
-    :func:`analysis.tables.compare_continuous` with ``equal_var=True``: Shapiro-Wilk (R
+    :func:`core.stats.group_tests.compare_continuous` with ``equal_var=True``: Shapiro-Wilk (R
     ``shapiro.test``) in each outcome group; both p > 0.05 gives Student's two-sample t test
     (R ``t.test(x0, x1, var.equal = TRUE)``, the paper's "independent sample t test"),
     otherwise the Mann-Whitney U test (R ``wilcox.test(x0, x1)`` defaults). Missing values are
     dropped per feature. A constant feature is ``not testable`` (NaN p) and is not kept.
     Features without missing values go through the same scipy tests batched over columns
-    (:func:`_compare_complete`, identical results), so 3111 features take about a second.
+    (:func:`core.stats.group_tests.compare_continuous_columns`, identical results), so 3111 features take about a second.
 
     References
     ----------
@@ -397,7 +336,8 @@ def univariate_filter(X: pd.DataFrame, y, *, alpha: float = 0.05) -> UnivariateR
     rows = [None] * values.shape[1]
     if complete.any():
         cols = np.flatnonzero(complete)
-        for j, res in zip(cols, _compare_complete(values[y == 0][:, cols], values[y == 1][:, cols])):
+        for j, res in zip(cols, compare_continuous_columns(values[y == 0][:, cols], values[y == 1][:, cols],
+                                                          equal_var=True)):
             rows[j] = res
     for j in np.flatnonzero(~complete):  # missing values: one feature at a time
         v, ok = values[:, j], present[:, j]

@@ -1,43 +1,41 @@
-# Reference values from R (pROC, stats) for tests/test_r_reference.py.
+# Reference values from R (pROC, stats, rms) for tests/test_r_reference.py.
 #
-# Usage: Rscript tests/r/reference.R MANIFEST.csv RESULTS.csv
+# Regenerate every reference file of tests/r/ (this one included) with
+#     .venv/bin/python tests/r/make_reference.py
+# which runs
+#     Rscript tests/r/reference.R tests/r/cases/reference/manifest.csv tests/r/reference_values.csv
 #
-# MANIFEST.csv has columns case, kind, file; each file is a CSV of one generated case:
+# MANIFEST.csv has columns case, kind, file (file relative to the manifest's folder); each
+# file is a CSV of one generated case (written by tests/test_r_reference.py::write_r_cases):
 #   kind auc, youden      : columns y, s
 #   kind paired           : columns y, a, b   (two models scored on the same patients)
 #   kind unpaired         : columns cohort ("a" or "b"), y, s
-#   kind calibration      : columns y, p      (predicted probabilities; rms::val.prob when installed)
+#   kind calibration      : columns y, p      (predicted probabilities; also rms::val.prob)
 #   kind proportions      : columns x, n      (Wilson intervals, prop.test without correction)
 #   kind holm             : column p          (p.adjust(p, "holm"))
 #   kind logistic         : columns y, s
 # RESULTS.csv is written in long form with columns case, key, value; values are printed
-# with 17 significant digits so that doubles round-trip. Only base R, stats and pROC are used.
+# with 17 significant digits so that doubles round-trip. Base R, stats, pROC and rms are used.
 #
 # Every ROC curve is built with direction = "<" (controls < cases) and levels = c(0, 1), so
 # pROC never flips a curve whose cases score lower than its controls.
 
 suppressPackageStartupMessages(library(pROC))
+if (!requireNamespace("rms", quietly = TRUE)) stop("R package rms is required (rms::val.prob)")
 
 args <- commandArgs(trailingOnly = TRUE)
 if (length(args) != 2) stop("usage: Rscript reference.R MANIFEST.csv RESULTS.csv")
 manifest <- read.csv(args[1], stringsAsFactors = FALSE)
+case_dir <- dirname(args[1])
 
-rows <- list()
-put <- function(case, key, value) {
-  value <- as.numeric(value)
-  rows[[length(rows) + 1]] <<- data.frame(
-    case = case, key = key,
-    value = ifelse(is.na(value), "NA", sprintf("%.17g", value)),
-    stringsAsFactors = FALSE
-  )
-}
+source(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))), "long_form.R"))
 
 curve <- function(y, s) roc(y, s, direction = "<", levels = c(0, 1), quiet = TRUE)
 
 for (i in seq_len(nrow(manifest))) {
   case <- manifest$case[i]
   kind <- manifest$kind[i]
-  d <- read.csv(manifest$file[i], stringsAsFactors = FALSE)
+  d <- read.csv(file.path(case_dir, manifest$file[i]), stringsAsFactors = FALSE)
 
   if (kind == "auc") {
     r <- curve(d$y, d$s)
@@ -87,17 +85,15 @@ for (i in seq_len(nrow(manifest))) {
     lp <- qlogis(d$p)
     put(case, "intercept", coef(glm(d$y ~ offset(lp), family = binomial))[1])
     put(case, "slope", coef(glm(d$y ~ lp, family = binomial))[2])
-    if (requireNamespace("rms", quietly = TRUE)) {
-      v <- rms::val.prob(d$p, d$y, pl = FALSE)
-      put(case, "rms_brier", v[["Brier"]])
-      put(case, "rms_slope", v[["Slope"]])
-    }
+    v <- rms::val.prob(d$p, d$y, pl = FALSE)
+    put(case, "rms_brier", v[["Brier"]])
+    put(case, "rms_slope", v[["Slope"]])
 
   } else if (kind == "proportions") {
-    for (i in seq_len(nrow(d))) {
-      ci <- prop.test(d$x[i], d$n[i], correct = FALSE)$conf.int
-      put(case, paste0("low_", i), ci[1])
-      put(case, paste0("high_", i), ci[2])
+    for (j in seq_len(nrow(d))) {
+      ci <- prop.test(d$x[j], d$n[j], correct = FALSE)$conf.int
+      put(case, paste0("low_", j), ci[1])
+      put(case, paste0("high_", j), ci[2])
     }
 
   } else if (kind == "holm") {
@@ -114,4 +110,4 @@ for (i in seq_len(nrow(manifest))) {
   }
 }
 
-write.csv(do.call(rbind, rows), args[2], row.names = FALSE, quote = TRUE)
+write_rows(args[2])

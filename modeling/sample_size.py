@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-from .errors import InputError
+from core.errors import InputError
 
 
 class SampleSizeWarning(UserWarning):
@@ -115,3 +115,28 @@ def minimum_sample_size(*, parameters: int, prevalence: float, r2_cs: float | No
                           f"Riley et al. 2020): expect overfitting", SampleSizeWarning, stacklevel=2)
     return SampleSizeResult(parameters, phi, r2, shrinkage, n1, n2, n3, n, n * phi, n * phi / parameters, max_r2,
                             n_available, events_available, adequate)
+
+
+def screen_sample_size(selection, *, r2_nagelkerke: float) -> SampleSizeResult:
+    """Riley et al.'s minimum sample size for the candidate parameters of the CR factor screen.
+
+    Parameters
+    ----------
+    selection : modeling.cr_factors.CRSelection
+        Its univariate fits give the development cohort's patients and events; its univariate
+        table's rows (one per model term) are the candidate parameters.
+    r2_nagelkerke : float, keyword-only
+        Anticipated Nagelkerke R^2 of the model (``dlr logistic --anticipated-r2``).
+
+    Raises
+    ------
+    InputError
+        The development cohort has a single outcome class.
+    """
+    fits = selection.univariate.fits
+    n, events = int(fits["n"].max()), int(fits["n_events"].max())
+    if n == 0 or events in (0, n):
+        raise InputError("the development cohort has a single outcome class; no model can be fitted")
+    parameters = max(1, len(selection.univariate.table))
+    return minimum_sample_size(parameters=parameters, prevalence=events / n, r2_nagelkerke=r2_nagelkerke,
+                               n_available=n, events_available=events)

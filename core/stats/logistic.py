@@ -1,5 +1,6 @@
-"""Maximum-likelihood logistic regression for the few small fits the analysis needs
-(calibration intercept and slope, index-to-risk maps).
+"""Maximum-likelihood logistic regression for the small fits both stages need: calibration
+intercept and slope and index-to-risk maps (analysis), the logistic tables, the CR model and
+the ERASL refit (modeling).
 
 Newton-Raphson with step halving, as R's ``glm(family = binomial)`` (IRLS) converges to the same
 maximum; numpy only, so `dlr analyze` starts without importing statsmodels (its import alone

@@ -1,0 +1,198 @@
+"""Clinical tables as the stages read them: a CSV named on the command line, and each column
+parsed once (missing values, text or numbers, levels, outcome 0/1, cohorts), with errors that
+name the column and the patients. Shared by Table 1 (`analysis/table1.py`), the logistic
+tables that select the CR factors (`modeling/cr_factors.py`) and the CR model."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.errors import InputError
+
+ID_COLUMN = "patient_id"
+#: the single scope of a table without a cohort column
+ALL = "all"
+
+
+def read_table(path, *, what: str = "table") -> pd.DataFrame:
+    """Read a CSV table given on the command line; InputError naming the file when it cannot be."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file; give the path of the {what} CSV")
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: the file is empty; the {what} needs a header row and one row per patient") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: not a readable CSV file ({exc})") from None
+    if frame.empty:
+        raise InputError(f"{path}: the file has a header but no rows")
+    return frame
+
+
+def in_order(values: np.ndarray) -> list:
+    """Distinct values in order of first appearance."""
+    return list(dict.fromkeys(values.tolist()))
+
+
+def missing_mask(series: pd.Series) -> np.ndarray:
+    """True for NaN/None and for empty or blank strings."""
+    s = pd.Series(series)
+    miss = s.isna().to_numpy()
+    if s.dtype == object or pd.api.types.is_string_dtype(s.dtype):
+        text = s.astype("string").str.strip().fillna("")
+        miss = miss | (text == "").to_numpy()
+    return np.asarray(miss, dtype=bool)
+
+
+def patient_list(frame: pd.DataFrame, where: np.ndarray, limit: int = 5) -> str:
+    ids = frame[ID_COLUMN] if ID_COLUMN in frame.columns else pd.Series(frame.index, index=frame.index)
+    chosen = [str(v) for v in ids.to_numpy()[where][:limit]]
+    more = int(where.sum()) - len(chosen)
+    return ", ".join(chosen) + (f" and {more} more" if more > 0 else "")
+
+
+def require_columns(frame: pd.DataFrame, names, role: str) -> None:
+    for name in names:
+        if name not in frame.columns:
+            raise InputError(f"{role} column {name!r} is not in the table; columns are: "
+                             f"{', '.join(map(str, frame.columns))}")
+
+
+def outcome_values(frame: pd.DataFrame, outcome: str) -> np.ndarray:
+    """The outcome column as int 0/1; raises InputError naming patients with other values."""
+    require_columns(frame, [outcome], "outcome")
+    col = frame[outcome]
+    miss = missing_mask(col)
+    if miss.any():
+        raise InputError(f"outcome column {outcome!r} is empty for patient(s) {patient_list(frame, miss)}; "
+                         "fill in 0 or 1 or leave those patients out")
+    if pd.api.types.is_bool_dtype(col.dtype):
+        return col.to_numpy().astype(int)
+    values = np.array(to_numbers(col), dtype=float)
+    bad = ~np.isin(values, (0.0, 1.0))
+    if bad.any():
+        shown = sorted({str(v) for v in col.to_numpy()[bad]})[:5]
+        raise InputError(f"outcome column {outcome!r} must be 0 or 1; found {', '.join(map(repr, shown))} "
+                         f"(patient(s) {patient_list(frame, bad)}); recode it as 0/1 (1 = event)")
+    return values.astype(int)
+
+
+def cohort_values(frame: pd.DataFrame, cohort: str | None) -> np.ndarray:
+    if cohort is None:
+        return np.full(len(frame), ALL, dtype=object)
+    require_columns(frame, [cohort], "cohort")
+    miss = missing_mask(frame[cohort])
+    if miss.any():
+        raise InputError(f"cohort column {cohort!r} is empty for patient(s) {patient_list(frame, miss)}; "
+                         "name each patient's cohort")
+    return frame[cohort].astype("string").str.strip().to_numpy(dtype=object)
+
+
+def candidate_variables(frame: pd.DataFrame, variables, *, exclude) -> list[str]:
+    if variables is None:
+        return [c for c in frame.columns if c not in exclude and c != ID_COLUMN]
+    variables = [variables] if isinstance(variables, str) else list(variables)
+    require_columns(frame, variables, "variable")
+    for v in variables:
+        if v in exclude:
+            raise InputError(f"column {v!r} is the outcome or cohort column and cannot also be a variable")
+    if len(set(variables)) != len(variables):
+        raise InputError(f"variables are listed more than once: {variables}")
+    return variables
+
+
+def to_numbers(series: pd.Series) -> pd.Series:
+    """Numbers of a column, NaN where a value does not read as one (text is stripped first)."""
+    if pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(series.dtype):
+        return pd.to_numeric(series, errors="coerce")
+    return pd.to_numeric(series.astype("string").str.strip(), errors="coerce")
+
+
+def is_text(series: pd.Series, miss: np.ndarray) -> bool:
+    """A column holds text when some non-missing value does not read as a number."""
+    s = series[~miss]
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return True
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        return False
+    return bool(to_numbers(s).isna().any())
+
+
+def level_text(value) -> str:
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def level_key(level: str):
+    try:
+        return (0, float(level), level)
+    except ValueError:
+        return (1, 0.0, level)
+
+
+@dataclass(frozen=True)
+class ParsedColumn:
+    """One variable parsed once: levels (categorical) or numbers (continuous)."""
+
+    name: str
+    categorical: bool
+    missing: np.ndarray
+    levels: np.ndarray | None  # object array of str, "" where missing
+    numbers: np.ndarray | None  # float array, NaN where missing
+    level_order: tuple
+
+
+def parse_column(frame: pd.DataFrame, name: str, forced_categorical: bool) -> ParsedColumn:
+    col = frame[name]
+    miss = missing_mask(col)
+    if forced_categorical or is_text(col, miss):
+        text = np.array(["" if m else level_text(v) for v, m in zip(col.to_numpy(), miss)], dtype=object)
+        order = tuple(sorted(set(text[~miss]), key=level_key))
+        return ParsedColumn(name, True, miss, text, None, order)
+    numbers = np.array(to_numbers(col), dtype=float)  # a writable copy
+    numbers[miss] = np.nan
+    return ParsedColumn(name, False, miss, None, numbers, ())
+
+
+def check_categorical(frame: pd.DataFrame, categorical) -> set:
+    categorical = [categorical] if isinstance(categorical, str) else list(categorical)
+    require_columns(frame, categorical, "categorical")
+    return set(categorical)
+
+
+
+def dichotomise(frame: pd.DataFrame, cut_points: dict) -> pd.DataFrame:
+    """Replace raw continuous values by the paper's two levels at each cut point.
+
+    Parameters
+    ----------
+    frame : DataFrame
+    cut_points : mapping column -> cut point c
+        Values > c become ``">c"``, values <= c ``"<=c"`` (c printed without a trailing .0, as
+        the paper's ">400"); missing values stay missing.
+
+    Returns
+    -------
+    DataFrame
+        A copy with those columns replaced; raises InputError for a column that is absent or
+        holds text.
+    """
+    out = frame.copy()
+    for column, cut in cut_points.items():
+        if column not in out.columns:
+            raise InputError(f"cut point given for column {column!r}, which is not in the table")
+        raw = out[column]
+        values = pd.to_numeric(raw, errors="coerce")
+        text = raw.notna() & values.isna() & (raw.astype(str).str.strip() != "")
+        if text.any():
+            first = raw[text].iloc[0]
+            raise InputError(f"column {column!r} has a cut point but holds text ({first!r}); give raw numbers")
+        label = f"{cut:g}"
+        out[column] = pd.Series(np.where(values > cut, f">{label}", f"<={label}"), index=out.index).where(
+            values.notna())
+    return out

@@ -1,0 +1,284 @@
+"""One library function per `dlr` verb: plain arguments in, a result out.
+
+`dlr/cli.py` parses a command line, calls one of these and reports what it returns; `dlr run`
+calls them in turn. They never print or exit: progress goes to the ``progress`` callback,
+warnings come back in the result (``warnings``, one line each), bad input raises
+:class:`core.errors.InputError` (exit status 2). Each is a short composition of the stages'
+libraries, and the only place where a study folder meets both `modeling/` and `analysis/`.
+
+Imports are made inside the functions: `dlr --help` stays instant, and `analyze` can fork its
+figure process before pandas is loaded.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from core.errors import InputError, collected_warnings
+
+Progress = Optional[Callable[[str], None]]
+
+
+def _say(progress: Progress, message: str) -> None:
+    if progress is not None:
+        progress(message)
+
+
+@dataclass(frozen=True)
+class VerbResult:
+    """What a verb did: where it wrote, its main result object, and the warnings raised.
+
+    Attributes
+    ----------
+    out : Path
+        The folder (or file) written.
+    result : object
+        The library's own result (e.g. ``AnalysisResult``, ``Table1Result``, ``TrainSummary``).
+    warnings : tuple of str
+        Every warning raised while it ran, in order, one line each.
+    extra : dict
+        Verb-specific details the command line reports (e.g. the sample size of `logistic`).
+    """
+
+    out: Path
+    result: Any
+    warnings: tuple = ()
+    extra: dict = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# Analysis of a predictions file
+
+
+def analyze(predictions, out, *, dev_cohort: str = "training", strata=(), reference: str | None = None,
+            n_bootstrap: int | None = None, seed: int | None = None, figures: bool = True,
+            command: list | None = None, progress: Progress = None) -> VerbResult:
+    """`dlr analyze`: every statistic of contract section 5 from a predictions CSV into ``out``.
+
+    The figure process is forked once numpy is loaded (both need it) and before the rest, so
+    that its matplotlib import and warm-up run on a second core beside the statistics;
+    `analysis.figures` imports nothing else heavy and the jobs carry plain data, so that
+    process never loads pandas. One BLAS thread: the analysis is memory-bound vector work and
+    idle BLAS threads would spin against the figure process on a two-core machine.
+    """
+    import contextlib
+
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    import numpy  # noqa: F401  (before the fork: the figure process needs it too)
+
+    from analysis.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
+    from analysis.figures import FigureWorkers
+
+    n_bootstrap = DEFAULT_BOOTSTRAP if n_bootstrap is None else n_bootstrap
+    seed = DEFAULT_SEED if seed is None else seed
+    if n_bootstrap < 0:
+        raise InputError(f"--bootstrap must be 0 or more, got {n_bootstrap}")
+    strata = [s for group in strata for s in str(group).split(",") if s]
+    with contextlib.ExitStack() as stack:
+        workers = stack.enter_context(FigureWorkers()) if figures else None
+        from analysis.output import analysis_provenance, write_analysis
+        from analysis.pipeline import analyze as analyze_predictions
+        from analysis.predictions import read_predictions
+
+        _say(progress, f"reading {predictions}")
+        data = read_predictions(predictions, dev_cohort=dev_cohort, strata=strata, reference=reference)
+        _say(progress, f"{data.frame['patient_id'].nunique()} patients, models {', '.join(data.models)}; "
+                       f"cohorts {', '.join(data.cohorts)}")
+        result = analyze_predictions(data, strata=strata, reference=reference, n_bootstrap=n_bootstrap, seed=seed,
+                                     progress=progress, cohort_done=workers and workers.submit_cohort)
+        info = analysis_provenance(predictions, settings=result.settings, seed=seed, command=command)
+        written = write_analysis(result, out, figures=figures, provenance_info=info, progress=progress,
+                                 workers=workers)
+    return VerbResult(written, result, tuple(result.warnings))
+
+
+# --------------------------------------------------------------------------------------------
+# Clinical statistics
+
+
+def _clinical(clinical, study_yaml, *, variables=None, categorical=()):
+    """(frame, variables, categorical, study config or None) of a clinical CSV, with study.yaml's
+    cut points, candidates and types applied when it is given."""
+    from core.tables import read_table
+
+    frame = read_table(clinical, what="clinical")
+    if study_yaml is None:
+        return frame, (list(variables) if variables else None), list(categorical), None
+    from modeling.config import load_study_config
+
+    config = load_study_config(study_yaml)
+    frame, variables, categorical = config.clinical_variables(frame, variables=variables, categorical=categorical)
+    return frame, variables, categorical, config
+
+
+def _clinical_provenance(clinical, study_yaml, settings: dict) -> dict:
+    from core.output import provenance
+
+    return provenance(inputs={"clinical": clinical, "study.yaml": study_yaml}, settings=settings)
+
+
+def table1(clinical, out, *, outcome: str, cohort: str | None = None, categorical=(), study_yaml=None,
+           progress: Progress = None) -> VerbResult:
+    """`dlr table1`: Table 1 of a clinical CSV (contract section 6) into ``out``."""
+    from analysis.table1 import table1 as make_table1
+    from core.output import write_files
+
+    frame, variables, categorical, _ = _clinical(clinical, study_yaml, categorical=categorical)
+    _say(progress, f"Table 1 of {clinical}: {len(frame)} patients, outcome {outcome!r}")
+    result = make_table1(frame, outcome=outcome, cohort=cohort, categorical=categorical, variables=variables)
+    info = _clinical_provenance(clinical, study_yaml, {"outcome": outcome, "cohort": cohort,
+                                                       "categorical": categorical, "variables": variables})
+    written = write_files(out, {"table1.csv": result.table, "table1_tests.csv": result.tests,
+                                "table1_summary.csv": result.summary}, provenance_info=info)
+    return VerbResult(written, result)
+
+
+def logistic(clinical, out, *, outcome: str, cohort: str | None = None, dev_cohort: str = "training",
+             variables=None, categorical=(), study_yaml=None, alpha: float = 0.05, anticipated_r2: float = 0.15,
+             progress: Progress = None) -> VerbResult:
+    """`dlr logistic`: the univariate and multivariate tables selecting the CR factors, and
+    Riley et al.'s minimum sample size (``extra["sample_size"]``), into ``out``."""
+    from core.output import write_files
+    from modeling.cr_factors import select_cr_factors
+    from modeling.sample_size import screen_sample_size
+
+    frame, variables, categorical, _ = _clinical(clinical, study_yaml, variables=variables, categorical=categorical)
+    _say(progress, f"logistic regression of {outcome!r} on the {dev_cohort!r} cohort of {clinical}")
+    with collected_warnings() as caught:
+        sel = select_cr_factors(frame, outcome=outcome, variables=variables, categorical=categorical, cohort=cohort,
+                                dev_cohort=dev_cohort, alpha=alpha)
+        size = screen_sample_size(sel, r2_nagelkerke=anticipated_r2)
+    info = _clinical_provenance(clinical, study_yaml, {
+        "outcome": outcome, "cohort": cohort, "dev_cohort": dev_cohort, "variables": variables,
+        "categorical": categorical, "alpha": alpha, "anticipated_r2": anticipated_r2})
+    written = write_files(out, {"univariate.csv": sel.univariate.table, "multivariate.csv": sel.multivariate.table,
+                                "selection.csv": sel.variables,
+                                "selected.txt": "".join(f"{v}\n" for v in sel.selected),
+                                "sample_size.csv": size.to_frame()}, provenance_info=info)
+    return VerbResult(written, sel, tuple(caught), {"sample_size": size})
+
+
+def staging(clinical, out, *, study_yaml=None, bclc_version: str = "2022", outcome: str | None = None,
+            cohort: str = "cohort", dev_cohort: str = "training", progress: Progress = None) -> VerbResult:
+    """`dlr staging`: every staging system and index of each patient into ``out``."""
+    from core.output import write_files
+    from core.tables import read_table
+    from modeling.staging import compute_staging, map_staging_columns
+
+    frame = read_table(clinical, what="clinical")
+    config = None
+    if study_yaml is not None:
+        from modeling.config import load_study_config
+
+        config = load_study_config(study_yaml)
+    frame = map_staging_columns(frame, staging_columns=config.staging_columns if config else {},
+                                id_column=config.id_column if config else "patient_id", source=str(study_yaml),
+                                table=str(clinical))
+    _say(progress, f"staging {len(frame)} patients of {clinical} (BCLC {bclc_version})")
+    with collected_warnings() as caught:
+        result = compute_staging(frame, bclc_version=bclc_version, outcome=outcome, cohort_column=cohort,
+                                 dev_cohort=dev_cohort, erasl_coefficients=config.erasl if config else None)
+    info = _clinical_provenance(clinical, study_yaml, {"bclc_version": bclc_version, "outcome": outcome,
+                                                       "cohort": cohort, "dev_cohort": dev_cohort})
+    written = write_files(out, {"staging.csv": result.table, "staging_missing.csv": result.missing},
+                          provenance_info=info)
+    return VerbResult(written, result, tuple(caught))
+
+
+# --------------------------------------------------------------------------------------------
+# The study folder
+
+
+def validate(study, *, images: bool = True, report=None, progress: Progress = None) -> VerbResult:
+    """`dlr validate`: every problem of a study folder (``result``: a list of Problem, empty when
+    there is none); with ``report``, the problems also go to that CSV."""
+    from modeling.study import problems_frame, validate_study
+
+    _say(progress, f"validating {study}{'' if images else ' (clinical data only)'}")
+    problems = validate_study(study, check_images=images)
+    if problems and report is not None:
+        from core.output import write_files
+
+        report = Path(report)
+        write_files(report.parent, {report.name: problems_frame(problems)})
+    return VerbResult(Path(study), problems)
+
+
+def import_dicom(source, output, *, series_uid: str | None = None, phases=None, overwrite: bool = False,
+                 progress: Progress = None) -> VerbResult:
+    """`dlr import-dicom`: one series to a ``.nii.gz`` file, or a folder of series into a study folder."""
+    from modeling.dicom import dicom_to_nifti, import_dicom_study
+
+    if str(output).endswith((".nii", ".nii.gz")):
+        return VerbResult(Path(output), dicom_to_nifti(source, output, series_uid=series_uid))
+    return VerbResult(Path(output), import_dicom_study(source, output, phases=phases, overwrite=overwrite))
+
+
+def synth(out, *, n: int = 165, seed: int | None = None, profile: str = "quick", images: bool = True,
+          overwrite: bool = False, progress: Callable[[int, int], None] | None = None) -> VerbResult:
+    """`dlr synth`: the embedded synthetic HCC study; ``progress(done, total)`` per patient's images."""
+    from modeling.synthetic import synthesize_study
+
+    if n < 10:
+        raise InputError(f"--n must be at least 10, got {n}")
+    kwargs = {} if seed is None else {"seed": seed}
+    try:
+        summary = synthesize_study(out, n=n, profile=profile, images=images, overwrite=overwrite, progress=progress,
+                                   **kwargs)
+    except InputError:
+        raise
+    except ValueError as exc:  # a refused output folder or option
+        raise InputError(str(exc)) from None
+    return VerbResult(Path(out), summary)
+
+
+# --------------------------------------------------------------------------------------------
+# Features and models
+
+
+def extract(study, out, *, jobs: int = 1, scheduler: str | None = None, params=None,
+            progress: Progress = None, case_done: Callable[[int, int, dict], None] | None = None) -> VerbResult:
+    """`dlr extract`: radiomics features of every patient, reader and phase into ``out/features``.
+
+    ``case_done(done, total, record)`` is called once before the first case (with the number
+    found in the cache) and after each case.
+    """
+    from modeling.radiomics.extraction import extract_study
+    from modeling.study import load_study
+
+    if jobs < 1:
+        raise InputError(f"--jobs must be 1 or more, got {jobs}")
+    _say(progress, f"checking {study}")
+    loaded = load_study(study)
+    where = f"the Dask cluster at {scheduler}" if scheduler else f"{jobs} process(es)"
+    _say(progress, f"extracting radiomics features of {len(loaded.patient_ids)} patients with {where}")
+    summary = extract_study(loaded, out, jobs=jobs, scheduler=scheduler, params_path=params, progress=case_done)
+    lines = tuple(f"{r.patient_id} reader {r.reader} {r.phase}: {r.reason}" for r in summary.failures.itertuples())
+    return VerbResult(summary.out, summary, lines)
+
+
+def train(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, seed: int | None = None,
+          lasso_rule: str = "min", oof: bool = True, scheduler: str | None = None, params=None,
+          progress: Progress = None, case_done: Callable[[int, int, dict], None] | None = None) -> VerbResult:
+    """`dlr train`: every model on the development cohort into ``out/predictions.csv`` and
+    ``out/models/``; extracts the radiomics features first (as :func:`extract`) when
+    ``out/features/radiomics.csv`` is missing. ``extra["extraction"]`` holds that extraction's result."""
+    from modeling.radiomics.extraction import FEATURES_DIR
+    from modeling.study import load_study
+    from modeling.train import train_study
+
+    arms = list(arms)
+    _say(progress, f"checking {study}")
+    loaded = load_study(study, check_images="radiomics" in arms)
+    extra, lines = {}, []
+    if "radiomics" in arms and not (Path(out) / FEATURES_DIR / "radiomics.csv").is_file():
+        _say(progress, "no RUN/features/radiomics.csv yet: extracting first (as `dlr extract`)")
+        extra["extraction"] = extract(study, out, jobs=jobs, scheduler=scheduler, params=params, progress=progress,
+                                      case_done=case_done)
+        lines.extend(extra["extraction"].warnings)
+    with collected_warnings(ignore=(FutureWarning, DeprecationWarning)) as caught:
+        summary = train_study(loaded, out, arms=arms, jobs=jobs, seed=seed, lasso_rule=lasso_rule, oof=oof,
+                              progress=progress)
+    return VerbResult(summary.out, summary, (*lines, *caught), extra)
