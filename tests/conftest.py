@@ -2,6 +2,7 @@
 runner for the `dlr` command."""
 from __future__ import annotations
 
+import csv
 import os
 import subprocess
 import sys
@@ -42,3 +43,12 @@ def make_predictions(n: int = 120, *, seed: int = 0, models=("A", "B"), cohorts=
         rows.append(pd.DataFrame({"patient_id": [f"P{i:04d}" for i in range(n)], "cohort": cohort, "model": model,
                                   "y_true": y, "y_score": score, "scanner": scanner}))
     return pd.concat(rows, ignore_index=True)
+
+
+def read_long_csv(path: Path) -> dict[str, dict[str, float]]:
+    """A long CSV (case, key, value) written by a script of tests/r/: case -> key -> value ("NA" -> NaN)."""
+    results: dict[str, dict[str, float]] = {}
+    with Path(path).open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            results.setdefault(row["case"], {})[row["key"]] = float("nan") if row["value"] == "NA" else float(row["value"])
+    return results

@@ -5,7 +5,6 @@ from the committed case files tests/r/cases/psych_*.csv (see tests/r/README.md),
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,8 @@ from statsmodels.stats.inter_rater import cohens_kappa as sm_cohens_kappa
 from core.stats.agreement import ICC_FORMS, cohen_kappa, icc, kappa_table
 from core.errors import UndefinedStatisticWarning
 from core.errors import InputError
+
+from conftest import read_long_csv
 
 R_DIR = Path(__file__).parent / "r"
 PSYCH_KAPPA_CASE = R_DIR / "cases" / "psych_kappa_readers.csv"
@@ -114,15 +115,6 @@ def _read_psych_cases():
     return kappa, pd.read_csv(PSYCH_ICC_CASE, converters={"r1": float, "r2": float})
 
 
-def _read_long_csv(path: Path) -> dict[str, dict[str, float]]:
-    """A long CSV (case, key, value) written by a script of tests/r/: case -> key -> value."""
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return {case: {row["key"]: float("nan") if row["value"] == "NA" else float(row["value"])
-                   for row in rows if row["case"] == case}
-            for case in dict.fromkeys(row["case"] for row in rows)}
-
-
 def test_psych_cases_are_the_generated_cases():
     """The committed case files that psych_agreement.R read hold exactly the generated values."""
     for committed, generated in zip(_read_psych_cases(), _psych_cases()):
@@ -132,7 +124,7 @@ def test_psych_cases_are_the_generated_cases():
 def test_kappa_and_icc_match_r_psych():
     k, x = _read_psych_cases()
     a, b, x = k.a.to_numpy(), k.b.to_numpy(), x[["r1", "r2"]].to_numpy()
-    r = _read_long_csv(PSYCH_VALUES)
+    r = read_long_csv(PSYCH_VALUES)
     res = cohen_kappa(a, b)
     # lv <- sort(unique(c(k$a, k$b))); ck <- cohen.kappa(cbind(factor(k$a, lv), factor(k$b, lv)))
     # ck$kappa and ck$var.kappa

@@ -46,6 +46,8 @@ from core.errors import UndefinedStatisticWarning
 from analysis.thresholds import threshold_metrics, wilson_interval
 from core.stats.roc import youden_threshold
 
+from conftest import read_long_csv
+
 R_DIR = Path(__file__).parent / "r"
 CASES_DIR = R_DIR / "cases"
 REFERENCE_CASES = CASES_DIR / "reference"
@@ -263,19 +265,6 @@ def test_committed_cases_are_the_generated_cases(cases):
 
 
 # --------------------------------------------------------------------------- R's values
-
-
-def _parse(value: str) -> float:
-    return float("nan") if value == "NA" else float(value)
-
-
-def read_long_csv(path: Path) -> dict[str, dict[str, float]]:
-    """A long CSV (case, key, value) written by a script of tests/r/: case -> key -> value."""
-    results: dict[str, dict[str, float]] = {}
-    with path.open(newline="") as fh:
-        for row in csv.DictReader(fh):
-            results.setdefault(row["case"], {})[row["key"]] = _parse(row["value"])
-    return results
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ regressions, against the seed paper's printed values, hand calculations, scipy, 
 and (optionally) R."""
 from __future__ import annotations
 
-import csv
 import itertools
 import json
 from decimal import ROUND_HALF_UP, Decimal
@@ -26,7 +25,7 @@ from core.stats.group_tests import (CHI2, CHI2_NO_FISHER, CHI2_YATES, FISHER, NO
                                     compare_continuous, fisher_exact_2xc, mann_whitney)
 from modeling.cr_factors import multivariate_logistic, select_cr_factors, univariate_logistic
 
-from conftest import DATA
+from conftest import DATA, read_long_csv
 
 PAPER = DATA / "reference" / "paper_table1_training"
 
@@ -458,15 +457,6 @@ def _read_base_tests_case() -> pd.DataFrame:
     return pd.read_csv(BASE_TESTS_CASE, converters={"age": float, "noise": float})
 
 
-def _read_long_csv(path: Path) -> dict[str, dict[str, float]]:
-    """A long CSV (case, key, value) written by a script of tests/r/: case -> key -> value."""
-    with path.open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    return {case: {row["key"]: float("nan") if row["value"] == "NA" else float(row["value"])
-                   for row in rows if row["case"] == case}
-            for case in dict.fromkeys(row["case"] for row in rows)}
-
-
 def test_base_tests_case_is_the_generated_case():
     """The committed case file that base_tests.R read holds exactly _logistic_data(n=200, seed=7)."""
     pd.testing.assert_frame_equal(_read_base_tests_case(), _logistic_data(n=200, seed=7), check_exact=True)
@@ -474,7 +464,7 @@ def test_base_tests_case_is_the_generated_case():
 
 def test_against_r():
     data = _read_base_tests_case()
-    r = _read_long_csv(BASE_TESTS_VALUES)
+    r = read_long_csv(BASE_TESTS_VALUES)
 
     t = multivariate_logistic(data, outcome="y", variables=["age", "stage", "noise"]).table
     # d <- read.csv(DATA, stringsAsFactors = TRUE)
