@@ -132,6 +132,10 @@ def _patient_ids(frame: pd.DataFrame) -> np.ndarray:
     return ids
 
 
+class _Bad(str):
+    """Why a cell of an input column is not valid (the message after its patient and column)."""
+
+
 class _Inputs:
     """Validated inputs: float arrays (NaN = missing) and canonical categories (None = missing)."""
 
@@ -147,62 +151,46 @@ class _Inputs:
         def where(i, col):
             return f"patient {self.ids[i]!r}, column {col!r}"
 
+        def cells(col, out, parse):
+            """``out`` with each present cell of ``col`` parsed; a _Bad result is a problem, not a value."""
+            if col in frame.columns:
+                for i, v in enumerate(frame[col].to_numpy(dtype=object)):
+                    if _is_missing(v):
+                        continue
+                    value = parse(v)
+                    if isinstance(value, _Bad):
+                        problems.append(f"{where(i, col)}: {value}")
+                    else:
+                        out[i] = value
+            return out
+
         for col, (integer, low, low_incl, high, what) in _NUMERIC_COLUMNS.items():
-            out = np.full(self.n, np.nan)
-            if col in frame.columns:
-                for i, v in enumerate(frame[col].to_numpy(dtype=object)):
-                    if _is_missing(v):
-                        continue
-                    x = _as_float(v)
-                    bad = (x is None or not math.isfinite(x) or (integer and x != round(x))
-                           or (x < low if low_incl else x <= low) or (high is not None and x > high))
-                    if bad:
-                        problems.append(f"{where(i, col)}: {v!r} is not {what}; correct it, or leave the cell "
-                                        "empty if unknown")
-                    else:
-                        out[i] = x
-            self.num[col] = out
+            def number(v, integer=integer, low=low, low_incl=low_incl, high=high, what=what):
+                x = _as_float(v)
+                bad = (x is None or not math.isfinite(x) or (integer and x != round(x))
+                       or (x < low if low_incl else x <= low) or (high is not None and x > high))
+                return _Bad(f"{v!r} is not {what}; correct it, or leave the cell empty if unknown") if bad else x
+            self.num[col] = cells(col, np.full(self.n, np.nan), number)
         for col in _BINARY_COLUMNS:
-            out = np.full(self.n, np.nan)
-            if col in frame.columns:
-                for i, v in enumerate(frame[col].to_numpy(dtype=object)):
-                    if _is_missing(v):
-                        continue
-                    x = _as_float(v)
-                    if x not in (0.0, 1.0):
-                        problems.append(f"{where(i, col)}: {v!r} is not 0/1; use 1 (present) or 0 (absent), "
-                                        "or leave the cell empty if unknown")
-                    else:
-                        out[i] = x
-            self.num[col] = out
+            def binary(v):
+                x = _as_float(v)
+                return x if x in (0.0, 1.0) else _Bad(f"{v!r} is not 0/1; use 1 (present) or 0 (absent), or leave "
+                                                      "the cell empty if unknown")
+            self.num[col] = cells(col, np.full(self.n, np.nan), binary)
         for col, table in _GRADED.items():
-            out = np.full(self.n, np.nan)
-            if col in frame.columns:
-                for i, v in enumerate(frame[col].to_numpy(dtype=object)):
-                    if _is_missing(v):
-                        continue
-                    x = _as_float(v)
-                    if x is None:
-                        key = _text(v)
-                    else:
-                        key = str(int(x)) if math.isfinite(x) and x == round(x) else "?"
-                    if key not in table:
-                        problems.append(f"{where(i, col)}: {v!r} is not a valid {col} code; {_GRADED_FIX[col]}")
-                    else:
-                        out[i] = table[key]
-            self.num[col] = out
+            def graded(v, col=col, table=table):
+                x = _as_float(v)
+                if x is None:
+                    key = _text(v)
+                else:
+                    key = str(int(x)) if math.isfinite(x) and x == round(x) else "?"
+                return table[key] if key in table else _Bad(f"{v!r} is not a valid {col} code; {_GRADED_FIX[col]}")
+            self.num[col] = cells(col, np.full(self.n, np.nan), graded)
         for col, (table, fix) in _CATEGORIES.items():
-            out = np.full(self.n, None, dtype=object)
-            if col in frame.columns:
-                for i, v in enumerate(frame[col].to_numpy(dtype=object)):
-                    if _is_missing(v):
-                        continue
-                    if _text(v) not in table:
-                        problems.append(f"{where(i, col)}: {v!r} is not a valid value; {fix}, or leave the cell "
-                                        "empty if unknown")
-                    else:
-                        out[i] = table[_text(v)]
-            self.cat[col] = out
+            def category(v, table=table, fix=fix):
+                return table[_text(v)] if _text(v) in table else _Bad(
+                    f"{v!r} is not a valid value; {fix}, or leave the cell empty if unknown")
+            self.cat[col] = cells(col, np.full(self.n, None, dtype=object), category)
         self.num["male"] = np.array([np.nan if g is None else float(g == "Male") for g in self.cat["gender"]])
 
         # units: a column whose typical value is impossible in the contract's unit
