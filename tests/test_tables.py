@@ -486,3 +486,27 @@ def test_against_r():
     w, p = mann_whitney(data.noise[data.y == 0][:30], data.noise[data.y == 1][:40])
     # w <- wilcox.test(d$noise[d$y == 0][1:30], d$noise[d$y == 1][1:40]); w$statistic, w$p.value
     assert_allclose([w, p], [r["wilcox_noise"]["statistic"], r["wilcox_noise"]["p_value"]], rtol=1e-9)
+
+
+@pytest.mark.parametrize("equal_var", [True, False])
+def test_batched_group_tests_equal_the_one_at_a_time_rule(equal_var):
+    """compare_continuous_columns (the radiomics screen) gives, column by column, exactly what
+    compare_continuous gives: normal columns (t test), skewed ones (Mann-Whitney, exact for small
+    groups without ties, asymptotic with ties or 50+ values), constant and nearly constant ones."""
+    from core.stats.group_tests import compare_continuous_columns
+
+    rng = np.random.default_rng(11)
+    seen = set()
+    for n0, n1 in ((12, 9), (60, 55), (2, 30)):
+        g0 = np.column_stack([rng.normal(size=n0), rng.exponential(size=n0) ** 3, np.round(rng.normal(size=n0)),
+                              np.ones(n0), rng.normal(5, 2, n0), np.r_[np.zeros(n0 - 1), 1.0]])
+        g1 = np.column_stack([rng.normal(0.8, 1, n1), rng.exponential(size=n1) ** 3 + 1, np.round(rng.normal(1, 1, n1)),
+                              np.ones(n1), rng.normal(5, 4, n1), np.zeros(n1)])
+        batched = compare_continuous_columns(g0, g1, equal_var=equal_var)
+        single = [compare_continuous([g0[:, j], g1[:, j]], equal_var=equal_var) for j in range(g0.shape[1])]
+        assert [b.test for b in batched] == [s.test for s in single]
+        seen |= {s.test for s in single}
+        for b, s in zip(batched, single):
+            assert_allclose([b.statistic, b.p_value, b.df, b.normality_p], [s.statistic, s.p_value, s.df, s.normality_p],
+                            rtol=1e-12, atol=0, equal_nan=True)
+    assert seen == {NOT_TESTABLE, "Mann-Whitney U", f"{'Student' if equal_var else 'Welch'} t test"}
