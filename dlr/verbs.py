@@ -88,7 +88,9 @@ def analyze(predictions, out, *, dev_cohort: str = "training", strata=(), refere
                        f"cohorts {', '.join(data.cohorts)}")
         result = analyze_predictions(data, strata=strata, reference=reference, n_bootstrap=n_bootstrap, seed=seed,
                                      progress=progress, cohort_done=workers and workers.submit_cohort)
-        info = analysis_provenance(predictions, settings=result.settings, seed=seed, command=command)
+        info = analysis_provenance(predictions, settings={"dev_cohort": dev_cohort, "strata": strata,
+                                                          "reference": reference, "n_bootstrap": n_bootstrap,
+                                                          "figures": figures}, seed=seed, command=command)
         written = write_analysis(result, out, figures=figures, provenance_info=info, progress=progress,
                                  workers=workers)
     return VerbResult(written, result, tuple(result.warnings))
