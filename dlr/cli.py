@@ -41,11 +41,26 @@ def _columns(text: str | None) -> list[str] | None:
     return None if text is None else [c.strip() for c in text.split(",") if c.strip()]
 
 
+def _auc_table(performance) -> str:
+    """Model x cohort: AUC (DeLong 95% CI), as pROC's print shows one curve's; NA where undefined."""
+    cohorts = list(dict.fromkeys(performance["cohort"]))
+    models = list(dict.fromkeys(performance["model"]))
+    cell = {(r.model, r.cohort): "NA" if r.auc != r.auc else f"{r.auc:.3f} ({r.auc_ci_low:.3f}-{r.auc_ci_high:.3f})"
+            for r in performance.itertuples()}
+    width = max(len("model"), *(len(m) for m in models)) + 2
+    columns = [max(len(f"{c} AUC (95% CI)"), 21) + 2 for c in cohorts]
+    lines = [f"{'model':<{width}}" + "".join(f"{c + ' AUC (95% CI)':>{w}}" for c, w in zip(cohorts, columns))]
+    lines += [f"{m:<{width}}" + "".join(f"{cell.get((m, c), ''):>{w}}" for c, w in zip(cohorts, columns))
+              for m in models]
+    return "\n".join(lines)
+
+
 def _cmd_analyze(args) -> int:
     done = verbs.analyze(args.predictions, args.out, dev_cohort=args.dev_cohort, strata=args.strata,
                          reference=args.reference, n_bootstrap=args.bootstrap, seed=args.seed,
                          figures=not args.no_figures, command=["dlr", *sys.argv[1:]], progress=_progress)
     _warn(done.warnings)
+    print(_auc_table(done.result.performance))
     _progress(f"wrote {done.out}/ (performance.csv, comparisons.csv, cohort_tests.csv, subgroups.csv, "
               f"decision_curve.csv, calibration.csv, results.json{'' if args.no_figures else ', figures/'})")
     return EXIT_OK

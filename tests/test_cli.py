@@ -166,3 +166,19 @@ def test_figures_drawn_in_process_and_by_workers_are_the_same_set(tmp_path):
         svg = (staging / "roc_training.svg").read_text()
         assert "ROC curves, training cohort" in svg  # text kept as text in the SVG
     assert not staging.exists()  # the staging folder goes with the workers
+
+
+def test_analyze_ends_with_the_auc_table(tmp_path, capsys):
+    """The terminal gets a model x cohort table of AUCs with DeLong CIs, the numbers of performance.csv."""
+    path = write(make_predictions(150, models=("A", "B")), tmp_path / "p.csv")
+    assert main(["analyze", str(path), "--out", str(tmp_path / "o"), "--bootstrap", "0", "--no-figures"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].split() == ["model", "training", "AUC", "(95%", "CI)", "validation", "AUC", "(95%", "CI)"]
+    performance = pd.read_csv(tmp_path / "o" / "performance.csv").set_index(["model", "cohort"])
+    for line in lines[1:]:
+        model, *cells = line.split()
+        assert len(cells) == 4
+        for cohort, (auc, ci) in zip(("training", "validation"), zip(cells[::2], cells[1::2])):
+            row = performance.loc[(model, cohort)]
+            assert auc == f"{row.auc:.3f}" and ci == f"({row.auc_ci_low:.3f}-{row.auc_ci_high:.3f})"
+    assert [line.split()[0] for line in lines[1:]] == ["A", "B"]
