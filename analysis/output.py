@@ -25,10 +25,14 @@ TABLES = {
 }
 
 
-def analysis_provenance(predictions_path, *, settings=None, seed=None, command=None) -> dict:
-    """Provenance of an analysis: :func:`core.output.provenance` of the predictions file, plus
-    ``input`` ({path, sha256}) as ``results.json`` has always carried it."""
-    info = provenance(inputs={"predictions": predictions_path}, settings=settings, seed=seed, command=command)
+def analysis_provenance(predictions_path, *, oof_path=None, settings=None, seed=None, command=None) -> dict:
+    """Provenance of an analysis: :func:`core.output.provenance` of the predictions file (and,
+    when given, of its out-of-fold predictions, input ``oof_predictions``), plus ``input``
+    ({path, sha256} of the predictions file) as ``results.json`` has always carried it."""
+    inputs = {"predictions": predictions_path}
+    if oof_path is not None:
+        inputs["oof_predictions"] = oof_path
+    info = provenance(inputs=inputs, settings=settings, seed=seed, command=command)
     info["input"] = {"path": str(predictions_path), "sha256": info["inputs"]["predictions"]}
     return info
 

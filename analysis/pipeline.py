@@ -2,6 +2,14 @@
 
 Nothing here is fitted on a non-development patient: thresholds and the index-to-risk
 mappings come from the development cohort and are applied unchanged to every other cohort.
+
+With out-of-fold development predictions (contract 4.1, ``Predictions.oof``) their patients
+form one more cohort, ``"<dev> (out-of-fold)"``, analysed like the others (performance,
+paired comparisons, calibration, decision curves, ROC, NRI/IDI, subgroups, and the unpaired
+test against each non-development cohort), and each model that has them gets its Youden
+threshold from them (``threshold_source`` = ``out-of-fold``; else ``apparent``, from its
+development predictions). The default NRI/IDI reference is then the model with the best
+out-of-fold AUC. Risk maps of index scores stay fitted on the development predictions.
 """
 from __future__ import annotations
 
@@ -23,7 +31,7 @@ from .decision_curve import (THRESHOLDS, decision_curve_frame, fit_risk_mapping,
 from .discrimination import (bootstrap_auc, delong_placements, delong_test,
                              delong_unpaired_test, percentile_interval, roc_curve, stratified_resamples)
 from .multiplicity import holm_adjust
-from .predictions import Predictions
+from .predictions import REQUIRED, Predictions, attach_oof
 from .reclassification import reclassification
 from .subgroups import stratified_auc
 from .thresholds import threshold_metrics
@@ -31,7 +39,7 @@ from .thresholds import threshold_metrics
 
 PERFORMANCE_COLUMNS = [
     "model", "cohort", "score_type", "n", "n_events", "auc", "auc_se", "auc_ci_low", "auc_ci_high",
-    "auc_boot_low", "auc_boot_high", "threshold", "tp", "fp", "tn", "fn",
+    "auc_boot_low", "auc_boot_high", "threshold", "threshold_source", "tp", "fp", "tn", "fn",
     "sensitivity", "sensitivity_ci_low", "sensitivity_ci_high", "specificity", "specificity_ci_low",
     "specificity_ci_high", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "ppv", "ppv_ci_low", "ppv_ci_high",
     "npv", "npv_ci_low", "npv_ci_high", "brier", "cal_intercept", "cal_slope", "hl_chi2", "hl_df", "hl_p",
@@ -69,7 +77,10 @@ class AnalysisResult:
     roc : dict
         (cohort, model) -> RocCurve, for figures and ``roc_curve.csv``.
     settings : dict
-        Development cohort, reference model, strata, bootstrap resamples, seed, models.
+        Development cohort, the cohorts of the tables in order (with the out-of-fold one, when
+        there is one, after the development cohort), the out-of-fold cohort and file, reference
+        model and how it was chosen, strata, bootstrap resamples, seed, models, thresholds and
+        where each came from.
     warnings : list of str
         Undefined statistics and other warnings, each naming the model and cohort.
     """
@@ -134,15 +145,14 @@ def _frame(rows, columns) -> pd.DataFrame:
 class _Scores:
     """The predictions as a patient x model matrix, with each patient's outcome and cohort."""
 
-    def __init__(self, predictions: Predictions):
-        frame = predictions.frame
+    def __init__(self, frame: pd.DataFrame, models):
         self.matrix = frame.pivot(index="patient_id", columns="model", values="y_score").reindex(
-            columns=list(predictions.models))
+            columns=list(models))
         self.patients = frame.drop_duplicates("patient_id").set_index("patient_id").reindex(self.matrix.index)
         self.outcome = self.patients["y_true"].to_numpy()
         self.cohort_of = self.patients["cohort"].to_numpy()
-        self._scored = {m: self.matrix[m].notna().to_numpy() for m in predictions.models}
-        self._values = {m: self.matrix[m].to_numpy() for m in predictions.models}
+        self._scored = {m: self.matrix[m].notna().to_numpy() for m in models}
+        self._values = {m: self.matrix[m].to_numpy() for m in models}
 
     def rows(self, cohort: str, *models: str) -> np.ndarray:
         """Positions of the cohort's patients scored by every one of ``models``."""
@@ -160,29 +170,53 @@ class _Scores:
         return self.outcome[rows], self.score(model, rows)
 
 
+def _oof_scores(predictions: Predictions) -> _Scores | None:
+    """The out-of-fold predictions as the cohort ``predictions.oof_cohort``, with each patient's
+    attributes (strata) from the predictions file."""
+    if predictions.oof is None:
+        return None
+    attributes = predictions.frame.drop_duplicates("patient_id").set_index("patient_id")[predictions.attributes()]
+    frame = predictions.oof.assign(cohort=predictions.oof_cohort)[list(REQUIRED)]
+    frame = frame.join(attributes, on="patient_id")
+    return _Scores(frame, predictions.oof_models)
+
+
 @dataclass(frozen=True)
 class _DevelopmentFit:
-    """What is fitted on the development cohort and carried unchanged to the others."""
+    """What is fitted on the development cohort and carried unchanged to the others.
+
+    ``threshold_source``: model -> ``"out-of-fold"`` (its threshold was chosen on its
+    out-of-fold development predictions) or ``"apparent"`` (on its development predictions).
+    """
 
     thresholds: dict
     mappings: dict
     probability_models: frozenset
+    threshold_source: dict = field(default_factory=dict)
 
     def risk(self, model: str, score: np.ndarray) -> np.ndarray:
         """Predicted risk: the score of a probability model, else the development-fitted map."""
         return score if model in self.probability_models else self.mappings[model].predict(score)
 
 
-def _fit_development(data: _Scores, predictions: Predictions, log: _WarningLog) -> _DevelopmentFit:
+def _fit_development(data: _Scores, predictions: Predictions, log: _WarningLog,
+                     oof: _Scores | None = None) -> _DevelopmentFit:
     dev = predictions.dev_cohort
-    thresholds, mappings = {}, {}
+    thresholds, mappings, sources = {}, {}, {}
+    oof_models = set(predictions.oof_models)
     for model in predictions.models:
         y, s = data.curve(dev, model)
+        if model in oof_models:
+            with log.context(f"model {model}, cohort {predictions.oof_cohort} (threshold)"):
+                thresholds[model] = youden_threshold(*oof.curve(predictions.oof_cohort, model))
+            sources[model] = "out-of-fold"
         with log.context(f"model {model}, cohort {dev} (development)"):
-            thresholds[model] = youden_threshold(y, s)
+            if model not in oof_models:
+                thresholds[model] = youden_threshold(y, s)
+                sources[model] = "apparent"
             if model not in predictions.probability_models:
                 mappings[model] = fit_risk_mapping(y, s)
-    return _DevelopmentFit(thresholds, mappings, predictions.probability_models)
+    return _DevelopmentFit(thresholds, mappings, predictions.probability_models, sources)
 
 
 @dataclass
@@ -223,7 +257,8 @@ def _cohort_statistics(data: _Scores, cohort: str, models, fit: _DevelopmentFit,
             row = {"model": model, "cohort": cohort, "score_type": "probability" if probability else "index",
                    "n": curve.auc.n, "n_events": curve.auc.n_events, "auc": curve.auc.estimate,
                    "auc_se": curve.auc.se, "auc_ci_low": curve.auc.ci_low, "auc_ci_high": curve.auc.ci_high,
-                   "auc_boot_low": boot_low, "auc_boot_high": boot_high}
+                   "auc_boot_low": boot_low, "auc_boot_high": boot_high,
+                   "threshold_source": fit.threshold_source[model]}
             row.update({c: getattr(ops, c) for c in PERFORMANCE_COLUMNS if hasattr(ops, c)})
             if probability:
                 cal = calibration_summary(y, s)
@@ -293,11 +328,14 @@ def _reclassification_rows(data: _Scores, cohort: str, models, reference: str, f
     return out
 
 
-def _cohort_tests(data: _Scores, dev: str, others, models, log: _WarningLog) -> list[dict]:
-    """Unpaired DeLong test of each model's development AUC against each other cohort."""
+def _cohort_tests(data: _Scores, dev: str, others, models, log: _WarningLog,
+                  data_a: _Scores | None = None) -> list[dict]:
+    """Unpaired DeLong test of each model's AUC in cohort ``dev`` (of ``data_a``, default
+    ``data``) against each other cohort of ``data``."""
+    data_a = data if data_a is None else data_a
     out = []
     for model in models:
-        ya, sa = data.curve(dev, model)
+        ya, sa = data_a.curve(dev, model)
         for other in others:
             yb, sb = data.curve(other, model)
             if ya.size == 0 or yb.size == 0:
@@ -310,15 +348,19 @@ def _cohort_tests(data: _Scores, dev: str, others, models, log: _WarningLog) -> 
     return out
 
 
-def _subgroup_frames(data: _Scores, strata, cohorts, models, log: _WarningLog) -> list[pd.DataFrame]:
+def _subgroup_frames(sources, strata, models, log: _WarningLog) -> list[pd.DataFrame]:
+    """Subgroup AUCs; ``sources`` is a list of (cohort, its _Scores, its models)."""
     out = []
     for stratifier in strata:
-        levels = data.patients[stratifier].to_numpy()
+        levels_of = {cohort: data.patients[stratifier].to_numpy() for cohort, data, _ in sources}
         for model in models:
-            for cohort in cohorts:
+            for cohort, data, present in sources:
+                if model not in present:
+                    continue
                 rows = data.rows(cohort, model)
                 if rows.size == 0:
                     continue
+                levels = levels_of[cohort]
                 with log.context(f"model {model}, cohort {cohort}, {stratifier}"):
                     res = stratified_auc(data.outcome[rows], data.score(model, rows), levels[rows])
                 out.append(res.levels.assign(model=model, cohort=cohort, stratifier=stratifier))
@@ -326,7 +368,7 @@ def _subgroup_frames(data: _Scores, strata, cohorts, models, log: _WarningLog) -
 
 
 def analyze(predictions: Predictions, *, strata=(), reference: str | None = None,
-            n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED,
+            n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED, oof=None,
             progress: Callable[[str], None] | None = None,
             cohort_done: Callable[[CohortCurves], None] | None = None) -> AnalysisResult:
     """Compute every statistic of contract section 5 from validated predictions.
@@ -334,59 +376,95 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
     Parameters
     ----------
     predictions : Predictions
-        From :func:`analysis.predictions.read_predictions`.
+        From :func:`analysis.predictions.read_predictions`; its out-of-fold development
+        predictions (``predictions.oof``), when it has them, add the cohort
+        ``"<dev> (out-of-fold)"`` and give each of their models its threshold.
     strata : sequence of str, keyword-only
         Patient attribute columns to stratify AUCs by.
     reference : str, optional
         Model whose NRI/IDI against every other model is reported; default the model with the
-        highest AUC in the development cohort (never chosen on validation data).
+        highest out-of-fold development AUC when ``predictions`` has out-of-fold predictions
+        (models without them are then not eligible), else the highest development AUC (never
+        chosen on validation data).
     n_bootstrap : int
         Stratified bootstrap resamples per cohort, shared by all models (0 disables).
     seed : int
-        Seeds one SeedSequence; cohort k draws from its k-th spawned child.
+        Seeds one SeedSequence; cohort k draws from its k-th spawned child, the out-of-fold
+        cohort from the child after the last cohort's.
+    oof : DataFrame or path, optional
+        Out-of-fold development predictions to attach here (:func:`analysis.predictions.attach_oof`)
+        instead of when reading.
     progress : callable, optional
         Called with a short message at each stage.
     cohort_done : callable, optional
         Called with each cohort's :class:`CohortCurves` once they are computed.
     """
+    if oof is not None:
+        predictions = attach_oof(predictions, oof)
     say = progress or (lambda message: None)
     log = _WarningLog()
     dev, models, cohorts = predictions.dev_cohort, predictions.models, predictions.cohorts
-    data = _Scores(predictions)
+    data = _Scores(predictions.frame, models)
+    oof = _oof_scores(predictions)
+    oof_cohort, oof_models = predictions.oof_cohort, predictions.oof_models
 
-    say(f"development cohort {dev!r}: Youden thresholds and index-to-risk maps")
-    fit = _fit_development(data, predictions, log)
-    if reference is None:
+    say(f"development cohort {dev!r}: Youden thresholds"
+        f"{' (on the out-of-fold predictions where there are some)' if oof is not None else ''} "
+        f"and index-to-risk maps")
+    fit = _fit_development(data, predictions, log, oof)
+    if reference is not None:
+        chosen_by = "--reference"
+    elif oof is not None and any(np.isfinite(_auc_or_nan(*oof.curve(oof_cohort, m))) for m in oof_models):
+        oof_auc = {m: _auc_or_nan(*oof.curve(oof_cohort, m)) for m in oof_models}
+        finite = {m: a for m, a in oof_auc.items() if np.isfinite(a)}
+        reference = max(finite, key=finite.get)
+        chosen_by = "highest out-of-fold development AUC"
+    else:
         dev_auc = {m: _auc_or_nan(*data.curve(dev, m)) for m in models}
         finite = {m: a for m, a in dev_auc.items() if np.isfinite(a)}
         reference = max(finite, key=finite.get) if finite else models[0]
+        chosen_by = "highest development AUC" if finite else "first model (no development AUC is defined)"
 
-    children = np.random.SeedSequence(seed).spawn(len(cohorts))
+    # (cohort, its scores, its models, its seed child): the out-of-fold cohort right after the
+    # development one, seeded by the next child after the file's cohorts, so that adding it
+    # changes no other cohort's resamples
+    children = np.random.SeedSequence(seed).spawn(len(cohorts) + (oof is not None))
+    plan = [(cohort, data, models, children[k]) for k, cohort in enumerate(cohorts)]
+    if oof is not None:
+        plan.insert(1, (oof_cohort, oof, oof_models, children[len(cohorts)]))
     parts, comparisons, reclass = [], [], []
-    for k, cohort in enumerate(cohorts):
-        members = np.flatnonzero(data.cohort_of == cohort)
-        say(f"cohort {cohort!r}: {members.size} patients, {len(models)} models, {n_bootstrap} bootstrap resamples")
-        resamples = (stratified_resamples(data.outcome[members], n_bootstrap, rng=np.random.default_rng(children[k]))
+    for cohort, scores, present, child in plan:
+        members = np.flatnonzero(scores.cohort_of == cohort)
+        say(f"cohort {cohort!r}: {members.size} patients, {len(present)} models, {n_bootstrap} bootstrap resamples")
+        resamples = (stratified_resamples(scores.outcome[members], n_bootstrap, rng=np.random.default_rng(child))
                      if n_bootstrap > 0 else None)
-        position = np.full(data.outcome.size, -1)  # patient row -> column of the cohort's resamples
+        position = np.full(scores.outcome.size, -1)  # patient row -> column of the cohort's resamples
         position[members] = np.arange(members.size)
-        part = _cohort_statistics(data, cohort, models, fit, resamples, position, log, say)
+        part = _cohort_statistics(scores, cohort, present, fit, resamples, position, log, say)
         if cohort_done is not None:
             cohort_done(part.curves(cohort))
         parts.append(part)
-        comparisons += _paired_comparisons(data, cohort, models, part, resamples, position, log)
-        reclass += _reclassification_rows(data, cohort, models, reference, fit, resamples, position, log)
+        comparisons += _paired_comparisons(scores, cohort, present, part, resamples, position, log)
+        if reference in present:
+            reclass += _reclassification_rows(scores, cohort, present, reference, fit, resamples, position, log)
 
     say("unpaired DeLong tests between cohorts; subgroups")
     cohort_rows = _cohort_tests(data, dev, cohorts[1:], models, log)
-    subgroup_frames = _subgroup_frames(data, strata, cohorts, models, log)
+    if oof is not None:
+        cohort_rows += _cohort_tests(data, oof_cohort, cohorts[1:], oof_models, log, data_a=oof)
+    subgroup_frames = _subgroup_frames([(c, d, m) for c, d, m, _ in plan], strata, models, log)
 
+    table_cohorts = [c for c, *_ in plan]
     mapping_rows = [{"model": m, "fitted_on": dev, "intercept": r.intercept, "slope": r.slope, "n": r.n}
                     for m, r in fit.mappings.items()]
-    settings = {"dev_cohort": dev, "cohorts": list(cohorts), "models": list(models),
+    settings = {"dev_cohort": dev, "cohorts": table_cohorts, "models": list(models),
                 "probability_models": [m for m in models if m in predictions.probability_models],
-                "reference": reference, "strata": list(strata), "n_bootstrap": n_bootstrap, "seed": seed,
-                "thresholds": {m: fit.thresholds[m] for m in models}}
+                "reference": reference, "reference_chosen_by": chosen_by, "strata": list(strata),
+                "n_bootstrap": n_bootstrap, "seed": seed,
+                "thresholds": {m: fit.thresholds[m] for m in models},
+                "threshold_source": {m: fit.threshold_source[m] for m in models},
+                "oof_cohort": oof_cohort, "oof_predictions": predictions.oof_source,
+                "oof_models": list(oof_models)}
     return AnalysisResult(
         performance=_frame([r for p in parts for r in p.performance], PERFORMANCE_COLUMNS),
         comparisons=_frame(comparisons, COMPARISON_COLUMNS),
@@ -397,7 +475,7 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
         calibration_smooth=_concat([f for p in parts for f in p.smooth], SMOOTH_COLUMNS),
         reclassification=_frame(reclass, RECLASSIFICATION_COLUMNS),
         risk_mappings=_frame(mapping_rows, ["model", "fitted_on", "intercept", "slope", "n"]),
-        roc={(cohort, m): c for cohort, p in zip(cohorts, parts) for m, c in p.roc.items()},
+        roc={(cohort, m): c for cohort, p in zip(table_cohorts, parts) for m, c in p.roc.items()},
         settings=settings, warnings=log.lines,
     )
 

@@ -1,10 +1,14 @@
-"""Reading and validating a predictions file (contract section 4).
+"""Reading and validating a predictions file (contract section 4) and, optionally, its
+out-of-fold development predictions (section 4.1).
 
 Validation happens once, here, at the boundary: every later function may assume labels are
-0/1, scores finite, each patient in one cohort with one outcome, one row per patient and model.
+0/1, scores finite, each patient in one cohort with one outcome, one row per patient and model;
+and that every out-of-fold row is a development patient of the predictions file, with its
+outcome, scored by one of its models, once per model.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +20,8 @@ from core.errors import InputError
 REQUIRED = ("patient_id", "cohort", "model", "y_true", "y_score")
 #: rows of decision_curve.csv that are strategies, not models
 RESERVED_MODELS = ("treat_all", "treat_none")
+#: the cohort label of the out-of-fold development rows: ``OOF_LABEL.format(dev_cohort)``
+OOF_LABEL = "{} (out-of-fold)"
 #: at most this many problems are listed in one error message
 MAX_LISTED = 12
 
@@ -36,9 +42,17 @@ class Predictions:
         In order of first appearance, except that ``dev_cohort`` comes first.
     dev_cohort : str
     probability_models : frozenset of str
-        Models whose scores all lie in [0, 1] (calibration and decision curves apply).
+        Models whose scores all lie in [0, 1] (calibration and decision curves apply); with
+        out-of-fold predictions, their scores too.
     source : str
         Where the table came from, for messages.
+    oof : DataFrame or None
+        Validated out-of-fold development predictions (contract 4.1): ``patient_id``, ``model``,
+        ``y_true`` (int), ``y_score`` (float), one row per patient per model, every patient a
+        development patient of ``frame`` with the same outcome, every model one of ``models``;
+        ``cohort`` holds the development cohort's name. None without them.
+    oof_source : str or None
+        Where the out-of-fold table came from.
     """
 
     frame: pd.DataFrame
@@ -47,10 +61,25 @@ class Predictions:
     dev_cohort: str
     probability_models: frozenset = field(default_factory=frozenset)
     source: str = "predictions"
+    oof: pd.DataFrame | None = None
+    oof_source: str | None = None
 
     def attributes(self) -> list[str]:
         """Columns beyond the required ones: patient-level attributes usable as strata."""
         return [c for c in self.frame.columns if c not in REQUIRED]
+
+    @property
+    def oof_cohort(self) -> str | None:
+        """The cohort label of the out-of-fold rows of the results (None without them)."""
+        return None if self.oof is None else OOF_LABEL.format(self.dev_cohort)
+
+    @property
+    def oof_models(self) -> tuple:
+        """Models with out-of-fold predictions, in the order of ``models``."""
+        if self.oof is None:
+            return ()
+        present = set(self.oof["model"])
+        return tuple(m for m in self.models if m in present)
 
 
 def _where(source: str, frame: pd.DataFrame, rows) -> list[str]:
@@ -68,13 +97,13 @@ def _fail(source: str, what: str, items: list[str], fix: str) -> None:
     raise PredictionsError(f"{source}: {what}:\n  " + "\n  ".join(shown) + more + f"\n{fix}")
 
 
-def read_predictions(path, *, dev_cohort: str = "training", strata=(), reference: str | None = None
-                     ) -> Predictions:
-    """Read a predictions CSV and validate it (see :func:`validate_predictions`)."""
+def _read_csv(path, what: str = "a predictions CSV (contract section 4)") -> tuple[pd.DataFrame, str]:
+    """(text frame, source) of a predictions-shaped CSV; a missing, empty or unreadable file is a
+    PredictionsError naming it."""
     path = Path(path)
     source = str(path)
     if not path.is_file():
-        raise PredictionsError(f"{source}: no such file; give the path of a predictions CSV (contract section 4)")
+        raise PredictionsError(f"{source}: no such file; give the path of {what}")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except pd.errors.EmptyDataError:
@@ -82,22 +111,26 @@ def read_predictions(path, *, dev_cohort: str = "training", strata=(), reference
                                f"{', '.join(REQUIRED)} and one row per patient per model") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise PredictionsError(f"{source}: not a readable CSV file ({exc})") from None
-    return validate_predictions(frame, dev_cohort=dev_cohort, strata=strata, reference=reference, source=source)
+    return frame, source
 
 
-def validate_predictions(frame: pd.DataFrame, *, dev_cohort: str = "training", strata=(),
-                         reference: str | None = None, source: str = "predictions") -> Predictions:
-    """Check a predictions table against the contract and return it typed.
+def read_predictions(path, *, dev_cohort: str = "training", strata=(), reference: str | None = None,
+                     oof=None) -> Predictions:
+    """Read a predictions CSV and validate it (see :func:`validate_predictions`).
 
-    Raises
-    ------
-    PredictionsError
-        Naming the file, line, patient, model and column of every problem found in the first
-        failing check: missing columns, no rows, empty ids, non-numeric or non-finite scores,
-        labels other than 0/1, duplicate (patient, model) rows, a patient in two cohorts or with
-        two outcomes, a stratifier differing between a patient's rows, an unknown development
-        cohort, stratifier or reference model.
+    ``oof``: optional path of its out-of-fold development predictions (contract 4.1, e.g.
+    ``RUN/predictions_oof.csv``), validated against it by :func:`attach_oof`.
     """
+    frame, source = _read_csv(path)
+    predictions = validate_predictions(frame, dev_cohort=dev_cohort, strata=strata, reference=reference,
+                                       source=source)
+    return predictions if oof is None else attach_oof(predictions, oof)
+
+
+def _typed_rows(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """The row-level checks shared by predictions and out-of-fold files: the required columns, at
+    least one row, no empty id, cohort or model, finite scores, 0/1 labels, one row per
+    (patient, model). Returns the frame stripped and typed."""
     frame = frame.copy()
     frame.columns = [str(c).strip() for c in frame.columns]
     missing = [c for c in REQUIRED if c not in frame.columns]
@@ -131,6 +164,27 @@ def validate_predictions(frame: pd.DataFrame, *, dev_cohort: str = "training", s
     if dup.any():
         _fail(source, "duplicate rows for the same patient and model (one row per patient per model)",
               _where(source, frame, np.flatnonzero(dup)), "keep one row for each (patient_id, model)")
+    return frame
+
+
+def validate_predictions(frame: pd.DataFrame, *, dev_cohort: str = "training", strata=(),
+                         reference: str | None = None, source: str = "predictions", oof=None,
+                         oof_source: str | None = None) -> Predictions:
+    """Check a predictions table against the contract and return it typed.
+
+    ``oof`` (a table, or the path of a CSV) adds its out-of-fold development predictions,
+    checked by :func:`attach_oof`.
+
+    Raises
+    ------
+    PredictionsError
+        Naming the file, line, patient, model and column of every problem found in the first
+        failing check: missing columns, no rows, empty ids, non-numeric or non-finite scores,
+        labels other than 0/1, duplicate (patient, model) rows, a patient in two cohorts or with
+        two outcomes, a stratifier differing between a patient's rows, an unknown development
+        cohort, stratifier or reference model.
+    """
+    frame = _typed_rows(frame, source)
 
     per_patient = frame.groupby("patient_id", sort=True)
     for col, what in (("cohort", "is in more than one cohort"), ("y_true", "has different outcomes (y_true)")):
@@ -169,7 +223,104 @@ def validate_predictions(frame: pd.DataFrame, *, dev_cohort: str = "training", s
     if reference is not None and reference not in models:
         raise PredictionsError(f"{source}: reference model {reference!r} (--reference) not found; the models are "
                                f"{', '.join(map(repr, models))}")
-    scores = frame.groupby("model")["y_score"]
-    probability = frozenset(m for m, lo, hi in zip(scores.min().index, scores.min(), scores.max())
-                            if lo >= 0.0 and hi <= 1.0)
-    return Predictions(frame.reset_index(drop=True), tuple(models), tuple(cohorts), dev_cohort, probability, source)
+    predictions = Predictions(frame.reset_index(drop=True), tuple(models), tuple(cohorts), dev_cohort,
+                              _probability_models(frame), source)
+    return predictions if oof is None else attach_oof(predictions, oof, source=oof_source)
+
+
+def _probability_models(*frames) -> frozenset:
+    """Models whose scores, in every frame given, all lie in [0, 1]."""
+    scores = pd.concat([f[["model", "y_score"]] for f in frames], ignore_index=True).groupby("model")["y_score"]
+    return frozenset(m for m, lo, hi in zip(scores.min().index, scores.min(), scores.max())
+                     if lo >= 0.0 and hi <= 1.0)
+
+
+def _patients_listed(frame: pd.DataFrame, rows) -> str:
+    """'patient P (line L, model M)' or 'patient P (lines L1, L2, models M1, M2)' for the rows of one patient."""
+    def shown(items):
+        return ", ".join(items[:5]) + (", ..." if len(items) > 5 else "")
+
+    lines = [str(i + 2) for i in rows]
+    models = [repr(m) for m in dict.fromkeys(frame["model"].iloc[rows])]
+    return (f"patient {frame['patient_id'].iloc[rows[0]]!r} (line{'s' if len(lines) > 1 else ''} {shown(lines)}, "
+            f"model{'s' if len(models) > 1 else ''} {shown(models)})")
+
+
+def attach_oof(predictions: Predictions, oof, *, source: str | None = None) -> Predictions:
+    """``predictions`` with its out-of-fold development predictions (contract 4.1), validated.
+
+    Parameters
+    ----------
+    predictions : Predictions
+        The validated predictions file.
+    oof : DataFrame or path
+        The out-of-fold table, in the columns of a predictions file (other columns are ignored:
+        patient attributes come from the predictions file).
+    source : str, optional
+        Its name in messages (default: the path, or "out-of-fold predictions").
+
+    Raises
+    ------
+    PredictionsError
+        First the row-level problems of a predictions file (missing columns, no rows, empty
+        ids, scores that are not finite numbers, labels other than 0/1, a patient twice for one
+        model), naming line, patient and model; then, in one message, every disagreement with
+        the predictions file, each named once: a ``cohort`` other than the development cohort
+        (per value), a patient absent from the predictions file or not in its development
+        cohort, a patient whose ``y_true`` differs from the predictions file's, a model that is
+        not one of its models.
+    """
+    if isinstance(oof, pd.DataFrame):
+        frame, source = oof, source or "out-of-fold predictions"
+    else:
+        frame, read_source = _read_csv(oof, "an out-of-fold predictions CSV (contract section 4.1)")
+        source = source or read_source
+    frame = _typed_rows(frame, source)
+    dev = predictions.dev_cohort
+    label = OOF_LABEL.format(dev)
+    if label in predictions.cohorts:
+        raise PredictionsError(f"{predictions.source}: cohort {label!r} is the name the out-of-fold rows of "
+                               f"{source} take in the results; rename that cohort")
+    patients = predictions.frame.drop_duplicates("patient_id").set_index("patient_id")
+    problems = []
+    wrong = frame["cohort"] != dev
+    for value, rows in frame[wrong].groupby("cohort", sort=False).indices.items():
+        positions = np.flatnonzero(wrong.to_numpy())[rows]
+        ids = list(dict.fromkeys(frame["patient_id"].iloc[positions]))
+        shown = ", ".join(map(repr, ids[:5])) + (", ..." if len(ids) > 5 else "")
+        problems.append(f"column cohort = {value!r} on {positions.size} row(s) (patient(s) {shown}, first at line "
+                        f"{positions[0] + 2}): every row must name the development cohort {dev!r}")
+    cohort_of = frame["patient_id"].map(patients["cohort"])
+    absent = cohort_of.isna().to_numpy()
+    elsewhere = ~absent & (cohort_of != dev).to_numpy()
+    other_label = ~absent & (frame["y_true"].to_numpy() != frame["patient_id"].map(patients["y_true"]).to_numpy())
+    offenders = np.flatnonzero(absent | elsewhere | other_label)
+    if offenders.size:
+        rows_of = frame.groupby("patient_id", sort=False).indices
+        for patient in dict.fromkeys(frame["patient_id"].iloc[offenders]):
+            rows = rows_of[patient]
+            where = _patients_listed(frame, rows)
+            if absent[rows[0]]:
+                problems.append(f"{where}: not in {predictions.source}")
+                continue
+            found = []  # one line per patient
+            if elsewhere[rows[0]]:
+                found.append(f"in cohort {cohort_of.iloc[rows[0]]!r} of {predictions.source}, not the development "
+                             f"cohort {dev!r} (out-of-fold predictions are of development patients only)")
+            if other_label[rows].any():
+                labels = sorted(set(frame["y_true"].iloc[rows].tolist()))
+                found.append(f"column y_true = {', '.join(map(str, labels))} here, "
+                             f"{int(patients.at[patient, 'y_true'])} in {predictions.source}")
+            problems.append(f"{where}: {'; '.join(found)}")
+    known = set(predictions.models)
+    for model, rows in frame.groupby("model", sort=False).indices.items():
+        if model not in known:
+            problems.append(f"model {model!r} ({rows.size} row(s), first at line {rows[0] + 2}): not a model of "
+                            f"{predictions.source} (its models: {', '.join(map(repr, predictions.models))})")
+    if problems:
+        _fail(source, f"does not match the predictions file {predictions.source}", problems,
+              "an out-of-fold file holds, for models of the predictions file, its development patients only, "
+              "with their outcomes (contract section 4.1)")
+    oof_frame = frame[list(REQUIRED)].reset_index(drop=True)
+    return dataclasses.replace(predictions, oof=oof_frame, oof_source=source,
+                               probability_models=_probability_models(predictions.frame, oof_frame))

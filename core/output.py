@@ -168,19 +168,22 @@ def _read_document(path: Path) -> dict:
     return document
 
 
-def record_provenance(folder, names, info: Mapping) -> Path:
+def record_provenance(folder, names, info: Mapping, *, drop=()) -> Path:
     """Add (or replace) the entries of ``names`` in ``folder/provenance.json``, atomically.
 
     The file holds ``records`` (each distinct :func:`provenance` dict once, under an id derived
     from its content) and ``artefacts``: ``{name: {"sha256": <the file's>, "record": <id>}}``.
     Entries of other artefacts already in the file are kept, so several commands writing into
-    one folder each leave their own record; records no artefact points to are dropped.
+    one folder each leave their own record, except those named in ``drop`` (artefacts the
+    command removed); records no artefact points to are dropped.
     """
     folder = Path(folder)
     path = folder / PROVENANCE_FILE
     document = _read_document(path)
     key = _record_id(info)
     document["records"][key] = json_safe(dict(info))
+    for name in drop:
+        document["artefacts"].pop(name, None)
     for name in names:
         document["artefacts"][name] = {"sha256": file_sha256(folder / name), "record": key}
     document["artefacts"] = dict(sorted(document["artefacts"].items()))

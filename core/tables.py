@@ -17,11 +17,54 @@ ID_COLUMN = "patient_id"
 ALL = "all"
 
 
+#: separators recognised in a header that reads as one comma-separated column, as they are named
+SEPARATORS = {";": "';' (semicolons)", "\t": "tabs", "|": "'|'"}
+
+
+def foreign_separator(path) -> str | None:
+    """The separator a CSV file seems to use instead of commas, or None.
+
+    The file is taken to use another separator when its header line reads as a single
+    comma-separated column (no comma outside quotes) that contains ``;``, a tab or ``|``
+    (Excel in many European locales saves ``;``-separated "CSV"); the most frequent of them is
+    returned. dlr never re-reads such a file with a guessed separator: the caller reports it.
+    """
+    import csv
+
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+            header = next((line for line in f if line.strip()), "")
+    except OSError:
+        return None
+    fields = next(csv.reader([header.rstrip("\r\n")]), [])
+    if len(fields) != 1:
+        return None
+    counts = {sep: fields[0].count(sep) for sep in SEPARATORS}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else None
+
+
+def separator_problem(separator: str) -> tuple[str, str]:
+    """(what is wrong, the fix) for a file separated by ``separator`` (see :func:`foreign_separator`)."""
+    return (f"the file seems to be separated by {SEPARATORS[separator]}, not commas (its header reads as one "
+            "column); dlr reads comma-separated CSV",
+            "re-export it as comma-separated CSV (e.g. 'CSV UTF-8 (Comma delimited)' in Excel, or sep=',' in "
+            "pandas' to_csv)")
+
+
 def read_table(path, *, what: str = "table") -> pd.DataFrame:
-    """Read a CSV table given on the command line; InputError naming the file when it cannot be."""
+    """Read a CSV table given on the command line; InputError naming the file when it cannot be.
+
+    A file separated by ``;``, tabs or ``|`` instead of commas is refused with one message
+    saying so (:func:`foreign_separator`), rather than read as a single column.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file; give the path of the {what} CSV")
+    separator = foreign_separator(path)
+    if separator is not None:
+        message, fix = separator_problem(separator)
+        raise InputError(f"{path}: {message}. Fix: {fix}")
     try:
         frame = pd.read_csv(path)
     except pd.errors.EmptyDataError:

@@ -58,7 +58,8 @@ def _auc_table(performance) -> str:
 def _cmd_analyze(args) -> int:
     done = verbs.analyze(args.predictions, args.out, dev_cohort=args.dev_cohort, strata=args.strata,
                          reference=args.reference, n_bootstrap=args.bootstrap, seed=args.seed,
-                         figures=not args.no_figures, command=["dlr", *sys.argv[1:]], progress=_progress)
+                         figures=not args.no_figures, oof=args.oof, command=["dlr", *sys.argv[1:]],
+                         progress=_progress)
     _warn(done.warnings)
     print(_auc_table(done.result.performance))
     _progress(f"wrote {done.out}/ (performance.csv, comparisons.csv, cohort_tests.csv, subgroups.csv, "
@@ -249,8 +250,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dev-cohort", default="training", help="development cohort (default: training)")
     p.add_argument("--strata", nargs="+", action="extend", default=[], metavar="COL",
                    help="patient attribute column(s) for subgroup AUCs, e.g. scanner")
+    p.add_argument("--oof", default=None, metavar="FILE",
+                   help="out-of-fold development predictions (contract 4.1, e.g. RUN/predictions_oof.csv): adds "
+                        "the '<dev cohort> (out-of-fold)' cohort, and each model's Youden threshold and the default "
+                        "reference are chosen on them")
     p.add_argument("--reference", default=None, metavar="MODEL",
-                   help="model for NRI/IDI against the others (default: highest development AUC)")
+                   help="model for NRI/IDI against the others (default: highest development AUC, out-of-fold "
+                        "with --oof)")
     p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, metavar="B",
                    help=f"stratified bootstrap resamples per cohort (default {DEFAULT_BOOTSTRAP}; 0 to skip)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED,

@@ -53,9 +53,11 @@ class VerbResult:
 
 
 def analyze(predictions, out, *, dev_cohort: str = "training", strata=(), reference: str | None = None,
-            n_bootstrap: int | None = None, seed: int | None = None, figures: bool = True,
+            n_bootstrap: int | None = None, seed: int | None = None, figures: bool = True, oof=None,
             command: list | None = None, progress: Progress = None) -> VerbResult:
-    """`dlr analyze`: every statistic of contract section 5 from a predictions CSV into ``out``.
+    """`dlr analyze`: every statistic of contract section 5 from a predictions CSV into ``out``;
+    ``oof``, the path of its out-of-fold development predictions (contract 4.1), adds the
+    ``<dev> (out-of-fold)`` cohort and chooses the thresholds on it.
 
     The figure process is forked once numpy is loaded (both need it) and before the rest, so
     that its matplotlib import and warm-up run on a second core beside the statistics;
@@ -83,14 +85,19 @@ def analyze(predictions, out, *, dev_cohort: str = "training", strata=(), refere
         from analysis.predictions import read_predictions
 
         _say(progress, f"reading {predictions}")
-        data = read_predictions(predictions, dev_cohort=dev_cohort, strata=strata, reference=reference)
+        data = read_predictions(predictions, dev_cohort=dev_cohort, strata=strata, reference=reference, oof=oof)
         _say(progress, f"{data.frame['patient_id'].nunique()} patients, models {', '.join(data.models)}; "
                        f"cohorts {', '.join(data.cohorts)}")
+        if oof is not None:
+            _say(progress, f"out-of-fold predictions {oof}: {data.oof['patient_id'].nunique()} development "
+                           f"patients, models {', '.join(data.oof_models)}")
         result = analyze_predictions(data, strata=strata, reference=reference, n_bootstrap=n_bootstrap, seed=seed,
                                      progress=progress, cohort_done=workers and workers.submit_cohort)
-        info = analysis_provenance(predictions, settings={"dev_cohort": dev_cohort, "strata": strata,
-                                                          "reference": reference, "n_bootstrap": n_bootstrap,
-                                                          "figures": figures}, seed=seed, command=command)
+        settings = {"dev_cohort": dev_cohort, "strata": strata, "reference": reference, "n_bootstrap": n_bootstrap,
+                    "figures": figures}
+        if oof is not None:
+            settings["oof"] = str(oof)
+        info = analysis_provenance(predictions, oof_path=oof, settings=settings, seed=seed, command=command)
         written = write_analysis(result, out, figures=figures, provenance_info=info, progress=progress,
                                  workers=workers)
     return VerbResult(written, result, tuple(result.warnings))

@@ -1,5 +1,6 @@
 """The paper's five machine-learning classifiers (LR, SVM, KNN, XGBoost, MLP), each tuned by
-grid search over the study's predefined folds of the development cohort.
+grid search over the study's predefined folds of the development cohort, by a proper scoring
+rule (held-out log loss; the AUC is reported beside it).
 
 Every fitted quantity (imputation medians, z-score means and SDs, hyperparameters, model
 weights) comes from the rows passed to :func:`tune`, which the caller restricts to development
@@ -20,7 +21,13 @@ import pandas as pd
 from .splits import fold_array, outcome_array
 
 CLASSIFIERS = ("LR", "SVM", "KNN", "XGBoost", "MLP")
-CV_RESULT_COLUMNS = ["params", "mean_auc", "sd_auc", "rank"]
+CV_RESULT_COLUMNS = ["params", "mean_log_loss", "sd_log_loss", "mean_auc", "sd_auc", "rank"]
+#: times a grid is extended past an edge where the CV log loss is best, before warning instead
+MAX_EXTENSIONS = 3
+
+
+class GridEdgeWarning(UserWarning):
+    """A tuned hyperparameter's best value lies on the edge of its (extended) grid."""
 
 
 @dataclass(frozen=True)
@@ -37,12 +44,17 @@ class TunedModel:
     best_params : dict
         The chosen grid point (scikit-learn parameter names, ``clf__...``).
     cv_auc : float
-        Mean held-out AUC over the folds at the chosen grid point.
+        Mean held-out AUC over the folds at the chosen grid point (reported; not the criterion).
     cv_auc_sd : float
         SD (n - 1 denominator) of the fold AUCs at the chosen grid point.
     cv_results : DataFrame
-        One row per grid point: ``params`` (text), ``mean_auc``, ``sd_auc``, ``rank``
-        (1 = chosen; ties keep the first grid point).
+        One row per grid point: ``params`` (text), ``mean_log_loss``, ``sd_log_loss``,
+        ``mean_auc``, ``sd_auc``, ``rank`` (1 = chosen, by the lowest mean log loss; ties keep
+        the first grid point).
+    cv_log_loss, cv_log_loss_sd : float
+        Mean and SD of the held-out folds' log loss at the chosen grid point: the criterion.
+    grid : dict or None
+        The grid searched, after any extension past an edge.
     """
 
     name: str
@@ -51,10 +63,13 @@ class TunedModel:
     cv_auc: float
     cv_auc_sd: float
     cv_results: pd.DataFrame
+    cv_log_loss: float = float("nan")
+    cv_log_loss_sd: float = float("nan")
+    grid: dict | None = None
 
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame([{"model": self.name, "cv_auc": self.cv_auc, "cv_auc_sd": self.cv_auc_sd,
-                              "best_params": _params_text(self.best_params)}])
+        return pd.DataFrame([{"model": self.name, "cv_log_loss": self.cv_log_loss, "cv_auc": self.cv_auc,
+                              "cv_auc_sd": self.cv_auc_sd, "best_params": _params_text(self.best_params)}])
 
 
 # --------------------------------------------------------------------------------------------
@@ -79,7 +94,7 @@ def make_pipeline(name: str, *, seed: int):
 
     Notes
     -----
-    LR: L2-penalised logistic regression, C in 10^-3..10^2. SVM: RBF kernel, C in
+    LR: L2-penalised logistic regression, C in 10^-4..10^2. SVM: RBF kernel, C in
     {0.1, 1, 10}, gamma in {"scale", 0.01, 0.1}; its probabilities are Platt's sigmoid fitted
     on 5-fold out-of-fold decision values of the training rows, the final SVM fitted on all of
     them (``CalibratedClassifierCV(SVC(), ensemble=False)``, scikit-learn's replacement for
@@ -88,7 +103,8 @@ def make_pipeline(name: str, *, seed: int):
     distance weights. XGBoost: hist trees, subsample and column subsample 0.8, 50 or 150
     trees, depth 2 or 3, learning rate 0.05 or 0.2, one thread (deterministic). MLP:
     L-BFGS (scikit-learn's advice for small data sets), one hidden layer of 16 or 32
-    units, L2 alpha in {0.01, 0.1, 1}, at most 2000 iterations.
+    units, L2 alpha in {0.01, 0.1, 1, 10}, at most 2000 iterations. :func:`tune` extends a
+    numeric grid of three or more values past an edge where the criterion is best.
 
     References
     ----------
@@ -103,7 +119,7 @@ def make_pipeline(name: str, *, seed: int):
         from sklearn.linear_model import LogisticRegression
 
         clf = LogisticRegression(max_iter=5000)
-        grid = {"clf__C": [0.001, 0.01, 0.1, 1, 10, 100]}
+        grid = {"clf__C": [0.0001, 0.001, 0.01, 0.1, 1, 10, 100]}
     elif name == "SVM":
         from sklearn.calibration import CalibratedClassifierCV
         from sklearn.svm import SVC
@@ -126,7 +142,7 @@ def make_pipeline(name: str, *, seed: int):
 
         # L-BFGS: scikit-learn's advice for small data sets (faster and better than Adam there)
         clf = MLPClassifier(solver="lbfgs", max_iter=2000, random_state=seed)
-        grid = {"clf__hidden_layer_sizes": [(16,), (32,)], "clf__alpha": [1e-2, 1e-1, 1.0]}
+        grid = {"clf__hidden_layer_sizes": [(16,), (32,)], "clf__alpha": [1e-2, 1e-1, 1.0, 10.0]}
     else:
         raise ValueError(f"unknown classifier {name!r}; choose one of {', '.join(CLASSIFIERS)}")
     steps = [("impute", SimpleImputer(strategy="median", keep_empty_features=True)), ("scale", StandardScaler()),
@@ -170,7 +186,7 @@ def _params_text(params: dict) -> str:
 
 
 def tune(name: str, X, y, folds, *, seed: int) -> TunedModel:
-    """Tune a classifier by grid search over predefined folds; refit it on all rows.
+    """Tune a classifier by CV log loss over predefined folds (AUC beside it); refit it on all rows.
 
     Parameters
     ----------
@@ -191,27 +207,72 @@ def tune(name: str, X, y, folds, *, seed: int) -> TunedModel:
 
     Notes
     -----
-    ``GridSearchCV(pipeline, grid, cv=PredefinedSplit(folds), scoring="roc_auc",
-    refit=True)``: for every grid point and fold, imputer, scaler and classifier are fitted
-    on the other folds and scored by the AUC of the held-out fold; the grid point with the
-    highest mean fold AUC (the first on ties) is refitted on all rows. One process, one BLAS
-    thread, seeded estimators: the same inputs and seed give identical fitted parameters.
+    ``GridSearchCV(pipeline, grid, cv=PredefinedSplit(folds), scoring={"log_loss":
+    "neg_log_loss", "auc": "roc_auc"}, refit="log_loss")``: for every grid point and fold,
+    imputer, scaler and classifier are fitted on the other folds and scored on the held-out
+    fold; the grid point with the lowest mean held-out log loss (a proper scoring rule, which
+    rewards calibrated probabilities as well as ranking; the first on ties) is refitted on all
+    rows. The AUC is reported beside it. Tuning by AUC alone would pick, for instance, a
+    ridge penalty so strong that every probability sits near the prevalence (an AUC unchanged
+    by any monotone squeeze, a calibration slope of 10 or more).
+
+    Where the best value of a numeric hyperparameter with three or more grid values is the
+    smallest or largest of its grid, the grid is extended by one step beyond it (the grid's
+    own ratio for geometric grids, its own difference for arithmetic ones; integers stay
+    integers, counts stay below the training rows) and searched again, up to
+    ``MAX_EXTENSIONS`` times; a best value still on the edge then gives a ``GridEdgeWarning``
+    naming the value. One process, one BLAS thread, seeded estimators: the same inputs and
+    seed give identical fitted parameters.
 
     References
     ----------
     Hastie T, Tibshirani R, Friedman J. The Elements of Statistical Learning, 2nd ed.
-    Springer 2009, section 7.10 (cross-validation).
+    Springer 2009, section 7.10 (cross-validation). Gneiting T, Raftery AE. JASA
+    2007;102:359-378 (proper scoring rules).
     """
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.model_selection import GridSearchCV, PredefinedSplit
-    from threadpoolctl import threadpool_limits
-
     pipeline, grid = make_pipeline(name, seed=seed)
     X = _features(X)
     y = outcome_array(y, X, purpose="a classifier")
     folds = fold_array(folds, y)
     _check_scorable(folds, y)
-    search = GridSearchCV(pipeline, grid, cv=PredefinedSplit(folds), scoring="roc_auc", refit=True, n_jobs=1)
+    n_train = int(min(np.sum(folds != k) for k in np.unique(folds)))
+    for extensions in range(MAX_EXTENSIONS + 1):
+        search = _search(name, pipeline, grid, X, y, folds)
+        wider = _extend(grid, _edges(grid, search.best_params_), n_train) if extensions < MAX_EXTENSIONS else grid
+        if wider == grid:
+            break
+        grid = wider
+    for key, side in _edges(grid, search.best_params_).items():
+        warnings.warn(f"{name}: the CV log loss is best at {key.split('__')[-1]}={search.best_params_[key]!r}, the "
+                      f"{side} edge of its grid {grid[key]} (extended {MAX_EXTENSIONS} times at most); the optimum "
+                      "may lie beyond it", GridEdgeWarning, stacklevel=2)
+    res = search.cv_results_
+    n_splits = search.n_splits_
+
+    def per_split(metric: str, sign: float = 1.0):
+        scores = sign * np.column_stack([res[f"split{i}_test_{metric}"] for i in range(n_splits)])
+        sd = scores.std(axis=1, ddof=1) if n_splits > 1 else np.full(scores.shape[0], np.nan)
+        return sign * res[f"mean_test_{metric}"], sd
+
+    mean_loss, sd_loss = per_split("log_loss", -1.0)
+    mean_auc, sd_auc = per_split("auc")
+    table = pd.DataFrame({"params": [_params_text(p) for p in res["params"]], "mean_log_loss": mean_loss,
+                          "sd_log_loss": sd_loss, "mean_auc": mean_auc, "sd_auc": sd_auc,
+                          "rank": res["rank_test_log_loss"].astype(int)}, columns=CV_RESULT_COLUMNS)
+    best = int(search.best_index_)
+    return TunedModel(name, search.best_estimator_, dict(search.best_params_), float(mean_auc[best]),
+                      float(sd_auc[best]), table, float(mean_loss[best]), float(sd_loss[best]), grid)
+
+
+def _search(name: str, pipeline, grid: dict, X, y, folds):
+    """The grid search of :func:`tune`, its convergence warnings summarised in one line."""
+    from sklearn.base import clone
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import GridSearchCV, PredefinedSplit
+    from threadpoolctl import threadpool_limits
+
+    search = GridSearchCV(clone(pipeline), grid, cv=PredefinedSplit(folds),
+                          scoring={"log_loss": "neg_log_loss", "auc": "roc_auc"}, refit="log_loss", n_jobs=1)
     # one BLAS thread while fitting: these matrices are tiny, so threads only add overhead (3x
     # here), and results then do not depend on the machine's core count
     with threadpool_limits(limits=1, user_api="blas"), warnings.catch_warnings(record=True) as caught:
@@ -223,16 +284,43 @@ def tune(name: str, X, y, folds, *, seed: int) -> TunedModel:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if unconverged:
         warnings.warn(f"{name}: {unconverged} of the grid search's fits stopped at the iteration limit before "
-                      "converging (their CV AUC is still what they achieved)", ConvergenceWarning, stacklevel=2)
-    res = search.cv_results_
-    n_splits = search.n_splits_
-    split_scores = np.column_stack([res[f"split{i}_test_score"] for i in range(n_splits)])
-    sd = split_scores.std(axis=1, ddof=1) if n_splits > 1 else np.full(split_scores.shape[0], np.nan)
-    table = pd.DataFrame({"params": [_params_text(p) for p in res["params"]], "mean_auc": res["mean_test_score"],
-                          "sd_auc": sd, "rank": res["rank_test_score"].astype(int)}, columns=CV_RESULT_COLUMNS)
-    best = int(search.best_index_)
-    return TunedModel(name, search.best_estimator_, dict(search.best_params_), float(res["mean_test_score"][best]),
-                      float(sd[best]), table)
+                      "converging (their CV scores are still what they achieved)", ConvergenceWarning, stacklevel=3)
+    return search
+
+
+def _numeric_grid(values) -> bool:
+    return len(values) >= 3 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def _edges(grid: dict, best: dict) -> dict:
+    """Hyperparameter -> "lower" or "upper" where the best value is an edge of a numeric grid."""
+    out = {}
+    for key, values in grid.items():
+        if _numeric_grid(values):
+            ordered = sorted(values)
+            if best[key] == ordered[0]:
+                out[key] = "lower"
+            elif best[key] == ordered[-1]:
+                out[key] = "upper"
+    return out
+
+
+def _extend(grid: dict, edges: dict, n_train: int) -> dict:
+    """The grid with one more value past each edge in ``edges`` (unchanged where none is valid)."""
+    out = dict(grid)
+    for key, side in edges.items():
+        ordered = sorted(grid[key])
+        a, b = (ordered[0], ordered[1]) if side == "lower" else (ordered[-1], ordered[-2])
+        geometric = all(v > 0 for v in ordered) and not all(isinstance(v, int) for v in ordered)
+        value = float(f"{a * (a / b):.12g}") if geometric else a + (a - b)  # 1e-05, not 9.999999999999999e-06
+        if all(isinstance(v, int) for v in ordered):
+            value = int(round(value))
+            if value < 1 or value >= n_train:  # e.g. KNN's k: at least 1, fewer than the training rows
+                continue
+        elif value <= 0:
+            continue
+        out[key] = sorted([*ordered, float(value) if not isinstance(value, int) else value])
+    return out
 
 
 def predict_risk(model: TunedModel, X) -> np.ndarray:

@@ -118,6 +118,31 @@ class CRModel:
                 "coefficients": [float(b) for b in self.coefficients]}
 
 
+def _refit(frame: pd.DataFrame, config, codings, selection) -> CRModel:
+    """The CR model on ``codings``: one unpenalised logistic regression on the rows of ``frame``."""
+    factors = tuple(c.variable for c in codings)
+    x = design(frame, codings)
+    complete = x.notna().all(axis=1).to_numpy()
+    y = frame[config.outcome_column].to_numpy(dtype=float)[complete]
+    exog = np.column_stack([np.ones(int(complete.sum())), x.to_numpy(dtype=float)[complete]])
+    beta = fit_logistic(y, exog)
+    if not np.all(np.isfinite(beta)):
+        raise CRModelError(f"the CR model on {', '.join(factors)} has no finite fit in the development "
+                           "cohort (complete separation or a constant factor)")
+    return CRModel(factors, tuple(codings), tuple(x.columns), beta, selection)
+
+
+def refit_cr(clinical: pd.DataFrame, config, model: CRModel, *, dev_ids) -> CRModel:
+    """``model``'s factors and coding, their coefficients refitted on the patients ``dev_ids``.
+
+    The documented fallback of an out-of-fold refit whose own CR selection finds no factor:
+    the development cohort's factors are kept (their choice saw the held-out fold; their
+    coefficients do not). Raises CRModelError when the refit has no finite maximum.
+    """
+    frame = clinical[clinical[config.id_column].astype(str).isin(set(map(str, dev_ids)))]
+    return _refit(frame, config, model.codings, model.selection)
+
+
 def fit_cr(clinical: pd.DataFrame, config, *, dev_ids, alpha: float = 0.05) -> CRModel:
     """Select the CR factors and fit the CR model on the development patients ``dev_ids``.
 
@@ -136,16 +161,7 @@ def fit_cr(clinical: pd.DataFrame, config, *, dev_ids, alpha: float = 0.05) -> C
     if not selection.selected:
         raise CRModelError(f"no clinical-radiological factor has multivariate p < {alpha:g} in the development cohort "
                          f"({len(frame)} patients); the CR model cannot be built (see `dlr logistic --study`)")
-    codings = tuple(_coding(config, frame, name) for name in selection.selected)
-    x = design(frame, codings)
-    complete = x.notna().all(axis=1).to_numpy()
-    y = frame[config.outcome_column].to_numpy(dtype=float)[complete]
-    exog = np.column_stack([np.ones(int(complete.sum())), x.to_numpy(dtype=float)[complete]])
-    beta = fit_logistic(y, exog)
-    if not np.all(np.isfinite(beta)):
-        raise CRModelError(f"the CR model on {', '.join(selection.selected)} has no finite fit in the development "
-                         "cohort (complete separation or a constant factor)")
-    return CRModel(tuple(selection.selected), codings, tuple(x.columns), beta, selection)
+    return _refit(frame, config, tuple(_coding(config, frame, name) for name in selection.selected), selection)
 
 
 def comparator_table(clinical: pd.DataFrame, config, *, bclc_version: str = "2022") -> tuple[pd.DataFrame, str]:

@@ -24,15 +24,25 @@ Example::
     staging_columns: {ecog_ps: ps}        # the contract's staging input name -> the user's column
     radiomics_params: params.yaml         # optional: a PyRadiomics parameter file (default: dlr's)
     preprocessing: {margin_mm: 10}        # optional: modeling.radiomics.preprocess.PreprocessSettings
+    mask_label: 2                         # optional: the tumour's label in the masks (default 1)
     seed: 20240101
+    n_folds: 5                            # optional: stratified folds of the development cohort (>= 2)
     profile: quick
+
+Every error is reported at once, each under its key: a field's own errors (``profile``,
+``variables[3].type``) and the checks that relate keys (``dev_cohort`` must be one of
+``cohorts``; ``variables`` named once each), the latter whenever the keys they read are valid.
+
+``mask_label`` and ``n_folds`` are written by :func:`dump_study_config` only when they were
+given, so a study.yaml that never named them keeps its bytes.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Callable, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
+                      model_validator)
 
 from core.errors import InputError
 
@@ -72,15 +82,34 @@ class Variable(_Strict):
     reader2_column: Optional[str] = None
     candidate: bool = True
 
-    @model_validator(mode="after")
-    def _cut_point_needs_continuous(self):
-        if self.cut_point is not None and self.type != "continuous":
-            raise ValueError(f"cut_point is only for continuous variables ({self.name!r} is {self.type})")
-        return self
+    @field_validator("cut_point")
+    @classmethod
+    def _cut_point_needs_continuous(cls, cut_point, info: ValidationInfo):
+        # a field validator (``type`` is validated before ``cut_point``) so that the error names
+        # the key, variables[i].cut_point; a type that is itself invalid is reported on its own
+        kind = info.data.get("type")
+        if cut_point is not None and kind is not None and kind != "continuous":
+            raise ValueError(f"cut_point is only for continuous variables ({info.data.get('name')!r} is {kind})")
+        return cut_point
 
 
 class StudyConfig(_Strict):
-    """The study.yaml of a study folder."""
+    """The study.yaml of a study folder.
+
+    Besides the column names, phases and cohorts:
+
+    ``mask_label`` (int >= 1, default 1)
+        The label of the tumour in every mask. By default masks hold 0 and 1 (contract section
+        2) and `dlr validate` reports a mask holding any other label (the fix: relabel it, or
+        name the tumour's label here). Once ``mask_label`` is given (even as 1), masks may hold
+        other labels (organs, other lesions): only voxels equal to ``mask_label`` are the
+        tumour, and preprocessing hands PyRadiomics a binary mask of them (label 1).
+    ``n_folds`` (int >= 2, default 5)
+        The stratified folds into which ``RUN/split.csv`` divides the development cohort (the
+        paper's 5-fold LASSO CV); each fold needs a patient of each outcome, so the
+        development cohort needs at least ``n_folds`` patients of each outcome (`dlr validate`
+        checks it).
+    """
 
     name: str = "study"
     id_column: str = "patient_id"
@@ -89,6 +118,7 @@ class StudyConfig(_Strict):
     dev_cohort: str = "training"
     cohorts: list[str] = Field(default_factory=lambda: ["training", "validation"], min_length=1)
     phases: list[str] = Field(default_factory=lambda: list(DEFAULT_PHASES))
+    mask_label: int = Field(1, ge=1)
     scanner_column: Optional[str] = None
     time_column: Optional[str] = None
     event_column: Optional[str] = None
@@ -98,6 +128,7 @@ class StudyConfig(_Strict):
     radiomics_params: Optional[str] = None
     preprocessing: Optional[dict] = None
     seed: int = 20240101
+    n_folds: int = Field(5, ge=2)
     profile: Literal["quick", "paper"] = "quick"
 
     @field_validator("phases")
@@ -129,13 +160,14 @@ class StudyConfig(_Strict):
         return mapping
 
     @model_validator(mode="after")
-    def _consistent(self):
-        if self.dev_cohort not in self.cohorts:
-            raise ValueError(f"dev_cohort {self.dev_cohort!r} is not one of cohorts {self.cohorts}")
-        names = [v.name for v in self.variables]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"variables named more than once: {repeated}")
+    def _consistent(self, info: ValidationInfo):
+        # study_config_errors runs these checks itself, each under its key, also when other
+        # keys are invalid; a StudyConfig built in code gets them here (without a location)
+        if info.context and info.context.get(_DEFER_CROSS_CHECKS):
+            return self
+        problems = [f"{key}: {message}" for key, message in _cross_check_errors(self)]
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def columns(self) -> list[str]:
@@ -161,6 +193,38 @@ class StudyConfig(_Strict):
         return dichotomise(frame, cuts), variables, categorical
 
 
+def _dev_cohort_error(config: StudyConfig) -> Optional[str]:
+    if config.dev_cohort not in config.cohorts:
+        return (f"{config.dev_cohort!r} is not one of cohorts {config.cohorts}; name one of them as dev_cohort "
+                "or add it to cohorts")
+    return None
+
+
+def _repeated_variables_error(config: StudyConfig) -> Optional[str]:
+    names = [v.name for v in config.variables]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    return f"variables named more than once: {repeated}" if repeated else None
+
+
+_DEFER_CROSS_CHECKS = "dlr-defer-cross-checks"
+#: checks relating keys: (the key an error is reported under, the keys read, the check)
+_CROSS_CHECKS: tuple[tuple[str, tuple[str, ...], Callable[[StudyConfig], Optional[str]]], ...] = (
+    ("dev_cohort", ("dev_cohort", "cohorts"), _dev_cohort_error),
+    ("variables", ("variables",), _repeated_variables_error),
+)
+
+
+def _cross_check_errors(config: StudyConfig, *, skip=frozenset()) -> list[tuple[str, str]]:
+    """(key, message) of each cross-key check that fails, leaving out those reading a key in ``skip``."""
+    found = []
+    for key, reads, check in _CROSS_CHECKS:
+        if not set(reads) & set(skip):
+            message = check(config)
+            if message:
+                found.append((key, message))
+    return found
+
+
 def _location(error: dict) -> str:
     parts = []
     for part in error["loc"]:
@@ -168,17 +232,53 @@ def _location(error: dict) -> str:
     return "".join(parts) or "(top level)"
 
 
+def study_config_errors(data: dict) -> tuple[Optional[StudyConfig], list[tuple[str, str]]]:
+    """Validate a parsed study.yaml mapping, finding every error at once.
+
+    Returns
+    -------
+    (config, errors)
+        ``(StudyConfig, [])`` when valid, else ``(None, [(key, message), ...])``: each error under
+        the key at fault (``profile``, ``variables[3].type``, ``dev_cohort``), in the order of
+        the keys in :class:`StudyConfig` (unknown keys last). The checks relating keys
+        (``dev_cohort`` one of ``cohorts``, distinct variable names) run on the valid keys even
+        when others are invalid, and are skipped when a key they read is itself invalid (that
+        key's own error is reported instead).
+    """
+    context = {_DEFER_CROSS_CHECKS: True}
+    errors: list[tuple[str, str]] = []
+    bad: set = set()
+    try:
+        config = StudyConfig.model_validate(data, context=context)
+    except ValidationError as exc:
+        for error in exc.errors():
+            errors.append((_location(error), error["msg"]))
+            if error["loc"]:
+                bad.add(error["loc"][0])
+        try:  # the valid keys alone (the others at their defaults), for the cross-key checks
+            config = StudyConfig.model_validate({k: v for k, v in data.items() if k not in bad}, context=context)
+        except ValidationError:
+            config = None
+    if config is not None:
+        errors += _cross_check_errors(config, skip=bad)
+    if not errors:
+        return config, []
+    order = {name: i for i, name in enumerate(StudyConfig.model_fields)}
+    errors.sort(key=lambda e: order.get(e[0].split(".")[0].split("[")[0], len(order)))
+    return None, errors
+
+
 def parse_study_config(data, *, source: str = "study.yaml") -> StudyConfig:
-    """Validate a parsed study.yaml mapping; StudyConfigError listing every key at fault."""
+    """Validate a parsed study.yaml mapping; StudyConfigError listing every key at fault (one line each)."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise StudyConfigError(f"{source}: the file must hold a mapping of keys to values, got {type(data).__name__}")
-    try:
-        return StudyConfig.model_validate(data)
-    except ValidationError as exc:
-        lines = [f"  {_location(e)}: {e['msg']}" for e in exc.errors()]
-        raise StudyConfigError(f"{source}: {len(lines)} problem(s):\n" + "\n".join(lines)) from None
+    config, errors = study_config_errors(data)
+    if errors:
+        lines = [f"  {key}: {message}" for key, message in errors]
+        raise StudyConfigError(f"{source}: {len(lines)} problem(s):\n" + "\n".join(lines))
+    return config
 
 
 def read_yaml(path, *, error: type[InputError], missing: str):
@@ -201,8 +301,17 @@ def load_study_config(path) -> StudyConfig:
     return parse_study_config(data, source=str(path))
 
 
+#: keys written by dump_study_config only when given (so that older study.yaml files keep their bytes)
+_WRITTEN_WHEN_GIVEN = ("mask_label", "n_folds")
+
+
 def dump_study_config(config: StudyConfig) -> str:
-    """study.yaml text of a config (keys in declaration order, defaults included)."""
+    """study.yaml text of a config (keys in declaration order, defaults included, except
+    ``mask_label`` and ``n_folds``, written only when given)."""
     import yaml
 
-    return yaml.safe_dump(config.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True)
+    data = config.model_dump(mode="json", exclude_none=True)
+    for key in _WRITTEN_WHEN_GIVEN:
+        if key not in config.model_fields_set:
+            data.pop(key, None)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

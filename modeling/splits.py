@@ -18,14 +18,22 @@ import numpy as np
 import pandas as pd
 
 from core.errors import InputError
-from core.output import provenance, record_provenance, staged_file
+from core.output import file_sha256, provenance, read_provenance, record_provenance, staged_file
 
 SPLIT_FILE = "split.csv"
 DEFAULT_FOLDS = 5
 
 
 class SplitError(InputError):
-    """The split file disagrees with the study (patients or cohorts changed)."""
+    """The split file disagrees with the study (patients or cohorts changed) or with the run's
+    seed or folds, or the development cohort is too small for the folds."""
+
+
+def folds_fit(n_events: int, n_non_events: int, n_folds: int) -> bool:
+    """Whether ``n_folds`` stratified folds can be drawn: each fold needs a patient of each
+    outcome, so at least ``n_folds`` (>= 2) development patients of each outcome are required
+    (the rule of :func:`make_split`, which `dlr validate` checks beforehand)."""
+    return n_folds >= 2 and min(int(n_events), int(n_non_events)) >= n_folds
 
 
 def make_split(clinical: pd.DataFrame, *, id_column: str, cohort_column: str, outcome_column: str, dev_cohort: str,
@@ -53,8 +61,7 @@ def make_split(clinical: pd.DataFrame, *, id_column: str, cohort_column: str, ou
     cohorts = clinical[cohort_column].astype(str).to_numpy()
     dev = cohorts == dev_cohort
     y = clinical[outcome_column].to_numpy()[dev].astype(int)
-    smallest = int(min(np.sum(y == 0), np.sum(y == 1))) if dev.any() else 0
-    if n_folds < 2 or smallest < n_folds:
+    if not folds_fit(np.sum(y == 1), np.sum(y == 0), n_folds):
         raise SplitError(f"{n_folds} stratified folds need at least {n_folds} development patients of each outcome; "
                          f"the {dev_cohort!r} cohort has {int(np.sum(y == 1))} with outcome 1 and "
                          f"{int(np.sum(y == 0))} with outcome 0")
@@ -75,17 +82,23 @@ def load_or_make_split(run, clinical: pd.DataFrame, *, id_column: str, cohort_co
     (id, cohort, outcome), and the settings ``n_folds``, ``dev_cohort``, ``outcome_column`` and
     the seed.
 
+    An existing split file is reused only if it was drawn with this ``seed`` and ``n_folds``,
+    as its ``RUN/provenance.json`` entry records them; a split file without an entry, or whose
+    bytes are not those the entry records (written or edited by hand), is used as it is.
+
     Raises
     ------
     SplitError
         The file names other patients or cohorts than clinical.csv (the message lists them and
-        says to remove the file, or use a new run folder, to re-split).
+        says to remove the file, or use a new run folder, to re-split); or dlr drew it with
+        another seed or number of folds than asked for now (the message names both and the fix).
     """
     path = Path(run) / SPLIT_FILE
     if path.is_file():
         split = pd.read_csv(path, dtype={"patient_id": str, "cohort": str})
         if list(split.columns[:3]) != ["patient_id", "cohort", "fold"]:
             raise SplitError(f"{path}: expected columns patient_id, cohort, fold; found {', '.join(split.columns)}")
+        _check_split_settings(path, seed=seed, n_folds=n_folds)
         current = dict(zip(clinical[id_column].astype(str), clinical[cohort_column].astype(str)))
         recorded = dict(zip(split["patient_id"], split["cohort"]))
         problems = [f"patient {p!r} is not in the split file" for p in current if p not in recorded]
@@ -112,6 +125,27 @@ def load_or_make_split(run, clinical: pd.DataFrame, *, id_column: str, cohort_co
         inputs=inputs, settings={"n_folds": n_folds, "dev_cohort": dev_cohort, "outcome_column": outcome_column},
         seed=seed))
     return split
+
+
+def _check_split_settings(path: Path, *, seed: int, n_folds: int) -> None:
+    """SplitError when dlr drew ``path`` (its provenance entry matches its bytes) with another
+    seed or number of folds than this run asks for."""
+    entry = read_provenance(path.parent).get(path.name)
+    if not entry or entry.get("sha256") != file_sha256(path):
+        return  # hand-written or hand-edited: the user's split, used as it is
+    made_seed, made_folds = entry.get("seed"), (entry.get("settings") or {}).get("n_folds")
+    if made_seed is not None and int(made_seed) != int(seed):
+        raise SplitError(
+            f"{path} was drawn with seed {made_seed} ({path.parent / 'provenance.json'}), but this run asks for "
+            f"seed {seed}. Every model of a run shares one split: pass --seed {made_seed} to keep this split, "
+            f"or delete {path} (and this run's models and results) to draw a new one with seed {seed}, "
+            "or use a new run folder")
+    if made_folds is not None and int(made_folds) != int(n_folds):
+        raise SplitError(
+            f"{path} was drawn with {made_folds} folds ({path.parent / 'provenance.json'}), but this run asks for "
+            f"{n_folds} (study.yaml n_folds). Every model of a run shares one split: set n_folds: {made_folds} "
+            f"in study.yaml to keep this split, or delete {path} (and this run's models and results) to draw "
+            f"a new one with {n_folds} folds, or use a new run folder")
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,8 +15,15 @@ Layout::
       masks/<patient_id>/<PHASE>.nii.gz
       masks_reader2/<patient_id>/<PHASE>.nii.gz     # optional subset of patients and phases
 
-Only image headers are read (``ImageFileReader.ReadImageInformation``); mask voxels are read to
-check that the mask holds label 1.
+Only image headers are read (``ImageFileReader.ReadImageInformation``), and the voxels of the
+floating-point images, from the file itself, to count NaN and infinite voxels (which SimpleITK
+reads as 0: :mod:`modeling.nifti`); mask voxels are read to check that the mask holds the
+tumour label (1, or study.yaml's ``mask_label``) and, unless ``mask_label`` is given, no other.
+
+Two checks concern one stage and do not stop :func:`load_study` (:data:`STAGE_CHECKS`):
+``image-not-finite`` (`dlr extract` fails that case, naming the voxels, lists it and goes on,
+as for any case it cannot extract) and ``dev-folds`` (only `dlr train` needs the folds, and it
+refuses the split with the same counts). `dlr validate` reports both and exits 2.
 """
 from __future__ import annotations
 
@@ -29,8 +36,11 @@ import numpy as np
 import pandas as pd
 
 from core.errors import InputError
+from core.tables import foreign_separator, separator_problem
 
-from .config import StudyConfig, _location
+from .config import StudyConfig, study_config_errors
+from .nifti import nonfinite_voxels
+from .splits import folds_fit
 
 IMAGE_SUFFIX = ".nii.gz"
 #: tolerances of the mask-versus-image grid check: spacing relative, origin in voxels, direction cosines absolute
@@ -41,23 +51,34 @@ DIRECTION_ATOL = 1e-4
 #: every check :func:`validate_study` runs, by the name it gives ``Problem.check``
 CHECKS = MappingProxyType({
     "study-yaml": "study.yaml exists, is YAML and is a valid StudyConfig (one problem per key at fault)",
-    "clinical-csv": "clinical.csv exists, is a readable CSV and has at least one patient row",
+    "clinical-csv": "clinical.csv exists, is a readable comma-separated CSV (not ';', tab or '|') and has at "
+                    "least one patient row",
     "column-missing": "every column that study.yaml names is a column of clinical.csv",
     "patient-id-missing": "every row has a patient id",
     "duplicate-patient-id": "no patient id appears on two rows",
     "outcome-value": "the outcome is 0 or 1 for every patient",
     "unknown-cohort": "every cohort value is one of study.yaml's cohorts",
     "dev-cohort": "the development cohort has patients of both outcome classes",
+    "dev-folds": "the development cohort has at least n_folds (study.yaml, default 5) patients of each outcome, "
+                 "as the stratified folds of RUN/split.csv need",
     "images-folder": "images/ (and masks/) exist when study.yaml lists phases",
     "patient-without-images": "every patient of clinical.csv has images/<patient_id>/ and masks/<patient_id>/",
     "folder-without-clinical-row": "every folder of images/, masks/ and masks_reader2/ is a patient of clinical.csv",
     "image-missing": "each patient has images/<patient_id>/<PHASE>.nii.gz for every phase",
     "image-unreadable": "each image is a readable 3D image",
+    "image-not-finite": "no voxel of an image is NaN or infinite (SimpleITK would read it as 0)",
     "mask-missing": "each patient has masks/<patient_id>/<PHASE>.nii.gz for every phase",
     "mask-unreadable": "each mask is a readable 3D image",
     "mask-grid": "each mask has its image's size, spacing, origin and direction",
     "mask-empty": "each mask has at least one non-zero voxel",
-    "mask-no-label-1": "each mask labels the tumour 1",
+    "mask-no-label-1": "each mask holds the tumour label: 1, or study.yaml's mask_label",
+    "mask-other-labels": "each mask holds only 0 and 1, unless study.yaml names the tumour's label (mask_label)",
+})
+#: checks whose problems `dlr validate` reports but :func:`load_study` does not refuse: each
+#: concerns one stage, which deals with it itself
+STAGE_CHECKS = frozenset({
+    "image-not-finite",  # `dlr extract`: the case fails, with the count of non-finite voxels, and the run goes on
+    "dev-folds",  # `dlr train`: make_split refuses the folds with the same counts
 })
 
 
@@ -175,7 +196,6 @@ class _Collector:
 
 def _read_config(root: Path, out: _Collector) -> Optional[StudyConfig]:
     import yaml
-    from pydantic import ValidationError
 
     path = root / "study.yaml"
     if not path.is_file():
@@ -194,13 +214,10 @@ def _read_config(root: Path, out: _Collector) -> Optional[StudyConfig]:
         out.add("study-yaml", path, None, f"holds a {type(data).__name__}, not a mapping of keys to values",
                 "write study.yaml as `key: value` lines")
         return None
-    try:
-        return StudyConfig.model_validate(data)
-    except ValidationError as exc:
-        for error in exc.errors():
-            out.add("study-yaml", path, None, f"key {_location(error)}: {error['msg']}",
-                    f"correct or remove the key {_location(error)}")
-        return None
+    config, errors = study_config_errors(data)
+    for key, message in errors:
+        out.add("study-yaml", path, None, f"key {key}: {message}", f"correct or remove the key {key}")
+    return config
 
 
 def _column_keys(config: StudyConfig) -> dict[str, str]:
@@ -223,6 +240,11 @@ def _read_clinical(root: Path, config: Optional[StudyConfig], out: _Collector) -
     path = root / "clinical.csv"
     if not path.is_file():
         out.add("clinical-csv", path, None, "no such file", "write clinical.csv with one row per patient")
+        return None
+    separator = foreign_separator(path)
+    if separator is not None:
+        # read with commas it would be one column, and every column check would echo its header
+        out.add("clinical-csv", path, None, *separator_problem(separator))
         return None
     string_columns = {} if config is None else {config.id_column: str, config.cohort_column: str}
     try:
@@ -290,6 +312,10 @@ def _check_clinical(root: Path, config: StudyConfig, frame: pd.DataFrame, out: _
                         f"the development cohort {config.dev_cohort!r} has {found}",
                         f"the development cohort needs patients with {outcome_col} 0 and 1; check the "
                         f"{cohort_col} column or dev_cohort in study.yaml")
+            else:
+                unknown = int(((cohorts == config.dev_cohort).fillna(False) & valid & ~outcome.isin([0, 1])).sum())
+                _check_folds(path, config, int((outcome[dev] == 1).sum()), int((outcome[dev] == 0).sum()), unknown,
+                             out)
     clean = frame.copy()
     clean[id_col] = ids
     if cohort_col in present:
@@ -298,6 +324,28 @@ def _check_clinical(root: Path, config: StudyConfig, frame: pd.DataFrame, out: _
         clean[outcome_col] = outcome.astype(int)
     clean[id_col] = clean[id_col].astype(object)
     return list(dict.fromkeys(ids[valid].tolist())), clean
+
+
+def _check_folds(path: Path, config: StudyConfig, n_events: int, n_non_events: int, unknown: int,
+                 out: _Collector) -> None:
+    """The dev-folds check: :func:`modeling.splits.folds_fit`, the rule `dlr train`'s split applies.
+
+    ``unknown`` development patients have an outcome other than 0/1 (reported on their own):
+    the check fails only if the folds would not fit whichever outcome they turn out to have.
+    """
+    k = config.n_folds
+    if any(folds_fit(n_events + a, n_non_events + unknown - a, k) for a in range(unknown + 1)):
+        return
+    outcome = config.outcome_column
+    given = "study.yaml n_folds" if "n_folds" in config.model_fields_set else "the default n_folds"
+    # the most folds any outcome of the unknown patients could fill
+    largest = min(n_events + unknown, n_non_events + unknown, (n_events + n_non_events + unknown) // 2)
+    fix = (f"set `n_folds: {largest}` in study.yaml (fewer folds), or add development patients" if largest >= 2 else
+           f"add development patients: even 2 folds need 2 patients with {outcome} 1 and 2 with {outcome} 0")
+    out.add("dev-folds", path, None,
+            f"the development cohort {config.dev_cohort!r} has {n_events} patient(s) with {outcome} 1 and "
+            f"{n_non_events} with {outcome} 0, but its {k} stratified folds ({given}) need at least {k} of each: "
+            "`dlr train` would refuse to split it", fix)
 
 
 def _shown(value) -> str:
@@ -349,7 +397,8 @@ def _others(folder: Path, name: str) -> str:
 
 
 def _check_image(path: Path, pid: str, phase: str, out: _Collector):
-    """Header checks of one image; its grid, or None when it is missing or unreadable."""
+    """Header checks of one image, and its non-finite voxels (floating-point images); its grid,
+    or None when it is missing or unreadable."""
     if not path.is_file():
         out.add("image-missing", path, pid, f"no {phase} image{_others(path.parent, path.name)}",
                 f"write the {phase} image as images/{pid}/{path.name} "
@@ -365,6 +414,12 @@ def _check_image(path: Path, pid: str, phase: str, out: _Collector):
         out.add("image-unreadable", path, pid, f"a {info.GetDimension()}D image, not 3D",
                 "write one 3D volume per phase")
         return None
+    bad = nonfinite_voxels(path)
+    if bad is not None and bad.count:
+        out.add("image-not-finite", path, pid, f"{bad.describe()} in the {phase} image; SimpleITK reads them as 0, "
+                "which would enter the intensity normalisation and the features",
+                f"replace them in images/{pid}/{path.name} with real intensities (e.g. the background value) and "
+                "save it again, or re-export the image from its source")
     return _grid(info)
 
 
@@ -374,14 +429,15 @@ def _first_line(exc) -> str:
 
 
 def _check_mask(path: Path, pid: str, phase: str, image_grid, out: _Collector, *, check_images: bool,
-                required: bool = True) -> None:
-    """Checks of one mask: present, readable, on its image's grid (when known), holding label 1."""
+                required: bool = True, label: int = 1, label_given: bool = False) -> None:
+    """Checks of one mask: present, readable, on its image's grid (when known), holding the
+    tumour ``label`` and, unless study.yaml gave the label (``label_given``), no label but 0 and 1."""
     import SimpleITK as sitk
 
     if not path.is_file():
         if required:
             out.add("mask-missing", path, pid, f"no {phase} mask{_others(path.parent, path.name)}",
-                    f"write the tumour mask of the {phase} image (label 1 = tumour) as "
+                    f"write the tumour mask of the {phase} image (label {label} = tumour) as "
                     f"{path.parent.parent.name}/{pid}/{path.name}")
         return
     if not check_images:
@@ -405,12 +461,26 @@ def _check_mask(path: Path, pid: str, phase: str, image_grid, out: _Collector, *
                     "re-export it from the segmentation tool against that image")
     voxels = sitk.GetArrayViewFromImage(mask)
     if not voxels.any():
-        out.add("mask-empty", path, pid, "the mask has no non-zero voxel", "segment the tumour (label 1)")
-    elif not (voxels == 1).any():
-        labels = np.unique(voxels)
-        out.add("mask-no-label-1", path, pid,
-                f"no voxel has label 1 (labels: {', '.join(str(v) for v in labels[:10])})",
-                "relabel the tumour as 1 (contract section 2)")
+        out.add("mask-empty", path, pid, "the mask has no non-zero voxel", f"segment the tumour (label {label})")
+        return
+    labels, counts = np.unique(voxels, return_counts=True)
+    shown = ", ".join(f"{v:g}" for v in labels[:10]) + (", ..." if len(labels) > 10 else "")
+    if not (voxels == label).any():
+        where = "study.yaml's mask_label" if label_given else "the tumour label"
+        out.add("mask-no-label-1", path, pid, f"no voxel has label {label}, {where} (labels: {shown})",
+                f"relabel the tumour as {label}" + ("" if label_given else " (contract section 2)") +
+                ", or set `mask_label` in study.yaml to the tumour's label")
+    elif not label_given:
+        other = (labels != 0) & (labels != label)
+        if other.any():
+            listed = ", ".join(f"{v:g} ({int(n)} voxel{'s' if n != 1 else ''})"
+                               for v, n in list(zip(labels[other], counts[other]))[:10])
+            more = ", ..." if int(other.sum()) > 10 else ""
+            out.add("mask-other-labels", path, pid,
+                    f"the mask holds label(s) {listed}{more} besides 0 and the tumour label {label} "
+                    f"({int((voxels == label).sum())} voxels); dlr would use label {label} alone as the tumour",
+                    f"relabel the mask so that it holds only 0 and {label} (tumour), or set `mask_label: N` in "
+                    "study.yaml to name the tumour's label (the other labels are then ignored)")
 
 
 def _check_images(root: Path, config: StudyConfig, patient_ids: list[str], out: _Collector, *,
@@ -422,6 +492,7 @@ def _check_images(root: Path, config: StudyConfig, patient_ids: list[str], out: 
     if not config.phases:
         return images, masks, reader2
     known = set(patient_ids)
+    labels = {"label": config.mask_label, "label_given": "mask_label" in config.model_fields_set}
     image_root, mask_root, reader2_root = root / "images", root / "masks", root / "masks_reader2"
     for folder, what in ((image_root, "images"), (mask_root, "masks")):
         if not folder.is_dir():
@@ -449,11 +520,11 @@ def _check_images(root: Path, config: StudyConfig, patient_ids: list[str], out: 
                 grid = _check_image(image, pid, phase, out) if check_images or not image.is_file() else None
                 images.setdefault(pid, {})[phase] = image
             if (mask_root / pid).is_dir():
-                _check_mask(mask, pid, phase, grid, out, check_images=check_images)
+                _check_mask(mask, pid, phase, grid, out, check_images=check_images, **labels)
                 masks.setdefault(pid, {})[phase] = mask
             second = reader2_root / pid / f"{phase}{IMAGE_SUFFIX}"
             if second.is_file():
-                _check_mask(second, pid, phase, grid, out, check_images=check_images, required=False)
+                _check_mask(second, pid, phase, grid, out, check_images=check_images, required=False, **labels)
                 reader2.setdefault(pid, {})[phase] = second
     for pid in _folders(reader2_root):
         if pid in known and pid not in reader2:
@@ -482,7 +553,7 @@ def _inspect(path, *, check_images: bool):
         return out.problems, None
     images, masks, reader2 = _check_images(root, config, patient_ids, out, check_images=check_images)
     study = None
-    if not out.problems:
+    if all(p.check in STAGE_CHECKS for p in out.problems):
         frozen = lambda d: MappingProxyType({k: MappingProxyType(v) for k, v in d.items()})  # noqa: E731
         study = Study(root=root, config=config, clinical=clean.reset_index(drop=True), images=frozen(images),
                       masks=frozen(masks), masks_reader2=frozen(reader2))
@@ -509,7 +580,9 @@ def validate_study(path, *, check_images: bool = True) -> list[Problem]:
     Notes
     -----
     The checks are listed in :data:`CHECKS`. Images are read header-only
-    (``SimpleITK.ImageFileReader.ReadImageInformation``); masks are read whole. A mask matches
+    (``SimpleITK.ImageFileReader.ReadImageInformation``), floating-point ones also voxel by
+    voxel from the file for NaN and infinity (:func:`modeling.nifti.nonfinite_voxels`); masks
+    are read whole. A mask matches
     its image when the sizes are equal, the spacings agree to a relative 1e-3, the origins to
     1e-3 of a voxel and the direction cosines to 1e-4. When study.yaml or clinical.csv cannot
     be read, the checks that depend on them (columns, patients, images) are not run: fix the
@@ -537,8 +610,12 @@ def load_study(path, *, check_images: bool = True) -> Study:
     Raises
     ------
     StudyError
-        Listing every problem :func:`validate_study` finds.
+        Listing every problem :func:`validate_study` finds, when any is not of the
+        :data:`STAGE_CHECKS` (non-finite voxels, too few development patients for the folds):
+        those alone do not stop loading, since the stage they concern deals with them (`dlr
+        extract` fails the case, `dlr train` refuses the split); `dlr validate` reports them.
     """
     problems, study = _inspect(path, check_images=check_images)
-    raise_if_problems(problems, root=path)
+    if study is None:
+        raise_if_problems(problems, root=path)
     return study

@@ -398,8 +398,13 @@ def _afp_llr(afp: np.ndarray, big: np.ndarray, ast_high: np.ndarray, group: np.n
 # study.yaml
 
 
-def study_config(*, seed: int = 20240101, profile: str = "quick") -> StudyConfig:
-    """The :class:`StudyConfig` of the synthetic study."""
+def study_config(*, seed: int = 20240101, profile: str = "quick", n: int = 165) -> StudyConfig:
+    """The :class:`StudyConfig` of the synthetic study of ``n`` patients.
+
+    A small study whose training cohort has fewer than 5 patients of an outcome (n < 14) gets
+    ``n_folds`` in study.yaml, as many folds as that outcome has patients, so that it still
+    validates and trains; others leave n_folds at its default, 5 (and study.yaml without it).
+    """
     v = []
     v.append(Variable(name="gender", type="categorical", role="demographic", levels=["Male", "Female"]))
     # not in the paper's Table 1 (nor its CR candidates): recorded, but not a candidate
@@ -429,10 +434,14 @@ def study_config(*, seed: int = 20240101, profile: str = "quick") -> StudyConfig
     ]
     for name in ("neutrophils", "lymphocytes", "monocytes", "platelets"):
         v.append(Variable(name=name, type="continuous", role="laboratory", unit="10^9/L", candidate=False))
+    default_folds = StudyConfig.model_fields["n_folds"].default
+    smallest = int(min(_group_sizes(int(n))[:2]))
+    folds = {"n_folds": smallest} if smallest < default_folds else {}
     return StudyConfig(name="synthetic-hcc", id_column="patient_id", cohort_column="cohort",
                        outcome_column="early_recurrence", dev_cohort="training", cohorts=list(COHORTS),
                        phases=list(PHASES), scanner_column="scanner", time_column=TIME_COLUMN,
-                       event_column=EVENT_COLUMN, variables=v, staging_columns={}, seed=seed, profile=profile)
+                       event_column=EVENT_COLUMN, variables=v, staging_columns={}, seed=seed, profile=profile,
+                       **folds)
 
 
 # --------------------------------------------------------------------------------------------
@@ -596,7 +605,7 @@ def synthesize_study(out, *, n: int = 165, seed: int = 20240101, profile: str = 
     prof = PROFILES[profile]
     rng = np.random.default_rng(seed)
     clinical, truth = _clinical(int(n), rng)
-    config = study_config(seed=seed, profile=profile)
+    config = study_config(seed=seed, profile=profile, n=int(n))
     kappas = [_kappa(clinical[f], clinical[f"{f}_reader2"]) for f in READER2_FEATURES]
 
     info = provenance(settings={"n": int(n), "profile": profile, "images": bool(images)}, seed=seed)

@@ -23,13 +23,17 @@ What is fitted, and on whom (methods.md G: everything on the development cohort 
 Outputs
 -------
 ``RUN/predictions.csv`` (contract section 4: every model, every cohort, with the scanner as a
-stratifier), and ``RUN/models/``: ``parameters.json`` (every fitted parameter, byte-stable),
+stratifier); with the out-of-fold refits, ``RUN/predictions_oof.csv`` (contract 4.1: the same
+columns, one row per development patient per fitted model with out-of-fold predictions, the
+score of the chain refitted without the patient's fold; ``dlr analyze --oof`` reads it); and
+``RUN/models/``: ``parameters.json`` (every fitted parameter, byte-stable),
 ``models.csv``, ``tuning.csv``, ``selection_counts.csv``, ``icc.csv``, ``univariate.csv``,
 ``lasso_cv.csv``, ``lasso_path.csv``, ``radiomics_selected.csv``, ``cr_selection.csv``,
 ``oof_predictions.csv`` and ``lasso.png`` / ``lasso.svg`` (the paper's Supplementary S4).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from dataclasses import dataclass
@@ -66,7 +70,8 @@ class TrainSummary:
     out : Path
         The run folder.
     models : DataFrame
-        One row per fitted model: model, features, cv_auc, cv_auc_sd, best_params, threshold, best_classifier.
+        One row per fitted model: model, features, cv_log_loss (the tuning criterion), cv_auc, cv_auc_sd,
+        best_params, threshold, best_classifier.
     performance : DataFrame
         model, cohort, n, n_events, auc (Mann-Whitney) of every model of predictions.csv.
     true_risk : DataFrame or None
@@ -402,6 +407,7 @@ def _models_table(fit: _ArmFit, data: _Data, dev: np.ndarray, scores: dict) -> p
         else:
             features, classifier = f"{len(fit.selection.features)} radiomics", model.split("-", 1)[1]
         rows.append({"model": model, "classifier": classifier, "features": features,
+                     "cv_log_loss": tuned.cv_log_loss if tuned else float("nan"),
                      "cv_auc": tuned.cv_auc if tuned else float("nan"),
                      "cv_auc_sd": tuned.cv_auc_sd if tuned else float("nan"),
                      "best_params": json.dumps(tuned.best_params, sort_keys=True, default=str) if tuned else "",
@@ -440,28 +446,61 @@ def _performance(predictions: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+OOF_PREDICTIONS = "predictions_oof.csv"
+
+
+def _oof_predictions(predictions: pd.DataFrame, oof_frame: pd.DataFrame) -> pd.DataFrame:
+    """``RUN/predictions_oof.csv`` (contract 4.1) from the out-of-fold scores: the columns of
+    predictions.csv, each patient's cohort (the development cohort) and attributes (the scanner)
+    taken from predictions.csv; rows in the order of predictions.csv's models, then patients."""
+    columns = list(predictions.columns)
+    attributes = [c for c in columns if c not in ("model", "y_true", "y_score")]
+    patients = predictions.drop_duplicates("patient_id")[attributes]
+    frame = oof_frame[np.isfinite(oof_frame["y_score"].to_numpy(dtype=float))]
+    frame = frame.drop(columns="fold").merge(patients, on="patient_id", how="inner", validate="many_to_one")
+    order = {m: k for k, m in enumerate(dict.fromkeys(predictions["model"]))}
+    rank = {p: k for k, p in enumerate(patients["patient_id"])}
+    frame = frame.assign(_m=frame["model"].map(order), _p=frame["patient_id"].map(rank))
+    return frame.sort_values(["_m", "_p"], kind="stable")[columns].reset_index(drop=True)
+
+
 def _write(run: Path, predictions: pd.DataFrame, fit: _ArmFit, models: pd.DataFrame, parameters: dict,
            oof_frame: Optional[pd.DataFrame], info: Optional[dict] = None) -> None:
-    """Write predictions.csv and models/ together: both are replaced, or neither.
+    """Write predictions.csv, predictions_oof.csv and models/ together: all are replaced, or none.
 
-    ``info`` (:func:`core.output.provenance`) is recorded for every file of ``models/`` in
-    ``models/provenance.json`` and for predictions.csv in ``RUN/provenance.json``; it never
-    goes into parameters.json, whose bytes depend on the fitted parameters alone.
+    Without out-of-fold predictions (``--no-oof``) an earlier ``predictions_oof.csv`` is
+    removed in the same step (and its provenance entry), so the two files never come from
+    different runs. ``info`` (:func:`core.output.provenance`) is recorded for every file of
+    ``models/`` in ``models/provenance.json`` and for predictions.csv (and predictions_oof.csv)
+    in ``RUN/provenance.json``; it never goes into parameters.json, whose bytes depend on the
+    fitted parameters alone.
     """
     run.mkdir(parents=True, exist_ok=True)
+    oof_table = _oof_predictions(predictions, oof_frame) if oof_frame is not None else None
+    if oof_table is not None and oof_table.empty:  # no fold's refit scored anything: no file to analyse
+        oof_table = None
     # Everything is written under temporary names first, so an exception in the block leaves the
-    # earlier models/ and predictions.csv as they were (and no temporary behind). On success
-    # the inner block's exit records models/provenance.json and swaps models/ in (then removes
-    # the moved-aside old one), and the outer exit renames predictions.csv right after. The
-    # window that remains: a crash between those two renames leaves the new models/ beside the
-    # old predictions.csv; one after both, before RUN/provenance.json is rewritten below,
-    # leaves predictions.csv's entry there naming the earlier file's SHA-256.
-    with staged_file(run / "predictions.csv") as predictions_tmp:
+    # earlier models/, predictions.csv and predictions_oof.csv as they were (and no temporary
+    # behind). On success the innermost block's exit records models/provenance.json and swaps
+    # models/ in (then removes the moved-aside old one); then the earlier predictions_oof.csv is
+    # deleted, and the outer exits rename predictions.csv, then the new predictions_oof.csv (if
+    # any). So the out-of-fold file beside predictions.csv is always the one written with it, or
+    # none: a crash between these steps leaves the new models/ beside the old predictions.csv
+    # without an out-of-fold file, or the new predictions.csv without its out-of-fold file yet;
+    # one after them, before RUN/provenance.json is rewritten below, leaves the entries there
+    # naming the earlier files' SHA-256.
+    with contextlib.ExitStack() as stack:
+        oof_tmp = stack.enter_context(staged_file(run / OOF_PREDICTIONS)) if oof_table is not None else None
+        predictions_tmp = stack.enter_context(staged_file(run / "predictions.csv"))  # exits, so is renamed, first
         with staged_folder(run / MODELS_DIR, provenance_info=info) as mdir:
             predictions.to_csv(predictions_tmp, index=False, float_format="%.17g")
+            if oof_tmp is not None:
+                oof_table.to_csv(oof_tmp, index=False, float_format="%.17g")
             _write_models(mdir, fit, models, parameters, oof_frame)
+        (run / OOF_PREDICTIONS).unlink(missing_ok=True)
     if info is not None:
-        record_provenance(run, ["predictions.csv"], info)
+        written = ["predictions.csv"] + ([OOF_PREDICTIONS] if oof_table is not None else [])
+        record_provenance(run, written, info, drop=[] if oof_table is not None else [OOF_PREDICTIONS])
 
 
 def _write_models(mdir: Path, fit: _ArmFit, models: pd.DataFrame, parameters: dict,

@@ -60,10 +60,12 @@ def test_every_classifier_discriminates_a_separable_problem(tuned, problem, name
     risk = predict_risk(model, X)
     assert risk.shape == (len(X),) and np.all((risk >= 0) & (risk <= 1))
     table = model.cv_results
-    assert list(table.columns) == ["params", "mean_auc", "sd_auc", "rank"]
+    assert list(table.columns) == ["params", "mean_log_loss", "sd_log_loss", "mean_auc", "sd_auc", "rank"]
     _, grid = make_pipeline(name, seed=0)
-    assert len(table) == np.prod([len(v) for v in grid.values()])
+    assert set(model.grid) == set(grid) and all(set(grid[k]) <= set(model.grid[k]) for k in grid)
+    assert len(table) == np.prod([len(v) for v in model.grid.values()])
     best = table[table["rank"] == 1].iloc[0]
+    assert best["mean_log_loss"] == table["mean_log_loss"].min() == model.cv_log_loss  # the criterion
     assert best["mean_auc"] == model.cv_auc and best["sd_auc"] == model.cv_auc_sd
     frame = model.to_frame()
     assert frame.shape[0] == 1 and frame.loc[0, "model"] == name
@@ -90,18 +92,21 @@ def test_tune_is_deterministic(tuned, problem, name):
 
 
 @pytest.mark.parametrize("name", ["LR", "KNN", "SVM"])
-def test_cv_auc_is_the_predefined_split_score_of_the_best_params(tuned, problem, name):
-    from sklearn.metrics import roc_auc_score
+def test_cv_log_loss_and_auc_are_the_predefined_split_scores_of_the_best_params(tuned, problem, name):
+    from sklearn.metrics import log_loss, roc_auc_score
 
     X, y, folds = problem
     model = tuned[name]
-    aucs = []
+    aucs, losses = [], []
     for k in range(1, 6):
         pipe, _ = make_pipeline(name, seed=0)
         pipe.set_params(**model.best_params)
         train = folds != k
         pipe.fit(X[train], y[train])
         aucs.append(roc_auc_score(y[~train], pipe.predict_proba(X[~train])[:, 1]))
+        losses.append(log_loss(y[~train], pipe.predict_proba(X[~train])[:, 1]))
+    assert_allclose(model.cv_log_loss, np.mean(losses), rtol=1e-12)
+    assert_allclose(model.cv_log_loss_sd, np.std(losses, ddof=1), rtol=1e-12)
     assert_allclose(model.cv_auc, np.mean(aucs), rtol=1e-12)
     assert_allclose(model.cv_auc_sd, np.std(aucs, ddof=1), rtol=1e-12)
     # and the refit used every row: same parameters as fitting the best pipeline on all of them
@@ -201,3 +206,34 @@ def test_input_checks(problem):
     with pytest.raises(ValueError, match="feature names"):
         tuned_on_frame = tune("KNN", X, y, folds, seed=0)
         predict_risk(tuned_on_frame, X[X.columns[::-1]])
+
+
+def test_a_grid_is_extended_past_the_edge_where_the_log_loss_is_best_then_warns(problem, monkeypatch):
+    """LR on a separable problem with a grid of tiny C (strong shrinkage, every risk near the
+    prevalence): the best C sits on the upper edge, so the grid grows a decade at a time, and a
+    GridEdgeWarning names the value still on the edge after MAX_EXTENSIONS."""
+    import modeling.classifiers as clf
+
+    original = clf.make_pipeline
+
+    def tiny(name, *, seed):
+        pipeline, _ = original(name, seed=seed)
+        return pipeline, {"clf__C": [1e-7, 1e-6, 1e-5]}
+
+    monkeypatch.setattr(clf, "make_pipeline", tiny)
+    X, y, folds = problem
+    with pytest.warns(clf.GridEdgeWarning, match=r"LR: the CV log loss is best at C=0\.01, the upper edge"):
+        model = clf.tune("LR", X, y, folds, seed=0)
+    assert model.grid["clf__C"] == [1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2]
+    assert model.best_params["clf__C"] == 1e-2
+
+
+def test_grid_extension_steps_and_limits():
+    import modeling.classifiers as clf
+
+    grid = {"C": [0.1, 1, 10], "k": [5, 9, 15, 21], "depth": [2, 3], "weights": ["uniform", "distance"]}
+    assert clf._edges(grid, {"C": 10, "k": 5, "depth": 3, "weights": "uniform"}) == {"C": "upper", "k": "lower"}
+    wider = clf._extend(grid, {"C": "upper", "k": "lower"}, n_train=40)
+    assert wider["C"] == [0.1, 1, 10, 100.0] and wider["k"] == [1, 5, 9, 15, 21] and wider["depth"] == [2, 3]
+    assert clf._extend(grid, {"k": "upper"}, n_train=25)["k"] == [5, 9, 15, 21]  # 27 neighbours > 24 rows: none
+    assert clf._extend({"a": [1e-3, 1e-2, 1e-1]}, {"a": "lower"}, n_train=10)["a"][0] == 1e-4

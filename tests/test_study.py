@@ -18,11 +18,12 @@ from modeling.study import (CHECKS, Problem, Study, StudyError, load_study, prob
 PHASES = ("AP", "PVP")
 SPACING = (0.8, 0.8, 2.5)
 ORIGIN = (-10.0, 20.0, -30.0)
+# the development cohort has two patients of each outcome: enough for the 2 folds of study.yaml
 CLINICAL = pd.DataFrame({
-    "patient_id": ["P001", "P002", "P003", "P004"],
-    "cohort": ["training", "training", "training", "validation"],
-    "early_recurrence": [0, 1, 0, 1],
-    "afp": [12.0, 800.0, 30.0, 5.0],
+    "patient_id": ["P001", "P002", "P003", "P004", "P005"],
+    "cohort": ["training", "training", "training", "validation", "training"],
+    "early_recurrence": [0, 1, 0, 1, 1],
+    "afp": [12.0, 800.0, 30.0, 5.0, 45.0],
 })
 
 
@@ -42,7 +43,7 @@ def _mask(label=1, **grid) -> sitk.Image:
 
 
 def write_study(root: Path, *, phases=PHASES) -> Path:
-    config = StudyConfig(name="tiny", phases=list(phases),
+    config = StudyConfig(name="tiny", phases=list(phases), n_folds=2,
                          variables=[{"name": "afp", "type": "continuous", "cut_point": 400}])
     root.mkdir(parents=True, exist_ok=True)
     (root / "study.yaml").write_text(dump_study_config(config))
@@ -74,11 +75,11 @@ def test_valid_study_has_no_problem_and_loads(study):
     assert validate_study(study) == []
     loaded = load_study(study)
     assert isinstance(loaded, Study)
-    assert loaded.patient_ids == ["P001", "P002", "P003", "P004"]
+    assert loaded.patient_ids == ["P001", "P002", "P003", "P004", "P005"]
     assert loaded.images["P002"]["PVP"] == study / "images" / "P002" / "PVP.nii.gz"
     assert loaded.masks["P004"]["AP"].is_file()
     assert dict(loaded.masks_reader2) == {"P001": {"AP": study / "masks_reader2" / "P001" / "AP.nii.gz"}}
-    assert loaded.clinical["early_recurrence"].tolist() == [0, 1, 0, 1]
+    assert loaded.clinical["early_recurrence"].tolist() == [0, 1, 0, 1, 1]
     assert loaded.config.phases == list(PHASES)
 
 
@@ -146,8 +147,10 @@ CASES = {
                         "outcome-value", "clinical.csv", "P004"),
     "unknown cohort": (lambda r: _edit_clinical(r, lambda f: _set(f, "P004", "cohort", "external")),
                        "unknown-cohort", "clinical.csv", "P004"),
-    "development cohort one class": (lambda r: _edit_clinical(r, lambda f: _set(f, "P002", "cohort", "validation")),
-                                     "dev-cohort", "clinical.csv", None),
+    "development cohort one class": (
+        lambda r: _edit_clinical(r, lambda f: (_set(f, "P002", "cohort", "validation"),
+                                               _set(f, "P005", "cohort", "validation"))),
+        "dev-cohort", "clinical.csv", None),
     "development cohort empty": (lambda r: _edit_clinical(r, lambda f: f.__setitem__("cohort", "validation")),
                                  "dev-cohort", "clinical.csv", None),
     "no images folder": (lambda r: shutil.rmtree(r / "images"), "images-folder", "images", None),

@@ -17,7 +17,7 @@ pytest.importorskip("radiomics")
 
 from modeling.radiomics.extraction import extract_study  # noqa: E402
 from core.output import file_sha256  # noqa: E402
-from core.output import read_provenance
+from core.output import read_provenance, record_provenance
 from modeling.splits import SplitError, load_or_make_split, make_split  # noqa: E402
 from modeling.study import load_study  # noqa: E402
 from modeling.synthetic import synthesize_study  # noqa: E402
@@ -192,6 +192,11 @@ def test_a_failure_while_writing_leaves_the_earlier_models_and_predictions(train
     def snapshot():
         return {p.relative_to(run2).as_posix(): p.read_bytes() for p in sorted(run2.rglob("*")) if p.is_file()}
 
+    # an out-of-fold file of an earlier run (with its provenance entry): a failed --no-oof run keeps
+    # it with its predictions.csv, a successful one removes both file and entry
+    stale = pd.read_csv(run2 / "predictions.csv", dtype={"patient_id": str}).query("cohort == 'training'")
+    stale.to_csv(run2 / "predictions_oof.csv", index=False)
+    record_provenance(run2, ["predictions_oof.csv"], {"stale": True})
     before = snapshot()
     assert {"predictions.csv", "provenance.json", "models/parameters.json", "models/provenance.json"} <= set(before)
     real = train._write_models
@@ -204,9 +209,11 @@ def test_a_failure_while_writing_leaves_the_earlier_models_and_predictions(train
     with pytest.raises(RuntimeError, match="disk full"):
         train_study(load_study(root), run2, arms=("clinical",), oof=False, alpha=0.2)
     assert snapshot() == before  # same files, same bytes, no temporary left (rglob sees hidden ones)
-    assert sorted(p.name for p in run2.iterdir()) == ["models", "predictions.csv", "provenance.json", "split.csv"]
+    assert sorted(p.name for p in run2.iterdir()) == ["models", "predictions.csv", "predictions_oof.csv",
+                                                      "provenance.json", "split.csv"]
     monkeypatch.undo()
     train_study(load_study(root), run2, arms=("clinical",), oof=False, alpha=0.2)
+    assert not (run2 / "predictions_oof.csv").exists() and "predictions_oof.csv" not in read_provenance(run2)
     after = read_provenance(run2)["predictions.csv"]
     assert after["settings"]["alpha"] == 0.2 and after["sha256"] == file_sha256(run2 / "predictions.csv")
     assert "features/radiomics.csv" not in after["inputs"]  # the clinical arm alone reads no features
@@ -250,3 +257,24 @@ def test_out_of_fold_predictions_cover_each_development_patient_once(trained, tm
     # CR and RCR exist in a fold only when that fold's own CR selection finds a factor: with 4/5
     # of 132 patients it sometimes does not, and no factor is borrowed from the held-out fold
     assert set(oof["model"]) <= set(MODELS[:7]) and {f"Radiomics-{c}" for c in ("LR", "MLP")} <= set(oof["model"])
+    # RUN/predictions_oof.csv (contract 4.1): the same scores in predictions.csv's columns, the
+    # development cohort and scanner of each patient, recorded beside predictions.csv
+    contract = pd.read_csv(run2 / "predictions_oof.csv", dtype={"patient_id": str})
+    pred = pd.read_csv(run2 / "predictions.csv", dtype={"patient_id": str})
+    assert list(contract.columns) == list(pred.columns) == ["patient_id", "cohort", "model", "y_true", "y_score",
+                                                            "scanner"]
+    assert (contract["cohort"] == "training").all() and len(contract) == len(oof)
+    assert contract.groupby("model").size().to_dict() == oof.groupby("model").size().to_dict()
+    assert not contract.duplicated(["patient_id", "model"]).any()
+    merged = contract.merge(oof, on=["patient_id", "model"], suffixes=("", "_models"))
+    assert len(merged) == len(oof) and (merged["y_score"] == merged["y_score_models"]).all()  # %.17g both
+    assert (merged["y_true"] == merged["y_true_models"]).all()
+    scanner = pred.drop_duplicates("patient_id").set_index("patient_id")["scanner"]
+    assert (contract["scanner"].to_numpy() == scanner.loc[contract["patient_id"]].to_numpy()).all()
+    assert read_provenance(run2)["predictions_oof.csv"]["sha256"] == file_sha256(run2 / "predictions_oof.csv")
+    res = run_dlr("analyze", run2 / "predictions.csv", "--oof", run2 / "predictions_oof.csv", "--out",
+                  run2 / "results", "--strata", "scanner", "--bootstrap", "50", "--no-figures")
+    assert res.returncode == 0, res.stderr
+    perf = pd.read_csv(run2 / "results" / "performance.csv")
+    assert set(perf.loc[perf["cohort"] == "training (out-of-fold)", "model"]) == set(oof["model"])
+    assert set(perf.loc[perf["threshold_source"] == "out-of-fold", "model"]) == set(oof["model"])

@@ -8,6 +8,11 @@ by :func:`modeling.radiomics.preprocess.preprocess_phase` and passed to PyRadiom
 ``RadiomicsFeatureExtractor`` with the parameters of a standard PyRadiomics YAML file (by
 default ``modeling/params/radiomics.yaml``: 1037 features per phase).
 
+Preprocessing hands PyRadiomics a binary mask of the tumour (study.yaml's ``mask_label``, default
+1), so the parameter file's ``setting: label`` must be 1 (or absent): a parameter file naming
+another label is refused (:class:`ParamsError`), the tumour's label belongs in study.yaml. An
+image with NaN or infinite voxels fails its case, the reason giving their count.
+
 Cache
 -----
 Each case's result is a JSON file ``RUN/features/cache/<key>.json`` where ``key`` is the
@@ -60,7 +65,7 @@ from core.errors import InputError
 from core.output import provenance, staged_file, staged_files
 
 from ..config import read_yaml
-from .preprocess import PreprocessError, PreprocessSettings, preprocess_phase
+from .preprocess import TUMOUR_LABEL, PreprocessError, PreprocessSettings, preprocess_phase
 
 DEFAULT_PARAMS = Path(__file__).resolve().parent.parent / "params" / "radiomics.yaml"
 #: bump when preprocessing or the record format changes meaning: every cached case is then recomputed
@@ -99,13 +104,27 @@ def load_params(path=None) -> dict:
     return params
 
 
-def params_digest(params: dict, preprocessing: PreprocessSettings) -> str:
-    """SHA-256 of everything besides the image and mask that determines a case's features."""
+def params_digest(params: dict, preprocessing: PreprocessSettings, mask_label: int = TUMOUR_LABEL) -> str:
+    """SHA-256 of everything besides the image and mask that determines a case's features
+    (``mask_label`` enters it only when it is not 1, so that the default keeps its digest)."""
     import radiomics
 
-    blob = json.dumps({"params": params, "preprocessing": preprocessing.to_dict(), "version": FEATURE_VERSION,
-                       "pyradiomics": radiomics.__version__}, sort_keys=True, default=str)
+    content = {"params": params, "preprocessing": preprocessing.to_dict(), "version": FEATURE_VERSION,
+               "pyradiomics": radiomics.__version__}
+    if mask_label != TUMOUR_LABEL:
+        content["mask_label"] = int(mask_label)
+    blob = json.dumps(content, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def check_params_label(params: dict, path) -> None:
+    """ParamsError when the parameter file's ``setting: label`` is not 1: dlr's preprocessing
+    hands PyRadiomics a binary mask (1 = tumour), so another label would find no tumour."""
+    label = (params.get("setting") or {}).get("label", TUMOUR_LABEL)
+    if label != TUMOUR_LABEL:
+        raise ParamsError(f"{path}: setting label is {label!r}, but dlr's preprocessing gives PyRadiomics a binary "
+                          f"mask (label {TUMOUR_LABEL} = tumour). Fix: set `label: {TUMOUR_LABEL}` in the parameter "
+                          f"file (or remove it) and name the tumour's label in study.yaml as `mask_label: {label}`")
 
 
 _EXTRACTORS: dict[str, object] = {}
@@ -149,7 +168,7 @@ def expected_feature_names(params: dict) -> tuple[str, ...]:
 
 
 def extract_case(image, mask, *, params: dict, preprocessing: Optional[PreprocessSettings] = None,
-                 expected: Optional[tuple] = None) -> tuple[dict, dict]:
+                 expected: Optional[tuple] = None, label: int = TUMOUR_LABEL) -> tuple[dict, dict]:
     """Preprocess one phase and extract its features.
 
     Parameters
@@ -163,6 +182,9 @@ def extract_case(image, mask, *, params: dict, preprocessing: Optional[Preproces
     expected : tuple of str, optional
         Feature names the case must yield (:func:`expected_feature_names`); a case that yields
         fewer (a filter skipped on a tiny volume) fails rather than leaving silent holes.
+    label : int, default 1
+        The tumour's label in ``mask`` (study.yaml ``mask_label``), for the preprocessing, which
+        hands PyRadiomics a binary mask; without preprocessing the parameters' ``label`` applies.
 
     Returns
     -------
@@ -174,7 +196,7 @@ def extract_case(image, mask, *, params: dict, preprocessing: Optional[Preproces
     """
     check = {}
     if preprocessing is not None:
-        prepared = preprocess_phase(image, mask, preprocessing)
+        prepared = preprocess_phase(image, mask, preprocessing, label=label)
         image, mask = prepared.image, prepared.mask
         check = prepared.check.to_frame().iloc[0].to_dict()
     else:
@@ -198,7 +220,8 @@ def extract_case(image, mask, *, params: dict, preprocessing: Optional[Preproces
 
 @dataclass(frozen=True)
 class Case:
-    """One (patient, reader, phase) to extract; ``key`` names its cache record."""
+    """One (patient, reader, phase) to extract; ``key`` names its cache record; ``label`` is
+    the tumour's label in the mask (study.yaml ``mask_label``)."""
 
     patient_id: str
     reader: int
@@ -206,6 +229,7 @@ class Case:
     image: str
     mask: str
     key: str
+    label: int = TUMOUR_LABEL
 
 
 def _limit_threads() -> None:
@@ -222,7 +246,7 @@ def compute_case(case: Case, params: dict, preprocessing: PreprocessSettings, ex
               "version": FEATURE_VERSION}
     try:
         features, check = extract_case(case.image, case.mask, params=params, preprocessing=preprocessing,
-                                       expected=expected)
+                                       expected=expected, label=case.label)
         record.update(status="ok", reason="", features=features, check=check)
     except (PreprocessError, CaseError) as exc:
         record.update(status="failed", reason=str(exc), features={}, check={}, cacheable=True)
@@ -250,7 +274,9 @@ def file_digest(path, *, _memo: dict = {}) -> str:  # noqa: B006 - per-process m
 
 
 def plan_cases(study, digest: str) -> list[Case]:
-    """Every (patient, reader, phase) of a study, reader 1 first, in clinical.csv order."""
+    """Every (patient, reader, phase) of a study, reader 1 first, in clinical.csv order
+    (``digest`` from :func:`params_digest` with the study's ``mask_label``)."""
+    label = study.config.mask_label
     cases = []
     for reader, masks in ((1, study.masks), (2, study.masks_reader2)):
         for pid in study.patient_ids:
@@ -260,7 +286,7 @@ def plan_cases(study, digest: str) -> list[Case]:
                     continue
                 image = study.images[pid][phase]
                 key = hashlib.sha256(f"{file_digest(image)}:{file_digest(mask)}:{digest}".encode()).hexdigest()
-                cases.append(Case(str(pid), reader, phase, str(image), str(mask), key))
+                cases.append(Case(str(pid), reader, phase, str(image), str(mask), key, label))
     return cases
 
 
@@ -424,9 +450,10 @@ def extract_study(study, out, *, jobs: int = 1, scheduler: Optional[str] = None,
         params_path = study.root / study.config.radiomics_params
     params_file = Path(params_path) if params_path is not None else DEFAULT_PARAMS
     params = load_params(params_file)
+    check_params_label(params, params_file)
     if preprocessing is None:
         preprocessing = PreprocessSettings(**(study.config.preprocessing or {}))
-    digest = params_digest(params, preprocessing)
+    digest = params_digest(params, preprocessing, study.config.mask_label)
     names = expected_feature_names(params)
 
     features_dir = Path(out) / FEATURES_DIR
@@ -483,8 +510,10 @@ def _provenance(study, params_file: Path, preprocessing: PreprocessSettings, cas
     one digest of all cases, and the preprocessing (not jobs or the scheduler)."""
     inputs = {"study.yaml": study.root / "study.yaml", "clinical.csv": study.root / "clinical.csv",
               "radiomics_params": Path(params_file), "cases": cases_digest(cases)}
-    return provenance(inputs=inputs, settings={"preprocessing": preprocessing.to_dict(),
-                                               "feature_version": FEATURE_VERSION})
+    settings = {"preprocessing": preprocessing.to_dict(), "feature_version": FEATURE_VERSION}
+    if study.config.mask_label != TUMOUR_LABEL:
+        settings["mask_label"] = study.config.mask_label
+    return provenance(inputs=inputs, settings=settings)
 
 
 def _write_outputs(features_dir: Path, table: pd.DataFrame, log: pd.DataFrame, params: dict,

@@ -7,8 +7,14 @@ intensities "to correct the scanner effect". This module does both with SimpleIT
 at a time, each phase with its own mask (phases may lie on different grids, as MR, CT and PET
 do):
 
-1. The mask is reduced to the tumour label (1) on its own grid; it must hold at least
-   ``min_voxels`` voxels there (a mask of a voxel or two has no texture to measure).
+0. An image read from a file must have no NaN or infinite voxel (:mod:`modeling.nifti`:
+   SimpleITK would read them as 0, which would enter the normalisation and the features); an
+   in-memory image is checked the same way.
+1. The mask is reduced to the tumour label (1, or study.yaml's ``mask_label``) on its own grid;
+   it must hold at least ``min_voxels`` voxels there (a mask of a voxel or two has no texture
+   to measure). Every other label is background from here on: the mask handed to PyRadiomics
+   is binary, 1 = tumour, so PyRadiomics' ``label: 1`` setting stays right whatever the label
+   in the study's masks.
 2. Normalisation statistics come from the **whole image** on its native grid, as PyRadiomics'
    ``normalize`` setting does: ``x' = scale * (x - mean) / sd``, optionally clipped at
    ``clip_sd`` standard deviations. MR intensities have no absolute unit and differ between
@@ -133,12 +139,12 @@ class Preprocessed:
     check: AlignmentCheck
 
 
-def _tumour_points(mask) -> tuple[np.ndarray, np.ndarray]:
-    """(indices (n, 3) in x, y, z order, physical points (n, 3)) of the tumour voxels of a mask."""
+def _tumour_points(mask, label: int = TUMOUR_LABEL) -> tuple[np.ndarray, np.ndarray]:
+    """(indices (n, 3) in x, y, z order, physical points (n, 3)) of the voxels of ``label`` in a mask."""
     import SimpleITK as sitk
 
     array = sitk.GetArrayViewFromImage(mask)
-    zyx = np.argwhere(array == TUMOUR_LABEL)
+    zyx = np.argwhere(array == label)
     index = zyx[:, ::-1].astype(float)
     direction = np.asarray(mask.GetDirection(), dtype=float).reshape(3, 3)
     points = np.asarray(mask.GetOrigin()) + (index * np.asarray(mask.GetSpacing())) @ direction.T
@@ -170,15 +176,19 @@ def _output_grid(image, mask, index: np.ndarray, settings: PreprocessSettings):
     return tuple(float(v) for v in out_origin), tuple(int(s) for s in size), tuple(direction.ravel())
 
 
-def preprocess_phase(image, mask, settings: PreprocessSettings | None = None) -> Preprocessed:
+def preprocess_phase(image, mask, settings: PreprocessSettings | None = None, *,
+                     label: int = TUMOUR_LABEL) -> Preprocessed:
     """Resample one phase and its tumour mask to the 1 mm grid and normalise its intensities.
 
     Parameters
     ----------
     image, mask : SimpleITK.Image or path
-        The phase image and its tumour mask (label 1 = tumour; other labels are ignored). The
+        The phase image and its tumour mask (``label`` = tumour; other labels are ignored). The
         mask may lie on another grid than the image, provided it lies inside it.
     settings : PreprocessSettings, optional
+    label : int, default 1
+        The tumour's label in ``mask`` (study.yaml ``mask_label``); the returned mask is
+        binary (1 = tumour) whatever it is.
 
     Returns
     -------
@@ -187,25 +197,36 @@ def preprocess_phase(image, mask, settings: PreprocessSettings | None = None) ->
     Raises
     ------
     PreprocessError
-        Tumour smaller than ``min_voxels``, mask outside the image, a flat image, or a failed
-        alignment check; the message names the quantity and its value.
+        NaN or infinite voxels in the image, tumour smaller than ``min_voxels``, mask outside
+        the image, a flat image, or a failed alignment check; the message names the quantity
+        and its value.
     """
     import SimpleITK as sitk
 
+    from ..nifti import NonFinite, nonfinite_voxels
+
     settings = settings or PreprocessSettings()
     if not isinstance(image, sitk.Image):
+        bad = nonfinite_voxels(image)  # before SimpleITK, which reads them as 0
+        if bad is not None and bad.count:
+            raise PreprocessError(f"{bad.describe()} in the image {image}; replace them with real intensities "
+                                  "(e.g. the background value) and extract again (`dlr validate` lists them all)")
         image = sitk.ReadImage(str(image))
     if not isinstance(mask, sitk.Image):
         mask = sitk.ReadImage(str(mask))
     if image.GetDimension() != 3 or mask.GetDimension() != 3:
         raise PreprocessError(f"expected 3D image and mask, got {image.GetDimension()}D and {mask.GetDimension()}D")
     image = sitk.Cast(image, sitk.sitkFloat32)
-    index, points = _tumour_points(mask)
+    values = sitk.GetArrayViewFromImage(image)
+    if not np.isfinite(values).all():  # an image built in memory
+        bad = NonFinite(int(np.isnan(values).sum()), int(np.isinf(values).sum()), int(values.size))
+        raise PreprocessError(f"{bad.describe()} in the image; replace them with real intensities "
+                              "(e.g. the background value)")
+    index, points = _tumour_points(mask, label)
     n_native = len(index)
     if n_native < settings.min_voxels:
-        raise PreprocessError(f"the tumour mask has {n_native} voxel(s) with label {TUMOUR_LABEL} on its native grid "
+        raise PreprocessError(f"the tumour mask has {n_native} voxel(s) with label {label} on its native grid "
                               f"(at least {settings.min_voxels} are needed for texture features)")
-    values = sitk.GetArrayViewFromImage(image)
     mean = float(np.mean(values, dtype=np.float64))
     sd = float(np.std(values, dtype=np.float64))
     if not np.isfinite(mean) or not np.isfinite(sd) or sd == 0:
@@ -217,7 +238,7 @@ def preprocess_phase(image, mask, settings: PreprocessSettings | None = None) ->
     reference.SetOrigin(origin)
     reference.SetDirection(direction)
     resampled = sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear, mean, sitk.sitkFloat32)
-    tumour = sitk.Cast(sitk.BinaryThreshold(mask, TUMOUR_LABEL, TUMOUR_LABEL, 1, 0), sitk.sitkUInt8)
+    tumour = sitk.Cast(sitk.BinaryThreshold(mask, label, label, TUMOUR_LABEL, 0), sitk.sitkUInt8)
     new_mask = sitk.Resample(tumour, reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
 
     if settings.normalization == "zscore":
@@ -228,7 +249,7 @@ def preprocess_phase(image, mask, settings: PreprocessSettings | None = None) ->
         normalised.CopyInformation(resampled)
         resampled = normalised
 
-    new_index, new_points = _tumour_points(new_mask)
+    new_index, new_points = _tumour_points(new_mask)  # binary now: 1 = tumour
     n_new = len(new_index)
     native_volume = n_native * float(np.prod(mask.GetSpacing()))
     new_volume = n_new * float(np.prod(settings.spacing))
