@@ -184,18 +184,30 @@ def _cmd_extract(args) -> int:
 
 
 def _models_table(summary) -> str:
-    """Each model's development CV AUC and cohort AUCs, with the true risk's (synthetic studies)."""
+    """Each model's AUCs side by side: apparent (development cohort, in-sample), development CV
+    (tuning folds), nested out-of-fold (the honest development figure), the other cohorts, and
+    the true risk's on a synthetic study (the best achievable)."""
     table = summary.performance.pivot(index="model", columns="cohort", values="auc")
     table = table.loc[list(dict.fromkeys(summary.performance["model"]))]
-    cv = summary.models.set_index("model")["cv_auc"]
-    lines = [f"{'model':<20}{'dev CV AUC':>12}" + "".join(f"{c + ' AUC':>18}" for c in table.columns)]
+    models = summary.models.set_index("model")
+    cohorts = list(table.columns)
+    dev = summary.dev_cohort
+    others = [c for c in cohorts if c != dev]
+    heads = [f"{dev} apparent", "CV", "nested OOF", *others]
+    lines = [f"{'AUC':<20}" + "".join(f"{h:>16}" for h in heads)]
+
+    def text(v):
+        return f"{v:.3f}" if v == v else ""
+
     for model, row in table.iterrows():
-        cv_text = f"{cv[model]:.3f}" if model in cv.index and cv[model] == cv[model] else ""
-        lines.append(f"{model:<20}{cv_text:>12}" + "".join(f"{v:>18.3f}" for v in row))
+        extra = models.loc[model] if model in models.index else None
+        cells = [row.get(dev, float("nan")), extra["cv_auc"] if extra is not None else float("nan"),
+                 extra["oof_auc"] if extra is not None else float("nan"), *(row[c] for c in others)]
+        lines.append(f"{model:<20}" + "".join(f"{text(v):>16}" for v in cells))
     if summary.true_risk is not None:
         best = summary.true_risk.set_index("cohort")["auc"]
-        lines.append(f"{'true risk (best)':<20}{'':>12}" + "".join(f"{best.get(c, float('nan')):>18.3f}"
-                                                               for c in table.columns))
+        cells = [best.get(dev, float("nan")), float("nan"), float("nan"), *(best.get(c, float("nan")) for c in others)]
+        lines.append(f"{'true risk (best)':<20}" + "".join(f"{text(v):>16}" for v in cells))
     return "\n".join(lines)
 
 
@@ -215,7 +227,8 @@ def _cmd_train(args) -> int:
     chosen = summary.models.loc[summary.models["best_classifier"], "model"]
     if len(chosen):
         used = " (used for RCR)" if "RCR" in set(summary.models["model"]) else ""
-        _progress(f"best classifier by development-cohort CV AUC: {chosen.iloc[0]}{used}")
+        _progress(f"best classifier (RCR's) by nested out-of-fold development AUC, or CV AUC with --no-oof: "
+                  f"{chosen.iloc[0]}{used}")
     _progress(f"wrote {summary.out}/predictions.csv and {summary.out}/models/")
     return EXIT_OK
 

@@ -45,10 +45,11 @@ import pandas as pd
 
 from core.errors import InputError
 from core.output import provenance, record_provenance, staged_file, staged_folder
+from core.stats.logistic import fit_logistic
 from core.stats.roc import rank_auc, youden_threshold
 
 from . import classifiers as clf
-from .clinical import COMPARATORS, CRModel, CRModelError, comparator_table, design, fit_cr
+from .clinical import COMPARATORS, CRModel, CRModelError, comparator_table, design, fit_cr, refit_cr
 from .radiomics.extraction import FEATURES_DIR, read_radiomics
 from .radiomics.selection import SelectionError, select_features
 from .splits import SPLIT_FILE, load_or_make_split
@@ -80,6 +81,8 @@ class TrainSummary:
         Features left after each selection step (radiomics arm).
     predictions : DataFrame
         ``RUN/predictions.csv``.
+    dev_cohort : str
+        The development cohort's name.
     """
 
     out: Path
@@ -88,6 +91,7 @@ class TrainSummary:
     true_risk: Optional[pd.DataFrame]
     selection_counts: Optional[pd.DataFrame]
     predictions: pd.DataFrame
+    dev_cohort: str = "training"
 
     def to_frame(self) -> pd.DataFrame:
         return self.models
@@ -142,18 +146,49 @@ def _fill(data: _Data, medians: pd.Series, ids) -> pd.DataFrame:
     return data.features.loc[list(ids)].fillna(medians)
 
 
+@dataclass(frozen=True)
+class _Kept:
+    """The development cohort's selected features, standing in for a fold's failed selection."""
+
+    features: tuple
+
+
+#: calibration slopes of out-of-fold development predictions outside this range are warned about
+CALIBRATION_SLOPE_RANGE = (0.5, 2.0)
+
+
 def _fit_chain(data: _Data, config, train: np.ndarray, *, arms, seed: int, lasso_rule: str, icc_threshold: float,
-               alpha: float, progress=None) -> _ArmFit:
-    """CR, selection, the five classifiers and RCR on the patients where ``train`` is True."""
+               alpha: float, progress=None, rcr=True, fallback: Optional[_ArmFit] = None,
+               notes: Optional[list] = None) -> _ArmFit:
+    """CR, selection, the five classifiers and RCR on the patients where ``train`` is True.
+
+    ``rcr``: True to tune RCR in the classifier with the best CV AUC on these patients (an
+    out-of-fold refit), a classifier name to use that one, False to leave RCR out (the
+    development fit, whose RCR classifier is chosen afterwards on nested out-of-fold AUCs).
+    ``fallback`` (the development fit, for an out-of-fold refit): where this refit's CR
+    selection finds no factor, the development cohort's factors are refitted on these patients;
+    where its radiomics selection fails, the development cohort's selected features are used,
+    with medians and classifiers refitted here. Each fallback is appended to ``notes``.
+    """
     ids = data.ids[train]
     folds = data.fold[train]
     y = data.y[train]
+    note = notes.append if notes is not None else (lambda text: None)
     cr = None
     if "clinical" in arms:
         try:
             cr = fit_cr(data.clinical.reset_index(drop=True), config, dev_ids=ids, alpha=alpha)
         except CRModelError as exc:
-            warnings.warn(f"{exc}; CR and RCR are left out", stacklevel=2)
+            if fallback is None:
+                warnings.warn(f"{exc}; CR and RCR are left out", stacklevel=2)
+            elif fallback.cr is not None:
+                try:
+                    cr = refit_cr(data.clinical.reset_index(drop=True), config, fallback.cr, dev_ids=ids)
+                    note(f"CR: {exc}; the development cohort's factors ({', '.join(fallback.cr.factors)}) were "
+                         "refitted on this fold's training patients instead")
+                except CRModelError as again:
+                    note(f"CR: {exc}; refitting the development cohort's factors failed too ({again}): no CR or "
+                         "RCR score")
     if "radiomics" not in arms:
         return _ArmFit(cr, None, None, {}, None)
     medians = data.features.loc[list(ids)].median()
@@ -166,20 +201,37 @@ def _fit_chain(data: _Data, config, train: np.ndarray, *, arms, seed: int, lasso
         selection = select_features(x, y, folds, reader2=r2, icc_threshold=icc_threshold, alpha=alpha,
                                     lasso_rule=lasso_rule, seed=seed)
     except SelectionError as exc:
-        raise InputError(f"radiomics feature selection on {len(ids)} development patients: {exc}") from None
+        if fallback is None or fallback.selection is None:
+            raise InputError(f"radiomics feature selection on {len(ids)} development patients: {exc}") from None
+        selection = _Kept(tuple(fallback.selection.features))
+        note(f"radiomics selection: {exc}; the development cohort's {len(selection.features)} selected features "
+             "were used instead (medians and classifiers refitted on this fold)")
     chosen = list(selection.features)
     tuned = {}
     for name in clf.CLASSIFIERS:
         if progress:
             progress(f"tuning {radiomics_model_name(name)} on {len(chosen)} features")
         tuned[radiomics_model_name(name)] = clf.tune(name, x[chosen], y, folds, seed=seed)
-    best = clf.best_classifier({n: tuned[radiomics_model_name(n)] for n in clf.CLASSIFIERS})
-    if cr is not None:
-        rcr_x = pd.concat([x[chosen], design(data.clinical.loc[list(ids)], cr.codings)], axis=1)
-        if progress:
-            progress(f"tuning RCR ({best}) on {rcr_x.shape[1]} features")
-        tuned["RCR"] = clf.tune(best, rcr_x, y, folds, seed=seed)
-    return _ArmFit(cr, medians, selection, tuned, best)
+    fit = _ArmFit(cr, medians, selection, tuned, None)
+    if rcr is True:
+        _fit_rcr(fit, data, ids, folds, y, clf.best_classifier({n: tuned[radiomics_model_name(n)]
+                                                                for n in clf.CLASSIFIERS}), seed=seed,
+                 progress=progress)
+    elif rcr:
+        _fit_rcr(fit, data, ids, folds, y, rcr, seed=seed, progress=progress)
+    return fit
+
+
+def _fit_rcr(fit: _ArmFit, data: _Data, ids, folds, y, best: str, *, seed: int, progress=None) -> None:
+    """RCR (the selected features and the CR factors' design columns) in classifier ``best``."""
+    fit.best = best
+    if fit.cr is None:
+        return
+    x = _fill(data, fit.medians, ids)[list(fit.selection.features)]
+    rcr_x = pd.concat([x, design(data.clinical.loc[list(ids)], fit.cr.codings)], axis=1)
+    if progress:
+        progress(f"tuning RCR ({best}) on {rcr_x.shape[1]} features")
+    fit.tuned["RCR"] = clf.tune(best, rcr_x, y, folds, seed=seed)
 
 
 def _predict_chain(fit: _ArmFit, data: _Data, ids) -> dict:
@@ -201,22 +253,25 @@ def _predict_chain(fit: _ArmFit, data: _Data, ids) -> dict:
 
 
 def _oof_fold(args):
-    data, config, k, kwargs = args
+    data, config, k, kwargs, fallback = args
     dev = data.cohort == config.dev_cohort
     held = data.ids[dev & (data.fold == k)]
+    notes: list[str] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            fit = _fit_chain(data, config, dev & (data.fold != k), **kwargs)
-        except InputError:  # a fold whose training part selects nothing: no out-of-fold scores there
-            return k, held, {}
-    return k, held, _predict_chain(fit, data, held)
+            fit = _fit_chain(data, config, dev & (data.fold != k), fallback=fallback, notes=notes, **kwargs)
+        except (InputError, ValueError) as exc:  # nothing could be fitted without this fold
+            return k, held, {}, [*notes, f"the whole chain: {exc}"]
+    return k, held, _predict_chain(fit, data, held), notes
 
 
-def _out_of_fold(data: _Data, config, kwargs: dict, *, jobs: int, progress=None) -> pd.DataFrame:
+def _out_of_fold(data: _Data, config, kwargs: dict, *, jobs: int, fallback: Optional[_ArmFit] = None,
+                 progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Nested out-of-fold predictions of every model, and the log of each fold's fallbacks."""
     dev = data.cohort == config.dev_cohort
     folds = sorted(set(data.fold[dev]))
-    tasks = [(data, config, k, kwargs) for k in folds]
+    tasks = [(data, config, k, kwargs, fallback) for k in folds]
     if jobs > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -237,12 +292,14 @@ def _out_of_fold(data: _Data, config, kwargs: dict, *, jobs: int, progress=None)
             if progress:
                 progress(f"out-of-fold predictions: fold {task[2]} of {len(folds)}")
     y = dict(zip(data.ids, data.y))
-    rows = []
-    for k, held, scores in results:
+    rows, log = [], []
+    for k, held, scores, notes in results:
         for model, values in scores.items():
             rows += [{"patient_id": p, "fold": k, "model": model, "y_true": y[p], "y_score": float(s)}
                      for p, s in zip(held, values)]
-    return pd.DataFrame(rows, columns=["patient_id", "fold", "model", "y_true", "y_score"])
+        log += [{"fold": k, "note": text} for text in notes]
+    return (pd.DataFrame(rows, columns=["patient_id", "fold", "model", "y_true", "y_score"]),
+            pd.DataFrame(log, columns=["fold", "note"]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,7 +322,7 @@ def _truth_auc(study, data: _Data) -> Optional[pd.DataFrame]:
     return pd.DataFrame(rows)
 
 
-def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_folds: int = 5,
+def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_folds: Optional[int] = None,
                 seed: Optional[int] = None, lasso_rule: str = "min", icc_threshold: float = 0.90,
                 alpha: float = 0.05, oof: bool = True,
                 progress: Optional[Callable[[str], None]] = None) -> TrainSummary:
@@ -281,7 +338,7 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
     jobs : int
         Processes for the out-of-fold refits.
     n_folds, seed :
-        The split (seed default: study.yaml's seed).
+        The split (defaults: study.yaml's n_folds and seed).
     lasso_rule : {"min", "1se"}
     icc_threshold, alpha :
         The ICC filter and the significance level of the univariate steps.
@@ -311,7 +368,8 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
     clinical[config.id_column] = clinical[config.id_column].astype(str)
     split = load_or_make_split(run, clinical, id_column=config.id_column, cohort_column=config.cohort_column,
                                outcome_column=config.outcome_column, dev_cohort=config.dev_cohort,
-                               n_folds=n_folds, seed=seed, clinical_path=study.root / "clinical.csv")
+                               n_folds=config.n_folds if n_folds is None else n_folds, seed=seed,
+                               clinical_path=study.root / "clinical.csv")
     ids = split["patient_id"].to_numpy(dtype=object)
     indexed = clinical.set_index(config.id_column, drop=False).loc[list(ids)]
     indexed.index.name = None
@@ -327,30 +385,36 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
                        icc_threshold=icc_threshold, alpha=alpha, oof=oof, seed=seed)
     kwargs = {"arms": arms, "seed": seed, "lasso_rule": lasso_rule, "icc_threshold": icc_threshold, "alpha": alpha}
     say(f"fitting on the {int(dev.sum())} {config.dev_cohort!r} patients")
-    fit = _fit_chain(data, config, dev, progress=say, **kwargs)
-    scores = _predict_chain(fit, data, ids)
-    oof_frame = None
+    fit = _fit_chain(data, config, dev, progress=say, rcr=False, **kwargs)
+    oof_frame = oof_log = None
     if oof:
         say("out-of-fold predictions: refitting the whole chain without each fold")
-        oof_frame = _out_of_fold(data, config, kwargs, jobs=jobs, progress=say)
-        covered = oof_frame.groupby("model")["fold"].unique()
-        all_folds = set(data.fold[dev])
-        for model in scores:
-            missing = sorted(all_folds - set(covered.get(model, [])))
-            if missing:
-                warnings.warn(f"out-of-fold predictions: {model} has none for fold(s) "
-                              f"{', '.join(map(str, missing))}: refitted without that fold, its CR selection found "
-                              "no factor (nothing is borrowed from the held-out fold)", stacklevel=2)
+        fallback = _ArmFit(fit.cr, None, _Kept(tuple(fit.selection.features)) if fit.selection is not None else None,
+                           {}, None)
+        oof_frame, oof_log = _out_of_fold(data, config, kwargs, jobs=jobs, fallback=fallback, progress=say)
+        for row in oof_log.itertuples():
+            warnings.warn(f"out-of-fold refit without fold {row.fold}: {row.note}", stacklevel=2)
+    if fit.selection is not None:
+        best, chosen_by = _choose_classifier(fit, oof_frame)
+        if oof_frame is None:
+            warnings.warn(f"RCR's classifier ({best}) is chosen by development CV AUC, which is optimistic (the "
+                          "features were selected on every development patient); without --no-oof it is chosen "
+                          "on nested out-of-fold AUCs", stacklevel=2)
+        _fit_rcr(fit, data, data.ids[dev], data.fold[dev], data.y[dev], best, seed=seed, progress=say)
+        say(f"best classifier by {chosen_by}: {best}")
+    scores = _predict_chain(fit, data, ids)
+    if oof_frame is not None:
+        _check_coverage(oof_frame, scores, data, dev)
 
     comparators, erasl_label = comparator_table(clinical, config) if "clinical" in arms else (None, None)
     predictions = _predictions(data, config, scores, comparators)
-    models = _models_table(fit, data, dev, scores)
+    models = _models_table(fit, data, dev, scores, oof_frame)
     parameters = _parameters(fit, data, dev, models, seed, erasl_label)
     performance = _performance(predictions)
     truth = _truth_auc(study, data)
-    _write(run, predictions, fit, models, parameters, oof_frame, info)
+    _write(run, predictions, fit, models, parameters, oof_frame, info, oof_log)
     return TrainSummary(run, models, performance, truth,
-                        fit.selection.counts if fit.selection is not None else None, predictions)
+                        fit.selection.counts if fit.selection is not None else None, predictions, config.dev_cohort)
 
 
 def _provenance(study, run: Path, *, arms, n_folds: int, lasso_rule: str, icc_threshold: float, alpha: float,
@@ -391,15 +455,69 @@ def _predictions(data: _Data, config, scores: dict, comparators: Optional[pd.Dat
     return frame[columns].reset_index(drop=True)
 
 
-def _models_table(fit: _ArmFit, data: _Data, dev: np.ndarray, scores: dict) -> pd.DataFrame:
+def _choose_classifier(fit: _ArmFit, oof_frame: Optional[pd.DataFrame]) -> tuple[str, str]:
+    """RCR's classifier: the highest nested out-of-fold development AUC (``clf.CLASSIFIERS``'
+    order on ties), else, without out-of-fold predictions, the highest CV AUC."""
+    if oof_frame is not None:
+        aucs = {}
+        for name in clf.CLASSIFIERS:
+            rows = oof_frame[oof_frame["model"] == radiomics_model_name(name)]
+            if len(rows):
+                aucs[name] = rank_auc(rows["y_true"].to_numpy(dtype=int), rows["y_score"].to_numpy(dtype=float))
+        aucs = {n: a for n, a in aucs.items() if np.isfinite(a)}
+        if aucs:
+            return min(aucs, key=lambda n: (-aucs[n], clf.CLASSIFIERS.index(n))), "nested out-of-fold AUC"
+    return clf.best_classifier({n: fit.tuned[radiomics_model_name(n)] for n in clf.CLASSIFIERS}), "CV AUC"
+
+
+def _check_coverage(oof_frame: pd.DataFrame, scores: dict, data: _Data, dev: np.ndarray) -> None:
+    """Warn, naming the model and how many patients, where a fitted model lacks out-of-fold scores."""
+    patients = set(data.ids[dev])
+    for model in scores:
+        covered = set(oof_frame.loc[oof_frame["model"] == model, "patient_id"])
+        if covered != patients:
+            warnings.warn(f"out-of-fold predictions: {model} has {len(covered & patients)} of {len(patients)} "
+                          "development patients (see models/oof_log.csv for the folds' refits)", stacklevel=3)
+
+
+def calibration_slope(y, p) -> float:
+    """Slope b of logit P(y = 1) = a + b logit(p) by maximum likelihood (R ``glm(y ~ qlogis(p))``);
+    NaN when undefined (one class, constant p, separation)."""
+    y = np.asarray(y, dtype=float)
+    p = np.clip(np.asarray(p, dtype=float), 1e-12, 1 - 1e-12)
+    lp = np.log(p / (1 - p))
+    if y.size < 3 or np.unique(y).size < 2 or np.ptp(lp) == 0:
+        return float("nan")
+    beta = fit_logistic(y, np.column_stack([np.ones(y.size), lp]))
+    return float(beta[1]) if np.all(np.isfinite(beta)) else float("nan")
+
+
+def _models_table(fit: _ArmFit, data: _Data, dev: np.ndarray, scores: dict,
+                  oof_frame: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """One row per fitted model: its features, CV scores, nested out-of-fold AUC and calibration
+    slope, and its Youden threshold, chosen on the out-of-fold development predictions where they
+    exist (``threshold_source``), else on the apparent ones."""
     rows = []
+    low, high = CALIBRATION_SLOPE_RANGE
     for model, values in scores.items():
         tuned = fit.tuned.get(model)
         values = np.asarray(values, dtype=float)
         ok = dev & np.isfinite(values)
+        held = oof_frame[oof_frame["model"] == model] if oof_frame is not None else None
+        y_oof = held["y_true"].to_numpy(dtype=int) if held is not None else None
+        s_oof = held["y_score"].to_numpy(dtype=float) if held is not None else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            threshold = youden_threshold(data.y[ok], values[ok])
+            if held is not None and len(held):
+                threshold, source = youden_threshold(y_oof, s_oof), "out-of-fold"
+            else:
+                threshold, source = youden_threshold(data.y[ok], values[ok]), "apparent"
+        oof_auc = rank_auc(y_oof, s_oof) if held is not None and len(held) else float("nan")
+        slope = calibration_slope(y_oof, s_oof) if held is not None and len(held) else float("nan")
+        if np.isfinite(slope) and not low <= slope <= high:
+            warnings.warn(f"{model}: calibration slope {slope:.2f} on its out-of-fold development predictions, outside "
+                          f"{low:g}-{high:g} (its probabilities are {'too extreme' if slope < 1 else 'too compressed'}"
+                          "; read its calibration and decision curves with care)", stacklevel=3)
         if model == "CR":
             features, classifier = ", ".join(fit.cr.columns), "logistic"
         elif model == "RCR":
@@ -410,8 +528,9 @@ def _models_table(fit: _ArmFit, data: _Data, dev: np.ndarray, scores: dict) -> p
                      "cv_log_loss": tuned.cv_log_loss if tuned else float("nan"),
                      "cv_auc": tuned.cv_auc if tuned else float("nan"),
                      "cv_auc_sd": tuned.cv_auc_sd if tuned else float("nan"),
+                     "oof_auc": oof_auc, "oof_calibration_slope": slope,
                      "best_params": json.dumps(tuned.best_params, sort_keys=True, default=str) if tuned else "",
-                     "threshold": threshold,
+                     "threshold": threshold, "threshold_source": source,
                      "best_classifier": fit.best is not None and model == radiomics_model_name(fit.best)})
     return pd.DataFrame(rows)
 
@@ -465,7 +584,8 @@ def _oof_predictions(predictions: pd.DataFrame, oof_frame: pd.DataFrame) -> pd.D
 
 
 def _write(run: Path, predictions: pd.DataFrame, fit: _ArmFit, models: pd.DataFrame, parameters: dict,
-           oof_frame: Optional[pd.DataFrame], info: Optional[dict] = None) -> None:
+           oof_frame: Optional[pd.DataFrame], info: Optional[dict] = None,
+           oof_log: Optional[pd.DataFrame] = None) -> None:
     """Write predictions.csv, predictions_oof.csv and models/ together: all are replaced, or none.
 
     Without out-of-fold predictions (``--no-oof``) an earlier ``predictions_oof.csv`` is
@@ -497,6 +617,8 @@ def _write(run: Path, predictions: pd.DataFrame, fit: _ArmFit, models: pd.DataFr
             if oof_tmp is not None:
                 oof_table.to_csv(oof_tmp, index=False, float_format="%.17g")
             _write_models(mdir, fit, models, parameters, oof_frame)
+            if oof_log is not None:
+                oof_log.to_csv(mdir / "oof_log.csv", index=False)
         (run / OOF_PREDICTIONS).unlink(missing_ok=True)
     if info is not None:
         written = ["predictions.csv"] + ([OOF_PREDICTIONS] if oof_table is not None else [])
