@@ -289,3 +289,20 @@ def test_out_of_fold_predictions_cover_each_development_patient_once(trained, tm
     perf = pd.read_csv(run2 / "results" / "performance.csv")
     assert set(perf.loc[perf["cohort"] == "training (out-of-fold)", "model"]) == set(oof["model"])
     assert set(perf.loc[perf["threshold_source"] == "out-of-fold", "model"]) == set(oof["model"])
+    # the leakage probe with out-of-fold refits: flipping every validation outcome leaves every
+    # fitted value and every development prediction, apparent and out-of-fold, byte-identical
+    flipped = tmp_path / "flipped"
+    shutil.copytree(root, flipped, symlinks=True)
+    clinical = pd.read_csv(flipped / "clinical.csv", dtype={"patient_id": str})
+    validation = clinical["cohort"] == "validation"
+    clinical.loc[validation, "early_recurrence"] = 1 - clinical.loc[validation, "early_recurrence"]
+    clinical.to_csv(flipped / "clinical.csv", index=False)
+    run3 = tmp_path / "run3"
+    shutil.copytree(run / "features", run3 / "features")
+    train_study(load_study(flipped), run3, jobs=2)
+    for name in ("models/parameters.json", "predictions_oof.csv", "models/oof_predictions.csv", "models/models.csv"):
+        assert (run3 / name).read_bytes() == (run2 / name).read_bytes(), name
+    again = pd.read_csv(run3 / "predictions.csv", dtype={"patient_id": str})
+    dev_rows = pred["cohort"] == "training"
+    pd.testing.assert_frame_equal(again[dev_rows].reset_index(drop=True), pred[dev_rows].reset_index(drop=True))
+    assert (again.loc[~dev_rows, "y_true"].to_numpy() != pred.loc[~dev_rows, "y_true"].to_numpy()).all()
