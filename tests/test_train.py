@@ -81,14 +81,20 @@ def test_predictions_hold_every_model_for_both_cohorts(trained):
     assert res.returncode == 0, res.stderr
 
 
+def _flip_validation_outcomes(root, copy):
+    """A copy of the study at ``root`` with every validation patient's outcome flipped."""
+    shutil.copytree(root, copy, symlinks=True)
+    clinical = pd.read_csv(copy / "clinical.csv", dtype={"patient_id": str})
+    validation = clinical["cohort"] == "validation"
+    clinical.loc[validation, "early_recurrence"] = 1 - clinical.loc[validation, "early_recurrence"]
+    clinical.to_csv(copy / "clinical.csv", index=False)
+    return clinical, validation
+
+
 def test_changing_validation_patients_leaves_every_fitted_parameter_identical(trained, tmp_path):
     root, run, _ = trained
     other = tmp_path / "S"
-    shutil.copytree(root, other, symlinks=True)
-    clinical = pd.read_csv(other / "clinical.csv", dtype={"patient_id": str})
-    validation = clinical["cohort"] == "validation"
-    clinical.loc[validation, "early_recurrence"] = 1 - clinical.loc[validation, "early_recurrence"]
-    clinical.to_csv(other / "clinical.csv", index=False)
+    clinical, validation = _flip_validation_outcomes(root, other)
     rng = np.random.default_rng(1)
     for pid in clinical.loc[validation, "patient_id"]:
         path = other / "images" / pid / "AP.nii.gz"
@@ -292,11 +298,7 @@ def test_out_of_fold_predictions_cover_each_development_patient_once(trained, tm
     # the leakage probe with out-of-fold refits: flipping every validation outcome leaves every
     # fitted value and every development prediction, apparent and out-of-fold, byte-identical
     flipped = tmp_path / "flipped"
-    shutil.copytree(root, flipped, symlinks=True)
-    clinical = pd.read_csv(flipped / "clinical.csv", dtype={"patient_id": str})
-    validation = clinical["cohort"] == "validation"
-    clinical.loc[validation, "early_recurrence"] = 1 - clinical.loc[validation, "early_recurrence"]
-    clinical.to_csv(flipped / "clinical.csv", index=False)
+    _flip_validation_outcomes(root, flipped)
     run3 = tmp_path / "run3"
     shutil.copytree(run / "features", run3 / "features")
     train_study(load_study(flipped), run3, jobs=2)
