@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import InputError
+from core.tables import foreign_separator, separator_problem
 
 REQUIRED = ("patient_id", "cohort", "model", "y_true", "y_score")
 #: rows of decision_curve.csv that are strategies, not models
@@ -104,6 +105,10 @@ def _read_csv(path, what: str = "a predictions CSV (contract section 4)") -> tup
     source = str(path)
     if not path.is_file():
         raise PredictionsError(f"{source}: no such file; give the path of {what}")
+    separator = foreign_separator(path)
+    if separator is not None:  # read with commas it would be one column, and every check would echo its header
+        message, fix = separator_problem(separator)
+        raise PredictionsError(f"{source}: {message}. Fix: {fix}")
     try:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except pd.errors.EmptyDataError:

@@ -182,3 +182,11 @@ def test_analyze_ends_with_the_auc_table(tmp_path, capsys):
             row = performance.loc[(model, cohort)]
             assert auc == f"{row.auc:.3f}" and ci == f"({row.auc_ci_low:.3f}-{row.auc_ci_high:.3f})"
     assert [line.split()[0] for line in lines[1:]] == ["A", "B"]
+
+
+def test_a_semicolon_separated_predictions_file_is_named_once(tmp_path, capsys):
+    path = tmp_path / "p.csv"
+    GOOD.to_csv(path, index=False, sep=";")
+    code, err = analyze_cli(capsys, path, "--out", tmp_path / "o")
+    assert code == 2 and "separated by ';'" in err and str(path) in err and "comma-separated" in err
+    assert "missing column" not in err and not (tmp_path / "o").exists()
