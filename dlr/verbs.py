@@ -254,13 +254,19 @@ def extract(study, out, *, jobs: int = 1, scheduler: str | None = None, params=N
     ``case_done(done, total, record)`` is called once before the first case (with the number
     found in the cache) and after each case.
     """
-    from modeling.radiomics.extraction import extract_study
     from modeling.study import load_study
 
     if jobs < 1:
         raise InputError(f"--jobs must be 1 or more, got {jobs}")
     _say(progress, f"checking {study}")
-    loaded = load_study(study)
+    return _extract(load_study(study), out, jobs=jobs, scheduler=scheduler, params=params, progress=progress,
+                    case_done=case_done)
+
+
+def _extract(loaded, out, *, jobs, scheduler, params, progress, case_done) -> VerbResult:
+    """:func:`extract` of a study already loaded (and validated) by ``modeling.study.load_study``."""
+    from modeling.radiomics.extraction import extract_study
+
     where = f"the Dask cluster at {scheduler}" if scheduler else f"{jobs} process(es)"
     _say(progress, f"extracting radiomics features of {len(loaded.patient_ids)} patients with {where}")
     summary = extract_study(loaded, out, jobs=jobs, scheduler=scheduler, params_path=params, progress=case_done)
@@ -272,8 +278,9 @@ def train(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, seed: in
           lasso_rule: str = "min", oof: bool = True, scheduler: str | None = None, params=None,
           progress: Progress = None, case_done: Callable[[int, int, dict], None] | None = None) -> VerbResult:
     """`dlr train`: every model on the development cohort into ``out/predictions.csv`` and
-    ``out/models/``; extracts the radiomics features first (as :func:`extract`) when
-    ``out/features/radiomics.csv`` is missing. ``extra["extraction"]`` holds that extraction's result."""
+    ``out/models/``; extracts the radiomics features first (as :func:`extract`, on the study
+    loaded here) when ``out/features/radiomics.csv`` is missing. ``extra["extraction"]`` holds
+    that extraction's result."""
     from modeling.radiomics.extraction import FEATURES_DIR
     from modeling.study import load_study
     from modeling.train import train_study
@@ -284,8 +291,11 @@ def train(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, seed: in
     extra, lines = {}, []
     if "radiomics" in arms and not (Path(out) / FEATURES_DIR / "radiomics.csv").is_file():
         _say(progress, "no RUN/features/radiomics.csv yet: extracting first (as `dlr extract`)")
-        extra["extraction"] = extract(study, out, jobs=jobs, scheduler=scheduler, params=params, progress=progress,
-                                      case_done=case_done)
+        if jobs < 1:
+            raise InputError(f"--jobs must be 1 or more, got {jobs}")
+        # the study loaded above, images checked: not read and validated a second time
+        extra["extraction"] = _extract(loaded, out, jobs=jobs, scheduler=scheduler, params=params,
+                                       progress=progress, case_done=case_done)
         lines.extend(extra["extraction"].warnings)
     with collected_warnings(ignore=(FutureWarning, DeprecationWarning)) as caught:
         summary = train_study(loaded, out, arms=arms, jobs=jobs, seed=seed, lasso_rule=lasso_rule, oof=oof,

@@ -65,3 +65,21 @@ def test_bad_input_is_an_input_error_naming_the_option(clinical, tmp_path):
         verbs.synth(tmp_path / "study", n=3)
     with pytest.raises(InputError, match="no such file"):
         verbs.table1(tmp_path / "absent.csv", tmp_path / "t", outcome="early_recurrence")
+
+
+def test_train_without_features_extracts_the_study_it_loaded_once(tmp_path, monkeypatch):
+    """`dlr train` on a run with no radiomics.csv extracts first, on the study it has already
+    loaded and validated (not read and checked a second time)."""
+    import modeling.study
+    import modeling.train
+
+    loads, extracted = [], []
+    monkeypatch.setattr(modeling.study, "load_study", lambda path, **kw: loads.append(path) or f"study:{path}")
+    monkeypatch.setattr(verbs, "_extract", lambda loaded, out, **kw: extracted.append(loaded) or
+                        verbs.VerbResult(out, None, ("P1 reader 1 AP: empty mask",)))
+    monkeypatch.setattr(modeling.train, "train_study", lambda loaded, out, **kw: verbs.VerbResult(out, loaded))
+    done = verbs.train(tmp_path / "study", tmp_path / "run", jobs=1)
+    assert loads == [tmp_path / "study"] and extracted == [f"study:{tmp_path / 'study'}"]
+    assert done.warnings == ("P1 reader 1 AP: empty mask",) and "extraction" in done.extra
+    with pytest.raises(InputError, match="--jobs"):
+        verbs.train(tmp_path / "study", tmp_path / "run", jobs=0)
