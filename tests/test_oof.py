@@ -144,14 +144,19 @@ def test_the_other_tables_take_the_out_of_fold_cohort_without_breaking(result):
             "decision_curve_training_out-of-fold"} <= stems
 
 
-def test_cli_oof_writes_the_rows_settings_and_provenance(tmp_path, capsys):
-    predictions = tmp_path / "predictions.csv"
-    oof = tmp_path / "predictions_oof.csv"
+def _analyze_cli(tmp_path, oof_frame, *options, oof_name="predictions_oof.csv"):
+    """`dlr analyze PREDICTIONS --oof FILE OPTIONS` on PREDICTIONS and ``oof_frame`` (None: no
+    such file) written into tmp_path: (exit code, the OOF path, the out folder)."""
+    predictions, oof, out = tmp_path / "predictions.csv", tmp_path / oof_name, tmp_path / "results"
     PREDICTIONS.to_csv(predictions, index=False)
-    OOF_FRAME.to_csv(oof, index=False)
-    out = tmp_path / "results"
-    code = main(["analyze", str(predictions), "--oof", str(oof), "--out", str(out), "--bootstrap", "50",
-                 "--strata", "scanner"])
+    if oof_frame is not None:
+        oof_frame.to_csv(oof, index=False)
+    return main(["analyze", str(predictions), "--oof", str(oof), "--out", str(out), *options]), oof, out
+
+
+def test_cli_oof_writes_the_rows_settings_and_provenance(tmp_path, capsys):
+    code, oof, out = _analyze_cli(tmp_path, OOF_FRAME, "--bootstrap", "50", "--strata", "scanner")
+    predictions = tmp_path / "predictions.csv"
     captured = capsys.readouterr()
     assert code == 0, captured.err
     perf = pd.read_csv(out / "performance.csv")
@@ -201,13 +206,7 @@ BAD = {
 @pytest.mark.parametrize("case", sorted(BAD))
 def test_bad_oof_input_exits_2_naming_the_file_patient_and_model(case, tmp_path, capsys):
     frame, needles = BAD[case]
-    predictions = tmp_path / "predictions.csv"
-    oof = tmp_path / "oof.csv"
-    PREDICTIONS.to_csv(predictions, index=False)
-    frame.to_csv(oof, index=False)
-    out = tmp_path / "out"
-    code = main(["analyze", str(predictions), "--oof", str(oof), "--out", str(out), "--bootstrap", "0",
-                 "--no-figures"])
+    code, oof, out = _analyze_cli(tmp_path, frame, "--bootstrap", "0", "--no-figures", oof_name="oof.csv")
     err = capsys.readouterr().err
     assert code == 2, err
     assert "Traceback" not in err and str(oof) in err
@@ -228,8 +227,6 @@ def test_every_disagreement_is_named_once_in_one_message():
 
 
 def test_missing_oof_file_exits_2(tmp_path, capsys):
-    predictions = tmp_path / "predictions.csv"
-    PREDICTIONS.to_csv(predictions, index=False)
-    code = main(["analyze", str(predictions), "--oof", str(tmp_path / "nope.csv"), "--out", str(tmp_path / "o")])
+    code, _, _ = _analyze_cli(tmp_path, None, oof_name="nope.csv")
     err = capsys.readouterr().err
     assert code == 2 and "nope.csv" in err and "out-of-fold" in err
