@@ -23,13 +23,11 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e ".[imaging,dev]"
 	touch $(STAMP)
 
-# Until the modelling pipeline exists, the demo analyses the public reference case.
+# The embedded synthetic study (165 patients, three phases) from images to the report:
+# `dlr demo` = `dlr synth` + `dlr run` (cached: a second `make demo` does no work).
 demo: $(STAMP)
-	@echo "dlr demo: the modelling pipeline is not built yet; analysing the public reference"
-	@echo "case tests/data/reference/asah (pROC's aSAH data) with dlr analyze instead."
-	$(BIN)/dlr analyze tests/data/reference/asah/predictions.csv --dev-cohort train \
-	    --strata gender --out $(RUN)/results
-	@echo "Results: $(RUN)/results (performance.csv, comparisons.csv, figures/ ...)"
+	$(BIN)/dlr demo --out $(RUN)
+	@echo "Report: $(abspath $(RUN))/report/index.html (and index.docx; TRIPOD+AI: report/tripod_ai.csv)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup

@@ -233,6 +233,70 @@ def _cmd_train(args) -> int:
     return EXIT_OK
 
 
+def _stage_bar(stack: contextlib.ExitStack):
+    """Progress of `dlr run`: each stage's line, with the extraction's case bar under it."""
+    return _CaseBar(stack)
+
+
+def _report_run(done) -> int:
+    from dlr.runner import stage_table
+
+    summary = done.result
+    _warn(done.warnings)
+    print(stage_table(summary))
+    report = summary.out / "report" / "index.html"
+    if report.is_file():
+        _progress(f"report: {report}")
+    _progress(f"log: {summary.out / 'run.log'}")
+    return EXIT_OK
+
+
+def _cmd_run(args) -> int:
+    with contextlib.ExitStack() as stack:
+        done = verbs.run(args.study, args.out, profile=args.profile, arms=_columns(args.arms), jobs=args.jobs,
+                         seed=args.seed, scheduler=args.scheduler, params=args.params, n_bootstrap=args.bootstrap,
+                         progress=_progress, case_done=_stage_bar(stack))
+    return _report_run(done)
+
+
+def _cmd_demo(args) -> int:
+    with contextlib.ExitStack() as stack:
+        done = verbs.demo(args.out, profile=args.profile, jobs=args.jobs, seed=args.seed, progress=_progress,
+                          case_done=_stage_bar(stack))
+    return _report_run(done)
+
+
+def _cmd_report(args) -> int:
+    done = verbs.report(args.run, formats=_columns(args.formats), renderer=args.renderer, progress=_progress)
+    _warn(done.warnings)
+    for path in done.result.outputs:
+        _progress(f"wrote {path}")
+    _progress(f"rendered by {done.result.renderer}")
+    return EXIT_OK
+
+
+def _cmd_package(args) -> int:
+    done = verbs.package(args.run, args.out, progress=_progress)
+    result = done.result
+    _progress(f"wrote {result.path}: {result.n_files} files, {result.pseudonymised} patients pseudonymised; "
+              f"it verifies itself with `dlr verify {result.path}`")
+    return EXIT_OK
+
+
+def _cmd_verify(args) -> int:
+    done = verbs.verify(args.package, progress=_progress)
+    result = done.result
+    if result.identical:
+        _progress(f"identical: {result.n_numbers} numbers in {len(result.checked)} files recomputed from "
+                  f"{args.package}")
+        return EXIT_OK
+    diffs = result.differences
+    print(f"{len(diffs)} number(s) differ between the package and the recomputed analysis:")
+    for row in diffs.itertuples():
+        print(f"{row.file}, row {row.row}, column {row.column}: {row.packaged} -> {row.recomputed}")
+    return EXIT_BUG
+
+
 def _clinical_verb(subparsers, name: str, help_text: str, description: str, *, cohort_help: str):
     """A verb reading a clinical CSV, with the options table1 and logistic share."""
     p = subparsers.add_parser(name, help=help_text, description=description)
@@ -395,6 +459,65 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace images already in the study folder")
     p.set_defaults(func=_cmd_import_dicom)
 
+    p = subparsers.add_parser(
+        "run", help="every stage from a study folder to the report (cached, resumable)",
+        description="Validates the study, splits it, extracts the radiomics features, computes Table 1, Table 3 "
+                    "and the staging systems, fits every model with its nested out-of-fold predictions, analyses "
+                    "the predictions and renders the report into RUN/report/. Each stage is skipped when the "
+                    "hashes of its inputs and settings are unchanged; an interrupted run resumes where it "
+                    "stopped. Progress on stderr and in RUN/run.log.")
+    p.add_argument("study", help="study folder (study.yaml, clinical.csv, images/, masks/)")
+    p.add_argument("--out", required=True, help="run folder (new, or an earlier run of the same study to resume)")
+    p.add_argument("--profile", choices=("quick", "paper"), default=None,
+                   help="quick: radiomics at 2 mm voxels (all 1037 features per phase); paper: the paper's 1 mm "
+                        "(default: study.yaml's profile)")
+    p.add_argument("--arms", default=None, metavar="ARM,...",
+                   help="clinical, radiomics (default: both, or clinical for a study without phases)")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: the number of CPUs)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the split, models and bootstrap (default: study.yaml's)")
+    p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, help="bootstrap resamples (default %(default)s)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask scheduler for the extraction and the out-of-fold refits (workers must see the study "
+                        "at the same path)")
+    p.add_argument("--params", default=None, metavar="YAML", help="PyRadiomics parameter file")
+    p.set_defaults(func=_cmd_run)
+
+    p = subparsers.add_parser(
+        "demo", help="the embedded synthetic study, run to its report",
+        description="`dlr synth` into OUT/study, then `dlr run OUT/study --out OUT`, rendering OUT/report/.")
+    p.add_argument("--out", default="runs/demo", help="folder (default: %(default)s)")
+    p.add_argument("--profile", choices=("quick", "paper"), default="quick", help="default: %(default)s")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: the number of CPUs)")
+    p.add_argument("--seed", type=int, default=None, help="seed (default: the synthetic study's)")
+    p.set_defaults(func=_cmd_demo)
+
+    p = subparsers.add_parser(
+        "report", help="render RUN/report/ (HTML, DOCX, TRIPOD+AI) from the saved results",
+        description="Renders the Quarto report of a run from its saved results only: with `quarto` on PATH by "
+                    "`quarto render`, otherwise the same sources through pandoc. Writes RUN/report/index.html, "
+                    "index.docx and tripod_ai.csv.")
+    p.add_argument("run", help="run folder (from `dlr run`)")
+    p.add_argument("--formats", default="html,docx", metavar="FMT,...", help="html, docx (default both)")
+    p.add_argument("--renderer", choices=("auto", "quarto", "pandoc"), default="auto",
+                   help="auto: quarto when on PATH, else pandoc (default)")
+    p.set_defaults(func=_cmd_report)
+
+    p = subparsers.add_parser(
+        "package", help="the reviewer package of a run (a zip that verifies itself)",
+        description="Writes study.yaml, the split, settings, an environment lock, seeds, input checksums, "
+                    "pseudonymised features and predictions, the results, the report and REPRODUCE.md into a "
+                    "zip; no DICOM header value and no path of this machine.")
+    p.add_argument("run", help="run folder")
+    p.add_argument("--out", required=True, help="the zip file to write")
+    p.set_defaults(func=_cmd_package)
+
+    p = subparsers.add_parser(
+        "verify", help="recompute a reviewer package's analysis and list every number that differs",
+        description="Exit 0 when every recomputed number equals the packaged one, 1 otherwise (each difference "
+                    "named by file, row and column), 2 for a file that is not a dlr package.")
+    p.add_argument("package", help="the reviewer package (.zip)")
+    p.set_defaults(func=_cmd_verify)
+
     for verb in subparsers.choices.values():  # `dlr VERB ... --debug` as well as `dlr --debug VERB ...`
         verb.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     return parser
@@ -430,7 +553,11 @@ def main(argv=None) -> int:
         print(f"dlr {args.verb}: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print(f"dlr {args.verb}: interrupted; no output was written", file=sys.stderr)
+        if args.verb in ("run", "demo"):
+            print(f"dlr {args.verb}: interrupted; run the same command again to resume (finished stages and "
+                  "extracted cases are kept)", file=sys.stderr)
+        else:
+            print(f"dlr {args.verb}: interrupted; no output was written", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the last line of defence: a bug, reported as one
         if args.debug:

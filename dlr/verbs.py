@@ -118,7 +118,10 @@ def _clinical(clinical, study_yaml, *, variables=None, categorical=()):
     from modeling.config import load_study_config
 
     config = load_study_config(study_yaml)
-    frame, variables, categorical = config.clinical_variables(frame, variables=variables, categorical=categorical)
+    try:
+        frame, variables, categorical = config.clinical_variables(frame, variables=variables, categorical=categorical)
+    except InputError as exc:
+        raise InputError(f"{clinical}: {exc}") from None
     return frame, variables, categorical, config
 
 
@@ -299,5 +302,64 @@ def train(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, seed: in
         lines.extend(extra["extraction"].warnings)
     with collected_warnings(ignore=(FutureWarning, DeprecationWarning)) as caught:
         summary = train_study(loaded, out, arms=arms, jobs=jobs, seed=seed, lasso_rule=lasso_rule, oof=oof,
-                              progress=progress)
+                              scheduler=scheduler, progress=progress)
     return VerbResult(summary.out, summary, (*lines, *caught), extra)
+
+
+# --------------------------------------------------------------------------------------------
+# The whole study, the report and the reviewer package
+
+
+def run(study, out, *, profile: str | None = None, arms=None, jobs: int = 1, seed: int | None = None,
+        scheduler: str | None = None, params=None, n_bootstrap: int = 2000, progress: Progress = None,
+        case_done: Callable[[int, int, dict], None] | None = None) -> VerbResult:
+    """`dlr run`: every stage from the study folder to the report (:mod:`dlr.runner`), each
+    skipped when nothing it reads changed. ``result`` is a ``RunSummary``."""
+    from .runner import run_study
+
+    summary = run_study(study, out, profile=profile, arms=arms, jobs=jobs, seed=seed, scheduler=scheduler,
+                        params=params, n_bootstrap=n_bootstrap, progress=progress, case_done=case_done)
+    return VerbResult(summary.out, summary, summary.warnings)
+
+
+def demo(out, *, profile: str = "quick", jobs: int = 2, seed: int | None = None, progress: Progress = None,
+         case_done: Callable[[int, int, dict], None] | None = None) -> VerbResult:
+    """`dlr demo`: the embedded synthetic study into ``out/study``, then `dlr run` into ``out``."""
+    from .runner import demo as run_demo
+
+    if jobs < 1:
+        raise InputError(f"--jobs must be 1 or more, got {jobs}")
+    summary = run_demo(out, profile=profile, jobs=jobs, seed=seed, progress=progress, case_done=case_done)
+    return VerbResult(summary.out, summary, summary.warnings)
+
+
+def report(run, *, formats=("html", "docx"), renderer: str = "auto", progress: Progress = None) -> VerbResult:
+    """`dlr report`: ``RUN/report/`` (HTML, DOCX, the TRIPOD+AI checklist) from the run's saved
+    results only. ``result`` is the ``RenderResult`` (which renderer ran, the files)."""
+    from report.build import build_report
+
+    from .stages import check_run_folder
+
+    check_run_folder(Path(run), creating=False)
+    with collected_warnings() as caught:
+        result = build_report(run, formats=formats, renderer=renderer, progress=progress)
+    return VerbResult(Path(run) / "report", result, tuple(caught))
+
+
+def package(run, out, *, progress: Progress = None) -> VerbResult:
+    """`dlr package`: the reviewer package of a run, a zip that verifies itself."""
+    from .package import package_run
+    from .stages import check_run_folder
+
+    check_run_folder(Path(run), creating=False)
+    result = package_run(run, out, progress=progress)
+    return VerbResult(Path(out), result)
+
+
+def verify(package_file, *, progress: Progress = None) -> VerbResult:
+    """`dlr verify`: recompute the analysis of a reviewer package; ``result.differences`` lists
+    every number that differs (file, row, column, packaged, recomputed)."""
+    from .package import verify_package
+
+    result = verify_package(package_file, progress=progress)
+    return VerbResult(Path(package_file), result)

@@ -409,7 +409,7 @@ def study_config(*, seed: int = 20240101, profile: str = "quick", n: int = 165) 
     v.append(Variable(name="gender", type="categorical", role="demographic", levels=["Male", "Female"]))
     # not in the paper's Table 1 (nor its CR candidates): recorded, but not a candidate
     v.append(Variable(name="age", type="continuous", role="demographic", unit="years", candidate=False))
-    v.append(Variable(name="hepatitis_b_or_c", type="categorical", role="clinical", levels=["Positive", "Negative"]))
+    v.append(Variable(name="hepatitis_b_or_c", type="categorical", role="clinical", levels=["Negative", "Positive"]))
     for name in ("afp", "alt", "ast", "ggt", "tbil", "alb"):
         v.append(Variable(name=name, type="continuous", role="laboratory", unit=LABS[name][6],
                           cut_point=LABS[name][0]))
@@ -418,7 +418,8 @@ def study_config(*, seed: int = 20240101, profile: str = "quick", n: int = 165) 
     v.append(Variable(name="tumor_number", type="continuous", role="radiological", unit="count", cut_point=1.0))
     for name in READER2_FEATURES:
         level, other, _ = TABLE1_COUNTS[name]
-        levels = [other, level] if name == "tumor_margin" else [level, other]
+        # the absent (or smooth) reading first: the reference level of Table 3, as in the paper
+        levels = [other, level]
         v.append(Variable(name=name, type="categorical", role="radiological", levels=levels,
                           reader2_column=f"{name}_reader2"))
     # raw inputs of the staging systems and indexes only: not Table 1 characteristics

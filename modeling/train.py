@@ -266,13 +266,41 @@ def _oof_fold(args):
     return k, held, _predict_chain(fit, data, held), notes
 
 
+def _dask_folds(tasks: list, scheduler: str):
+    """Each fold's refit on a Dask cluster, yielded as it finishes."""
+    try:
+        from distributed import Client, as_completed
+    except ImportError as exc:
+        raise InputError(f"--scheduler needs dask.distributed ({exc}); pip install 'dask[distributed]'") from None
+    try:
+        client = Client(scheduler, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        raise InputError(f"cannot reach the Dask scheduler at {scheduler} ({exc}); start one with "
+                         "`dask scheduler` and workers with `dask worker ADDRESS`") from None
+    with client:
+        futures = [client.submit(_oof_fold, task, key=f"dlr-oof-fold-{task[2]}", pure=False) for task in tasks]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:
+            client.cancel(futures)
+
+
 def _out_of_fold(data: _Data, config, kwargs: dict, *, jobs: int, fallback: Optional[_ArmFit] = None,
-                 progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Nested out-of-fold predictions of every model, and the log of each fold's fallbacks."""
+                 scheduler: Optional[str] = None, progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Nested out-of-fold predictions of every model, and the log of each fold's fallbacks;
+    the folds' refits run in ``jobs`` processes, or on the Dask cluster at ``scheduler``."""
     dev = data.cohort == config.dev_cohort
     folds = sorted(set(data.fold[dev]))
     tasks = [(data, config, k, kwargs, fallback) for k in folds]
-    if jobs > 1:
+    if scheduler:
+        results = []
+        for result in _dask_folds(tasks, scheduler):
+            results.append(result)
+            if progress:
+                progress(f"out-of-fold predictions: fold {result[0]} of {len(folds)} (Dask)")
+        results.sort(key=lambda r: r[0])
+    elif jobs > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
@@ -324,7 +352,7 @@ def _truth_auc(study, data: _Data) -> Optional[pd.DataFrame]:
 
 def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_folds: Optional[int] = None,
                 seed: Optional[int] = None, lasso_rule: str = "min", icc_threshold: float = 0.90,
-                alpha: float = 0.05, oof: bool = True,
+                alpha: float = 0.05, oof: bool = True, scheduler: Optional[str] = None,
                 progress: Optional[Callable[[str], None]] = None) -> TrainSummary:
     """Fit the clinical and radiomics arms on the development cohort and predict every cohort.
 
@@ -344,6 +372,8 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
         The ICC filter and the significance level of the univariate steps.
     oof : bool
         Compute the out-of-fold predictions (5 refits of the whole chain).
+    scheduler : str, optional
+        A Dask scheduler's address: the out-of-fold refits run there instead of in ``jobs`` processes.
     progress : callable, optional
         Called with a message at each step.
 
@@ -391,7 +421,8 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
         say("out-of-fold predictions: refitting the whole chain without each fold")
         fallback = _ArmFit(fit.cr, None, _Kept(tuple(fit.selection.features)) if fit.selection is not None else None,
                            {}, None)
-        oof_frame, oof_log = _out_of_fold(data, config, kwargs, jobs=jobs, fallback=fallback, progress=say)
+        oof_frame, oof_log = _out_of_fold(data, config, kwargs, jobs=jobs, fallback=fallback,
+                                          scheduler=scheduler, progress=say)
         for row in oof_log.itertuples():
             warnings.warn(f"out-of-fold refit without fold {row.fold}: {row.note}", stacklevel=2)
     if fit.selection is not None:

@@ -216,6 +216,10 @@ class ERASLRefit:
         return self.result.to_frame()
 
 
+class ERASLNoInputs(InputError):
+    """No development patient has the inputs of an ERASL refit (then ERASL is left empty)."""
+
+
 def erasl_refit(frame: pd.DataFrame, y, dev_mask) -> ERASLRefit:
     """Refit the preoperative ERASL predictors on the development cohort: ``ERASL (refit)``.
 
@@ -272,6 +276,9 @@ def erasl_refit(frame: pd.DataFrame, y, dev_mask) -> ERASLRefit:
     exog = np.column_stack([np.ones(inp.n), x["male"], x["albi_grade"], log_afp, x["tumor_size"],
                             x["multiple_tumours"]])[fit]
     n_dev, n_events = int(fit.sum()), int(outcome[fit].sum())
+    if n_dev == 0:
+        raise ERASLNoInputs("ERASL refit: no development patient has every ERASL input (gender, ALBI grade from "
+                            "bilirubin and albumin, AFP, tumour size and number), so ERASL cannot be refitted")
     beta = fit_logistic(outcome[fit], exog) if 0 < n_events < n_dev else np.full(6, np.nan)
     if not np.all(np.isfinite(beta)):
         raise InputError(f"ERASL refit: the logistic model cannot be fitted on the {n_dev} development patients with "

@@ -8,15 +8,16 @@ are; LMR negated), higher = more likely outcome.
 from __future__ import annotations
 
 import numbers
+import warnings
 from dataclasses import dataclass
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
-from core.errors import InputError
+from core.errors import InputError, UndefinedStatisticWarning
 
-from .erasl import ERASLCoefficients, _erasl_result, erasl_refit
+from .erasl import ERASLCoefficients, ERASLNoInputs, _erasl_result, erasl_refit
 from .indexes import lmr, nlr, plr
 from .inputs import _inputs, _is_missing
 from .results import SystemResult, _missing_frame, _table
@@ -114,7 +115,8 @@ def compute_staging(frame: pd.DataFrame, *, bclc_version: str = "2022", okuda_in
     if bclc_version not in BCLC_VERSIONS:
         raise InputError(f"BCLC version {bclc_version!r} is not one of {', '.join(BCLC_VERSIONS)}")
     inp = _inputs(frame)
-    erasl_label, coefficients = None, None
+    erasl_label, coefficients, erasl = None, None, None
+    empty_reason = "coefficients (none in study.yaml, and no outcome for an ERASL (refit))"
     if erasl_coefficients is not None:
         coefficients = ERASLCoefficients.from_mapping(erasl_coefficients)
         erasl = _erasl_result(inp, coefficients)
@@ -127,14 +129,17 @@ def compute_staging(frame: pd.DataFrame, *, bclc_version: str = "2022", okuda_in
         if not dev.any():
             raise InputError(f"ERASL refit: no patient of development cohort {dev_cohort!r} in column "
                              f"{cohort_column!r}")
-        refit = erasl_refit(inp, frame[outcome].to_numpy(dtype=object), dev)
-        coefficients, erasl = refit.coefficients, refit.result
-    else:
+        try:
+            refit = erasl_refit(inp, frame[outcome].to_numpy(dtype=object), dev)
+            coefficients, erasl = refit.coefficients, refit.result
+        except ERASLNoInputs as exc:  # a study that records none of them: ERASL stays empty, the rest goes on
+            warnings.warn(f"{exc}; ERASL is left empty", UndefinedStatisticWarning, stacklevel=2)
+            empty_reason = "an ERASL refit (no development patient has every ERASL input)"
+    if erasl is None:
         erasl = SystemResult("ERASL", _table(inp, {"ERASL": np.full(inp.n, np.nan),
                                                    "ERASL_group": pd.Series([None] * inp.n, dtype=object),
                                                    "ERASL_label": pd.Series([None] * inp.n, dtype=object)}),
-                             _missing_frame([(pid, "ERASL", "coefficients (none in study.yaml, and no outcome "
-                                                            "for an ERASL (refit))") for pid in inp.ids]))
+                             _missing_frame([(pid, "ERASL", empty_reason) for pid in inp.ids]))
     if coefficients is not None:
         erasl_label = coefficients.label
 

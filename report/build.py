@@ -1,0 +1,189 @@
+"""`dlr report RUN`: the run's saved results -> ``RUN/report/`` (HTML, DOCX, TRIPOD+AI).
+
+The Quarto sources (``report/index.qmd`` and the ``report/_*.qmd`` it includes) are fixed text:
+sections, cross-referenced tables and figures, and ``{{< include >}}`` shortcodes of generated
+Markdown. :func:`prepare_sources` writes that generated part into ``<source>/_generated/`` from
+the run's files only (it never fits anything): the display tables (:mod:`report.tables`), the
+figures (:mod:`report.figures`), the prose with the run's numbers (:mod:`report.text`), the
+TRIPOD+AI checklists (:mod:`report.tripod`) and ``values.yml``, the document's metadata (title,
+the run's name, which arms ran). :func:`build_report` copies the sources into a temporary
+folder, prepares them, renders them with Quarto or its pandoc fallback (:mod:`report.render`)
+and moves ``index.html``, ``index.docx``, ``tripod_ai.csv``, ``tripod_ai_abstract.csv`` and
+``figures/`` into ``RUN/report/`` at once.
+
+``quarto render`` at the repository root renders the same sources for the latest run: the
+project's ``pre-render`` script (``python -m report.prepare``) prepares ``report/_generated/``
+from the run named by ``DLR_RUN`` or, without it, the newest ``runs/*/run.json``.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional
+
+import yaml
+
+from core.errors import InputError
+
+from . import text
+from .facts import RunFacts, read_run
+
+SOURCES = Path(__file__).resolve().parent
+SOURCE_FILES = ("index.qmd", "_methods.qmd", "_results.qmd", "_supplement.qmd", "report.css")
+GENERATED = "_generated"
+#: the sections every run has an include for (an absent result gives a sentence saying so)
+TEXT_SECTIONS = ("abstract", "methods-data", "methods-participants", "methods-outcome", "methods-predictors",
+                 "methods-sample-size", "methods-missing", "methods-models", "methods-performance",
+                 "methods-fairness", "results-participants", "results-models", "results-performance",
+                 "results-calibration", "results-utility", "results-subgroups", "limitations", "reproducibility")
+#: table slots of the sources, each an include of generated/tables/<id>.md
+TABLE_SLOTS = ("tbl-1-characteristics", "tbl-2-classifiers", "tbl-3-logistic", "tbl-4-models", "tbl-s-oof",
+               "tbl-s-delong", "tbl-s-staging", "tbl-s-scanner", "tbl-s-calibration", "tbl-s-reclassification",
+               "tbl-s-sample-size", "tbl-s-agreement")
+#: figure slots of the sources, each an include of generated/figures/<id>.md
+FIGURE_SLOTS = ("fig-selection-flow", "fig-lasso", "fig-roc-classifiers", "fig-roc-models", "fig-roc-comparators",
+                "fig-calibration-classifiers", "fig-calibration-models", "fig-dca-classifiers", "fig-dca-models",
+                "fig-forest", "fig-dl-training", "fig-scorecam")
+DCA_RANGE = (0.05, 0.80)
+
+
+def _say(progress, message):
+    if progress is not None:
+        progress(message)
+
+
+def _figure_block(record, folder: str) -> str:
+    caption = str(record.caption).replace("\n", " ").strip()
+    return f"![{caption}]({folder}/{record.stem}.png){{#{record.id}}}\n"
+
+
+def prepare_sources(run, source, *, renderer: str, progress: Optional[Callable[[str], None]] = None,
+                    dpi: int = 300) -> dict:
+    """Write ``source/_generated/`` (tables, figures, text, checklists, values.yml) from ``run``.
+
+    Returns a dict with the ``facts`` (RunFacts), the ``tables`` and ``figures`` made (labels),
+    and the two checklist frames ``tripod`` and ``tripod_abstract``.
+    """
+    from .figures import draw_report_figures
+    from .tables import pipe_table, report_tables
+    from .tripod import checklist_markdown, tripod_checklist
+
+    run, source = Path(run), Path(source)
+    facts = read_run(run)
+    if facts.performance is None or facts.results is None:
+        raise InputError(f"{run / 'results'}: no analysis results (performance.csv, results.json); run "
+                         f"`dlr run` (or `dlr analyze RUN/predictions.csv --out RUN/results`) first")
+    gen = source / GENERATED
+    if gen.exists():
+        shutil.rmtree(gen)
+    for sub in ("tables", "figures", "text"):
+        (gen / sub).mkdir(parents=True)
+
+    _say(progress, "report: tables")
+    tables = {t.id: t for t in report_tables(run, best_model=facts.best_model, best_radiomics=facts.best_radiomics)}
+    for slot in TABLE_SLOTS:
+        body = pipe_table(tables[slot]) if slot in tables else ""
+        (gen / "tables" / f"{slot}.md").write_text(body + ("\n" if body else ""))
+    _say(progress, "report: figures")
+    records = draw_report_figures(run, gen / "figures", dca_range=DCA_RANGE, dpi=dpi)
+    figures = {r.id: r for r in records}
+    for slot in FIGURE_SLOTS:
+        body = _figure_block(figures[slot], f"{GENERATED}/figures") if slot in figures else ""
+        (gen / "figures" / f"{slot}.md").write_text(body)
+    unplaced = sorted(set(figures) - set(FIGURE_SLOTS))
+    (gen / "figures" / "other.md").write_text("\n".join(_figure_block(figures[f], f"{GENERATED}/figures")
+                                                        for f in unplaced))
+    unplaced_tables = sorted(set(tables) - set(TABLE_SLOTS))
+    (gen / "tables" / "other.md").write_text("\n\n".join(pipe_table(tables[t]) for t in unplaced_tables))
+
+    _say(progress, "report: text and checklists")
+    present_t, present_f = set(tables), set(figures)
+    sections = {
+        "abstract": text.abstract(facts, tables=present_t, figures=present_f),
+        "methods-data": text.methods_data(facts),
+        "methods-participants": text.methods_participants(facts),
+        "methods-outcome": text.methods_outcome(facts),
+        "methods-predictors": text.methods_predictors(facts),
+        "methods-sample-size": text.methods_sample_size(facts),
+        "methods-missing": text.methods_missing(facts),
+        "methods-models": text.methods_models(facts, figures=present_f),
+        "methods-performance": text.methods_performance(facts),
+        "methods-fairness": text.methods_fairness(facts),
+        "results-participants": text.results_participants(facts, tables=present_t),
+        "results-models": text.results_models(facts, tables=present_t, figures=present_f),
+        "results-performance": text.results_performance(facts, tables=present_t, figures=present_f),
+        "results-calibration": text.results_calibration(facts, tables=present_t, figures=present_f),
+        "results-utility": text.results_utility(facts, figures=present_f, dca_range=DCA_RANGE),
+        "results-subgroups": text.results_subgroups(facts, tables=present_t, figures=present_f),
+        "limitations": text.limitations_md(facts),
+        "reproducibility": text.reproducibility(facts, renderer=renderer),
+    }
+    for name in TEXT_SECTIONS:
+        (gen / "text" / f"{name}.md").write_text(sections[name])
+    tripod_facts = text.tripod_facts(facts, renderer=renderer)
+    checklist = tripod_checklist(tripod_facts)
+    checklist_abstract = tripod_checklist(tripod_facts, abstract=True)
+    (gen / "text" / "tripod.md").write_text(
+        checklist_markdown(checklist) + "\n\n: TRIPOD+AI checklist (Collins et al., BMJ 2024;385:e078378): each item, "
+        "the section addressing it and what the run fills {#tbl-s-tripod}\n")
+    (gen / "text" / "tripod-abstract.md").write_text(
+        checklist_markdown(checklist_abstract) + "\n\n: TRIPOD+AI for Abstracts checklist {#tbl-s-tripod-abstract}\n")
+    values = {
+        "title": text.report_title(facts),
+        "subtitle": f"Run {run.resolve().name} of {getattr(facts.config, 'name', 'the study')} (dlr "
+                    f"{facts.info.get('dlr_version', '?')})",
+        "dlr-run": run.resolve().name,
+        "dlr-renderer": renderer,
+        "dlr": {"has-radiomics": facts.has_radiomics, "has-deep": facts.has_deep,
+                "no-deep": not facts.has_deep, "best-model": facts.best_model or "",
+                "has-staging": any(m in facts.model_names for m in ("BCLC", "CNLC", "ERASL")),
+                "synthetic": str(getattr(facts.config, "name", "")).startswith("synthetic")},
+    }
+    (gen / "values.yml").write_text(yaml.safe_dump(values, sort_keys=False, allow_unicode=True))
+    return {"facts": facts, "tables": present_t, "figures": records, "tripod": checklist,
+            "tripod_abstract": checklist_abstract}
+
+
+def copy_sources(target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    for name in SOURCE_FILES:
+        shutil.copyfile(SOURCES / name, target / name)
+    (target / "_quarto.yml").write_text("project:\n  type: default\n")
+
+
+def build_report(run, *, formats=("html", "docx"), renderer: str = "auto",
+                 progress: Optional[Callable[[str], None]] = None):
+    """Render ``RUN/report/`` from the run's saved results; returns the ``RenderResult``."""
+    from core.output import staged_folder
+
+    from .render import render_report, renderer_name
+
+    run = Path(run)
+    formats = tuple(formats or ("html", "docx"))
+    unknown = [f for f in formats if f not in ("html", "docx")]
+    if unknown:
+        raise InputError(f"--formats: unknown format(s) {', '.join(unknown)}; the formats are html, docx")
+    name = renderer_name(renderer)
+    with tempfile.TemporaryDirectory(prefix=".report-", dir=run) as tmp:
+        src = Path(tmp) / "src"
+        copy_sources(src)
+        made = prepare_sources(run, src, renderer=name, progress=progress)
+        _say(progress, f"report: rendering {', '.join(formats)} with {name}")
+        with staged_folder(run / "report") as out:
+            result = render_report(src, out, formats=formats, renderer=renderer)
+            made["tripod"].to_csv(out / "tripod_ai.csv", index=False)
+            made["tripod_abstract"].to_csv(out / "tripod_ai_abstract.csv", index=False)
+            shutil.copytree(src / GENERATED / "figures", out / "figures",
+                            ignore=shutil.ignore_patterns("*.md"))
+    final = tuple(run / "report" / Path(p).name for p in result.outputs)
+    return type(result)(result.renderer, final, result.warnings)
+
+
+def latest_run(root=".") -> Optional[Path]:
+    """The newest run folder under ``root/runs`` (by its run.json's modification time)."""
+    markers = sorted(Path(root, "runs").glob("*/run.json"), key=lambda p: p.stat().st_mtime)
+    return markers[-1].parent if markers else None
+
+
+__all__ = ["build_report", "prepare_sources", "latest_run", "RunFacts"]

@@ -1,0 +1,209 @@
+"""What a run folder holds, read once for the report: saved files only, nothing is fitted.
+
+:func:`read_run` gathers the run's marker, its study.yaml (the copy `dlr run` made), each
+stage's record, the analysis results, the models' tables, the clinical statistics, the staging
+tables and the extraction log into one :class:`RunFacts`. The report's text, tables, figures
+and TRIPOD+AI checklist are all written from it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Optional
+
+import pandas as pd
+import yaml
+
+from core.errors import InputError
+
+DEEP_MODELS = ("DL-ResNet10", "DL-ResNet18", "DL-ResNet34", "DLRCR")
+COMPARATORS = ("BCLC", "CNLC", "ERASL", "NLR", "PLR", "LMR")
+OOF_SUFFIX = " (out-of-fold)"
+
+
+def _csv(path: Path) -> Optional[pd.DataFrame]:
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path, keep_default_na=True)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot be read as CSV ({exc}); rerun the stage that writes it") from None
+
+
+def _json(path: Path) -> Optional[dict]:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc}); rerun the stage that writes it") from None
+
+
+@dataclass
+class RunFacts:
+    """The saved results of one run (None or empty where a stage did not run)."""
+
+    run: Path
+    info: dict
+    config: object  # study.yaml's settings (study_settings), or None when the run has no copy of it
+    stages: dict
+    results: Optional[dict]
+    performance: Optional[pd.DataFrame]
+    comparisons: Optional[pd.DataFrame]
+    cohort_tests: Optional[pd.DataFrame]
+    subgroups: Optional[pd.DataFrame]
+    reclassification: Optional[pd.DataFrame]
+    models: Optional[pd.DataFrame]
+    tuning: Optional[pd.DataFrame]
+    selection_counts: Optional[pd.DataFrame]
+    oof_log: Optional[pd.DataFrame]
+    parameters: Optional[dict]
+    extraction_log: Optional[pd.DataFrame]
+    table1_tests: Optional[pd.DataFrame]
+    univariate: Optional[pd.DataFrame]
+    multivariate: Optional[pd.DataFrame]
+    selected: tuple
+    sample_size: Optional[pd.DataFrame]
+    agreement: Optional[pd.DataFrame]
+    staging: Optional[pd.DataFrame]
+    staging_missing: Optional[pd.DataFrame]
+    split: Optional[pd.DataFrame]
+    preprocessing: Optional[dict]
+    extra: dict = field(default_factory=dict)
+
+    # ---- derived facts ----------------------------------------------------------------------
+    @property
+    def settings(self) -> dict:
+        return (self.results or {}).get("settings", {})
+
+    @property
+    def dev_cohort(self) -> str:
+        return self.settings.get("dev_cohort") or getattr(self.config, "dev_cohort", "training")
+
+    @property
+    def cohorts(self) -> list:
+        """The analysed cohorts, development first, without the out-of-fold one."""
+        if self.performance is None:
+            return []
+        names = list(dict.fromkeys(self.performance["cohort"]))
+        names = [c for c in names if not c.endswith(OOF_SUFFIX)]
+        return sorted(names, key=lambda c: (c != self.dev_cohort, names.index(c)))
+
+    @property
+    def oof_cohort(self) -> Optional[str]:
+        name = self.dev_cohort + OOF_SUFFIX
+        if self.performance is not None and name in set(self.performance["cohort"]):
+            return name
+        return None
+
+    @property
+    def model_names(self) -> list:
+        return [] if self.performance is None else list(dict.fromkeys(self.performance["model"]))
+
+    @property
+    def best_model(self) -> Optional[str]:
+        """The reference model of the analysis (the highest nested out-of-fold AUC with --oof)."""
+        return self.settings.get("reference")
+
+    @property
+    def best_radiomics(self) -> Optional[str]:
+        if self.models is None or "best_classifier" not in self.models:
+            return None
+        rows = self.models[self.models["best_classifier"].astype(str).str.lower() == "true"]
+        return None if rows.empty else str(rows["model"].iloc[0])
+
+    @property
+    def has_radiomics(self) -> bool:
+        return any(m.startswith("Radiomics-") for m in self.model_names)
+
+    @property
+    def has_deep(self) -> bool:
+        return any(m in DEEP_MODELS for m in self.model_names)
+
+    def perf(self, model: str, cohort: str) -> Optional[pd.Series]:
+        if self.performance is None:
+            return None
+        rows = self.performance[(self.performance["model"] == model) & (self.performance["cohort"] == cohort)]
+        return None if rows.empty else rows.iloc[0]
+
+    def cohort_counts(self) -> dict:
+        """cohort -> (patients, events), from the analysis' first model."""
+        out = {}
+        if self.performance is None:
+            return out
+        for cohort in self.cohorts:
+            rows = self.performance[self.performance["cohort"] == cohort]
+            out[cohort] = (int(rows["n"].max()), int(rows.loc[rows["n"].idxmax(), "n_events"]))
+        return out
+
+
+_STUDY_DEFAULTS = {"name": None, "id_column": "patient_id", "cohort_column": "cohort",
+                   "outcome_column": "early_recurrence", "dev_cohort": "training", "cohorts": [],
+                   "phases": ["AP", "PVP", "DP"], "scanner_column": None, "variables": [], "seed": None,
+                   "profile": "quick", "preprocessing": None}
+_VARIABLE_DEFAULTS = {"name": "", "type": "", "role": "clinical", "unit": None, "cut_point": None, "levels": None,
+                      "reader2_column": None, "candidate": True}
+
+
+def study_settings(path) -> SimpleNamespace:
+    """The run's copy of study.yaml as attributes (with study.yaml's defaults), for the text.
+
+    `dlr run` validated it with `modeling.config` before copying it; the report reads it only,
+    and does not import the modeling side.
+    """
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise InputError(f"{path}: cannot be read as YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise InputError(f"{path}: not a study.yaml mapping")
+    values = {**_STUDY_DEFAULTS, **raw}
+    values["variables"] = [SimpleNamespace(**{**_VARIABLE_DEFAULTS, **v}) for v in values.get("variables") or []
+                           if isinstance(v, dict)]
+    return SimpleNamespace(**values)
+
+
+def read_run(run) -> RunFacts:
+    """Read every saved result of ``run`` (see :class:`RunFacts`)."""
+    run = Path(run)
+    info = _json(run / "run.json") or {}
+    config = None
+    study_yaml = run / "inputs" / "study.yaml"
+    if study_yaml.is_file():
+        config = study_settings(study_yaml)
+    stages = {}
+    for path in sorted((run / "stages").glob("*.json")):
+        if path.name != "file_hashes.json":
+            record = _json(path)
+            if record:
+                stages[record.get("stage", path.stem)] = record
+    results = _json(run / "results" / "results.json")
+    selected_path = run / "clinical" / "selected.txt"
+    selected = tuple(line.strip() for line in selected_path.read_text().splitlines() if line.strip()) \
+        if selected_path.is_file() else ()
+    return RunFacts(
+        run=run, info=info, config=config, stages=stages, results=results,
+        performance=_csv(run / "results" / "performance.csv"),
+        comparisons=_csv(run / "results" / "comparisons.csv"),
+        cohort_tests=_csv(run / "results" / "cohort_tests.csv"),
+        subgroups=_csv(run / "results" / "subgroups.csv"),
+        reclassification=_csv(run / "results" / "reclassification.csv"),
+        models=_csv(run / "models" / "models.csv"),
+        tuning=_csv(run / "models" / "tuning.csv"),
+        selection_counts=_csv(run / "models" / "selection_counts.csv"),
+        oof_log=_csv(run / "models" / "oof_log.csv"),
+        parameters=_json(run / "models" / "parameters.json"),
+        extraction_log=_csv(run / "features" / "extraction_log.csv"),
+        table1_tests=_csv(run / "clinical" / "table1_tests.csv"),
+        univariate=_csv(run / "clinical" / "univariate.csv"),
+        multivariate=_csv(run / "clinical" / "multivariate.csv"),
+        selected=selected,
+        sample_size=_csv(run / "clinical" / "sample_size.csv"),
+        agreement=_csv(run / "clinical" / "agreement.csv"),
+        staging=_csv(run / "staging" / "staging.csv"),
+        staging_missing=_csv(run / "staging" / "staging_missing.csv"),
+        split=_csv(run / "split.csv"),
+        preprocessing=_json(run / "features" / "preprocessing.json"),
+    )

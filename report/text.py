@@ -1,0 +1,534 @@
+"""The report's prose, written from a run's saved results (:class:`report.facts.RunFacts`).
+
+Each function returns Markdown for one section, naming only the tables and figures that exist
+(``tables`` and ``figures``: the labels the build made). Rounding happens here, for display:
+AUC 3 decimals, P < 0.001. :func:`limitations` detects what a reviewer would flag, each with
+its number; :func:`tripod_facts` fills the TRIPOD+AI checklist.
+"""
+from __future__ import annotations
+
+import math
+import platform
+from typing import Optional
+
+import pandas as pd
+
+from .facts import COMPARATORS, DEEP_MODELS, RunFacts
+
+#: a calibration slope outside this range is reported as a limitation
+SLOPE_RANGE = (0.8, 1.2)
+#: Collins et al. (2016) recommend at least 100 events (and 100 non-events) to validate a model
+MIN_VALIDATION_EVENTS = 100
+#: an AUC CI wider than this is reported as imprecise
+MAX_CI_WIDTH = 0.2
+
+
+def num(value, digits: int = 3) -> str:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return "NA"
+    if not math.isfinite(value):
+        return "NA"
+    return f"{value:.{digits}f}"
+
+
+def pval(p) -> str:
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        return "NA"
+    if not math.isfinite(p):
+        return "NA"
+    return "P < 0.001" if p < 0.001 else f"P = {p:.3f}"
+
+
+def auc_text(row: Optional[pd.Series]) -> str:
+    if row is None:
+        return "not available"
+    return f"{num(row['auc'])} (95% CI {num(row['auc_ci_low'])}-{num(row['auc_ci_high'])})"
+
+
+def _cohort_label(name: str) -> str:
+    return name[:1].upper() + name[1:]
+
+
+def _list(items) -> str:
+    items = [str(i) for i in items]
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _ref(label: str, present: set) -> str:
+    return f"@{label}" if label in present else ""
+
+
+def _events(facts: RunFacts) -> str:
+    counts = facts.cohort_counts()
+    return "; ".join(f"{c} cohort {n} patients ({e} events, {100 * e / n:.1f}%)" for c, (n, e) in counts.items())
+
+
+def key_models(facts: RunFacts) -> list:
+    """The models of Table 4, in order: CR, the best radiomics model, DL, RCR, DLRCR (those present)."""
+    names = facts.model_names
+    order = ["CR", facts.best_radiomics, "DL-ResNet10", "DL-ResNet18", "DL-ResNet34", "RCR", "DLRCR"]
+    return [m for m in dict.fromkeys(order) if m and m in names]
+
+
+# --------------------------------------------------------------------------------------------
+# Abstract
+
+
+def abstract(facts: RunFacts, *, tables: set, figures: set) -> str:
+    cfg = facts.config
+    outcome = getattr(cfg, "outcome_column", "the outcome")
+    phases = list(getattr(cfg, "phases", []) or [])
+    dev = facts.dev_cohort
+    others = [c for c in facts.cohorts if c != dev]
+    lines = ["**Purpose.** To develop and validate models predicting "
+             f"{outcome.replace('_', ' ')} from clinical-radiological factors"
+             + (f" and radiomics features of {len(phases)}-phase imaging ({', '.join(phases)})" if phases else "")
+             + ", and to compare them with staging systems and inflammation indexes."]
+    method = [f"{_events(facts)}."] if facts.performance is not None else []
+    if facts.selection_counts is not None and len(facts.selection_counts):
+        counts = facts.selection_counts
+        method.append(f"Radiomics features ({int(counts['n_features'].iloc[0])} extracted) were reduced to "
+                      f"{int(counts['n_features'].iloc[-1])} by "
+                      f"{_list(counts['step'].iloc[1:].tolist())} on the {dev} cohort only.")
+    if facts.selected:
+        method.append(f"The clinical-radiological (CR) model used {_list(facts.selected)} (multivariate P < 0.05).")
+    method.append("Discrimination was assessed by the AUC with DeLong 95% CIs, development estimates by nested "
+                  "out-of-fold predictions, calibration, decision curves, and paired DeLong tests with Holm "
+                  "adjustment.")
+    lines.append("**Methods.** " + " ".join(method))
+    results = []
+    for model in key_models(facts):
+        parts = []
+        for cohort in [dev, *others]:
+            row = facts.perf(model, cohort)
+            if row is not None:
+                parts.append(f"{cohort} {auc_text(row)}")
+        if facts.oof_cohort and facts.perf(model, facts.oof_cohort) is not None:
+            parts.append(f"out-of-fold {num(facts.perf(model, facts.oof_cohort)['auc'])}")
+        if parts:
+            results.append(f"{model}: " + "; ".join(parts))
+    if results:
+        lines.append("**Results.** AUC (95% CI): " + ". ".join(results) + ".")
+    best = facts.best_model
+    if best:
+        chosen = facts.settings.get("reference_chosen_by", "")
+        lines.append(f"**Conclusion.** {best} was the best model"
+                     + (f" ({chosen})" if chosen else "")
+                     + (f", with a validation AUC of {auc_text(facts.perf(best, others[0]))}" if others else "")
+                     + ". This summary is generated from the run; the authors write the interpretation.")
+    return "\n\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Methods
+
+
+def methods_data(facts: RunFacts) -> str:
+    cfg = facts.config
+    info = facts.info
+    name = getattr(cfg, "name", None) or "the study"
+    synthetic = str(name).startswith("synthetic")
+    text = [f"The study folder *{name}* was analysed by `dlr run` (profile *{info.get('profile', '?')}*, "
+            f"seed {info.get('seed', '?')})."]
+    if synthetic:
+        text.append("**These data are synthetic**: `dlr synth` generated them to mirror the reference study "
+                    "(Zhao et al., Front Oncol 2024), with known true risks; no patient is real.")
+    text.append("The data's source, dates and setting are for the authors to state (TRIPOD+AI items 5a-5b).")
+    return " ".join(text) + "\n"
+
+
+def methods_participants(facts: RunFacts) -> str:
+    cfg = facts.config
+    cohorts = list(getattr(cfg, "cohorts", []) or facts.cohorts)
+    text = [f"Patients were assigned to the cohorts {', '.join(cohorts)} by the study's `{getattr(cfg, 'cohort_column', 'cohort')}` "
+            f"column; every fitted quantity (scalers, feature selection, tuning, thresholds, recalibration) "
+            f"used the {facts.dev_cohort} cohort only."]
+    if facts.split is not None:
+        dev = facts.split[facts.split["cohort"] == facts.dev_cohort]
+        text.append(f"The {len(dev)} development patients were divided once into {dev['fold'].nunique()} stratified "
+                    f"folds (seed {facts.info.get('seed', '?')}, `split.csv`), shared by every model.")
+    return " ".join(text) + "\n"
+
+
+def methods_outcome(facts: RunFacts) -> str:
+    cfg = facts.config
+    outcome = getattr(cfg, "outcome_column", "outcome")
+    return (f"The outcome was `{outcome}` (1 = event, 0 = no event) as recorded in the clinical table. "
+            "Its clinical definition, timing and blinding of its assessment are for the authors to state.\n")
+
+
+def methods_predictors(facts: RunFacts) -> str:
+    cfg = facts.config
+    lines = []
+    variables = list(getattr(cfg, "variables", []) or [])
+    if variables:
+        cuts = [f"{v.name} (cut point {v.cut_point:g}{' ' + v.unit if getattr(v, 'unit', None) else ''})"
+                for v in variables if getattr(v, "cut_point", None) is not None]
+        lines.append(f"Clinical and radiological candidates ({len(variables)} variables): "
+                     f"{', '.join(v.name for v in variables)}."
+                     + (f" Continuous variables were dichotomised at study.yaml's cut points: {', '.join(cuts)}." if cuts else ""))
+    phases = list(getattr(cfg, "phases", []) or [])
+    if phases and facts.preprocessing is not None:
+        pre = facts.preprocessing
+        spacing = pre.get("spacing", pre.get("preprocessing", {}).get("spacing") if isinstance(pre.get("preprocessing"), dict) else None)
+        lines.append(f"Imaging phases: {', '.join(phases)}. Each phase was resampled to "
+                     f"{' x '.join(f'{float(s):g}' for s in spacing) if spacing else 'the configured'} mm (linear; masks "
+                     f"nearest neighbour) around the tumour and z-score normalised before PyRadiomics extraction "
+                     f"(Original, Wavelet and LoG images; settings in `features/radiomics_params.yaml`).")
+        if facts.extraction_log is not None:
+            log = facts.extraction_log
+            ok = int((log["status"] == "ok").sum())
+            lines.append(f"{ok} of {len(log)} image-mask cases were extracted"
+                         + (f"; {len(log) - ok} failed and were left empty" if ok < len(log) else "") + ".")
+    return "\n\n".join(lines) + "\n"
+
+
+def methods_sample_size(facts: RunFacts) -> str:
+    if facts.sample_size is None or facts.sample_size.empty:
+        return "No sample-size calculation was made in this run.\n"
+    s = facts.sample_size.iloc[0]
+    return (f"Riley et al.'s criteria for {int(s['parameters'])} candidate parameters, an outcome prevalence of "
+            f"{num(s['prevalence'])} and an anticipated Cox-Snell R² of {num(s['r2_cs'])} require at least "
+            f"{int(s['n_required'])} patients ({num(s['events_required'], 1)} events, "
+            f"{num(s['epp_required'], 1)} events per parameter); the development cohort has "
+            f"{int(s['n_available']) if pd.notna(s['n_available']) else 'NA'} patients "
+            f"({int(s['events_available']) if pd.notna(s['events_available']) else 'NA'} events).\n")
+
+
+def methods_missing(facts: RunFacts) -> str:
+    text = ["Missing clinical values were filled with the development cohort's median (continuous) or mode "
+            "(categorical) inside the modelling chain, so that no validation value informed the fill."]
+    if facts.staging_missing is not None and len(facts.staging_missing):
+        per = facts.staging_missing.groupby("system").size() if "system" in facts.staging_missing else None
+        if per is not None:
+            text.append("Staging systems could not be computed for some patients for want of inputs: "
+                        + ", ".join(f"{k} {v}" for k, v in per.items()) + " (`staging/staging_missing.csv`).")
+    return " ".join(text) + "\n"
+
+
+def methods_models(facts: RunFacts, *, figures: set) -> str:
+    lines = []
+    if facts.selected or facts.univariate is not None:
+        lines.append("**Clinical-radiological (CR) model.** Candidates with univariate P < 0.05 (Wald) entered a "
+                     "multivariate logistic model; those with multivariate P < 0.05 formed the CR model"
+                     + (f": {_list(facts.selected)}." if facts.selected else " (none qualified)."))
+    if facts.selection_counts is not None and len(facts.selection_counts):
+        steps = " → ".join(f"{r.step} {int(r.n_features)}" for r in facts.selection_counts.itertuples())
+        fig = " (@fig-selection-flow)" if "fig-selection-flow" in figures else ""
+        lines.append(f"**Radiomics.** Features were selected on the development cohort only: {steps}{fig}: "
+                     "reproducibility between two readers' masks (ICC(2,1) > 0.90), a t test or Mann-Whitney U "
+                     "test (P < 0.05), then LASSO logistic regression with 5-fold cross-validation"
+                     + (" (@fig-lasso)" if "fig-lasso" in figures else "") + ".")
+    if facts.models is not None and facts.has_radiomics:
+        rad = facts.models[facts.models["model"].str.startswith("Radiomics-")]
+        lines.append(f"Five classifiers ({', '.join(m.replace('Radiomics-', '') for m in rad['model'])}) were tuned by "
+                     "grid search minimising the cross-validated log loss on the development folds (a grid extended "
+                     "when the optimum lay on its edge). The radiomics-clinical (RCR) model combined the CR factors "
+                     "with the radiomics score in the classifier of highest nested out-of-fold AUC"
+                     + (f" ({facts.best_radiomics})." if facts.best_radiomics else "."))
+    lines.append("**Honest development estimates.** Every model was also refitted five times, each time without "
+                 "one development fold, repeating the whole chain (selection, tuning, fitting) inside; the "
+                 "held-out fold's predictions form the *out-of-fold* development cohort, on which each model's "
+                 "threshold (Youden) was chosen and carried unchanged to every other cohort.")
+    if not facts.has_deep:
+        lines.append("The deep-learning arm (DL-ResNet10/18/34 and the DLRCR fusion) was not run.")
+    return "\n\n".join(lines) + "\n"
+
+
+def methods_performance(facts: RunFacts) -> str:
+    b = facts.settings.get("n_bootstrap", "?")
+    return ("AUCs are given with DeLong 95% CIs (and stratified bootstrap CIs, B = "
+            f"{b}); AUCs were compared by paired DeLong tests within a cohort (Holm-adjusted) and by unpaired "
+            "DeLong tests between cohorts. Accuracy, sensitivity, specificity, PPV and NPV (Wilson CIs) are at "
+            "the development-cohort threshold. Calibration: intercept, slope, Brier score and the Hosmer-Lemeshow "
+            "test, with curves over quantile groups sized to the cohort. Clinical utility: decision curves (net "
+            "benefit against treat-all and treat-none). Reclassification: continuous NRI and IDI against the "
+            "reference model. Table 1 used the t test (Welch) or Mann-Whitney U for continuous variables "
+            "(Shapiro-Wilk) and the chi-squared or Fisher exact test for categorical ones; the test used is "
+            "named beside each P value.\n")
+
+
+def methods_fairness(facts: RunFacts) -> str:
+    col = getattr(facts.config, "scanner_column", None)
+    if not col:
+        return "No stratifier was declared in study.yaml, so no subgroup analysis was made.\n"
+    return (f"AUCs were estimated within each level of `{col}` with unpaired DeLong tests between levels, to show "
+            "whether discrimination depends on the scanner.\n")
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+
+
+def results_participants(facts: RunFacts, *, tables: set) -> str:
+    text = [f"{_events(facts)}." if facts.performance is not None else ""]
+    if "tbl-1-characteristics" in tables:
+        text.append("@tbl-1-characteristics gives the patients' characteristics by cohort and outcome.")
+    if facts.table1_tests is not None:
+        t = facts.table1_tests
+        between = t[(t["scope"] == "between_cohorts") & (pd.to_numeric(t["p_value"], errors="coerce") < 0.05)]
+        if len(t[t["scope"] == "between_cohorts"]):
+            text.append(f"{len(between)} variable(s) differed between cohorts (P < 0.05)"
+                        + (f": {', '.join(between['variable'])}." if len(between) else "."))
+    return " ".join(x for x in text if x) + "\n"
+
+
+def results_models(facts: RunFacts, *, tables: set, figures: set) -> str:
+    lines = []
+    if "tbl-3-logistic" in tables:
+        lines.append("@tbl-3-logistic gives the univariate and multivariate logistic regression"
+                     + (f"; the CR model retained {_list(facts.selected)}." if facts.selected else "."))
+    if facts.selection_counts is not None and len(facts.selection_counts):
+        c = facts.selection_counts
+        lines.append(f"Of {int(c['n_features'].iloc[0])} radiomics features, {int(c['n_features'].iloc[-1])} were "
+                     "kept by the LASSO"
+                     + (" (@fig-lasso)" if "fig-lasso" in figures else "") + ".")
+    if "tbl-s-oof" in tables:
+        lines.append("@tbl-s-oof sets each model's apparent development AUC beside its nested out-of-fold estimate "
+                     "and its validation AUC.")
+    return "\n\n".join(lines) + "\n"
+
+
+def results_performance(facts: RunFacts, *, tables: set, figures: set) -> str:
+    lines = []
+    dev = facts.dev_cohort
+    others = [c for c in facts.cohorts if c != dev]
+    if "tbl-2-classifiers" in tables:
+        lines.append("@tbl-2-classifiers gives the five radiomics classifiers"
+                     + (" and @fig-roc-classifiers their ROC curves" if "fig-roc-classifiers" in figures else "") + ".")
+    if "tbl-4-models" in tables:
+        lines.append("@tbl-4-models compares the CR, radiomics"
+                     + (", deep-learning" if facts.has_deep else "") + " and combined models"
+                     + (" (@fig-roc-models)" if "fig-roc-models" in figures else "") + ".")
+    for model in key_models(facts):
+        parts = [f"{c} {auc_text(facts.perf(model, c))}" for c in [dev, *others] if facts.perf(model, c) is not None]
+        oof = facts.perf(model, facts.oof_cohort) if facts.oof_cohort else None
+        if oof is not None:
+            parts.append(f"nested out-of-fold {auc_text(oof)}")
+        lines.append(f"- **{model}**: AUC " + "; ".join(parts) + ".")
+    best = facts.best_model
+    if best:
+        lines.append(f"The reference model for comparisons was **{best}**, chosen by "
+                     f"{facts.settings.get('reference_chosen_by', 'the analysis')}.")
+    if facts.comparisons is not None and best and others:
+        c = facts.comparisons
+        rows = c[(c["cohort"] == others[0]) & ((c["model_a"] == best) | (c["model_b"] == best))]
+        rows = rows[rows["model_a"].isin(key_models(facts)) & rows["model_b"].isin(key_models(facts))]
+        for r in rows.itertuples():
+            other = r.model_b if r.model_a == best else r.model_a
+            lines.append(f"- {best} vs {other} in the {others[0]} cohort: difference {num(r.diff)}, "
+                         f"{pval(r.p_value)} (Holm {pval(r.p_adjusted).replace('P ', '')}).")
+    comparators = [m for m in COMPARATORS if m in facts.model_names]
+    if comparators:
+        lines.append(f"Against the staging systems and inflammation indexes ({', '.join(comparators)})"
+                     + (", see @tbl-s-staging" if "tbl-s-staging" in tables else "")
+                     + (" and @fig-roc-comparators" if "fig-roc-comparators" in figures else "") + ".")
+    if "tbl-s-delong" in tables:
+        lines.append("Every paired comparison is in @tbl-s-delong.")
+    return "\n\n".join(lines) + "\n"
+
+
+def results_calibration(facts: RunFacts, *, tables: set, figures: set) -> str:
+    lines = []
+    if "fig-calibration" in figures or "fig-calibration-models" in figures:
+        label = "fig-calibration" if "fig-calibration" in figures else "fig-calibration-models"
+        lines.append(f"@{label} shows the calibration curves.")
+    if "tbl-s-calibration" in tables:
+        lines.append("@tbl-s-calibration gives the calibration statistics.")
+    others = [c for c in facts.cohorts if c != facts.dev_cohort]
+    for model in key_models(facts):
+        for cohort in others:
+            row = facts.perf(model, cohort)
+            if row is not None and pd.notna(row.get("cal_slope")):
+                lines.append(f"- {model}, {cohort}: intercept {num(row['cal_intercept'])}, slope {num(row['cal_slope'])}, "
+                             f"Brier {num(row['brier'])}, Hosmer-Lemeshow {pval(row['hl_p'])}.")
+    return "\n\n".join(lines) + "\n" if lines else "No probability model was calibrated in this run.\n"
+
+
+def results_utility(facts: RunFacts, *, figures: set, dca_range=(0.05, 0.80)) -> str:
+    labels = [f for f in figures if f.startswith("fig-dca")]
+    if not labels:
+        return "No decision curve was drawn in this run.\n"
+    return (f"Decision curves ({', '.join('@' + f for f in sorted(labels))}) show the net benefit over threshold "
+            f"probabilities {dca_range[0]:.2f}-{dca_range[1]:.2f}, against treating every patient (dashed) and "
+            "none.\n")
+
+
+def results_subgroups(facts: RunFacts, *, tables: set, figures: set) -> str:
+    if facts.subgroups is None or facts.subgroups.empty:
+        return "No subgroup analysis was made.\n"
+    text = []
+    if "fig-forest" in figures:
+        text.append("@fig-forest shows the AUCs by scanner.")
+    if "tbl-s-scanner" in tables:
+        text.append("@tbl-s-scanner lists them.")
+    return " ".join(text) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Limitations detected from the run
+
+
+def limitations(facts: RunFacts) -> list:
+    """Each limitation a reviewer would raise, stated with its number."""
+    found = []
+    if facts.sample_size is not None and len(facts.sample_size):
+        s = facts.sample_size.iloc[0]
+        if pd.notna(s.get("events_available")) and float(s["events_available"]) < float(s["events_required"]):
+            epp = float(s["events_available"]) / max(int(s["parameters"]), 1)
+            found.append(f"The development cohort has {int(s['events_available'])} events for {int(s['parameters'])} "
+                         f"candidate parameters ({epp:.1f} events per parameter), below Riley et al.'s minimum of "
+                         f"{num(s['events_required'], 1)} events ({num(s['epp_required'], 1)} per parameter).")
+    counts = facts.cohort_counts()
+    for cohort, (n, events) in counts.items():
+        if cohort != facts.dev_cohort and events < MIN_VALIDATION_EVENTS:
+            found.append(f"The {cohort} cohort has {events} events (of {n} patients), fewer than the "
+                         f"{MIN_VALIDATION_EVENTS} recommended for a validation (Collins et al. 2016).")
+    if facts.performance is not None:
+        others = [c for c in facts.cohorts if c != facts.dev_cohort]
+        perf = facts.performance[facts.performance["cohort"].isin(others)]
+        if "cal_slope" in perf:
+            far = perf[(perf["cal_slope"] < SLOPE_RANGE[0]) | (perf["cal_slope"] > SLOPE_RANGE[1])]
+            for r in far.itertuples():
+                found.append(f"{r.model}'s calibration slope in the {r.cohort} cohort is {num(r.cal_slope, 2)} "
+                             f"(outside {SLOPE_RANGE[0]}-{SLOPE_RANGE[1]}): its predicted risks are "
+                             f"{'too extreme' if r.cal_slope < 1 else 'too moderate'}.")
+        width = perf["auc_ci_high"] - perf["auc_ci_low"]
+        wide = perf[width > MAX_CI_WIDTH]
+        if len(wide):
+            listed = ", ".join(f"{r.model} ({r.cohort}, {num(r.auc_ci_low)}-{num(r.auc_ci_high)})"
+                               for r in wide.itertuples())
+            found.append(f"{len(wide)} AUC 95% CI(s) are wider than {MAX_CI_WIDTH}: {listed}.")
+    if facts.extraction_log is not None:
+        failed = facts.extraction_log[facts.extraction_log["status"] != "ok"]
+        if len(failed):
+            listed = "; ".join(f"{r.patient_id} reader {r.reader} {r.phase}" for r in failed.head(5).itertuples())
+            found.append(f"{len(failed)} radiomics extraction case(s) failed and were left empty: {listed}"
+                         f"{'; ...' if len(failed) > 5 else ''} (`features/extraction_log.csv`).")
+    if facts.models is not None and facts.performance is not None and facts.oof_cohort:
+        for model in key_models(facts):
+            apparent, oof = facts.perf(model, facts.dev_cohort), facts.perf(model, facts.oof_cohort)
+            if apparent is not None and oof is not None and apparent["auc"] - oof["auc"] > 0.05:
+                found.append(f"{model}'s apparent development AUC ({num(apparent['auc'])}) exceeds its nested "
+                             f"out-of-fold estimate ({num(oof['auc'])}) by {num(apparent['auc'] - oof['auc'])}: "
+                             "the apparent figure is optimistic.")
+    if facts.oof_log is not None and len(facts.oof_log):
+        found.append(f"{len(facts.oof_log)} out-of-fold refit(s) fell back to a simpler chain "
+                     "(`models/oof_log.csv`).")
+    if not facts.has_deep:
+        found.append("The deep-learning arm was not run, so no DL-ResNet or DLRCR model is compared.")
+    if str(getattr(facts.config, "name", "")).startswith("synthetic"):
+        found.append("The data are synthetic: the figures show the method, not clinical evidence.")
+    return found
+
+
+def limitations_md(facts: RunFacts) -> str:
+    items = limitations(facts)
+    if not items:
+        return "No limitation was detected from the run's numbers; the authors add those of design and data.\n"
+    return "Detected from this run's numbers:\n\n" + "\n".join(f"- {x}" for x in items) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Reproducibility
+
+
+def _versions(facts: RunFacts) -> dict:
+    prov = (facts.results or {}).get("provenance", {})
+    versions = prov.get("versions") or prov.get("packages") or {}
+    return versions if isinstance(versions, dict) else {}
+
+
+def reproducibility(facts: RunFacts, *, renderer: str) -> str:
+    info = facts.info
+    lines = [f"dlr {info.get('dlr_version', '?')}, profile *{info.get('profile', '?')}*, seed {info.get('seed', '?')}, "
+             f"arms {', '.join(info.get('arms', []))}; Python {platform.python_version()}."]
+    versions = _versions(facts)
+    if versions:
+        lines.append("Packages: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) + ".")
+    prov = (facts.results or {}).get("provenance", {})
+    if prov.get("git_sha"):
+        lines.append(f"Code: git {str(prov['git_sha'])[:12]}{' (with local changes)' if prov.get('git_modified') else ''}.")
+    if facts.stages:
+        rows = ["| Stage | Wall time (s) | Finished | Summary |", "|---|---:|---|---|"]
+        for name, rec in facts.stages.items():
+            summary = str(rec.get("summary", "")).replace("|", "/")
+            rows.append(f"| {name} | {float(rec.get('seconds', float('nan'))):.1f} | {rec.get('finished', '')} | {summary} |")
+        lines.append("\n".join(rows) + "\n\n: Stages of the run and their wall time when they last ran {#tbl-s-stages}")
+    lines.append("Every number can be re-derived: `dlr package RUN --out package.zip` writes the reviewer package "
+                 "(settings, environment lock, checksums, pseudonymised predictions, results, this report) and "
+                 "`dlr verify package.zip` recomputes the analysis and lists any number that differs.")
+    lines.append(f"Rendered by {renderer}.")
+    return "\n\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# TRIPOD+AI facts
+
+
+def tripod_facts(facts: RunFacts, *, renderer: str) -> dict:
+    """The facts dict of :func:`report.tripod.tripod_checklist` (keys documented there)."""
+    cfg = facts.config
+    out = {}
+    out["title"] = report_title(facts)
+    out["study_type"] = "development and validation (split sample)" if len(facts.cohorts) > 1 else "development"
+    name = getattr(cfg, "name", None)
+    if name:
+        out["data_source"] = ("synthetic study generated by dlr synth" if str(name).startswith("synthetic")
+                              else f"study folder {name}")
+    if facts.performance is not None:
+        out["cohorts"] = _events(facts)
+        out["participants_flow"] = _events(facts)
+    out["outcome"] = f"`{getattr(cfg, 'outcome_column', 'outcome')}` (1 = event) as recorded in the clinical table"
+    out["predictors"] = methods_predictors(facts).strip().replace("\n\n", " ")
+    cuts = [v for v in getattr(cfg, "variables", []) or [] if getattr(v, "cut_point", None) is not None]
+    if cuts:
+        out["predictor_handling"] = "cut points: " + ", ".join(f"{v.name} {v.cut_point:g}" for v in cuts)
+    if facts.sample_size is not None and len(facts.sample_size):
+        out["sample_size"] = methods_sample_size(facts).strip()
+    out["missing_data"] = methods_missing(facts).strip()
+    out["model_building"] = methods_models(facts, figures=set()).strip().replace("\n\n", " ").replace("**", "")
+    out["model_type"] = "logistic regression (CR); LR, SVM, KNN, XGBoost, MLP (radiomics); RCR fusion"
+    out["performance_measures"] = methods_performance(facts).strip()
+    if getattr(cfg, "scanner_column", None):
+        out["fairness"] = methods_fairness(facts).strip()
+    out["model_output"] = ("predicted probability; the Youden threshold chosen on the development cohort "
+                           "(out-of-fold predictions) and applied unchanged to every cohort")
+    out["participant_characteristics"] = "Table 1"
+    out["model_specification"] = "every fitted parameter in models/parameters.json (reviewer package)"
+    perf = [f"{m}: " + "; ".join(f"{c} {auc_text(facts.perf(m, c))}" for c in facts.cohorts if facts.perf(m, c) is not None)
+            for m in key_models(facts)]
+    if perf:
+        out["performance"] = ". ".join(perf)
+    cal = results_calibration(facts, tables=set(), figures=set()).strip()
+    if cal and not cal.startswith("No "):
+        out["calibration"] = cal.replace("\n\n", " ").replace("- ", "")
+    if facts.results is not None:
+        out["clinical_utility"] = "decision curves over threshold probabilities 0.05-0.80 (Figure)"
+    if facts.oof_cohort:
+        out["comparison_development_evaluation"] = ("apparent, nested out-of-fold and validation AUCs side by side "
+                                                   "(supplementary table)")
+    lim = limitations(facts)
+    if lim:
+        out["limitations"] = " ".join(lim)
+    out["software"] = reproducibility(facts, renderer=renderer).split("\n\n")[0]
+    prov = (facts.results or {}).get("provenance", {})
+    out["code_availability"] = (f"dlr {facts.info.get('dlr_version', '?')}"
+                                + (f", git {str(prov.get('git_sha'))[:12]}" if prov.get("git_sha") else ""))
+    out["data_availability"] = "reviewer package (`dlr package`): pseudonymised predictions, features and results"
+    return {k: v for k, v in out.items() if v}
+
+
+def report_title(facts: RunFacts) -> str:
+    cfg = facts.config
+    outcome = getattr(cfg, "outcome_column", "the outcome").replace("_", " ")
+    phases = list(getattr(cfg, "phases", []) or [])
+    arm = "clinical-radiological, radiomics" + (" and deep-learning" if facts.has_deep else "") if phases \
+        else "clinical-radiological"
+    return f"Predicting {outcome}: {arm} models, validated"

@@ -1,0 +1,196 @@
+"""`dlr run` and `dlr demo`: every stage from a study folder to the report, cached and resumable.
+
+A rerun with nothing changed redoes nothing; a run killed (SIGKILL, as `kill -9`) during
+extraction and again during training, then rerun, gives byte-identical predictions and results
+to a run never interrupted; bad input to the new verbs exits 2 naming the file; a clinical-only
+study from the real HCC-TACE-Seg table runs to a report.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, run_dlr
+from real_clinical_study import write_study
+
+pytestmark = pytest.mark.xdist_group("run")
+
+LIGHT = REPO / "tests" / "data" / "radiomics_light.yaml"
+
+
+def _imaging_study(root: Path, n: int = 60) -> Path:
+    """A small synthetic study extracted on its native grid with the light PyRadiomics parameters."""
+    from modeling.synthetic import synthesize_study
+
+    synthesize_study(root, n=n)
+    config = yaml.safe_load((root / "study.yaml").read_text())
+    config["preprocessing"] = {"spacing": [3.0, 3.0, 5.0]}
+    config["radiomics_params"] = str(LIGHT)
+    (root / "study.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return root
+
+
+def _result_bytes(run: Path) -> dict:
+    """predictions.csv, predictions_oof.csv and every CSV of results/, as bytes."""
+    files = [run / "predictions.csv", run / "predictions_oof.csv", *sorted((run / "results").glob("*.csv"))]
+    return {str(p.relative_to(run)): p.read_bytes() for p in files}
+
+
+def _start(study: Path, run: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONWARNINGS="ignore", MPLBACKEND="Agg")
+    return subprocess.Popen([sys.executable, "-m", "dlr.cli", "run", str(study), "--out", str(run), "--jobs", "1",
+                             "--bootstrap", "100"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def _kill_when(proc: subprocess.Popen, ready, *, timeout: float = 600) -> None:
+    """SIGKILL the run's whole process group as soon as ``ready()`` holds."""
+    start = time.monotonic()
+    while not ready():
+        if proc.poll() is not None:
+            raise AssertionError("the run finished before it could be interrupted")
+        if time.monotonic() - start > timeout:
+            raise AssertionError("timed out waiting for the moment to interrupt the run")
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _log(run: Path) -> str:
+    path = run / "run.log"
+    return path.read_text() if path.is_file() else ""
+
+
+@pytest.fixture(scope="module")
+def imaging(tmp_path_factory):
+    base = tmp_path_factory.mktemp("run")
+    study = _imaging_study(base / "study")
+    reference = base / "reference"
+    done = run_dlr("run", study, "--out", reference, "--jobs", "2", "--bootstrap", "100")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return study, reference, done
+
+
+def test_run_writes_every_stage_and_its_record(imaging):
+    study, run, done = imaging
+    for name in ("validate", "split", "features", "clinical", "staging", "models", "analysis", "report"):
+        record = json.loads((run / "stages" / f"{name}.json").read_text())
+        assert record["stage"] == name and record["outputs"], name
+        for rel, digest in record["outputs"].items():
+            assert (run / rel).is_file(), rel
+    info = json.loads((run / "run.json").read_text())
+    assert info["format"] == "dlr-run" and info["format_version"] == 1
+    log = (run / "run.log").read_text()
+    assert "[3/8] features: done" in log and "[8/8] report: done" in log
+    # the stage table is printed with each stage's wall time
+    assert "features" in done.stdout and "total" in done.stdout
+    perf = pd.read_csv(run / "results" / "performance.csv")
+    assert "training (out-of-fold)" in set(perf["cohort"])  # dlr run passes --oof itself
+    assert (run / "report" / "index.html").is_file() and (run / "report" / "tripod_ai.csv").is_file()
+
+
+def test_a_second_run_does_no_work(imaging):
+    study, run, _ = imaging
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file() and p.name != "run.log"
+              and p.name != "run.json" and "stages" not in p.parts}
+    done = run_dlr("run", study, "--out", run, "--jobs", "2", "--bootstrap", "100")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stderr.count("unchanged since the last run, skipped") == 8
+    after = {p: p.stat().st_mtime_ns for p in before}
+    assert after == before  # nothing rewritten
+
+
+def test_a_changed_setting_reruns_only_the_stages_after_it(imaging, tmp_path):
+    import shutil
+
+    study, reference, _ = imaging
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    done = run_dlr("run", study, "--out", run, "--jobs", "2", "--bootstrap", "50")
+    assert done.returncode == 0, done.stderr[-2000:]
+    skipped = {line.split("] ")[1].split(":")[0] for line in done.stderr.splitlines() if "skipped" in line}
+    assert skipped == {"validate", "split", "features", "clinical", "staging", "models"}
+    assert json.loads((run / "results" / "results.json").read_text())["settings"]["n_bootstrap"] == 50
+
+
+@pytest.mark.slow
+def test_killed_during_extraction_and_training_then_rerun_gives_identical_results(imaging, tmp_path):
+    study, reference, _ = imaging
+    run = tmp_path / "killed"
+    cache = run / "features" / "cache"
+    proc = _start(study, run)
+    _kill_when(proc, lambda: cache.is_dir() and len(list(cache.glob("*.json"))) >= 10)
+    assert not (run / "features" / "radiomics.csv").exists()
+    n_cached = len(list(cache.glob("*.json")))
+    proc = _start(study, run)
+    _kill_when(proc, lambda: "[6/8] models" in _log(run) and "tuning" in _log(run).split("[6/8] models")[-1])
+    assert not (run / "predictions.csv").exists() and not (run / "stages" / "models.json").exists()
+    log = _log(run)
+    assert f"{n_cached} from the cache" in log or "from the cache" in log  # finished cases were not redone
+    done = run_dlr("run", study, "--out", run, "--jobs", "1", "--bootstrap", "100")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "[3/8] features: unchanged since the last run, skipped" in done.stderr
+    assert _result_bytes(run) == _result_bytes(reference)
+
+
+def test_clinical_only_real_study_runs_to_a_report(tmp_path):
+    study = write_study(tmp_path / "hcc_tace_seg")
+    run = tmp_path / "run"
+    done = run_dlr("run", study, "--out", run, "--bootstrap", "100", "--jobs", "1")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not (run / "stages" / "features.json").exists()
+    models = set(pd.read_csv(run / "predictions.csv")["model"])
+    assert "CR" in models and {"BCLC", "CNLC"} <= models
+    html = (run / "report" / "index.html").read_text()
+    for needle in ("Table 1", "BCLC", "CR", "vascular_invasion", "Rendered by"):
+        assert needle in html, needle
+    assert (run / "clinical" / "table1.csv").is_file()
+
+
+def test_bad_input_to_the_new_verbs_exits_2_naming_the_file(tmp_path):
+    missing = tmp_path / "nowhere"
+    for args in (("report", missing), ("package", missing, "--out", tmp_path / "p.zip")):
+        done = run_dlr(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert str(missing) in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "p.zip").exists()
+    corrupt = tmp_path / "corrupt.zip"
+    corrupt.write_bytes(b"PK\x03\x04 not really a zip")
+    done = run_dlr("verify", corrupt)
+    assert done.returncode == 2 and str(corrupt) in done.stderr and "Traceback" not in done.stderr
+    old = tmp_path / "old_run"
+    (old / "results").mkdir(parents=True)
+    (old / "predictions.csv").write_text("patient_id,cohort,model,y_true,y_score\n")
+    for args in (("report", old), ("package", old, "--out", tmp_path / "q.zip")):
+        done = run_dlr(*args)
+        assert done.returncode == 2 and "run.json" in done.stderr, done.stderr
+    (old / "run.json").write_text(json.dumps({"format": "dlr-run", "format_version": 0, "dlr_version": "0.0.1"}))
+    done = run_dlr("report", old)
+    assert done.returncode == 2 and "format version 0" in done.stderr
+    assert not (old / "report").exists() and not (tmp_path / "q.zip").exists()
+    study = write_study(tmp_path / "study")
+    done = run_dlr("run", study, "--out", old)
+    assert done.returncode == 2 and "run.json" in done.stderr
+
+
+def test_run_refuses_a_study_without_study_yaml_and_a_folder_of_another_study(tmp_path):
+    done = run_dlr("run", tmp_path, "--out", tmp_path / "r")
+    assert done.returncode == 2 and "study.yaml" in done.stderr
+    assert not (tmp_path / "r").exists()
+    study = write_study(tmp_path / "study")
+    other = tmp_path / "other_run"
+    other.mkdir()
+    (other / "run.json").write_text(json.dumps({"format": "dlr-run", "format_version": 1,
+                                                "study": str(tmp_path / "elsewhere")}))
+    done = run_dlr("run", study, "--out", other)
+    assert done.returncode == 2 and "elsewhere" in done.stderr
+    assert sorted(p.name for p in other.iterdir()) == ["run.json"]
