@@ -76,7 +76,13 @@ def table1(frame: pd.DataFrame, *, outcome: str, cohort: str | None = None, cate
         Cohorts keep their order of first appearance.
     categorical : sequence of str
         Columns to treat as categorical although they hold numbers. Columns holding text
-        (any non-missing value that does not read as a number) are categorical anyway.
+        (any non-missing value that does not read as a number) and pandas ``Categorical``
+        columns are categorical anyway. Levels are listed in the column's level order
+        (:func:`core.tables.parse_column`): a ``Categorical``'s categories in order, each shown
+        even when no patient has it (0 counts; as R's ``table()`` of a ``factor``); study.yaml's
+        ``levels`` arrive this way through ``StudyConfig.clinical_variables``. Otherwise the
+        levels present, numbers by value, then text by code point (R's ``factor()`` under
+        ``LC_COLLATE=C``).
     variables : sequence of str, optional
         Columns to tabulate, in this order; default every column except the outcome, the
         cohort and ``patient_id``.

@@ -91,8 +91,9 @@ def missing_mask(series: pd.Series) -> np.ndarray:
     return np.asarray(miss, dtype=bool)
 
 
-def patient_list(frame: pd.DataFrame, where: np.ndarray, limit: int = 5) -> str:
-    ids = frame[ID_COLUMN] if ID_COLUMN in frame.columns else pd.Series(frame.index, index=frame.index)
+def patient_list(frame: pd.DataFrame, where: np.ndarray, limit: int = 5, *, id_column: str = ID_COLUMN) -> str:
+    """The ids (``id_column``, else the row labels) of the first ``limit`` rows where ``where``."""
+    ids = frame[id_column] if id_column in frame.columns else pd.Series(frame.index, index=frame.index)
     chosen = [str(v) for v in ids.to_numpy()[where][:limit]]
     more = int(where.sum()) - len(chosen)
     return ", ".join(chosen) + (f" and {more} more" if more > 0 else "")
@@ -166,12 +167,14 @@ def is_text(series: pd.Series, miss: np.ndarray) -> bool:
 
 
 def level_text(value) -> str:
+    """A value as a level: stripped text, integral floats without ``.0`` (``1.0`` -> ``"1"``)."""
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         return str(int(value))
     return str(value).strip()
 
 
 def level_key(level: str):
+    """Sort key of the default level order: levels that read as numbers by value, then text by code point."""
     try:
         return (0, float(level), level)
     except ValueError:
@@ -180,7 +183,12 @@ def level_key(level: str):
 
 @dataclass(frozen=True)
 class ParsedColumn:
-    """One variable parsed once: levels (categorical) or numbers (continuous)."""
+    """One variable parsed once: levels (categorical) or numbers (continuous).
+
+    ``level_order`` is the order of a categorical variable's levels: Table 1 lists them in it
+    and the logistic tables take the first of them present as the reference (see
+    :func:`parse_column`).
+    """
 
     name: str
     categorical: bool
@@ -191,15 +199,100 @@ class ParsedColumn:
 
 
 def parse_column(frame: pd.DataFrame, name: str, forced_categorical: bool) -> ParsedColumn:
+    """Parse one column as a categorical or a continuous variable.
+
+    A column is categorical when it is a pandas ``Categorical``, when ``forced_categorical``,
+    or when it holds text (:func:`is_text`). Its levels are the values as text
+    (:func:`level_text`), ``""`` where missing.
+
+    Level order (``ParsedColumn.level_order``):
+
+    - declared: a pandas ``Categorical`` column's categories, in their order, including those
+      no patient has (as R's ``factor(x, levels = ...)``). study.yaml's ``levels`` arrive this
+      way (:func:`declare_levels`, called by ``StudyConfig.clinical_variables``).
+    - otherwise the levels present, sorted: those that read as numbers by value (0/1 and other
+      numeric codes: lowest first), then the others by Unicode code point. This is R's
+      ``factor()`` of a numeric column and, for text, of R under ``LC_COLLATE=C`` (R's default
+      collation follows the locale, e.g. ``a`` before ``B`` in en_US; ours never does); a
+      column mixing numbers and text puts the numbers first, by value.
+    """
     col = frame[name]
     miss = missing_mask(col)
-    if forced_categorical or is_text(col, miss):
+    declared = isinstance(col.dtype, pd.CategoricalDtype)
+    if declared or forced_categorical or is_text(col, miss):
         text = np.array(["" if m else level_text(v) for v, m in zip(col.to_numpy(), miss)], dtype=object)
-        order = tuple(sorted(set(text[~miss]), key=level_key))
+        miss = miss | (text == "")
+        if declared:
+            order = tuple(lv for lv in dict.fromkeys(level_text(c) for c in col.dtype.categories) if lv != "")
+        else:
+            order = tuple(sorted(set(text[~miss]), key=level_key))
         return ParsedColumn(name, True, miss, text, None, order)
     numbers = np.array(to_numbers(col), dtype=float)  # a writable copy
     numbers[miss] = np.nan
     return ParsedColumn(name, False, miss, None, numbers, ())
+
+
+def undeclared_levels(frame: pd.DataFrame, column: str, levels) -> dict[str, np.ndarray]:
+    """Values of ``column`` that are not among ``levels``: value (as text) -> mask of its rows.
+
+    Values and levels are compared as :func:`level_text` (stripped; ``1.0`` is ``"1"``);
+    missing values (NaN, empty or blank) are never undeclared.
+    """
+    col = frame[column]
+    miss = missing_mask(col)
+    text = np.array(["" if m else level_text(v) for v, m in zip(col.to_numpy(), miss)], dtype=object)
+    allowed = {level_text(lv) for lv in levels}
+    bad = ~miss & ~np.isin(text, list(allowed))
+    return {value: bad & (text == value) for value in in_order(text[bad])}
+
+
+def declare_levels(frame: pd.DataFrame, levels, *, id_column: str = ID_COLUMN, declared_in=None) -> pd.DataFrame:
+    """Give columns their declared levels, in order, as pandas ``Categorical`` columns.
+
+    Parameters
+    ----------
+    frame : DataFrame
+    levels : mapping column -> sequence of levels
+        The levels of each column in their order (the first is the logistic tables'
+        reference, as in R's ``factor(x, levels = ...)``).
+    id_column : str, keyword-only
+        Column of patient ids, named by the error.
+    declared_in : mapping column -> str, optional
+        Where each column's levels are declared (e.g. ``study.yaml variables[3].levels``),
+        named by the error.
+
+    Returns
+    -------
+    DataFrame
+        A copy with each of those columns a ``Categorical`` of the values as text
+        (:func:`level_text`) with the declared categories; missing values (NaN, empty or blank
+        text) are NaN. :func:`parse_column` reads the categories as the level order.
+
+    Raises
+    ------
+    InputError
+        A column that is not in ``frame``, or holds a value that is not one of its levels:
+        the message names the column, every such value and its patients.
+    """
+    declared_in = declared_in or {}
+    require_columns(frame, list(levels), "variable")
+    out = frame.copy()
+    for column, declared in levels.items():
+        declared = list(dict.fromkeys(level_text(lv) for lv in declared))
+        bad = undeclared_levels(out, column, declared)
+        if bad:
+            shown = "; ".join(f"{value!r} (patient(s) {patient_list(out, where, id_column=id_column)})"
+                              for value, where in list(bad.items())[:5])
+            more = f" and {len(bad) - 5} more value(s)" if len(bad) > 5 else ""
+            source = declared_in.get(column, "its declared levels")
+            raise InputError(f"column {column!r} holds value(s) that are not among its levels in {source} "
+                             f"({', '.join(declared)}): {shown}{more}. Fix: correct those values, or add them to "
+                             f"{source}")
+        col = out[column]
+        miss = missing_mask(col)
+        text = [None if m else level_text(v) for v, m in zip(col.to_numpy(), miss)]
+        out[column] = pd.Series(pd.Categorical(text, categories=declared), index=out.index)
+    return out
 
 
 def check_categorical(frame: pd.DataFrame, categorical) -> set:

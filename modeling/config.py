@@ -67,10 +67,18 @@ class Variable(_Strict):
     """One clinical or radiological variable of clinical.csv.
 
     ``cut_point`` dichotomises a raw continuous value for Table 1 (high when value > cut point,
-    as the paper's ">400"); ``reader2_column`` names the second reader's reading of a
-    radiological feature (for Cohen's kappa); ``candidate`` says whether the variable is a
-    Table 1 characteristic and a candidate of the CR model's univariate screen (False for raw
-    inputs kept only for the staging systems and indexes).
+    as the paper's ">400"); ``levels`` lists a categorical or binary variable's values in
+    order, as R's ``factor(x, levels = ...)``: Table 1 lists them in this order (a level no
+    patient has with 0 counts), the first is the reference of the logistic tables (Table 3)
+    and of the CR model, and a value of clinical.csv that is not listed is an error
+    (:meth:`StudyConfig.clinical_variables`); without ``levels`` the order is
+    :func:`core.tables.parse_column`'s default (numbers by value, then text by code point).
+    Levels are text, compared with the values stripped; numbers are taken as text (``1``,
+    ``1.0`` -> ``"1"``); an unquoted YAML ``yes``/``no``/``true``/``false``/``on``/``off``
+    reads as a boolean and is refused (quote it). ``reader2_column`` names the second
+    reader's reading of a radiological feature (for Cohen's kappa); ``candidate`` says whether
+    the variable is a Table 1 characteristic and a candidate of the CR model's univariate
+    screen (False for raw inputs kept only for the staging systems and indexes).
     """
 
     name: str = Field(min_length=1)
@@ -91,6 +99,49 @@ class Variable(_Strict):
         if cut_point is not None and kind is not None and kind != "continuous":
             raise ValueError(f"cut_point is only for continuous variables ({info.data.get('name')!r} is {kind})")
         return cut_point
+
+    @field_validator("levels", mode="before")
+    @classmethod
+    def _levels_as_text(cls, levels):
+        if levels is None:
+            return None
+        if not isinstance(levels, (list, tuple)):
+            raise ValueError(f"levels must be a list of the variable's values in order, e.g. [A, B], got {levels!r}")
+        out = []
+        for i, level in enumerate(levels, start=1):
+            if isinstance(level, bool):
+                raise ValueError(f"level {i} reads as the YAML boolean {level} (an unquoted yes/no, true/false or "
+                                 "on/off); quote it as clinical.csv spells it, e.g. 'No'")
+            if isinstance(level, (int, float)):
+                from core.tables import level_text
+
+                level = level_text(level)
+            elif not isinstance(level, str):
+                raise ValueError(f"level {i} is {level!r}; levels are text (or numbers) as clinical.csv holds them")
+            out.append(level)
+        return out
+
+    @field_validator("levels")
+    @classmethod
+    def _levels_fit_the_type(cls, levels, info: ValidationInfo):
+        if levels is None:
+            return None
+        levels = [level.strip() for level in levels]
+        name, kind = info.data.get("name"), info.data.get("type")
+        if not levels:
+            raise ValueError("levels must list at least one level (or leave levels out)")
+        if "" in levels:
+            raise ValueError(f"levels must not be empty or blank, got {levels}; a blank value is a missing value")
+        repeated = sorted({lv for lv in levels if levels.count(lv) > 1})
+        if repeated:
+            raise ValueError(f"levels listed more than once: {repeated}")
+        if kind == "continuous":
+            raise ValueError(f"levels are only for categorical and binary variables ({name!r} is continuous; "
+                             "a cut_point gives it two levels)")
+        if kind == "binary" and len(levels) != 2:
+            raise ValueError(f"a binary variable has two levels, got {len(levels)}: {levels}; make {name!r} "
+                             "categorical or list two levels")
+        return levels
 
 
 class StudyConfig(_Strict):
@@ -181,16 +232,29 @@ class StudyConfig(_Strict):
         """``clinical.csv`` as Table 1, the logistic tables and the CR model read it.
 
         Returns ``(frame, variables, categorical)``: a copy of ``frame`` with every raw value
-        that has a ``cut_point`` dichotomised (:func:`core.tables.dichotomise`), ``variables``
-        or else the candidate variables in study.yaml's order, and ``categorical`` plus every
-        variable that study.yaml does not type as continuous.
+        that has a ``cut_point`` dichotomised (:func:`core.tables.dichotomise`) and each of
+        ``variables`` that has ``levels`` a pandas ``Categorical`` of those levels in order
+        (:func:`core.tables.declare_levels`: Table 1's row order, and the reference of the
+        logistic tables is the first level), ``variables`` or else the candidate variables in
+        study.yaml's order, and ``categorical`` plus every variable that study.yaml does not
+        type as continuous.
+
+        Raises
+        ------
+        InputError
+            A value of one of ``variables`` that is not among its ``levels``, naming the
+            column, the value, its patients (``id_column``) and the key ``variables[i].levels``.
         """
-        from core.tables import dichotomise
+        from core.tables import declare_levels, dichotomise
 
         cuts = {v.name: v.cut_point for v in self.variables if v.cut_point is not None}
         variables = list(variables) if variables else [v.name for v in self.variables if v.candidate]
         categorical = [*categorical, *(v.name for v in self.variables if v.type != "continuous")]
-        return dichotomise(frame, cuts), variables, categorical
+        keys = {v.name: i for i, v in enumerate(self.variables) if v.levels is not None and v.name in variables}
+        table = declare_levels(dichotomise(frame, cuts), {name: self.variables[i].levels for name, i in keys.items()},
+                               id_column=self.id_column,
+                               declared_in={name: f"study.yaml variables[{i}].levels" for name, i in keys.items()})
+        return table, variables, categorical
 
 
 def _dev_cohort_error(config: StudyConfig) -> Optional[str]:

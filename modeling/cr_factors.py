@@ -14,8 +14,8 @@ from scipy import special, stats
 
 from core.errors import InputError, UndefinedStatisticWarning
 from core.stats.logistic import fit_logistic
-from core.tables import (candidate_variables, check_categorical, cohort_values, in_order, level_key, level_text,
-                         outcome_values, parse_column)
+from core.tables import (candidate_variables, check_categorical, cohort_values, in_order, level_text, outcome_values,
+                         parse_column)
 
 LOGISTIC_COLUMNS = ["variable", "level", "reference", "odds_ratio", "ci_low", "ci_high", "p_value"]
 FIT_COLUMNS = ["model", "n", "n_events", "n_missing", "status"]
@@ -138,7 +138,8 @@ def _fit_model(label: str, cols: list, y: np.ndarray, reference: dict) -> _Fit:
     for col in cols:
         if col.categorical:
             values = col.levels[complete]
-            present = sorted(set(values.tolist()), key=level_key)
+            seen = set(values.tolist())
+            present = [lv for lv in col.level_order if lv in seen]  # R's glm drops unused levels
             ref = reference.get(col.name, present[0] if present else "")
             if len(present) < 2:
                 status = "constant variable"
@@ -241,10 +242,14 @@ def univariate_logistic(frame: pd.DataFrame, *, outcome: str, variables=None, ca
     variables : sequence of str, optional
         Candidate variables; default every column except outcome, cohort and ``patient_id``.
     categorical : sequence of str
-        Numeric columns to dummy-code (text columns always are).
+        Numeric columns to dummy-code (text and pandas ``Categorical`` columns always are).
     reference : mapping, optional
-        Variable -> reference level. Default: the first level in sorted order (levels that
-        read as numbers sorted by value, then text levels alphabetically).
+        Variable -> reference level. Default: the first level, in the column's level order,
+        that a patient of the model has (R's ``glm`` drops unused factor levels): a pandas
+        ``Categorical``'s categories in order (study.yaml's ``levels``, which
+        ``StudyConfig.clinical_variables`` declares so), as R's ``factor(x, levels = ...)``;
+        otherwise levels that read as numbers by value (lowest first), then text by code point
+        (R's ``factor()`` under ``LC_COLLATE=C``; :func:`core.tables.parse_column`).
     cohort : str, optional
         Cohort column. When given, only patients with ``cohort == dev_cohort`` are used;
         without it the caller has already selected the development cohort.
@@ -263,7 +268,8 @@ def univariate_logistic(frame: pd.DataFrame, *, outcome: str, variables=None, ca
     Newton-Raphson); Var(b) = (X'WX)^{-1} at the maximum, W = diag(p(1 - p)). Odds ratio
     exp(b), Wald CI exp(b -/+ 1.96 SE), Wald p = 2 Phi(-|b / SE|). Complete cases of each
     model's variables. Matches R ``glm(y ~ x, family = binomial)`` with ``confint.default``
-    and ``summary()$coefficients`` (and SPSS's logistic regression table).
+    and ``summary()$coefficients`` (and SPSS's logistic regression table); a categorical
+    variable's terms are R's treatment contrasts, one per non-reference level in the level order.
 
     References
     ----------
