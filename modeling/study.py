@@ -58,6 +58,7 @@ CHECKS = MappingProxyType({
     "duplicate-patient-id": "no patient id appears on two rows",
     "outcome-value": "the outcome is 0 or 1 for every patient",
     "unknown-cohort": "every cohort value is one of study.yaml's cohorts",
+    "undeclared-level": "every value of a variable with declared levels is one of its levels",
     "dev-cohort": "the development cohort has patients of both outcome classes",
     "dev-folds": "the development cohort has at least n_folds (study.yaml, default 5) patients of each outcome, "
                  "as the stratified folds of RUN/split.csv need",
@@ -285,6 +286,16 @@ def _check_clinical(root: Path, config: StudyConfig, frame: pd.DataFrame, out: _
         lines = [str(i + 2) for i in np.flatnonzero((ids == pid).fillna(False).to_numpy())]
         out.add("duplicate-patient-id", path, pid, f"{id_col} {pid!r} is on lines {', '.join(lines)}",
                 "keep one row per patient")
+    from core.tables import undeclared_levels
+
+    for i, variable in enumerate(config.variables):
+        if variable.levels and variable.name in present:
+            for value, rows in undeclared_levels(frame, variable.name, variable.levels).items():
+                patients = ", ".join(str(p) for p in ids[rows & valid.to_numpy()].head(5))
+                out.add("undeclared-level", path, None,
+                        f"{variable.name} holds {value!r} (patient(s) {patients}), which is not among its levels "
+                        f"{variable.levels} (study.yaml variables[{i}].levels)",
+                        f"correct those values, or add {value!r} to variables[{i}].levels")
     outcome = None
     if outcome_col in present:
         raw = frame[outcome_col]

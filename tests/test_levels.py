@@ -216,3 +216,20 @@ def test_levels_round_trip_through_study_yaml(tmp_path):
 
     (tmp_path / "study.yaml").write_text(dump_study_config(CONFIG))
     assert load_study_config(tmp_path / "study.yaml").variables[0].levels == SIZES
+
+
+def test_dlr_validate_lists_a_value_outside_the_declared_levels(tmp_path):
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    from real_clinical_study import write_study
+
+    from modeling.study import validate_study
+
+    study = write_study(tmp_path / "s")
+    frame = pd.read_csv(study / "clinical.csv")
+    frame.loc[0, "gender"] = "Mal"
+    frame.to_csv(study / "clinical.csv", index=False)
+    problems = [p for p in validate_study(study, check_images=False) if p.check == "undeclared-level"]
+    assert len(problems) == 1 and "'Mal'" in problems[0].message and "HCC_001" in problems[0].message
