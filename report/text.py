@@ -464,7 +464,7 @@ def reproducibility(facts: RunFacts, *, renderer: str) -> str:
     lines.append("Every number can be re-derived: `dlr package RUN --out package.zip` writes the reviewer package "
                  "(settings, environment lock, checksums, pseudonymised predictions, results, this report) and "
                  "`dlr verify package.zip` recomputes the analysis and lists any number that differs.")
-    lines.append(f"Rendered by {renderer}.")
+    lines.append("Rendered by {{< meta dlr-renderer >}}.")
     return "\n\n".join(lines) + "\n"
 
 
