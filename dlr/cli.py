@@ -18,6 +18,7 @@ from core.errors import InputError
 from dlr import verbs
 
 EXIT_OK, EXIT_BUG, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_DIFFERENT = 1  # dlr verify: some recomputed number differs from the package's
 
 
 class _Parser(argparse.ArgumentParser):
@@ -292,9 +293,9 @@ def _cmd_verify(args) -> int:
         return EXIT_OK
     diffs = result.differences
     print(f"{len(diffs)} number(s) differ between the package and the recomputed analysis:")
-    for row in diffs.itertuples():
-        print(f"{row.file}, row {row.row}, column {row.column}: {row.packaged} -> {row.recomputed}")
-    return EXIT_BUG
+    for line, key in zip(result.lines(), diffs["key"] if "key" in diffs else [""] * len(diffs)):
+        print(line + (f"  ({key})" if key else ""))
+    return EXIT_DIFFERENT
 
 
 def _clinical_verb(subparsers, name: str, help_text: str, description: str, *, cohort_help: str):
