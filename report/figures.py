@@ -1,0 +1,364 @@
+"""The report's figures, drawn from a run's saved results only (nothing is fitted here).
+
+Each figure shows the models of one table: the five radiomics classifiers (Table 2); CR, the
+best radiomics model, the DL models, RCR and DLRCR (Table 4); the staging systems and indexes
+against the best model. Panels A, B, ... are the cohorts (development first), as the paper's
+Figures 5-7. One colour per model across every figure (:data:`COLOURS`, colour-blind-safe
+Okabe-Ito and Tol hues); PNG at 300 dpi and SVG (vector, reproducible bytes).
+
+Calibration curves use quantile groups sized to the cohort (``results/calibration_groups.csv``
+when the analysis wrote it; otherwise the decile table merged to groups of about 15
+patients), with the predictions' distribution as a rug beneath. Decision curves are drawn over
+a stated clinical range of threshold probabilities (default 0.05-0.80, the risks at which a
+clinician would plausibly change adjuvant treatment or surveillance after resection), treat-all
+dashed. The forest plot groups the scanner-stratified AUCs by model with an "AUC (95% CI)"
+column, events/n per row and each between-level P once.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+OOF_SUFFIX = " (out-of-fold)"
+COLOURS = {
+    "CR": "#E69F00", "Radiomics-LR": "#0072B2", "Radiomics-SVM": "#009E73", "Radiomics-KNN": "#CC79A7",
+    "Radiomics-XGBoost": "#D55E00", "Radiomics-MLP": "#56B4E9", "DL-ResNet10": "#882255", "DL-ResNet18": "#44AA99",
+    "DL-ResNet34": "#999933", "RCR": "#000000", "DLRCR": "#AA4499", "BCLC": "#332288", "CNLC": "#117733",
+    "ERASL": "#88CCEE", "NLR": "#DDCC77", "PLR": "#CC6677", "LMR": "#661100",
+}
+GREYS = ("#555555", "#777777", "#999999", "#BBBBBB")
+STYLE = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7,
+         "ytick.labelsize": 7, "axes.spines.top": False, "axes.spines.right": False, "axes.linewidth": 0.6,
+         "font.family": "sans-serif", "svg.hashsalt": "dlr"}
+
+
+@dataclass(frozen=True)
+class FigureRecord:
+    """One figure written: its Quarto label, file stem, caption, models and cohorts."""
+
+    id: str
+    stem: str
+    caption: str
+    models: tuple
+    cohorts: tuple
+
+
+def colour(model: str, used: dict) -> str:
+    if model in COLOURS:
+        return COLOURS[model]
+    grey = GREYS[len([m for m in used if m not in COLOURS]) % len(GREYS)]
+    warnings.warn(f"figure colour: model {model!r} has no fixed colour; drawn in grey", stacklevel=2)
+    return grey
+
+
+def _csv(path: Path):
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def model_groups(run: Path) -> dict:
+    """group name -> models, in the tables' order (only models present in performance.csv)."""
+    perf = _csv(run / "results" / "performance.csv")
+    present = [] if perf is None else list(dict.fromkeys(perf["model"]))
+    models = _csv(run / "models" / "models.csv")
+    best_rad = None
+    if models is not None and "best_classifier" in models:
+        rows = models[models["best_classifier"].astype(str).str.lower() == "true"]
+        best_rad = None if rows.empty else rows["model"].iloc[0]
+    results = json.loads((run / "results" / "results.json").read_text()) if (run / "results" / "results.json").is_file() else {}
+    best = results.get("settings", {}).get("reference")
+    classifiers = [m for m in present if m.startswith("Radiomics-")]
+    main = [m for m in dict.fromkeys(["CR", best_rad, "DL-ResNet10", "DL-ResNet18", "DL-ResNet34", "RCR", "DLRCR"])
+            if m and m in present]
+    comparators = [m for m in dict.fromkeys([best, "BCLC", "CNLC", "ERASL", "NLR", "PLR", "LMR"]) if m and m in present]
+    groups = {"classifiers": classifiers, "models": main, "comparators": comparators if len(comparators) > 1 else []}
+    return {k: v for k, v in groups.items() if v}
+
+
+def _cohorts(perf: pd.DataFrame, dev: str) -> list:
+    names = [c for c in dict.fromkeys(perf["cohort"]) if not c.endswith(OOF_SUFFIX)]
+    return sorted(names, key=lambda c: (c != dev, names.index(c)))
+
+
+def _panel_letter(ax, i: int) -> None:
+    ax.text(-0.14, 1.04, "ABCDEFGH"[i], transform=ax.transAxes, fontsize=11, fontweight="bold", va="bottom")
+
+
+def _save(fig, out: Path, stem: str, dpi: int) -> None:
+    import matplotlib
+
+    with matplotlib.rc_context({"svg.hashsalt": "dlr"}):
+        fig.savefig(out / f"{stem}.png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+        fig.savefig(out / f"{stem}.svg", bbox_inches="tight", metadata={"Date": None})
+
+
+def _panels(n: int):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, n, figsize=(3.5 * n, 3.4), squeeze=False, constrained_layout=True)
+    return fig, list(axes[0])
+
+
+def draw_roc(run: Path, group: str, models: list, cohorts: list, perf: pd.DataFrame):
+    roc, band = _csv(run / "results" / "roc_curve.csv"), _csv(run / "results" / "roc_band.csv")
+    if roc is None:
+        return None
+    fig, axes = _panels(len(cohorts))
+    used = {}
+    for i, (ax, cohort) in enumerate(zip(axes, cohorts)):
+        for model in models:
+            c = used.setdefault(model, colour(model, used))
+            pts = roc[(roc["cohort"] == cohort) & (roc["model"] == model)]
+            if pts.empty:
+                continue
+            auc = perf[(perf["model"] == model) & (perf["cohort"] == cohort)]["auc"]
+            label = f"{model} (AUC {auc.iloc[0]:.3f})" if len(auc) else model
+            if band is not None:
+                b = band[(band["cohort"] == cohort) & (band["model"] == model)].sort_values("specificity")
+                if len(b):
+                    ax.fill_between(1 - b["specificity"], b["sensitivity_ci_low"], b["sensitivity_ci_high"],
+                                    color=c, alpha=0.10, linewidth=0)
+            ax.plot(pts["fpr"], pts["tpr"], color=c, lw=1.3, label=label, drawstyle="steps-post")
+        ax.plot([0, 1], [0, 1], color="#888888", lw=0.6, ls=":")
+        ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 - specificity", ylabel="Sensitivity",
+               title=f"{cohort[:1].upper()}{cohort[1:]} cohort")
+        ax.set_aspect("equal")
+        ax.legend(loc="lower right", frameon=False)
+        _panel_letter(ax, i)
+    return fig
+
+
+def _calibration_groups(run: Path) -> pd.DataFrame | None:
+    groups = _csv(run / "results" / "calibration_groups.csv")
+    if groups is not None:
+        return groups
+    deciles = _csv(run / "results" / "calibration.csv")
+    if deciles is None:
+        return None
+    rows = []
+    for (cohort, model), part in deciles.groupby(["cohort", "model"], sort=False):
+        part = part.sort_values("bin")
+        n = int(part["n"].sum())
+        k = int(np.clip(round(n / 15), 3, 10))  # groups of about 15 patients, 3 to 10 of them
+        edges = np.array_split(np.arange(len(part)), min(k, len(part)))
+        for g, idx in enumerate(edges, 1):
+            sub = part.iloc[idx]
+            w = sub["n"].to_numpy(dtype=float)
+            if w.sum() == 0:
+                continue
+            rows.append({"cohort": cohort, "model": model, "group": g, "n": int(w.sum()),
+                         "mean_predicted": float(np.average(sub["mean_predicted"], weights=w)),
+                         "observed": float(np.average(sub["observed"], weights=w))})
+    return pd.DataFrame(rows)
+
+
+def draw_calibration(run: Path, models: list, cohorts: list, perf: pd.DataFrame, predictions: pd.DataFrame):
+    groups = _calibration_groups(run)
+    prob = set(perf.loc[perf["brier"].notna(), "model"]) if "brier" in perf else set()
+    models = [m for m in models if m in prob]
+    if groups is None or not models:
+        return None
+    fig, axes = _panels(len(cohorts))
+    used = {}
+    for i, (ax, cohort) in enumerate(zip(axes, cohorts)):
+        for k, model in enumerate(models):
+            c = used.setdefault(model, colour(model, used))
+            g = groups[(groups["cohort"] == cohort) & (groups["model"] == model)].sort_values("mean_predicted")
+            if g.empty:
+                continue
+            row = perf[(perf["model"] == model) & (perf["cohort"] == cohort)]
+            slope = f", slope {row['cal_slope'].iloc[0]:.2f}" if len(row) and "cal_slope" in row else ""
+            ax.plot(g["mean_predicted"], g["observed"], marker="o", ms=3, lw=1.1, color=c, label=f"{model}{slope}")
+            scores = predictions[(predictions["cohort"] == cohort) & (predictions["model"] == model)]["y_score"]
+            ax.plot(scores, np.full(len(scores), -0.03 - 0.025 * k), "|", color=c, ms=4, alpha=0.6, mew=0.6)
+        ax.plot([0, 1], [0, 1], color="#888888", lw=0.6, ls=":", label="Ideal")
+        ax.set(xlim=(0, 1), ylim=(-0.04 - 0.025 * len(models), 1.02), xlabel="Predicted probability",
+               ylabel="Observed proportion", title=f"{cohort[:1].upper()}{cohort[1:]} cohort")
+        ax.legend(loc="upper left", frameon=False)
+        _panel_letter(ax, i)
+    return fig
+
+
+def draw_dca(run: Path, models: list, cohorts: list, dca_range):
+    dca = _csv(run / "results" / "decision_curve.csv")
+    if dca is None:
+        return None
+    fig, axes = _panels(len(cohorts))
+    used = {}
+    lo, hi = dca_range
+    for i, (ax, cohort) in enumerate(zip(axes, cohorts)):
+        part = dca[(dca["cohort"] == cohort) & dca["threshold"].between(lo, hi)]
+        top = 0.0
+        for model in models:
+            c = used.setdefault(model, colour(model, used))
+            m = part[part["model"] == model]
+            if len(m):
+                ax.plot(m["threshold"], m["net_benefit"], color=c, lw=1.2, label=model)
+                top = max(top, float(m["net_benefit"].max()))
+        treat_all = part[part["model"] == "treat_all"]
+        ax.plot(treat_all["threshold"], treat_all["net_benefit"], color="#555555", lw=0.9, ls="--", label="Treat all")
+        ax.axhline(0, color="#555555", lw=0.9, label="Treat none")
+        top = max(top, float(treat_all["net_benefit"].max()) if len(treat_all) else 0.0)
+        ax.set(xlim=(lo, hi), ylim=(-0.05, max(top * 1.1, 0.05)), xlabel="Threshold probability",
+               ylabel="Net benefit", title=f"{cohort[:1].upper()}{cohort[1:]} cohort")
+        ax.legend(loc="upper right", frameon=False)
+        _panel_letter(ax, i)
+    return fig
+
+
+def draw_forest(run: Path, models: list):
+    import matplotlib.pyplot as plt
+
+    sub = _csv(run / "results" / "subgroups.csv")
+    if sub is None or sub.empty:
+        return None
+    sub = sub[sub["model"].isin(models) & ~sub["cohort"].str.endswith(OOF_SUFFIX)]
+    if sub.empty:
+        return None
+    rows = []
+    for (model, cohort, strat), part in sub.groupby(["model", "cohort", "stratifier"], sort=False):
+        p = part["p_between"].dropna()
+        rows.append(("head", f"{model}, {cohort}", None, f"P = {p.iloc[0]:.3f}" if len(p) and p.iloc[0] >= 0.001
+                     else ("P < 0.001" if len(p) else ""), model))
+        for r in part.itertuples():
+            rows.append(("level", f"   {strat} {r.level}", r, f"{int(r.n_events)}/{int(r.n)}", model))
+    fig, ax = plt.subplots(figsize=(7.0, 0.22 * len(rows) + 0.8))
+    fig.subplots_adjust(left=0.25, right=0.56)
+    used = {}
+    for y, (kind, label, r, extra, model) in enumerate(rows):
+        yy = len(rows) - y
+        ax.text(-0.02, yy, label, transform=ax.get_yaxis_transform(), ha="right", va="center",
+                fontweight="bold" if kind == "head" else "normal")
+        if kind == "head":
+            ax.text(1.95, yy, extra, transform=ax.get_yaxis_transform(), ha="left", va="center")
+            continue
+        c = used.setdefault(model, colour(model, used))
+        if np.isfinite(r.auc):
+            ax.plot([r.auc_ci_low, r.auc_ci_high], [yy, yy], color=c, lw=1.1)
+            ax.plot(r.auc, yy, "s", color=c, ms=4)
+        ax.text(1.02, yy, f"{r.auc:.3f} ({r.auc_ci_low:.3f}-{r.auc_ci_high:.3f})", transform=ax.get_yaxis_transform(),
+                ha="left", va="center")
+        ax.text(1.95, yy, extra, transform=ax.get_yaxis_transform(), ha="left", va="center")
+    top = len(rows) + 1
+    ax.text(1.02, top, "AUC (95% CI)", transform=ax.get_yaxis_transform(), ha="left", fontweight="bold")
+    ax.text(1.95, top, "Events/n; P", transform=ax.get_yaxis_transform(), ha="left", fontweight="bold")
+    ax.axvline(0.5, color="#888888", lw=0.6, ls=":")
+    ax.set(xlim=(0.2, 1.0), ylim=(0.3, top + 0.7), yticks=[], xlabel="AUC (95% CI)")
+    ax.spines["left"].set_visible(False)
+    return fig
+
+
+def draw_lasso(run: Path):
+    import matplotlib.pyplot as plt
+
+    path, cv = _csv(run / "models" / "lasso_path.csv"), _csv(run / "models" / "lasso_cv.csv")
+    if path is None or cv is None or cv.empty:
+        return None
+    fig, (a, b) = plt.subplots(1, 2, figsize=(7.0, 3.2), constrained_layout=True)
+    for _, f in path.groupby("feature", sort=False):
+        a.plot(f["log_lambda"], f["coefficient"], lw=0.7)
+    chosen = cv[cv["chosen"].astype(str).str.lower() == "true"]
+    for ax in (a, b):
+        if len(chosen):
+            ax.axvline(chosen["log_lambda"].iloc[0], color="#000000", lw=0.8, ls="--")
+    a.set(xlabel="log(λ)", ylabel="Coefficient")
+    if len(chosen):
+        a.text(chosen["log_lambda"].iloc[0], a.get_ylim()[1], " chosen λ", va="top", fontsize=7)
+    b.errorbar(cv["log_lambda"], cv["deviance_mean"], yerr=cv["deviance_se"], fmt="o", ms=2.5, color="#D55E00",
+               ecolor="#BBBBBB", elinewidth=0.6)
+    best = cv.loc[cv["deviance_mean"].idxmin()]
+    ok = cv[cv["deviance_mean"] <= best["deviance_mean"] + best["deviance_se"]]
+    one_se = ok.loc[ok["lambda"].idxmax()]
+    b.axvline(best["log_lambda"], color="#0072B2", lw=0.8, ls=":", label="λ min")
+    b.axvline(one_se["log_lambda"], color="#009E73", lw=0.8, ls=":", label="λ 1-SE")
+    b.set(xlabel="log(λ)", ylabel="Binomial deviance (CV mean ± SE)")
+    b.legend(frameon=False)
+    for ax in (a, b):  # the number of non-zero features on a top axis
+        top = ax.secondary_xaxis("top")
+        ticks = cv["log_lambda"].to_numpy()[:: max(1, len(cv) // 6)]
+        counts = cv["n_nonzero"].to_numpy()[:: max(1, len(cv) // 6)]
+        top.set_xticks(ticks, [str(int(c)) for c in counts])
+        top.set_xlabel("Non-zero features", fontsize=7)
+    _panel_letter(a, 0)
+    _panel_letter(b, 1)
+    return fig
+
+
+def draw_flow(run: Path):
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    counts = _csv(run / "models" / "selection_counts.csv")
+    if counts is None or counts.empty:
+        return None
+    n = len(counts)
+    fig, ax = plt.subplots(figsize=(7.0, 1.4), constrained_layout=True)
+    ax.set(xlim=(0, n), ylim=(0, 1))
+    ax.axis("off")
+    for i, r in enumerate(counts.itertuples()):
+        ax.add_patch(FancyBboxPatch((i + 0.08, 0.25), 0.78, 0.5, boxstyle="round,pad=0.02", fc="#F2F2F2",
+                                    ec="#333333", lw=0.7))
+        ax.text(i + 0.47, 0.58, f"{int(r.n_features)}", ha="center", va="center", fontsize=11, fontweight="bold")
+        ax.text(i + 0.47, 0.37, str(r.step), ha="center", va="center", fontsize=6.5, wrap=True)
+        if i < n - 1:
+            ax.annotate("", xy=(i + 1.07, 0.5), xytext=(i + 0.89, 0.5), arrowprops={"arrowstyle": "->", "lw": 0.8})
+    return fig
+
+
+def draw_report_figures(run, out, *, dca_range=(0.05, 0.80), dpi: int = 300) -> tuple:
+    """Every figure of the report from ``run``'s saved results into ``out`` (PNG and SVG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run, out = Path(run), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    perf = _csv(run / "results" / "performance.csv")
+    if perf is None:
+        return ()
+    results = json.loads((run / "results" / "results.json").read_text()) if (run / "results" / "results.json").is_file() else {}
+    dev = results.get("settings", {}).get("dev_cohort", "training")
+    cohorts = _cohorts(perf, dev)
+    predictions = _csv(run / "predictions.csv")
+    groups = model_groups(run)
+    panels = ", ".join(f"({'ABCDEFGH'[i]}) the {c} cohort" for i, c in enumerate(cohorts))
+    names = {"classifiers": "the five radiomics classifiers", "models": "the clinical-radiological, radiomics and "
+             "combined models", "comparators": "the best model against the staging systems and inflammation indexes"}
+    records = []
+    with plt.rc_context(STYLE):
+        def keep(fig, fid, stem, caption, models, cohorts_=tuple(cohorts)):
+            if fig is None:
+                return
+            _save(fig, out, stem, dpi)
+            plt.close(fig)
+            records.append(FigureRecord(fid, stem, caption, tuple(models), tuple(cohorts_)))
+
+        for group, models in groups.items():
+            keep(draw_roc(run, group, models, cohorts, perf), f"fig-roc-{group}", f"roc_{group}",
+                 f"ROC curves of {names[group]}: {panels}. Shaded bands: bootstrap 95% CI of the sensitivity; "
+                 "legend: AUC.", models)
+        for group in ("classifiers", "models"):
+            if group in groups and predictions is not None:
+                keep(draw_calibration(run, groups[group], cohorts, perf, predictions), f"fig-calibration-{group}",
+                     f"calibration_{group}", f"Calibration curves of {names[group]}: {panels}. Points: observed "
+                     "proportion in quantile groups sized to the cohort; ticks beneath: each patient's prediction; "
+                     "dotted: ideal calibration; legend: calibration slope.", groups[group])
+                keep(draw_dca(run, groups[group], cohorts, dca_range), f"fig-dca-{group}", f"dca_{group}",
+                     f"Decision curves of {names[group]}: {panels}, over threshold probabilities "
+                     f"{dca_range[0]:.2f}-{dca_range[1]:.2f}. Dashed: treat all; horizontal: treat none.",
+                     groups[group])
+        forest_models = groups.get("models", []) or groups.get("classifiers", [])
+        keep(draw_forest(run, forest_models), "fig-forest", "forest_scanner",
+             "AUCs by scanner within each cohort, grouped by model (square: AUC; line: DeLong 95% CI); "
+             "P: unpaired DeLong test between the scanners.", forest_models)
+        keep(draw_lasso(run), "fig-lasso", "lasso", "LASSO feature selection on the development cohort: (A) "
+             "coefficient paths against log(λ), the dashed line at the chosen λ; (B) 5-fold cross-validated "
+             "binomial deviance (mean ± SE) with λ min and λ 1-SE; top axes: the number of non-zero features.", ())
+        keep(draw_flow(run), "fig-selection-flow", "selection_flow", "Radiomics feature selection: the number of "
+             "features kept at each step, on the development cohort only.", ())
+    return tuple(records)
