@@ -194,3 +194,32 @@ def test_run_refuses_a_study_without_study_yaml_and_a_folder_of_another_study(tm
     done = run_dlr("run", study, "--out", other)
     assert done.returncode == 2 and "elsewhere" in done.stderr
     assert sorted(p.name for p in other.iterdir()) == ["run.json"]
+
+
+def test_the_report_opens_in_chromium_with_every_image_and_table(imaging, tmp_path):
+    from browser import check_page, chromium_path
+
+    if chromium_path() is None:
+        pytest.skip("headless Chromium is not installed (apt-get install chromium; .ci/run installs it)")
+    pytest.importorskip("websocket")
+    _, run, _ = imaging
+    page = check_page(run / "report" / "index.html", tmp_path / "report.png")
+    assert page.n_images >= 8 and page.broken_images == ()
+    captions = " ".join(page.tables)
+    for n in (1, 2, 3, 4):
+        assert f"Table {n}" in captions.replace("\xa0", " "), n
+    assert page.screenshot.stat().st_size > 10_000
+
+
+def test_the_docx_holds_tables_1_to_4_as_word_tables(imaging):
+    from browser import docx_paragraphs, docx_tables
+
+    _, run, _ = imaging
+    tables = docx_tables(run / "report" / "index.docx")
+    assert len(tables) >= 10
+    text = " ".join(docx_paragraphs(run / "report" / "index.docx")).replace("\xa0", " ")
+    for n in (1, 2, 3, 4):
+        assert f"Table {n}:" in text, n
+    flat = [" ".join(" ".join(row) for row in t) for t in tables]
+    assert any("Radiomics-SVM" in t and "AUC" in t for t in flat)  # Table 2, as a table, not a picture
+    assert any("OR" in t or "Odds" in t for t in flat)  # Table 3
