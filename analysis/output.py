@@ -54,6 +54,8 @@ def write_analysis(result: AnalysisResult, out, *, figures: bool = True, provena
     with staged_folder(out, provenance_info=provenance_info) as tmp:
         for filename, attribute in TABLES.items():
             getattr(result, attribute).to_csv(tmp / filename, index=False)
+        # beside calibration.csv, but not in results.json, whose bytes stay as they were
+        result.calibration_groups.to_csv(tmp / "calibration_groups.csv", index=False)
         curves = [c.to_frame().assign(cohort=k[0], model=k[1]) for k, c in result.roc.items()]
         bands = [c.band_frame().assign(cohort=k[0], model=k[1]) for k, c in result.roc.items()]
         _stack(curves, ["cohort", "model", "threshold", "fpr", "tpr"]).to_csv(tmp / "roc_curve.csv", index=False)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from core.errors import UndefinedStatisticWarning
 from core.stats.roc import youden_threshold
-from .calibration import calibration_curve, calibration_summary
+from .calibration import GROUP_COLUMNS, calibration_curve, calibration_summary, grouped_calibration
 from .defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from .decision_curve import (THRESHOLDS, decision_curve_frame, fit_risk_mapping, net_benefit,
                              net_benefit_treat_all)
@@ -54,6 +54,8 @@ DCA_COLUMNS = ["cohort", "model", "threshold", "net_benefit"]
 SMOOTH_COLUMNS = ["cohort", "model", "predicted", "observed"]
 CALIBRATION_COLUMNS = ["cohort", "model", "bin", "n", "mean_predicted", "observed", "observed_ci_low",
                        "observed_ci_high"]
+#: ``calibration_groups.csv``: quantile groups sized to the cohort (analysis.calibration.grouped_calibration)
+CALIBRATION_GROUP_COLUMNS = ["cohort", "model"] + GROUP_COLUMNS
 RECLASSIFICATION_COLUMNS = ["cohort", "reference", "model", "n", "n_events", "nri", "nri_events",
                             "nri_nonevents", "nri_ci_low", "nri_ci_high", "nri_p_value", "idi", "idi_ci_low",
                             "idi_ci_high", "idi_p_value"]
@@ -83,6 +85,10 @@ class AnalysisResult:
         where each came from.
     warnings : list of str
         Undefined statistics and other warnings, each naming the model and cohort.
+    calibration_groups : DataFrame
+        Calibration in quantile groups sized to the cohort (``cohort``, ``model``, ``group``,
+        ``n``, ``mean_predicted``, ``observed``, ``observed_ci_low``, ``observed_ci_high``;
+        :func:`analysis.calibration.grouped_calibration`), every probability model and cohort.
     """
 
     performance: pd.DataFrame
@@ -97,6 +103,7 @@ class AnalysisResult:
     roc: dict = field(repr=False)
     settings: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
+    calibration_groups: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CALIBRATION_GROUP_COLUMNS))
 
 
 @dataclass(frozen=True)
@@ -228,6 +235,7 @@ class _CohortPart:
     calibration: list = field(default_factory=list)
     smooth: list = field(default_factory=list)
     decision_curve: list = field(default_factory=list)
+    calibration_groups: list = field(default_factory=list)
 
     def curves(self, cohort: str) -> CohortCurves:
         return CohortCurves(cohort, self.roc, _concat(self.calibration, CALIBRATION_COLUMNS),
@@ -267,6 +275,7 @@ def _cohort_statistics(data: _Scores, cohort: str, models, fit: _DevelopmentFit,
                 curve_cal = calibration_curve(y, s)
                 part.calibration.append(curve_cal.bins.assign(cohort=cohort, model=model))
                 part.smooth.append(curve_cal.smooth.assign(cohort=cohort, model=model))
+                part.calibration_groups.append(grouped_calibration(y, s).groups.assign(cohort=cohort, model=model))
             part.performance.append(row)
             risk = fit.risk(model, s)
             if np.all(np.isfinite(risk)):
@@ -477,6 +486,7 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
         risk_mappings=_frame(mapping_rows, ["model", "fitted_on", "intercept", "slope", "n"]),
         roc={(cohort, m): c for cohort, p in zip(table_cohorts, parts) for m, c in p.roc.items()},
         settings=settings, warnings=log.lines,
+        calibration_groups=_concat([f for p in parts for f in p.calibration_groups], CALIBRATION_GROUP_COLUMNS),
     )
 
 

@@ -435,6 +435,14 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
         say(f"best classifier by {chosen_by}: {best}")
     scores = _predict_chain(fit, data, ids)
     if oof_frame is not None:
+        # a fold's refit may fit a model the whole development cohort did not (e.g. CR factors
+        # selected in a fold but none on every patient): predictions_oof.csv holds only the
+        # models of predictions.csv (contract 4.1), the others are logged
+        extra = sorted(set(oof_frame["model"]) - set(scores))
+        if extra:
+            warnings.warn(f"out-of-fold predictions of {', '.join(extra)} are dropped: the model was not fitted on "
+                          "the whole development cohort", stacklevel=2)
+            oof_frame = oof_frame[oof_frame["model"].isin(list(scores))].reset_index(drop=True)
         _check_coverage(oof_frame, scores, data, dev)
 
     comparators, erasl_label = comparator_table(clinical, config) if "clinical" in arms else (None, None)

@@ -137,3 +137,82 @@ def test_three_levels_use_heterogeneity_test():
         res = stratified_auc(y, s, levels)
     assert len(res.levels) == 3 and 0 < res.p_between < 1
     assert res.levels["test_between"].iloc[0].startswith("heterogeneity")
+
+
+def test_calibration_group_count_follows_the_cohort_size():
+    from analysis.calibration import calibration_group_count
+
+    # floor(n / 10) clipped to [3, 10], never more groups than patients
+    expected = {1: 1, 2: 2, 5: 3, 20: 3, 33: 3, 39: 3, 40: 4, 59: 5, 100: 10, 132: 10, 5000: 10}
+    assert {n: calibration_group_count(n) for n in expected} == expected
+    with pytest.raises(ValueError, match="at least one patient"):
+        calibration_group_count(0)
+
+
+def test_grouped_calibration_small_case_by_hand():
+    from statsmodels.stats.proportion import proportion_confint
+
+    from analysis.calibration import grouped_calibration
+
+    # 33 distinct predictions 0.01, ..., 0.33: three groups of 11 (not deciles of 3 or 4);
+    # events: 2 of the lowest 11, 5 of the middle 11, 9 of the top 11
+    p = np.arange(1, 34) / 100
+    y = np.zeros(33, dtype=int)
+    y[[0, 5]] = 1
+    y[[11, 13, 15, 17, 19]] = 1
+    y[22:31] = 1
+    res = grouped_calibration(y, p)
+    table = res.to_frame()
+    assert res.n_groups == 3 and (res.n, res.n_events) == (33, 16)
+    assert table["group"].tolist() == [1, 2, 3] and table["n"].tolist() == [11, 11, 11]
+    assert_allclose(table["mean_predicted"], [0.06, 0.17, 0.28], rtol=1e-12)
+    assert_allclose(table["observed"], [2 / 11, 5 / 11, 9 / 11], rtol=1e-12)
+    # statsmodels proportion_confint(count, 11, method="wilson") = R prop.test(count, 11, correct = FALSE)
+    low, high = proportion_confint(np.array([2, 5, 9]), 11, alpha=0.05, method="wilson")
+    assert_allclose(table["observed_ci_low"], low, rtol=1e-10)
+    assert_allclose(table["observed_ci_high"], high, rtol=1e-10)
+    # an explicit number of groups overrides the rule; tied predictions merge groups
+    assert grouped_calibration(y, p, n_groups=5).to_frame()["n"].sum() == 33
+    tied = grouped_calibration([0, 1, 0, 1, 1, 0], [0.2, 0.2, 0.2, 0.2, 0.7, 0.7], n_groups=3).to_frame()
+    assert tied["group"].tolist() == [1, 2] and tied["n"].tolist() == [4, 2]
+
+
+def test_grouped_calibration_rejects_bad_input():
+    from analysis.calibration import grouped_calibration
+
+    with pytest.raises(ValueError, match="same patients"):
+        grouped_calibration([0, 1], [0.5])
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
+        grouped_calibration([0, 1, 1], [0.2, 1.5, 0.3])
+    with pytest.raises(ValueError, match="0/1"):
+        grouped_calibration([0, 2, 1], [0.2, 0.5, 0.3])
+    with pytest.raises(ValueError, match="positive integer"):
+        grouped_calibration([0, 1, 1], [0.2, 0.5, 0.3], n_groups=0)
+
+
+def test_analysis_writes_calibration_groups_sized_to_each_cohort(tmp_path):
+    from analysis.calibration import grouped_calibration
+    from analysis.output import write_analysis
+
+    rng = np.random.default_rng(7)
+    rows = []
+    for cohort, n in (("training", 120), ("validation", 33)):
+        y = rng.binomial(1, 0.45, n)
+        lp = 1.5 * (y - 0.5) + rng.normal(0, 1, n)
+        for i in range(n):
+            pid = f"{cohort[0]}{i:03d}"
+            rows.append((pid, cohort, "A", y[i], 1 / (1 + np.exp(-lp[i]))))
+            rows.append((pid, cohort, "Index", y[i], 3 * lp[i]))  # not a probability: no calibration
+    frame = pd.DataFrame(rows, columns=["patient_id", "cohort", "model", "y_true", "y_score"])
+    result = analyze(validate_predictions(frame), n_bootstrap=0)
+    write_analysis(result, tmp_path / "results", figures=False)
+    written = pd.read_csv(tmp_path / "results" / "calibration_groups.csv")
+    assert list(written.columns) == ["cohort", "model", "group", "n", "mean_predicted", "observed",
+                                     "observed_ci_low", "observed_ci_high"]
+    assert set(written["model"]) == {"A"}
+    counts = written.groupby("cohort")["group"].count().to_dict()
+    assert counts == {"training": 10, "validation": 3}
+    valid = frame[(frame["cohort"] == "validation") & (frame["model"] == "A")]
+    direct = grouped_calibration(valid["y_true"], valid["y_score"]).to_frame()
+    got = written[written["cohort"] == "validation"].drop(columns=["cohort", "model"]).reset_index(drop=True)
+    assert_allclose(got.to_numpy(float), direct.to_numpy(float), rtol=1e-12)
