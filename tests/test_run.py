@@ -117,7 +117,8 @@ def test_a_changed_setting_reruns_only_the_stages_after_it(imaging, tmp_path):
     shutil.copytree(reference, run)
     done = run_dlr("run", study, "--out", run, "--jobs", "2", "--bootstrap", "50")
     assert done.returncode == 0, done.stderr[-2000:]
-    skipped = {line.split("] ")[1].split(":")[0] for line in done.stderr.splitlines() if "skipped" in line}
+    skipped = {line.split("] ")[-1].split(":")[0] for line in done.stderr.splitlines()
+               if line.endswith("unchanged since the last run, skipped")}
     assert skipped == {"validate", "split", "features", "clinical", "staging", "models"}
     assert json.loads((run / "results" / "results.json").read_text())["settings"]["n_bootstrap"] == 50
 
