@@ -214,7 +214,7 @@ def _models_table(summary) -> str:
 
 def _cmd_train(args) -> int:
     with contextlib.ExitStack() as stack:
-        done = verbs.train(args.study, args.out, arms=_columns(args.arms) or [], jobs=args.jobs, seed=args.seed,
+        done = verbs.train(args.study, args.out, arms=_columns(args.arms) or None, jobs=args.jobs, seed=args.seed,
                            lasso_rule=args.lasso_rule, oof=not args.no_oof, scheduler=args.scheduler,
                            params=args.params, progress=_progress, case_done=_CaseBar(stack))
     if "extraction" in done.extra:
@@ -435,8 +435,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "parameter go to RUN/models/.")
     p.add_argument("study", help="study folder")
     p.add_argument("--out", required=True, help="run folder (features from `dlr extract`, extracted when missing)")
-    p.add_argument("--arms", default="clinical,radiomics", metavar="ARM,...",
-                   help="clinical, radiomics (default both; RCR needs both)")
+    p.add_argument("--arms", default=None, metavar="ARM,...",
+                   help="clinical, radiomics (default both, or clinical for a study with no phases; RCR needs both)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: the number of CPUs)")
     p.add_argument("--seed", type=int, default=None, help="seed of the split and the models (default: study.yaml's)")
     p.add_argument("--lasso-rule", choices=("min", "1se"), default="min",

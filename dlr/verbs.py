@@ -277,20 +277,27 @@ def _extract(loaded, out, *, jobs, scheduler, params, progress, case_done) -> Ve
     return VerbResult(summary.out, summary, lines)
 
 
-def train(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, seed: int | None = None,
+def train(study, out, *, arms=None, jobs: int = 1, seed: int | None = None,
           lasso_rule: str = "min", oof: bool = True, scheduler: str | None = None, params=None,
           progress: Progress = None, case_done: Callable[[int, int, dict], None] | None = None) -> VerbResult:
     """`dlr train`: every model on the development cohort into ``out/predictions.csv`` and
-    ``out/models/``; extracts the radiomics features first (as :func:`extract`, on the study
+    ``out/models/`` (``arms`` None: clinical and radiomics, or clinical alone for a study with no
+    phases); extracts the radiomics features first (as :func:`extract`, on the study
     loaded here) when ``out/features/radiomics.csv`` is missing. ``extra["extraction"]`` holds
     that extraction's result."""
     from modeling.radiomics.extraction import FEATURES_DIR
     from modeling.study import load_study
     from modeling.train import train_study
 
-    arms = list(arms)
     _say(progress, f"checking {study}")
-    loaded = load_study(study, check_images="radiomics" in arms)
+    if arms is None:  # what the study has: a study with no phases is clinical only
+        loaded = load_study(study, check_images=False)
+        arms = ["clinical", "radiomics"] if loaded.config.phases else ["clinical"]
+        if "radiomics" in arms:
+            loaded = load_study(study, check_images=True)
+    else:
+        arms = list(arms)
+        loaded = load_study(study, check_images="radiomics" in arms)
     extra, lines = {}, []
     if "radiomics" in arms and not (Path(out) / FEATURES_DIR / "radiomics.csv").is_file():
         _say(progress, "no RUN/features/radiomics.csv yet: extracting first (as `dlr extract`)")

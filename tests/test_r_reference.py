@@ -253,7 +253,7 @@ def cases() -> dict[str, tuple[str, dict[str, np.ndarray]]]:
 
 
 def test_committed_cases_are_the_generated_cases(cases):
-    """The committed case files hold exactly the generated cases (same seeds, same doubles)."""
+    """The committed case files hold the generated cases (same seeds; the same doubles to 4 ulp)."""
     assert list(cases) == list(GENERATED)
     for name, (kind, columns) in GENERATED.items():
         assert cases[name][0] == kind, name
@@ -261,7 +261,13 @@ def test_committed_cases_are_the_generated_cases(cases):
         for col, values in columns.items():
             read = cases[name][1][col]
             assert read.dtype.kind == np.asarray(values).dtype.kind, (name, col)
-            assert np.array_equal(read, values), (name, col)  # exact: 17 significant digits round-trip
+            if read.dtype.kind == "f":
+                # 17 significant digits round-trip exactly, but numpy's exp is vectorised per CPU
+                # (AVX2 / AVX-512 paths differ in the last bit or two), so a case drawn through
+                # _expit on another machine may differ by a few ulp; R reads the committed file.
+                np.testing.assert_array_max_ulp(read, np.asarray(values, dtype=float), maxulp=4)
+            else:
+                assert np.array_equal(read, values), (name, col)
 
 
 # --------------------------------------------------------------------------- R's values
