@@ -30,10 +30,10 @@ demo: $(STAMP)
 	@echo "Report: $(abspath $(RUN))/report/index.html (and index.docx; TRIPOD+AI: report/tripod_ai.csv)"
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-quick: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_analyze.py

@@ -285,19 +285,20 @@ def train(study, out, *, arms=None, jobs: int = 1, seed: int | None = None,
     phases); extracts the radiomics features first (as :func:`extract`, on the study
     loaded here) when ``out/features/radiomics.csv`` is missing. ``extra["extraction"]`` holds
     that extraction's result."""
+    from modeling.config import load_study_config
     from modeling.radiomics.extraction import FEATURES_DIR
     from modeling.study import load_study
     from modeling.train import train_study
 
     _say(progress, f"checking {study}")
     if arms is None:  # what the study has: a study with no phases is clinical only
-        loaded = load_study(study, check_images=False)
-        arms = ["clinical", "radiomics"] if loaded.config.phases else ["clinical"]
-        if "radiomics" in arms:
-            loaded = load_study(study, check_images=True)
-    else:
-        arms = list(arms)
-        loaded = load_study(study, check_images="radiomics" in arms)
+        try:
+            phases = load_study_config(Path(study) / "study.yaml").phases
+        except InputError:  # load_study below reports every problem of the study, this one included
+            phases = True
+        arms = ["clinical", "radiomics"] if phases else ["clinical"]
+    arms = list(arms)
+    loaded = load_study(study, check_images="radiomics" in arms)
     extra, lines = {}, []
     if "radiomics" in arms and not (Path(out) / FEATURES_DIR / "radiomics.csv").is_file():
         _say(progress, "no RUN/features/radiomics.csv yet: extracting first (as `dlr extract`)")

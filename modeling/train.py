@@ -49,6 +49,7 @@ from core.stats.logistic import fit_logistic
 from core.stats.roc import rank_auc, youden_threshold
 
 from . import classifiers as clf
+from .cluster import dask_results
 from .clinical import COMPARATORS, CRModel, CRModelError, comparator_table, design, fit_cr, refit_cr
 from .radiomics.extraction import FEATURES_DIR, read_radiomics
 from .radiomics.selection import SelectionError, select_features
@@ -268,22 +269,7 @@ def _oof_fold(args):
 
 def _dask_folds(tasks: list, scheduler: str):
     """Each fold's refit on a Dask cluster, yielded as it finishes."""
-    try:
-        from distributed import Client, as_completed
-    except ImportError as exc:
-        raise InputError(f"--scheduler needs dask.distributed ({exc}); pip install 'dask[distributed]'") from None
-    try:
-        client = Client(scheduler, timeout="10s")
-    except (OSError, TimeoutError) as exc:
-        raise InputError(f"cannot reach the Dask scheduler at {scheduler} ({exc}); start one with "
-                         "`dask scheduler` and workers with `dask worker ADDRESS`") from None
-    with client:
-        futures = [client.submit(_oof_fold, task, key=f"dlr-oof-fold-{task[2]}", pure=False) for task in tasks]
-        try:
-            for future in as_completed(futures):
-                yield future.result()
-        finally:
-            client.cancel(futures)
+    return dask_results(_oof_fold, tasks, scheduler, key=lambda task: f"dlr-oof-fold-{task[2]}")
 
 
 def _out_of_fold(data: _Data, config, kwargs: dict, *, jobs: int, fallback: Optional[_ArmFit] = None,

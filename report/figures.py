@@ -17,6 +17,7 @@ column, events/n per row and each between-level P once.
 from __future__ import annotations
 
 import json
+import textwrap
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,7 +104,18 @@ def _panels(n: int):
     return fig, list(axes[0])
 
 
+def _legend(ax, n: int, loc: str) -> None:
+    """In the panel for up to five entries; beneath it, in two columns, for more (the comparators)."""
+    if n > 5:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    else:
+        ax.legend(loc=loc, frameon=False)
+
+
 def draw_roc(run: Path, group: str, models: list, cohorts: list, perf: pd.DataFrame):
+    """ROC curves per cohort; the bands of every model, or, for the comparators, of the best
+    model alone (seven overlapping bands hide the curves)."""
+    banded = models[:1] if group == "comparators" else models
     roc, band = _csv(run / "results" / "roc_curve.csv"), _csv(run / "results" / "roc_band.csv")
     if roc is None:
         return None
@@ -117,7 +129,7 @@ def draw_roc(run: Path, group: str, models: list, cohorts: list, perf: pd.DataFr
                 continue
             auc = perf[(perf["model"] == model) & (perf["cohort"] == cohort)]["auc"]
             label = f"{model} (AUC {auc.iloc[0]:.3f})" if len(auc) else model
-            if band is not None:
+            if band is not None and model in banded:
                 b = band[(band["cohort"] == cohort) & (band["model"] == model)].sort_values("specificity")
                 if len(b):
                     ax.fill_between(1 - b["specificity"], b["sensitivity_ci_low"], b["sensitivity_ci_high"],
@@ -127,7 +139,7 @@ def draw_roc(run: Path, group: str, models: list, cohorts: list, perf: pd.DataFr
         ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 - specificity", ylabel="Sensitivity",
                title=f"{cohort[:1].upper()}{cohort[1:]} cohort")
         ax.set_aspect("equal")
-        ax.legend(loc="lower right", frameon=False)
+        _legend(ax, len(models), "lower right")
         _panel_letter(ax, i)
     return fig
 
@@ -178,7 +190,8 @@ def draw_calibration(run: Path, models: list, cohorts: list, perf: pd.DataFrame,
         ax.plot([0, 1], [0, 1], color="#888888", lw=0.6, ls=":", label="Ideal")
         ax.set(xlim=(0, 1), ylim=(-0.04 - 0.025 * len(models), 1.02), xlabel="Predicted probability",
                ylabel="Observed proportion", title=f"{cohort[:1].upper()}{cohort[1:]} cohort")
-        ax.legend(loc="upper left", frameon=False)
+        # beneath the panel: a miscalibrated curve runs through either upper or lower corner
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False)
         _panel_letter(ax, i)
     return fig
 
@@ -303,7 +316,8 @@ def draw_flow(run: Path):
         ax.add_patch(FancyBboxPatch((i + 0.08, 0.25), 0.78, 0.5, boxstyle="round,pad=0.02", fc="#F2F2F2",
                                     ec="#333333", lw=0.7))
         ax.text(i + 0.47, 0.58, f"{int(r.n_features)}", ha="center", va="center", fontsize=11, fontweight="bold")
-        ax.text(i + 0.47, 0.37, str(r.step), ha="center", va="center", fontsize=6.5, wrap=True)
+        ax.text(i + 0.47, 0.37, textwrap.fill(str(r.step), 22, break_on_hyphens=False), ha="center", va="center", fontsize=6.5,
+                linespacing=1.1)
         if i < n - 1:
             ax.annotate("", xy=(i + 1.07, 0.5), xytext=(i + 0.89, 0.5), arrowprops={"arrowstyle": "->", "lw": 0.8})
     return fig
@@ -340,8 +354,9 @@ def draw_report_figures(run, out, *, dca_range=(0.05, 0.80), dpi: int = 300) -> 
 
         for group, models in groups.items():
             keep(draw_roc(run, group, models, cohorts, perf), f"fig-roc-{group}", f"roc_{group}",
-                 f"ROC curves of {names[group]}: {panels}. Shaded bands: bootstrap 95% CI of the sensitivity; "
-                 "legend: AUC.", models)
+                 f"ROC curves of {names[group]}: {panels}. Shaded "
+                 + ("band: bootstrap 95% CI of the best model's sensitivity; " if group == "comparators" else
+                    "bands: bootstrap 95% CI of the sensitivity; ") + "legend: AUC.", models)
         for group in ("classifiers", "models"):
             if group in groups and predictions is not None:
                 keep(draw_calibration(run, groups[group], cohorts, perf, predictions), f"fig-calibration-{group}",

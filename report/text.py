@@ -66,7 +66,12 @@ def _ref(label: str, present: set) -> str:
 
 def _events(facts: RunFacts) -> str:
     counts = facts.cohort_counts()
-    return "; ".join(f"{c} cohort {n} patients ({e} events, {100 * e / n:.1f}%)" for c, (n, e) in counts.items())
+    parts = [f"the {c} cohort{' had' if i == 0 else ''} {n} patients ({e} events, {100 * e / n:.1f}%)"
+             for i, (c, (n, e)) in enumerate(counts.items())]
+    if not parts:
+        return ""
+    text = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return text[:1].upper() + text[1:]
 
 
 def key_models(facts: RunFacts) -> list:
@@ -274,8 +279,9 @@ def results_participants(facts: RunFacts, *, tables: set) -> str:
         t = facts.table1_tests
         between = t[(t["scope"] == "between_cohorts") & (pd.to_numeric(t["p_value"], errors="coerce") < 0.05)]
         if len(t[t["scope"] == "between_cohorts"]):
-            text.append(f"{len(between)} variable(s) differed between cohorts (P < 0.05)"
-                        + (f": {', '.join(between['variable'])}." if len(between) else "."))
+            text.append("No variable differed between the cohorts (P < 0.05)." if between.empty else
+                        f"{len(between)} variable{'s' if len(between) > 1 else ''} differed between the cohorts "
+                        f"(P < 0.05): {', '.join(between['variable'])}.")
     return " ".join(x for x in text if x) + "\n"
 
 
@@ -529,6 +535,10 @@ def report_title(facts: RunFacts) -> str:
     cfg = facts.config
     outcome = getattr(cfg, "outcome_column", "the outcome").replace("_", " ")
     phases = list(getattr(cfg, "phases", []) or [])
-    arm = "clinical-radiological, radiomics" + (" and deep-learning" if facts.has_deep else "") if phases \
-        else "clinical-radiological"
-    return f"Predicting {outcome}: {arm} models, validated"
+    if not phases:
+        arm = "Clinical-radiological"
+    elif facts.has_deep:
+        arm = "Clinical-radiological, radiomics and deep-learning"
+    else:
+        arm = "Clinical-radiological and radiomics"
+    return f"{arm} models predicting {outcome}: development and validation"

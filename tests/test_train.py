@@ -308,3 +308,20 @@ def test_out_of_fold_predictions_cover_each_development_patient_once(trained, tm
     dev_rows = pred["cohort"] == "training"
     pd.testing.assert_frame_equal(again[dev_rows].reset_index(drop=True), pred[dev_rows].reset_index(drop=True))
     assert (again.loc[~dev_rows, "y_true"].to_numpy() != pred.loc[~dev_rows, "y_true"].to_numpy()).all()
+
+
+def test_out_of_fold_refits_on_a_dask_cluster_equal_the_local_ones(tmp_path):
+    """`--scheduler`: the folds' refits sent to a Dask cluster give the same out-of-fold file and
+    fold log, to the byte, as the refits in local processes (the clinical-only real study: CR
+    refitted per fold, one fold falling back to the development cohort's factors)."""
+    distributed = pytest.importorskip("distributed")
+    from real_clinical_study import write_study
+
+    study = load_study(write_study(tmp_path / "study"), check_images=False)
+    train_study(study, tmp_path / "local", arms=["clinical"], jobs=1)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        train_study(study, tmp_path / "dask", arms=["clinical"], jobs=1, scheduler=cluster.scheduler_address)
+    for rel in ("predictions_oof.csv", "models/oof_log.csv", "predictions.csv"):
+        assert (tmp_path / "local" / rel).read_bytes() == (tmp_path / "dask" / rel).read_bytes(), rel
+    oof = pd.read_csv(tmp_path / "dask" / "predictions_oof.csv")
+    assert set(oof["model"]) == {"CR"} and oof["patient_id"].is_unique

@@ -78,8 +78,8 @@ def test_train_without_features_extracts_the_study_it_loaded_once(tmp_path, monk
     monkeypatch.setattr(verbs, "_extract", lambda loaded, out, **kw: extracted.append(loaded) or
                         verbs.VerbResult(out, None, ("P1 reader 1 AP: empty mask",)))
     monkeypatch.setattr(modeling.train, "train_study", lambda loaded, out, **kw: verbs.VerbResult(out, loaded))
-    done = verbs.train(tmp_path / "study", tmp_path / "run", jobs=1)
+    done = verbs.train(tmp_path / "study", tmp_path / "run", arms=("clinical", "radiomics"), jobs=1)
     assert loads == [tmp_path / "study"] and extracted == [f"study:{tmp_path / 'study'}"]
     assert done.warnings == ("P1 reader 1 AP: empty mask",) and "extraction" in done.extra
     with pytest.raises(InputError, match="--jobs"):
-        verbs.train(tmp_path / "study", tmp_path / "run", jobs=0)
+        verbs.train(tmp_path / "study", tmp_path / "run", arms=("clinical", "radiomics"), jobs=0)

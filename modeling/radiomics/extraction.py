@@ -64,6 +64,7 @@ import pandas as pd
 from core.errors import InputError
 from core.output import provenance, staged_file, staged_files
 
+from ..cluster import dask_results
 from ..config import read_yaml
 from .preprocess import TUMOUR_LABEL, PreprocessError, PreprocessSettings, preprocess_phase
 
@@ -371,24 +372,7 @@ def _worker_init() -> None:
 
 
 def _dask_results(pending: list[Case], scheduler: str, args: tuple):
-    try:
-        from distributed import Client, as_completed
-    except ImportError as exc:
-        raise InputError(f"--scheduler needs dask.distributed ({exc}); pip install 'dask[distributed]'") from None
-    try:
-        client = Client(scheduler, timeout="10s")
-    except (OSError, TimeoutError) as exc:
-        raise InputError(f"cannot reach the Dask scheduler at {scheduler} ({exc}); start one with "
-                         "`dask scheduler` and workers with `dask worker ADDRESS`") from None
-    with client:
-        shared = [client.scatter(a, broadcast=True) for a in args]
-        futures = [client.submit(compute_case, case, *shared, key=f"dlr-radiomics-{case.key}", pure=False)
-                   for case in pending]
-        try:
-            for future in as_completed(futures):
-                yield future.result()
-        finally:
-            client.cancel(futures)
+    return dask_results(compute_case, pending, scheduler, key=lambda case: f"dlr-radiomics-{case.key}", shared=args)
 
 
 def _log_row(case: Case, record: dict, cached: bool) -> dict:
