@@ -342,9 +342,9 @@ def results_performance(facts: RunFacts, *, tables: set, figures: set) -> str:
 
 def results_calibration(facts: RunFacts, *, tables: set, figures: set) -> str:
     lines = []
-    if "fig-calibration" in figures or "fig-calibration-models" in figures:
-        label = "fig-calibration" if "fig-calibration" in figures else "fig-calibration-models"
-        lines.append(f"@{label} shows the calibration curves.")
+    labels = [f for f in ("fig-calibration-classifiers", "fig-calibration-models") if f in figures]
+    if labels:
+        lines.append(f"Calibration curves: {' and '.join('@' + f for f in labels)}.")
     if "tbl-s-calibration" in tables:
         lines.append("@tbl-s-calibration gives the calibration statistics.")
     others = [c for c in facts.cohorts if c != facts.dev_cohort]
@@ -358,10 +358,10 @@ def results_calibration(facts: RunFacts, *, tables: set, figures: set) -> str:
 
 
 def results_utility(facts: RunFacts, *, figures: set, dca_range=(0.05, 0.80)) -> str:
-    labels = [f for f in figures if f.startswith("fig-dca")]
+    labels = [f for f in ("fig-dca-classifiers", "fig-dca-models") if f in figures]
     if not labels:
         return "No decision curve was drawn in this run.\n"
-    return (f"Decision curves ({', '.join('@' + f for f in sorted(labels))}) show the net benefit over threshold "
+    return (f"Decision curves ({' and '.join('@' + f for f in labels)}) show the net benefit over threshold "
             f"probabilities {dca_range[0]:.2f}-{dca_range[1]:.2f}, against treating every patient (dashed) and "
             "none.\n")
 
