@@ -12,13 +12,15 @@ setup: $(STAMP)
 
 # Order matters: the pinned CPU torch before anything that depends on torch (an
 # unpinned torch pulls a multi-GB CUDA build), numpy before PyRadiomics, whose
-# setup.py imports numpy and therefore needs --no-build-isolation. (PyPI's 3.1.0 sdist,
+# setup.py imports numpy and therefore needs --no-build-isolation; numpy < 2.4 and scipy < 1.16
+# are antspyx 0.6.3's bounds (the deep arm's registration), installed first so that PyRadiomics
+# is built against the numpy that stays. (PyPI's 3.1.0 sdist,
 # the newest, calls itself 3.0.1a1 once built, so it cannot be pinned as ==3.1.0.)
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet "numpy>=1.26" versioneer
+	$(BIN)/python -m pip install --quiet "numpy>=1.26,<2.4" "scipy>=1.11,<1.16" versioneer
 	$(BIN)/python -m pip install --quiet --no-build-isolation pyradiomics
 	$(BIN)/python -m pip install --quiet -e ".[imaging,dev]"
 	touch $(STAMP)

@@ -216,7 +216,8 @@ def _cmd_train(args) -> int:
     with contextlib.ExitStack() as stack:
         done = verbs.train(args.study, args.out, arms=_columns(args.arms) or None, jobs=args.jobs, seed=args.seed,
                            lasso_rule=args.lasso_rule, oof=not args.no_oof, scheduler=args.scheduler,
-                           params=args.params, progress=_progress, case_done=_CaseBar(stack))
+                           params=args.params, profile=args.profile, device=args.device, progress=_progress,
+                           case_done=_CaseBar(stack))
     if "extraction" in done.extra:
         _report_extraction(done.extra["extraction"])
     summary = done.result
@@ -436,12 +437,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("study", help="study folder")
     p.add_argument("--out", required=True, help="run folder (features from `dlr extract`, extracted when missing)")
     p.add_argument("--arms", default=None, metavar="ARM,...",
-                   help="clinical, radiomics (default both, or clinical for a study with no phases; RCR needs both)")
+                   help="clinical, radiomics, deep (default clinical and radiomics, or clinical for a study with no "
+                        "phases; RCR needs clinical and radiomics, DLRCR all three)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: the number of CPUs)")
     p.add_argument("--seed", type=int, default=None, help="seed of the split and the models (default: study.yaml's)")
     p.add_argument("--lasso-rule", choices=("min", "1se"), default="min",
                    help="LASSO penalty: minimum CV deviance (default) or the 1-SE rule")
     p.add_argument("--no-oof", action="store_true", help="skip the out-of-fold refits")
+    p.add_argument("--profile", choices=("quick", "paper"), default="quick",
+                   help="the deep arm's budget: quick (48 x 48 slices, <= 40 epochs; a CPU) or paper (256 x 256, "
+                        "<= 200 epochs, SGD lr 1e-4)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where the deep arm trains (auto: a CUDA GPU when there is one)")
     p.add_argument("--scheduler", default=None, help=argparse.SUPPRESS)
     p.add_argument("--params", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_train)

@@ -279,7 +279,8 @@ def _extract(loaded, out, *, jobs, scheduler, params, progress, case_done) -> Ve
 
 def train(study, out, *, arms=None, jobs: int = 1, seed: int | None = None,
           lasso_rule: str = "min", oof: bool = True, scheduler: str | None = None, params=None,
-          progress: Progress = None, case_done: Callable[[int, int, dict], None] | None = None) -> VerbResult:
+          profile: str = "quick", device: str = "auto", progress: Progress = None,
+          case_done: Callable[[int, int, dict], None] | None = None) -> VerbResult:
     """`dlr train`: every model on the development cohort into ``out/predictions.csv`` and
     ``out/models/`` (``arms`` None: clinical and radiomics, or clinical alone for a study with no
     phases); extracts the radiomics features first (as :func:`extract`, on the study
@@ -298,7 +299,7 @@ def train(study, out, *, arms=None, jobs: int = 1, seed: int | None = None,
             phases = True
         arms = ["clinical", "radiomics"] if phases else ["clinical"]
     arms = list(arms)
-    loaded = load_study(study, check_images="radiomics" in arms)
+    loaded = load_study(study, check_images="radiomics" in arms or "deep" in arms)
     extra, lines = {}, []
     if "radiomics" in arms and not (Path(out) / FEATURES_DIR / "radiomics.csv").is_file():
         _say(progress, "no RUN/features/radiomics.csv yet: extracting first (as `dlr extract`)")
@@ -309,8 +310,14 @@ def train(study, out, *, arms=None, jobs: int = 1, seed: int | None = None,
                                        progress=progress, case_done=case_done)
         lines.extend(extra["extraction"].warnings)
     with collected_warnings(ignore=(FutureWarning, DeprecationWarning)) as caught:
+        deep = None
+        if "deep" in arms:
+            from modeling.deep.settings import deep_settings
+
+            deep = deep_settings(profile)
         summary = train_study(loaded, out, arms=arms, jobs=jobs, seed=seed, lasso_rule=lasso_rule, oof=oof,
-                              scheduler=scheduler, progress=progress)
+                              scheduler=scheduler, progress=progress, deep=deep, device=device,
+                              bar=progress is not None)
     return VerbResult(summary.out, summary, (*lines, *caught), extra)
 
 

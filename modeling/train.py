@@ -253,8 +253,18 @@ def _predict_chain(fit: _ArmFit, data: _Data, ids) -> dict:
     return out
 
 
+def fusion_inputs(fit: _ArmFit, data: _Data, ids) -> Optional[pd.DataFrame]:
+    """DLRCR's tabular inputs of ``ids``: the selected radiomics features (filled with the fit's
+    medians) and the CR factors' design columns; None when either arm is missing."""
+    if fit.selection is None or fit.cr is None:
+        return None
+    ids = list(ids)
+    x = _fill(data, fit.medians, ids)[list(fit.selection.features)]
+    return pd.concat([x, design(data.clinical.loc[ids], fit.cr.codings)], axis=1).reset_index(drop=True)
+
+
 def _oof_fold(args):
-    data, config, k, kwargs, fallback = args
+    data, config, k, kwargs, fallback, want_fusion = args
     dev = data.cohort == config.dev_cohort
     held = data.ids[dev & (data.fold == k)]
     notes: list[str] = []
@@ -263,8 +273,8 @@ def _oof_fold(args):
         try:
             fit = _fit_chain(data, config, dev & (data.fold != k), fallback=fallback, notes=notes, **kwargs)
         except (InputError, ValueError) as exc:  # nothing could be fitted without this fold
-            return k, held, {}, [*notes, f"the whole chain: {exc}"]
-    return k, held, _predict_chain(fit, data, held), notes
+            return k, held, {}, [*notes, f"the whole chain: {exc}"], None
+    return k, held, _predict_chain(fit, data, held), notes, fusion_inputs(fit, data, data.ids) if want_fusion else None
 
 
 def _dask_folds(tasks: list, scheduler: str):
@@ -273,12 +283,13 @@ def _dask_folds(tasks: list, scheduler: str):
 
 
 def _out_of_fold(data: _Data, config, kwargs: dict, *, jobs: int, fallback: Optional[_ArmFit] = None,
-                 scheduler: Optional[str] = None, progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Nested out-of-fold predictions of every model, and the log of each fold's fallbacks;
-    the folds' refits run in ``jobs`` processes, or on the Dask cluster at ``scheduler``."""
+                 scheduler: Optional[str] = None, progress=None, fusion: bool = False):
+    """Nested out-of-fold predictions of every model, the log of each fold's fallbacks, and with
+    ``fusion`` each fold's DLRCR tabular inputs (fold -> frame of every patient); the folds'
+    refits run in ``jobs`` processes, or on the Dask cluster at ``scheduler``."""
     dev = data.cohort == config.dev_cohort
     folds = sorted(set(data.fold[dev]))
-    tasks = [(data, config, k, kwargs, fallback) for k in folds]
+    tasks = [(data, config, k, kwargs, fallback, fusion) for k in folds]
     if scheduler:
         results = []
         for result in _dask_folds(tasks, scheduler):
@@ -306,14 +317,44 @@ def _out_of_fold(data: _Data, config, kwargs: dict, *, jobs: int, fallback: Opti
             if progress:
                 progress(f"out-of-fold predictions: fold {task[2]} of {len(folds)}")
     y = dict(zip(data.ids, data.y))
-    rows, log = [], []
-    for k, held, scores, notes in results:
+    rows, log, tabular = [], [], {}
+    for k, held, scores, notes, fusion_x in results:
         for model, values in scores.items():
             rows += [{"patient_id": p, "fold": k, "model": model, "y_true": y[p], "y_score": float(s)}
                      for p, s in zip(held, values)]
         log += [{"fold": k, "note": text} for text in notes]
+        if fusion_x is not None:
+            tabular[int(k)] = fusion_x
     return (pd.DataFrame(rows, columns=["patient_id", "fold", "model", "y_true", "y_score"]),
-            pd.DataFrame(log, columns=["fold", "note"]))
+            pd.DataFrame(log, columns=["fold", "note"]), tabular)
+
+
+# --------------------------------------------------------------------------------------------
+# the deep arm
+
+
+def _DEEP_WITHOUT_OOF(result) -> set:
+    """The deep models without out-of-fold predictions (only the best ResNet and DLRCR are
+    refitted per fold: their thresholds come from the inner split instead, see _models_table)."""
+    if result is None:
+        return set()
+    have = set(result.oof["model"]) if result.oof is not None else set()
+    return {m for m in result.scores if m not in have}
+
+
+def _deep_arm(study, run: Path, data: _Data, dev: np.ndarray, fit: _ArmFit, oof_fusion, *, settings, device: str,
+              jobs: int, seed: int, oof: bool, say, bar: bool):
+    from .deep.arm import train_deep_arm
+    from .deep.settings import deep_settings
+    from .deep.slices import study_slices
+
+    settings = settings or deep_settings("quick")
+    slices = study_slices(study, run, settings, list(data.ids), jobs=jobs, seed=seed, progress=say)
+    tabular = fusion_inputs(fit, data, data.ids)
+    if tabular is None:
+        say("deep: DLRCR needs the clinical and radiomics arms (selected features and CR factors); left out")
+    return train_deep_arm(slices, data.y, data.fold, dev, settings, seed=seed, device=device, tabular=tabular,
+                          oof_tabular=oof_fusion, oof=oof, progress=say, bar=bar)
 
 
 # --------------------------------------------------------------------------------------------
@@ -339,7 +380,8 @@ def _truth_auc(study, data: _Data) -> Optional[pd.DataFrame]:
 def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_folds: Optional[int] = None,
                 seed: Optional[int] = None, lasso_rule: str = "min", icc_threshold: float = 0.90,
                 alpha: float = 0.05, oof: bool = True, scheduler: Optional[str] = None,
-                progress: Optional[Callable[[str], None]] = None) -> TrainSummary:
+                progress: Optional[Callable[[str], None]] = None, deep=None, device: str = "auto",
+                bar: bool = False) -> TrainSummary:
     """Fit the clinical and radiomics arms on the development cohort and predict every cohort.
 
     Parameters
@@ -347,8 +389,8 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
     study : modeling.study.Study
     out : path
         The run folder; the radiomics arm reads ``RUN/features/radiomics.csv`` (``dlr extract``).
-    arms : iterable of {"clinical", "radiomics"}
-        Which models to fit (RCR needs both).
+    arms : iterable of {"clinical", "radiomics", "deep"}
+        Which models to fit (RCR needs clinical and radiomics, DLRCR all three).
     jobs : int
         Processes for the out-of-fold refits.
     n_folds, seed :
@@ -362,6 +404,12 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
         A Dask scheduler's address: the out-of-fold refits run there instead of in ``jobs`` processes.
     progress : callable, optional
         Called with a message at each step.
+    deep : modeling.deep.settings.DeepSettings, optional
+        The deep arm's settings (default: the quick profile's).
+    device : {"auto", "cpu", "cuda"}
+        Where the deep arm trains.
+    bar : bool
+        A progress bar per network (epoch, loss, inner AUC) on stderr.
 
     Returns
     -------
@@ -371,9 +419,6 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
     unknown = [a for a in arms if a not in ARMS]
     if unknown or not arms:
         raise InputError(f"unknown arm(s) {unknown or arms}; the arms are {', '.join(ARMS)}")
-    if "deep" in arms:
-        raise InputError("the deep arm (DL-ResNet models) is not available in this version of dlr; "
-                         "use --arms clinical,radiomics")
     if lasso_rule not in ("min", "1se"):
         raise InputError(f"lasso rule must be 'min' or '1se', got {lasso_rule!r}")
     config = study.config
@@ -402,13 +447,13 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
     kwargs = {"arms": arms, "seed": seed, "lasso_rule": lasso_rule, "icc_threshold": icc_threshold, "alpha": alpha}
     say(f"fitting on the {int(dev.sum())} {config.dev_cohort!r} patients")
     fit = _fit_chain(data, config, dev, progress=say, rcr=False, **kwargs)
-    oof_frame = oof_log = None
+    oof_frame = oof_log = oof_fusion = None
     if oof:
         say("out-of-fold predictions: refitting the whole chain without each fold")
         fallback = _ArmFit(fit.cr, None, _Kept(tuple(fit.selection.features)) if fit.selection is not None else None,
                            {}, None)
-        oof_frame, oof_log = _out_of_fold(data, config, kwargs, jobs=jobs, fallback=fallback,
-                                          scheduler=scheduler, progress=say)
+        oof_frame, oof_log, oof_fusion = _out_of_fold(data, config, kwargs, jobs=jobs, fallback=fallback,
+                                                      scheduler=scheduler, progress=say, fusion="deep" in arms)
         for row in oof_log.itertuples():
             warnings.warn(f"out-of-fold refit without fold {row.fold}: {row.note}", stacklevel=2)
     if fit.selection is not None:
@@ -420,6 +465,15 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
         _fit_rcr(fit, data, data.ids[dev], data.fold[dev], data.y[dev], best, seed=seed, progress=say)
         say(f"best classifier by {chosen_by}: {best}")
     scores = _predict_chain(fit, data, ids)
+    deep_result = None
+    if "deep" in arms:
+        deep_result = _deep_arm(study, run, data, dev, fit, oof_fusion if oof else None, settings=deep, device=device,
+                                jobs=jobs, seed=seed, oof=oof, say=say, bar=bar)
+        scores.update(deep_result.scores)
+        if oof_frame is not None and deep_result.oof is not None:
+            y_of = dict(zip(data.ids, data.y))
+            extra = deep_result.oof.assign(y_true=deep_result.oof["patient_id"].map(y_of))
+            oof_frame = pd.concat([oof_frame, extra[oof_frame.columns]], ignore_index=True)
     if oof_frame is not None:
         # a fold's refit may fit a model the whole development cohort did not (e.g. CR factors
         # selected in a fold but none on every patient): predictions_oof.csv holds only the
@@ -429,15 +483,16 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
             warnings.warn(f"out-of-fold predictions of {', '.join(extra)} are dropped: the model was not fitted on "
                           "the whole development cohort", stacklevel=2)
             oof_frame = oof_frame[oof_frame["model"].isin(list(scores))].reset_index(drop=True)
-        _check_coverage(oof_frame, scores, data, dev)
+        _check_coverage(oof_frame, {m: v for m, v in scores.items() if m not in _DEEP_WITHOUT_OOF(deep_result)},
+                        data, dev)
 
     comparators, erasl_label = comparator_table(clinical, config) if "clinical" in arms else (None, None)
     predictions = _predictions(data, config, scores, comparators)
-    models = _models_table(fit, data, dev, scores, oof_frame)
+    models = _models_table(fit, data, dev, scores, oof_frame, deep=deep_result)
     parameters = _parameters(fit, data, dev, models, seed, erasl_label)
     performance = _performance(predictions)
     truth = _truth_auc(study, data)
-    _write(run, predictions, fit, models, parameters, oof_frame, info, oof_log)
+    _write(run, predictions, fit, models, parameters, oof_frame, info, oof_log, deep=deep_result)
     return TrainSummary(run, models, performance, truth,
                         fit.selection.counts if fit.selection is not None else None, predictions, config.dev_cohort)
 
@@ -457,7 +512,9 @@ def _provenance(study, run: Path, *, arms, n_folds: int, lasso_rule: str, icc_th
 
 
 def _predictions(data: _Data, config, scores: dict, comparators: Optional[pd.DataFrame]) -> pd.DataFrame:
-    order = ["CR"] + [radiomics_model_name(n) for n in clf.CLASSIFIERS] + ["RCR"]
+    # contract section 3's order
+    order = (["CR"] + [radiomics_model_name(n) for n in clf.CLASSIFIERS]
+             + ["DL-ResNet10", "DL-ResNet18", "DL-ResNet34", "RCR", "DLRCR"])
     frames = []
     base = pd.DataFrame({"patient_id": data.ids, "cohort": data.cohort, "y_true": data.y})
     if config.scanner_column:
@@ -518,7 +575,7 @@ def calibration_slope(y, p) -> float:
 
 
 def _models_table(fit: _ArmFit, data: _Data, dev: np.ndarray, scores: dict,
-                  oof_frame: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+                  oof_frame: Optional[pd.DataFrame] = None, deep=None) -> pd.DataFrame:
     """One row per fitted model: its features, CV scores, nested out-of-fold AUC and calibration
     slope, and its Youden threshold, chosen on the out-of-fold development predictions where they
     exist (``threshold_source``), else on the apparent ones."""
@@ -531,10 +588,13 @@ def _models_table(fit: _ArmFit, data: _Data, dev: np.ndarray, scores: dict,
         held = oof_frame[oof_frame["model"] == model] if oof_frame is not None else None
         y_oof = held["y_true"].to_numpy(dtype=int) if held is not None else None
         s_oof = held["y_score"].to_numpy(dtype=float) if held is not None else None
+        inner = ok & (data.fold == deep.settings["inner_fold"]) if deep is not None and model in deep.scores else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if held is not None and len(held):
                 threshold, source = youden_threshold(y_oof, s_oof), "out-of-fold"
+            elif inner is not None and inner.any():  # a network's early-stopping patients, unseen by its weights
+                threshold, source = youden_threshold(data.y[inner], values[inner]), "inner split"
             else:
                 threshold, source = youden_threshold(data.y[ok], values[ok]), "apparent"
         oof_auc = rank_auc(y_oof, s_oof) if held is not None and len(held) else float("nan")
@@ -545,6 +605,12 @@ def _models_table(fit: _ArmFit, data: _Data, dev: np.ndarray, scores: dict,
                           "; read its calibration and decision curves with care)", stacklevel=3)
         if model == "CR":
             features, classifier = ", ".join(fit.cr.columns), "logistic"
+        elif model == "DLRCR":
+            features = (f"{deep.best_network} deep features + {len(fit.selection.features)} radiomics + "
+                        f"{', '.join(fit.cr.columns)}")
+            classifier = "fusion network"
+        elif deep is not None and model in deep.scores:
+            features, classifier = "deep features of the phases", model.split("-", 1)[1]
         elif model == "RCR":
             features, classifier = f"{len(fit.selection.features)} radiomics + {', '.join(fit.cr.columns)}", fit.best
         else:
@@ -610,7 +676,7 @@ def _oof_predictions(predictions: pd.DataFrame, oof_frame: pd.DataFrame) -> pd.D
 
 def _write(run: Path, predictions: pd.DataFrame, fit: _ArmFit, models: pd.DataFrame, parameters: dict,
            oof_frame: Optional[pd.DataFrame], info: Optional[dict] = None,
-           oof_log: Optional[pd.DataFrame] = None) -> None:
+           oof_log: Optional[pd.DataFrame] = None, deep=None) -> None:
     """Write predictions.csv, predictions_oof.csv and models/ together: all are replaced, or none.
 
     Without out-of-fold predictions (``--no-oof``) an earlier ``predictions_oof.csv`` is
@@ -642,6 +708,8 @@ def _write(run: Path, predictions: pd.DataFrame, fit: _ArmFit, models: pd.DataFr
             if oof_tmp is not None:
                 oof_table.to_csv(oof_tmp, index=False, float_format="%.17g")
             _write_models(mdir, fit, models, parameters, oof_frame)
+            if deep is not None:
+                _write_deep(mdir / "deep", deep)
             if oof_log is not None:
                 oof_log.to_csv(mdir / "oof_log.csv", index=False)
         (run / OOF_PREDICTIONS).unlink(missing_ok=True)
@@ -673,6 +741,45 @@ def _write_models(mdir: Path, fit: _ArmFit, models: pd.DataFrame, parameters: di
         _lasso_figure(sel.lasso, mdir)
     if oof_frame is not None:
         oof_frame.to_csv(mdir / "oof_predictions.csv", index=False, float_format="%.17g")
+
+
+def _write_deep(folder: Path, deep) -> None:
+    """``RUN/models/deep/``: a checkpoint per network, the training log and its curves, the
+    networks' table, the best ResNet's deep features and the settings."""
+    from .deep.arm import save_checkpoint
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, state in deep.checkpoints.items():
+        (folder / f"{name}.pt").write_bytes(save_checkpoint(state))
+    deep.log.to_csv(folder / "training_log.csv", index=False, float_format="%.10g")
+    deep.networks.to_csv(folder / "networks.csv", index=False, float_format="%.10g")
+    deep.deep_features.to_csv(folder / "deep_features.csv", index=False, float_format="%.9g")
+    (folder / "settings.json").write_text(json.dumps({**deep.settings, "device": deep.device,
+                                                      "best_network": deep.best_network,
+                                                      "dlrcr_tabular_columns": list(deep.tabular_columns)},
+                                                     indent=2, sort_keys=True) + "\n")
+    _training_curves(deep.log, folder / "training_curves.png")
+
+
+def _training_curves(log: pd.DataFrame, path: Path) -> None:
+    """Training and inner-split loss, and inner-split AUC, per epoch, one colour per network."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(7.0, 2.8), constrained_layout=True)
+    for k, (name, g) in enumerate(log.groupby("network", sort=False)):
+        c = f"C{k}"
+        a.plot(g["epoch"], g["train_loss"], color=c, lw=1.0, label=f"{name} training")
+        a.plot(g["epoch"], g["inner_loss"], color=c, lw=1.0, ls="--", label=f"{name} inner split")
+        b.plot(g["epoch"], g["inner_auc"], color=c, lw=1.0, label=name)
+    a.set(xlabel="Epoch", ylabel="Class-weighted cross-entropy", yscale="log")
+    b.set(xlabel="Epoch", ylabel="Inner-split AUC", ylim=(0, 1))
+    a.legend(fontsize=6, frameon=False)
+    b.legend(fontsize=6, frameon=False)
+    fig.savefig(path, dpi=200)
+    plt.close(fig)
 
 
 def _lasso_figure(lasso, folder: Path) -> None:

@@ -1,0 +1,245 @@
+"""The networks' input: per phase, three consecutive axial slices around the tumour's largest
+cross-section, cropped to the tumour with a margin, resized and normalised (methods.md G).
+
+Later phases are registered rigidly to the first (ANTsPy ``QuickRigid``, as the paper did:
+"PVP and DP registered to AP"); each registered mask is carried by the same transform
+(nearest neighbour), and the transform is saved as
+``RUN/deep/transforms/<patient_id>/<PHASE>_to_<FIRST>.mat`` beside the slices.
+
+Every patient's slices are cached in ``RUN/deep/slices/<patient_id>.npz`` under a key hashing
+the bytes of its images and masks and the settings that shape the slices, so a rerun
+recomputes only a patient whose files or settings changed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Optional
+
+import numpy as np
+
+from core.errors import InputError
+from core.output import file_sha256
+
+from .settings import DeepSettings
+
+# one ITK thread: registration is then reproducible to the byte (and cases run in processes)
+os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
+
+SLICES_DIR = Path("deep") / "slices"
+TRANSFORMS_DIR = Path("deep") / "transforms"
+#: bumped when the slices' computation changes, so old caches are not reused
+SLICES_VERSION = 1
+
+
+class SliceError(InputError):
+    """A case whose slices cannot be made (no tumour voxel, unreadable file)."""
+
+
+@dataclass(frozen=True)
+class CaseSlices:
+    """One patient's network input."""
+
+    patient_id: str
+    image: np.ndarray     # float32 (n_phases, n_slices, size, size), z-scored per phase
+    mask: np.ndarray      # uint8, the same shape: the tumour in the crop
+    slice_index: tuple    # per phase, the largest cross-section's axial index (after registration)
+    crop: tuple           # per phase, (row0, col0, side) in voxels of the first phase's grid
+
+
+def _read(path: Path):
+    import ants
+
+    try:
+        return ants.image_read(str(path))
+    except Exception as exc:  # ANTs raises bare exceptions for unreadable files
+        raise SliceError(f"{path}: cannot be read ({exc})") from None
+
+
+def register_rigid(fixed, moving, *, seed: int):
+    """``moving`` registered rigidly onto ``fixed`` (ANTsPy QuickRigid): (warped image, transform
+    file list for :func:`ants.apply_transforms`)."""
+    import ants
+
+    reg = ants.registration(fixed=fixed, moving=moving, type_of_transform="QuickRigid", random_seed=int(seed))
+    return reg["warpedmovout"], reg["fwdtransforms"]
+
+
+def largest_cross_section(mask: np.ndarray) -> int:
+    """The axial index (last axis, ANTs' x, y, z order) with the most tumour voxels; the first on ties."""
+    areas = mask.reshape(-1, mask.shape[-1]).sum(axis=0)
+    if areas.max() == 0:
+        raise SliceError("the mask has no tumour voxel")
+    return int(np.argmax(areas))
+
+
+def slice_window(center: int, n_total: int, n: int) -> list[int]:
+    """``n`` consecutive indices around ``center`` inside ``0..n_total-1`` (edges repeated when the
+    volume has fewer than ``n`` slices)."""
+    if n_total >= n:
+        start = min(max(center - n // 2, 0), n_total - n)
+        return list(range(start, start + n))
+    return [min(max(center - n // 2 + k, 0), n_total - 1) for k in range(n)]
+
+
+def crop_box(mask2d: np.ndarray, *, margin: float, min_side: int) -> tuple[int, int, int]:
+    """A square (row0, col0, side) around the tumour voxels of ``mask2d`` grown by ``margin`` of
+    its larger extent on each side, at least ``min_side``."""
+    rows, cols = np.nonzero(mask2d)
+    r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    side = max(int(np.ceil(max(r1 - r0, c1 - c0) * (1 + 2 * margin))), int(min_side))
+    center_r, center_c = (r0 + r1) / 2, (c0 + c1) / 2
+    return int(np.floor(center_r - side / 2)), int(np.floor(center_c - side / 2)), side
+
+
+def _cut(volume: np.ndarray, box: tuple[int, int, int], fill: float) -> np.ndarray:
+    """The box of every slice of ``volume`` (slices first), padded with ``fill`` outside the volume."""
+    r0, c0, side = box
+    out = np.full((volume.shape[0], side, side), fill, dtype=volume.dtype)
+    rs, cs = max(r0, 0), max(c0, 0)
+    re, ce = min(r0 + side, volume.shape[1]), min(c0 + side, volume.shape[2])
+    if re > rs and ce > cs:
+        out[:, rs - r0:re - r0, cs - c0:ce - c0] = volume[:, rs:re, cs:ce]
+    return out
+
+
+def _resize(stack: np.ndarray, size: int, *, nearest: bool) -> np.ndarray:
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))[None]
+    if nearest:
+        return F.interpolate(t, size=(size, size), mode="nearest")[0].numpy()
+    return F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)[0].numpy()
+
+
+def phase_slices(image: np.ndarray, mask: np.ndarray, settings: DeepSettings) -> tuple[np.ndarray, np.ndarray, int, tuple]:
+    """One phase (arrays in x, y, z order): its slices (n_slices, size, size), z-scored within the
+    crop, the crop's mask, the largest cross-section's index and the crop box."""
+    z = largest_cross_section(mask)
+    window = slice_window(z, mask.shape[-1], settings.n_slices)
+    img = np.moveaxis(image[..., window], -1, 0).astype(np.float32)   # (slices, x, y)
+    msk = np.moveaxis(mask[..., window], -1, 0)
+    box = crop_box(msk.max(axis=0), margin=settings.margin, min_side=settings.min_crop)
+    fill = float(np.min(image))
+    img = _resize(_cut(img, box, fill), settings.image_size, nearest=False)
+    msk = _resize(_cut(msk.astype(np.float32), box, 0.0), settings.image_size, nearest=True).astype(np.uint8)
+    sd = float(img.std())
+    img = (img - float(img.mean())) / (sd if sd > 1e-6 else 1.0)
+    return img.astype(np.float32), msk, z, box
+
+
+def case_slices(patient_id: str, images: Mapping[str, Path], masks: Mapping[str, Path], phases: list,
+                settings: DeepSettings, *, label: int = 1, seed: int = 0,
+                transform_dir: Optional[Path] = None) -> CaseSlices:
+    """One patient's slices for every phase; phases after the first registered onto it when
+    ``settings.register`` (the transforms copied into ``transform_dir``)."""
+    import ants
+
+    first = _read(images[phases[0]])
+    out_img, out_msk, zs, boxes = [], [], [], []
+    for k, phase in enumerate(phases):
+        image = first if k == 0 else _read(images[phase])
+        mask = _read(masks[phase])
+        if k > 0 and settings.register:
+            image, transforms = register_rigid(first, image, seed=seed)
+            mask = ants.apply_transforms(fixed=first, moving=mask, transformlist=transforms,
+                                         interpolator="nearestNeighbor")
+            if transform_dir is not None:
+                transform_dir.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(transforms[0], transform_dir / f"{phase}_to_{phases[0]}.mat")
+        tumour = (np.asarray(mask.numpy()) == label).astype(np.uint8)
+        try:
+            img, msk, z, box = phase_slices(np.asarray(image.numpy()), tumour, settings)
+        except SliceError as exc:
+            raise SliceError(f"patient {patient_id}, phase {phase} ({masks[phase]}): {exc}") from None
+        out_img.append(img)
+        out_msk.append(msk)
+        zs.append(z)
+        boxes.append(box)
+    return CaseSlices(patient_id, np.stack(out_img), np.stack(out_msk), tuple(zs), tuple(boxes))
+
+
+# --------------------------------------------------------------------------------------------
+# the study's slices, cached
+
+
+def _shape_settings(settings: DeepSettings) -> dict:
+    return {k: getattr(settings, k) for k in ("image_size", "n_slices", "margin", "min_crop", "register")}
+
+
+def case_key(images: Mapping[str, Path], masks: Mapping[str, Path], phases: list, settings: DeepSettings, *,
+             label: int, seed: int) -> str:
+    """SHA-256 of the case's files and of the settings that shape its slices."""
+    payload = {"version": SLICES_VERSION, "phases": list(phases), "label": int(label), "seed": int(seed),
+               "settings": _shape_settings(settings),
+               "files": [[file_sha256(images[p]), file_sha256(masks[p])] for p in phases]}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _compute(args) -> CaseSlices:
+    pid, images, masks, phases, settings, label, seed, transform_dir = args
+    return case_slices(pid, images, masks, phases, settings, label=label, seed=seed, transform_dir=transform_dir)
+
+
+@dataclass(frozen=True)
+class StudySlices:
+    """Every patient's slices, in ``ids`` order."""
+
+    ids: np.ndarray
+    phases: tuple
+    images: np.ndarray    # float32 (n_patients, n_phases, n_slices, size, size)
+    masks: np.ndarray     # uint8, the same shape
+    n_computed: int
+    n_cached: int
+
+
+def study_slices(study, run, settings: DeepSettings, ids, *, jobs: int = 1, seed: int = 0,
+                 progress: Optional[Callable[[str], None]] = None) -> StudySlices:
+    """The slices of patients ``ids`` of ``study`` (cached in ``RUN/deep/slices/``)."""
+    run = Path(run)
+    phases = list(study.config.phases)
+    if not phases:
+        raise InputError(f"{study.root / 'study.yaml'} lists no phases: the deep arm needs images")
+    label = int(getattr(study.config, "mask_label", None) or 1)
+    folder = run / SLICES_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    cases, todo = {}, []
+    for pid in ids:
+        key = case_key(study.images[pid], study.masks[pid], phases, settings, label=label, seed=seed)
+        path = folder / f"{pid}.npz"
+        if path.is_file():
+            with np.load(path) as cached:
+                if str(cached["key"]) == key:
+                    cases[pid] = CaseSlices(pid, cached["image"], cached["mask"], tuple(cached["z"]),
+                                            tuple(map(tuple, cached["crop"])))
+                    continue
+        todo.append((key, (pid, dict(study.images[pid]), dict(study.masks[pid]), phases, settings, label, seed,
+                           run / TRANSFORMS_DIR / pid)))
+    if progress:
+        progress(f"deep: slices of {len(ids)} patients ({len(cases)} from the cache, {len(todo)} to prepare)")
+    keys = {args[0]: key for key, args in todo}
+
+    def keep(case: CaseSlices) -> None:  # cached as each case finishes, so an interrupted run resumes
+        tmp = folder / f".{case.patient_id}.tmp.npz"
+        np.savez(tmp, key=keys[case.patient_id], image=case.image, mask=case.mask, z=np.array(case.slice_index),
+                 crop=np.array(case.crop))
+        os.replace(tmp, folder / f"{case.patient_id}.npz")
+        cases[case.patient_id] = case
+
+    if jobs > 1 and len(todo) > 1:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            for case in pool.map(_compute, [a for _, a in todo], chunksize=4):
+                keep(case)
+    else:
+        for _, args in todo:
+            keep(_compute(args))
+    order = list(ids)
+    return StudySlices(np.array(order, dtype=object), tuple(phases),
+                       np.stack([cases[p].image for p in order]), np.stack([cases[p].mask for p in order]),
+                       len(todo), len(order) - len(todo))
