@@ -257,7 +257,7 @@ def _cmd_run(args) -> int:
     with contextlib.ExitStack() as stack:
         done = verbs.run(args.study, args.out, profile=args.profile, arms=_columns(args.arms), jobs=args.jobs,
                          seed=args.seed, scheduler=args.scheduler, params=args.params, n_bootstrap=args.bootstrap,
-                         progress=_progress, case_done=_stage_bar(stack))
+                         progress=_progress, case_done=_stage_bar(stack), device=args.device)
     return _report_run(done)
 
 
@@ -480,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="quick: radiomics at 2 mm voxels (all 1037 features per phase); paper: the paper's 1 mm "
                         "(default: study.yaml's profile)")
     p.add_argument("--arms", default=None, metavar="ARM,...",
-                   help="clinical, radiomics (default: both, or clinical for a study without phases)")
+                   help="clinical, radiomics, deep (default: all three, or clinical for a study without phases)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: the number of CPUs)")
     p.add_argument("--seed", type=int, default=None, help="seed of the split, models and bootstrap (default: study.yaml's)")
     p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, help="bootstrap resamples (default %(default)s)")
@@ -488,6 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Dask scheduler for the extraction and the out-of-fold refits (workers must see the study "
                         "at the same path)")
     p.add_argument("--params", default=None, metavar="YAML", help="PyRadiomics parameter file")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where the deep arm trains (auto: a CUDA GPU when there is one)")
     p.set_defaults(func=_cmd_run)
 
     p = subparsers.add_parser(

@@ -86,7 +86,7 @@ def run_study(study, out, *, profile: Optional[str] = None, arms=None, jobs: int
               scheduler: Optional[str] = None, params=None, n_bootstrap: int = 2000,
               progress: Optional[Callable[[str], None]] = None,
               case_done: Optional[Callable[[int, int, dict], None]] = None,
-              report_formats=("html", "docx")) -> RunSummary:
+              report_formats=("html", "docx"), device: str = "auto") -> RunSummary:
     """Run every stage of a study into ``out`` (contract section 3); see the module docstring.
 
     Parameters
@@ -99,7 +99,7 @@ def run_study(study, out, *, profile: Optional[str] = None, arms=None, jobs: int
     profile : {"quick", "paper"}, optional
         Default: study.yaml's ``profile``.
     arms : iterable of str, optional
-        Default: clinical and radiomics, or clinical alone for a study without phases.
+        Default: clinical, radiomics and deep, or clinical alone for a study without phases.
     jobs : int
         Processes for extraction and the out-of-fold refits (not a setting: results do not depend on it).
     seed : int, optional
@@ -108,6 +108,8 @@ def run_study(study, out, *, profile: Optional[str] = None, arms=None, jobs: int
         A Dask scheduler's address for extraction and the out-of-fold refits.
     progress, case_done :
         Progress messages, and the extraction's per-case callback.
+    device : {"auto", "cpu", "cuda"}
+        Where the deep arm trains (a setting of the models stage: CPU and GPU results differ).
 
     Returns
     -------
@@ -132,12 +134,10 @@ def run_study(study, out, *, profile: Optional[str] = None, arms=None, jobs: int
     profile = profile or config.profile
     if profile not in PROFILES:
         raise InputError(f"--profile must be one of {', '.join(PROFILES)}, got {profile!r}")
-    arms = tuple(arms) if arms else (("clinical", "radiomics") if config.phases else ("clinical",))
-    if "radiomics" in arms and not config.phases:
+    arms = tuple(arms) if arms else (("clinical", "radiomics", "deep") if config.phases else ("clinical",))
+    imaging = [a for a in arms if a in ("radiomics", "deep")]
+    if imaging and not config.phases:
         raise InputError(f"{root / 'study.yaml'} lists no phases (a clinical-only study): run it with --arms clinical")
-    if "deep" in arms:
-        raise InputError("the deep arm (DL-ResNet models) is not available in this version of dlr; "
-                         "use --arms clinical,radiomics")
     seed = config.seed if seed is None else int(seed)
     previous = check_run_folder(run, creating=True)
     if previous is not None and Path(previous.get("study", root)).resolve() != root.resolve():
@@ -150,7 +150,7 @@ def run_study(study, out, *, profile: Optional[str] = None, arms=None, jobs: int
         f"{', scheduler ' + scheduler if scheduler else ''})")
     stages = _stages(root, run, config, profile=profile, arms=arms, jobs=jobs, seed=seed, scheduler=scheduler,
                      params=params, n_bootstrap=n_bootstrap, say=say, case_done=case_done,
-                     report_formats=report_formats)
+                     report_formats=report_formats, device=device)
     hashes = FileHashes(run)
     outcomes, warnings = [], []
     try:
@@ -176,7 +176,7 @@ def run_study(study, out, *, profile: Optional[str] = None, arms=None, jobs: int
 
 
 def _stages(root: Path, run: Path, config, *, profile, arms, jobs, seed, scheduler, params, n_bootstrap, say,
-            case_done, report_formats) -> list:
+            case_done, report_formats, device="auto") -> list:
     """[(Stage, list collecting its warnings)] in order."""
     from . import verbs
 
@@ -197,7 +197,8 @@ def _stages(root: Path, run: Path, config, *, profile, arms, jobs, seed, schedul
         stages.append((stage, caught))
 
     # validate ------------------------------------------------------------------------------
-    files = _study_files(root, phases if "radiomics" in arms else ())
+    images_used = "radiomics" in arms or "deep" in arms
+    files = _study_files(root, phases if images_used else ())
     validate_caught: list = []
 
     def validate():
@@ -212,7 +213,7 @@ def _stages(root: Path, run: Path, config, *, profile, arms, jobs, seed, schedul
         return f"{len(study.patient_ids)} patients, {len(files)} files"
 
     add(Stage("validate", lambda: files, lambda: ["inputs/study.yaml", "inputs/checksums.csv"], validate,
-              {"check_images": "radiomics" in arms}), validate_caught)
+              {"check_images": images_used}), validate_caught)
 
     # split ---------------------------------------------------------------------------------
     def split():
@@ -308,7 +309,7 @@ def _stages(root: Path, run: Path, config, *, profile, arms, jobs, seed, schedul
 
         with collected_warnings(ignore=(FutureWarning, DeprecationWarning)) as caught:
             summary = train_study(study_loaded(), run, arms=arms, jobs=jobs, seed=seed, oof=True, scheduler=scheduler,
-                                  progress=say)
+                                  progress=say, deep=deep, device=device)
         models_caught.extend(caught)
         best = summary.models.loc[summary.models["best_classifier"], "model"]
         return f"{len(summary.models)} models" + (f"; best classifier {best.iloc[0]}" if len(best) else "")
@@ -317,11 +318,21 @@ def _stages(root: Path, run: Path, config, *, profile, arms, jobs, seed, schedul
         inputs = {"clinical.csv": clinical, "study.yaml": study_yaml, "split.csv": run / "split.csv"}
         if "radiomics" in arms:
             inputs["features/radiomics.csv"] = run / "features" / "radiomics.csv"
+        if "deep" in arms:  # the networks read the images and masks themselves
+            inputs.update({k: v for k, v in files.items() if k not in inputs})
         return inputs
 
-    add(Stage("models", models_inputs,
-              lambda: ["predictions.csv", "predictions_oof.csv", "models/models.csv", "models/parameters.json"],
-              models, {"arms": list(arms), "seed": seed}), models_caught)
+    deep = None
+    if "deep" in arms:
+        from modeling.deep.settings import deep_settings
+
+        deep = deep_settings(profile, **(config.deep or {}))
+    outputs = ["predictions.csv", "predictions_oof.csv", "models/models.csv", "models/parameters.json"]
+    if "deep" in arms:
+        outputs += ["models/deep/networks.csv", "models/deep/training_log.csv"]
+    add(Stage("models", models_inputs, lambda: outputs, models,
+              {"arms": list(arms), "seed": seed, **({"deep": deep.to_dict(), "device": device} if deep else {})}),
+        models_caught)
 
     # analysis ------------------------------------------------------------------------------
     strata = [config.scanner_column] if config.scanner_column else []

@@ -314,7 +314,7 @@ def train(study, out, *, arms=None, jobs: int = 1, seed: int | None = None,
         if "deep" in arms:
             from modeling.deep.settings import deep_settings
 
-            deep = deep_settings(profile)
+            deep = deep_settings(profile, **(loaded.config.deep or {}))
         summary = train_study(loaded, out, arms=arms, jobs=jobs, seed=seed, lasso_rule=lasso_rule, oof=oof,
                               scheduler=scheduler, progress=progress, deep=deep, device=device,
                               bar=progress is not None)
@@ -327,13 +327,14 @@ def train(study, out, *, arms=None, jobs: int = 1, seed: int | None = None,
 
 def run(study, out, *, profile: str | None = None, arms=None, jobs: int = 1, seed: int | None = None,
         scheduler: str | None = None, params=None, n_bootstrap: int = 2000, progress: Progress = None,
-        case_done: Callable[[int, int, dict], None] | None = None) -> VerbResult:
+        case_done: Callable[[int, int, dict], None] | None = None, device: str = "auto") -> VerbResult:
     """`dlr run`: every stage from the study folder to the report (:mod:`dlr.runner`), each
     skipped when nothing it reads changed. ``result`` is a ``RunSummary``."""
     from .runner import run_study
 
     summary = run_study(study, out, profile=profile, arms=arms, jobs=jobs, seed=seed, scheduler=scheduler,
-                        params=params, n_bootstrap=n_bootstrap, progress=progress, case_done=case_done)
+                        params=params, n_bootstrap=n_bootstrap, progress=progress, case_done=case_done,
+                        device=device)
     return VerbResult(summary.out, summary, summary.warnings)
 
 

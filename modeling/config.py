@@ -155,6 +155,10 @@ class StudyConfig(_Strict):
         name the tumour's label here). Once ``mask_label`` is given (even as 1), masks may hold
         other labels (organs, other lesions): only voxels equal to ``mask_label`` are the
         tumour, and preprocessing hands PyRadiomics a binary mask of them (label 1).
+    ``deep`` (mapping, optional)
+        Settings of the deep-learning arm that override the profile's
+        (:class:`modeling.deep.settings.DeepSettings`: ``image_size``, ``epochs``, ``patience``,
+        ``lr``, ``networks``, ...), e.g. ``deep: {image_size: 128, epochs: 100}``.
     ``n_folds`` (int >= 2, default 5)
         The stratified folds into which ``RUN/split.csv`` divides the development cohort (the
         paper's 5-fold LASSO CV); each fold needs a patient of each outcome, so the
@@ -178,6 +182,7 @@ class StudyConfig(_Strict):
     erasl: Optional[dict] = None
     radiomics_params: Optional[str] = None
     preprocessing: Optional[dict] = None
+    deep: Optional[dict] = None
     seed: int = 20240101
     n_folds: int = Field(5, ge=2)
     profile: Literal["quick", "paper"] = "quick"
@@ -200,6 +205,18 @@ class StudyConfig(_Strict):
             except TypeError as exc:
                 raise ValueError(f"unknown preprocessing setting ({exc}); the settings are "
                                  f"{', '.join(PreprocessSettings.__dataclass_fields__)}") from None
+        return settings
+
+    @field_validator("deep")
+    @classmethod
+    def _known_deep(cls, settings):
+        from .deep.settings import DeepSettings
+
+        if settings is not None:
+            unknown = sorted(set(settings) - set(DeepSettings.__dataclass_fields__) - {"profile"})
+            if unknown:
+                raise ValueError(f"unknown deep setting(s) {unknown}; the settings are "
+                                 f"{', '.join(f for f in DeepSettings.__dataclass_fields__ if f != 'profile')}")
         return settings
 
     @field_validator("staging_columns")

@@ -759,6 +759,10 @@ def _write_deep(folder: Path, deep) -> None:
                                                       "dlrcr_tabular_columns": list(deep.tabular_columns)},
                                                      indent=2, sort_keys=True) + "\n")
     _training_curves(deep.log, folder / "training_curves.png")
+    if deep.cam_rows:
+        from .deep.cam import overlay_figure
+
+        overlay_figure(deep.cam_rows, folder / "scorecam.png", phases=list(deep.phases))
 
 
 def _training_curves(log: pd.DataFrame, path: Path) -> None:

@@ -17,6 +17,7 @@ column, events/n per row and each between-level P once.
 from __future__ import annotations
 
 import json
+import shutil
 import textwrap
 import warnings
 from dataclasses import dataclass
@@ -323,6 +324,32 @@ def draw_flow(run: Path):
     return fig
 
 
+def draw_training(run: Path):
+    """The deep arm's training curves (RUN/models/deep/training_log.csv): (A) training and
+    inner-split loss per epoch (log scale), (B) inner-split AUC, one colour per network."""
+    import matplotlib.pyplot as plt
+
+    log = _csv(run / "models" / "deep" / "training_log.csv")
+    if log is None or log.empty:
+        return None
+    fig, (a, b) = plt.subplots(1, 2, figsize=(7.0, 3.0), constrained_layout=True)
+    used = {}
+    for name, g in log.groupby("network", sort=False):
+        c = used.setdefault(name, colour(name, used))
+        a.plot(g["epoch"], g["train_loss"], color=c, lw=1.1, label=f"{name}, training")
+        a.plot(g["epoch"], g["inner_loss"], color=c, lw=1.1, ls="--", label=f"{name}, inner split")
+        b.plot(g["epoch"], g["inner_auc"], color=c, lw=1.1, label=name)
+        best = g.loc[g["inner_loss"].idxmin()]
+        b.plot([best["epoch"]], [best["inner_auc"]], "o", color=c, ms=3.5)
+    a.set(xlabel="Epoch", ylabel="Class-weighted cross-entropy", yscale="log")
+    b.set(xlabel="Epoch", ylabel="Inner-split AUC", ylim=(0, 1))
+    a.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+    b.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+    for i, ax in enumerate((a, b)):
+        _panel_letter(ax, i)
+    return fig
+
+
 def draw_report_figures(run, out, *, dca_range=(0.05, 0.80), dpi: int = 300) -> tuple:
     """Every figure of the report from ``run``'s saved results into ``out`` (PNG and SVG)."""
     import matplotlib
@@ -376,4 +403,14 @@ def draw_report_figures(run, out, *, dca_range=(0.05, 0.80), dpi: int = 300) -> 
              "binomial deviance (mean ± SE) with λ min and λ 1-SE; top axes: the number of non-zero features.", ())
         keep(draw_flow(run), "fig-selection-flow", "selection_flow", "Radiomics feature selection: the number of "
              "features kept at each step, on the development cohort only.", ())
+        keep(draw_training(run), "fig-dl-training", "dl_training", "Training of the deep-learning networks on the "
+             "development cohort: (A) class-weighted cross-entropy of the training patients (solid) and of the "
+             "inner split that stops the training (dashed); (B) inner-split AUC per epoch, the kept epoch marked.",
+             ())
+    cam = run / "models" / "deep" / "scorecam.png"
+    if cam.is_file():  # drawn by `dlr train` (it needs the network); copied, not redrawn
+        shutil.copyfile(cam, out / "scorecam.png")
+        records.append(FigureRecord("fig-scorecam", "scorecam", "Score-CAM maps of the best network on the middle "
+                                    "slice of each phase, for the most confident correctly and wrongly classified "
+                                    "patients of the validation cohort (rows); white: the tumour's outline.", (), ()))
     return tuple(records)

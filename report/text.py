@@ -243,7 +243,40 @@ def methods_models(facts: RunFacts, *, figures: set) -> str:
                  "threshold (Youden) was chosen and carried unchanged to every other cohort.")
     if not facts.has_deep:
         lines.append("The deep-learning arm (DL-ResNet10/18/34 and the DLRCR fusion) was not run.")
+    else:
+        lines.append(_methods_deep(facts))
     return "\n\n".join(lines) + "\n"
+
+
+def _methods_deep(facts: RunFacts) -> str:
+    """The deep arm as it ran, from RUN/models/deep/settings.json and networks.csv."""
+    import json
+
+    path = facts.run / "models" / "deep" / "settings.json"
+    s = json.loads(path.read_text()) if path.is_file() else {}
+    phases = ", ".join(getattr(facts.config, "phases", []) or [])
+    nets = pd.read_csv(facts.run / "models" / "deep" / "networks.csv") if \
+        (facts.run / "models" / "deep" / "networks.csv").is_file() else None
+    stopped = ""
+    if nets is not None and len(nets):
+        stopped = " Epochs kept (of those run): " + "; ".join(
+            f"{r.network} {int(r.best_epoch)} of {int(r.n_epochs)}" for r in nets.itertuples()) + "."
+    return (f"**Deep learning.** Phases after the first ({phases}) were registered rigidly to it (ANTsPy QuickRigid)"
+            if s.get("register", True) else "**Deep learning.** The phases were used as acquired") + (
+        f"; per phase the {s.get('n_slices', 3)} consecutive axial slices around the tumour's largest "
+        f"cross-section were cropped to the tumour with a {100 * s.get('margin', 0.25):.0f}% margin, resized to "
+        f"{s.get('image_size', '?')} x {s.get('image_size', '?')} pixels and z-scored. ResNet-10 (a 7 x 7/64 stem, "
+        "residual stages of 64 and 128 channels), ResNet-18 and ResNet-34 (MONAI) shared one backbone across the "
+        "phases, whose pooled features were concatenated before the fully connected layer. Training: "
+        f"class-weighted cross-entropy, SGD (learning rate {s.get('lr', '?'):g}, momentum {s.get('momentum', '?')}, "
+        f"weight decay {s.get('weight_decay', '?'):g}), batch {s.get('batch_size', '?')}, up to "
+        f"{s.get('epochs', '?')} epochs with augmentation (rotation ±{s.get('rotate_deg', '?'):g}°, scaling "
+        f"±{100 * s.get('scale', 0):.0f}%, shifts ±{100 * s.get('shift', 0):.0f}%, flips), stopped early on the "
+        f"class-weighted loss of development fold {s.get('inner_fold', '?')} (patience {s.get('patience', '?')}); "
+        f"profile {s.get('profile', '?')}, device {s.get('device', '?')}. DLRCR joined the best network "
+        f"({s.get('best_network', '?')}, lowest inner-split loss) with the selected radiomics features and the CR "
+        "factors before one fully connected layer, trained jointly from that network's weights. The best network "
+        "and DLRCR were also refitted without each development fold for out-of-fold predictions." + stopped)
 
 
 def methods_performance(facts: RunFacts) -> str:

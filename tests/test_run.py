@@ -25,6 +25,8 @@ from real_clinical_study import write_study
 pytestmark = pytest.mark.xdist_group("run")
 
 LIGHT = REPO / "tests" / "data" / "radiomics_light.yaml"
+#: the imaging runs here leave the deep arm out (its own tests: test_deep.py, test_run_deep below)
+ARMS = ("--arms", "clinical,radiomics")
 
 
 def _imaging_study(root: Path, n: int = 60) -> Path:
@@ -48,7 +50,7 @@ def _result_bytes(run: Path) -> dict:
 def _start(study: Path, run: Path) -> subprocess.Popen:
     env = dict(os.environ, PYTHONWARNINGS="ignore", MPLBACKEND="Agg")
     return subprocess.Popen([sys.executable, "-m", "dlr.cli", "run", str(study), "--out", str(run), "--jobs", "1",
-                             "--bootstrap", "100"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                             "--bootstrap", "100", *ARMS], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
 
 
@@ -75,7 +77,7 @@ def imaging(tmp_path_factory):
     base = tmp_path_factory.mktemp("run")
     study = _imaging_study(base / "study")
     reference = base / "reference"
-    done = run_dlr("run", study, "--out", reference, "--jobs", "2", "--bootstrap", "100")
+    done = run_dlr("run", study, "--out", reference, "--jobs", "2", "--bootstrap", "100", *ARMS)
     assert done.returncode == 0, done.stderr[-3000:]
     return study, reference, done
 
@@ -102,7 +104,7 @@ def test_a_second_run_does_no_work(imaging):
     study, run, _ = imaging
     before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file() and p.name != "run.log"
               and p.name != "run.json" and "stages" not in p.parts}
-    done = run_dlr("run", study, "--out", run, "--jobs", "2", "--bootstrap", "100")
+    done = run_dlr("run", study, "--out", run, "--jobs", "2", "--bootstrap", "100", *ARMS)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stderr.count("unchanged since the last run, skipped") == 8
     after = {p: p.stat().st_mtime_ns for p in before}
@@ -115,7 +117,7 @@ def test_a_changed_setting_reruns_only_the_stages_after_it(imaging, tmp_path):
     study, reference, _ = imaging
     run = tmp_path / "run"
     shutil.copytree(reference, run)
-    done = run_dlr("run", study, "--out", run, "--jobs", "2", "--bootstrap", "50")
+    done = run_dlr("run", study, "--out", run, "--jobs", "2", "--bootstrap", "50", *ARMS)
     assert done.returncode == 0, done.stderr[-2000:]
     skipped = {line.split("] ")[-1].split(":")[0] for line in done.stderr.splitlines()
                if line.endswith("unchanged since the last run, skipped")}
@@ -137,7 +139,7 @@ def test_killed_during_extraction_and_training_then_rerun_gives_identical_result
     assert not (run / "predictions.csv").exists() and not (run / "stages" / "models.json").exists()
     log = _log(run)
     assert f"{n_cached} from the cache" in log or "from the cache" in log  # finished cases were not redone
-    done = run_dlr("run", study, "--out", run, "--jobs", "1", "--bootstrap", "100")
+    done = run_dlr("run", study, "--out", run, "--jobs", "1", "--bootstrap", "100", *ARMS)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "[3/8] features: unchanged since the last run, skipped" in done.stderr
     assert _result_bytes(run) == _result_bytes(reference)

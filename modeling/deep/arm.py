@@ -47,6 +47,8 @@ class DeepResult:
     device: str
     tabular_columns: tuple = ()
     notes: list = field(default_factory=list)
+    cam_rows: list = field(default_factory=list)   # Score-CAM examples for models/deep/scorecam.png
+    phases: tuple = ()
 
 
 def _standardise(tab: pd.DataFrame, train: np.ndarray) -> torch.Tensor:
@@ -133,6 +135,8 @@ def train_deep_arm(slices: StudySlices, y: np.ndarray, fold: np.ndarray, dev: np
         checkpoints["DLRCR"] = _state(fusion.model)
         say(f"deep: DLRCR ({best_network} + {len(tab_cols)} radiomics and CR columns) stopped at epoch "
             f"{fusion.n_epochs} (inner AUC {rows[-1]['inner_auc']:.3f})")
+    cam_rows = _scorecam_rows(best_fit.model, x, slices, y, scores[model_name(best_network)], dev, inner, fold,
+                              settings, say=say)
     oof_frame = None
     if oof:
         oof_frame = _out_of_fold(x, y, fold, dev, settings, best_network, tabular is not None and bool(tab_cols),
@@ -140,7 +144,34 @@ def train_deep_arm(slices: StudySlices, y: np.ndarray, fold: np.ndarray, dev: np
     log = pd.concat(logs, ignore_index=True)
     log = log[["network"] + [c for c in log.columns if c != "network"]]
     return DeepResult(scores, oof_frame, table.assign(best=table["network"] == best_network), log, checkpoints,
-                      deep_features, best_network, settings.to_dict(), torch_device.type, tab_cols)
+                      deep_features, best_network, settings.to_dict(), torch_device.type, tab_cols,
+                      cam_rows=cam_rows, phases=tuple(slices.phases))
+
+
+def _scorecam_rows(model, x, slices: StudySlices, y, scores, dev, inner, fold, settings, *, say) -> list:
+    """Score-CAM of the best ResNet for the most confident correctly and wrongly classified
+    patients of the other cohorts (the development cohort when there is none), at the network's
+    Youden threshold on its inner split (never re-picked on the patients shown)."""
+    from core.stats.roc import youden_threshold
+
+    from .cam import CATEGORIES, choose_examples, score_cam
+
+    shown = np.nonzero(~dev)[0] if (~dev).any() else np.nonzero(dev)[0]
+    threshold = youden_threshold(y[inner], scores[inner])
+    chosen = choose_examples(slices.ids[shown], y[shown], scores[shown], threshold)
+    labels = {"true positive": "Event, correctly classified", "false negative": "Event, missed",
+              "true negative": "No event, correctly classified", "false positive": "No event, wrongly flagged"}
+    rows = []
+    for category in CATEGORIES:
+        k = chosen.get(category)
+        if k is None:
+            continue
+        i = shown[k]
+        cams = [score_cam(model, x[i], phase=p) for p in range(x.shape[1])]
+        rows.append({"title": f"{labels[category]} ({slices.ids[i]}, p = {scores[i]:.2f})", "image": slices.images[i],
+                     "mask": slices.masks[i], "cams": cams})
+    say(f"deep: Score-CAM maps of {len(rows)} patients (threshold {threshold:.3f} from the inner split)")
+    return rows
 
 
 def _fit_dlrcr(x, y, train, inner, settings: DeepSettings, network: str, init: dict, tabular: pd.DataFrame, *,

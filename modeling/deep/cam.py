@@ -114,7 +114,8 @@ def score_cam(model: MultiPhaseNet, x: torch.Tensor, *, phase: int, tabular: Opt
 
 def cam_mass_inside(cam: np.ndarray, mask2d: np.ndarray, *, dilate: int = 2) -> float:
     """The fraction of the map's total mass inside the tumour mask dilated by ``dilate`` pixels
-    (NaN for a map without mass)."""
+    (4-connected steps, scipy's default structure), so a map on the tumour's edge counts; NaN for
+    a map without mass."""
     from scipy.ndimage import binary_dilation
 
     cam = np.asarray(cam, dtype=float)

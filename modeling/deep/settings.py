@@ -60,4 +60,9 @@ def deep_settings(profile: str = "quick", **overrides) -> DeepSettings:
         base = DeepSettings()
     else:
         raise ValueError(f"unknown profile {profile!r}; the profiles are quick and paper")
+    if "networks" in overrides:
+        overrides["networks"] = tuple(overrides["networks"])
+        unknown = [n for n in overrides["networks"] if n not in NETWORKS]
+        if unknown:
+            raise ValueError(f"unknown network(s) {unknown}; the networks are {', '.join(NETWORKS)}")
     return replace(base, **overrides) if overrides else base
