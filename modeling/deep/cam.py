@@ -5,6 +5,9 @@ The backbone is shared by the phases, so a hook on its last stage would see ever
 computed once and held fixed, and only the explained phase's slices enter the hooked model, so
 the activations (and the masked inputs Score-CAM scores) belong to that phase alone.
 
+The maps are coarse: the last stage has a cell per 8 pixels for ResNet-10 (4 x 4 at 32 pixels,
+6 x 6 at the quick profile's 48, 32 x 32 at the paper's 256) and per 32 for ResNet-18/34.
+
 References
 ----------
 Wang H, Wang Z, Du M, et al. Score-CAM: score-weighted visual explanations for convolutional
@@ -12,6 +15,7 @@ neural networks. CVPR Workshops 2020:24-25.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -48,6 +52,28 @@ class _OnePhase(nn.Module):
         return self.model.fc(self.model.dropout(joined))
 
 
+def upsample_centred(cam: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A last-stage map (N, 1, h, w) upsampled bilinearly to ``size`` (H, W) with cell i on pixel
+    stride * i.
+
+    The backbones' stages halve the grid with centred ("same"-padded) kernels, so the receptive
+    field of the last stage's cell i is centred on input pixel stride * i, stride = 2^k (8 for
+    ResNet-10, 32 for ResNet-18/34). The usual resize (``align_corners=False``, torchcam's and
+    PIL's) puts cell i on pixel stride * i + (stride - 1) / 2 instead, shifting the map by 3.5
+    pixels down and right for ResNet-10 and by 15.5 for ResNet-18/34. Past the last cell the
+    map is held at its border value.
+    """
+    def axis(n_out: int, n_in: int) -> torch.Tensor:
+        if n_in == 1:
+            return torch.zeros(n_out, device=cam.device)
+        stride = 2 ** round(math.log2(n_out / n_in))
+        return torch.arange(n_out, dtype=torch.float32, device=cam.device) / stride * (2 / (n_in - 1)) - 1
+
+    rows, cols = torch.meshgrid(axis(size[0], cam.shape[-2]), axis(size[1], cam.shape[-1]), indexing="ij")
+    grid = torch.stack([cols, rows], dim=-1).expand(cam.shape[0], -1, -1, -1)
+    return F.grid_sample(cam.float(), grid, mode="bilinear", padding_mode="border", align_corners=True)
+
+
 def _unit_range(values: torch.Tensor) -> torch.Tensor:
     """``values`` shifted and scaled to [0, 1]; zeros where they are constant."""
     low, high = values.min(), values.max()
@@ -71,17 +97,18 @@ def score_cam(model: MultiPhaseNet, x: torch.Tensor, *, phase: int, tabular: Opt
 
     Returns
     -------
-    float64 (H, W): the map upsampled bilinearly to the slices' size, scaled to [0, 1] (all zeros
-    where it is constant, e.g. a last stage without activation).
+    float64 (H, W): the map upsampled bilinearly to the slices' size (:func:`upsample_centred`),
+    scaled to [0, 1] (all zeros where it is constant, e.g. a last stage without activation).
 
     Notes
     -----
     With A_k the k-th activation map of the last stage, N the min-max normalisation, U the bilinear
     upsampling and Y(X) = z_target(X) - z_other(X) the target's log-odds,
     w_k = softmax_k(Y(U(N(A_k)) * X) - Y(X)) and the map is ReLU(sum_k w_k A_k) (torchcam's
-    ``ScoreCAM`` with a target function). The log-odds rather than the raw logit z_target: a
-    softmax is unchanged when a constant is added to both logits, so z_target alone is not what
-    the network predicts with.
+    ``ScoreCAM`` with a target function; it upsamples the masks with the usual resize, the
+    returned map is placed by :func:`upsample_centred`). The log-odds rather than the raw logit
+    z_target: a softmax is unchanged when a constant is added to both logits, so z_target alone
+    is not what the network predicts with.
     """
     from torchcam.methods import ScoreCAM
 
@@ -108,8 +135,7 @@ def score_cam(model: MultiPhaseNet, x: torch.Tensor, *, phase: int, tabular: Opt
     finally:
         for module, training in modes:
             module.training = training
-    cam = F.interpolate(cam.unsqueeze(1).float(), size=tuple(x.shape[-2:]), mode="bilinear", align_corners=False)
-    return _unit_range(cam[0, 0]).double().cpu().numpy()
+    return _unit_range(upsample_centred(cam.unsqueeze(1), tuple(x.shape[-2:]))[0, 0]).double().cpu().numpy()
 
 
 def cam_mass_inside(cam: np.ndarray, mask2d: np.ndarray, *, dilate: int = 2) -> float:

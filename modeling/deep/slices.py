@@ -66,7 +66,17 @@ def register_rigid(fixed, moving, *, seed: int):
     file list for :func:`ants.apply_transforms`)."""
     import ants
 
-    reg = ants.registration(fixed=fixed, moving=moving, type_of_transform="QuickRigid", random_seed=int(seed))
+    # QuickRigid samples the metric randomly; ANTs takes its seed from ANTS_RANDOM_SEED (the
+    # random_seed argument alone leaves reruns differing), so it is set for the call
+    previous = os.environ.get("ANTS_RANDOM_SEED")
+    os.environ["ANTS_RANDOM_SEED"] = str(int(seed))
+    try:
+        reg = ants.registration(fixed=fixed, moving=moving, type_of_transform="QuickRigid", random_seed=int(seed))
+    finally:
+        if previous is None:
+            os.environ.pop("ANTS_RANDOM_SEED", None)
+        else:
+            os.environ["ANTS_RANDOM_SEED"] = previous
     return reg["warpedmovout"], reg["fwdtransforms"]
 
 
