@@ -244,8 +244,9 @@ def test_train_cli_prints_validation_auc_beside_the_true_risk_and_refuses_a_chan
     shutil.copy(run / "features/radiomics.csv", tmp_path / "run2/features/radiomics.csv")
     res = run_dlr("train", other, "--out", tmp_path / "run2", "--no-oof")
     assert res.returncode == 2 and "HCC001" in res.stderr and "split" in res.stderr and "Traceback" not in res.stderr
-    res = run_dlr("train", root, "--out", tmp_path / "run3", "--arms", "clinical,deep")
-    assert res.returncode == 2 and "deep" in res.stderr
+    res = run_dlr("train", root, "--out", tmp_path / "run3", "--arms", "clinical,quantum")
+    assert res.returncode == 2 and "quantum" in res.stderr and "clinical, radiomics, deep" in res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "run3" / "predictions.csv").exists()
 
 
 @pytest.mark.slow
