@@ -17,7 +17,7 @@ from scipy.ndimage import binary_dilation  # noqa: E402
 from core.stats.roc import rank_auc  # noqa: E402
 from modeling.deep.cam import (CATEGORIES, _OnePhase, cam_mass_inside, choose_examples,  # noqa: E402
                                overlay_figure, score_cam, upsample_centred)
-from modeling.deep.fit import fit_network, predict, seed_everything  # noqa: E402
+from modeling.deep.fit import fit_network, predict  # noqa: E402
 from modeling.deep.networks import MultiPhaseNet  # noqa: E402
 from modeling.deep.settings import deep_settings  # noqa: E402
 from modeling.deep.slices import _read, phase_slices  # noqa: E402
@@ -79,7 +79,7 @@ def test_a_trained_network_looks_at_the_tumour():
     auc = rank_auc(y[60:], predict(fitted.model, x[60:]))
     assert auc > 0.8, f"the network did not learn the texture (stopping-split AUC {auc:.3f})"
 
-    seed_everything(0)                      # fit_network's starting point: the same weights, untrained
+    torch.manual_seed(0)                    # fit_network's starting point: the same weights, untrained
     untrained = MultiPhaseNet("ResNet10", 3, 3)
     cases = np.flatnonzero(y[60:] == 1) + 60   # held-out label-1 patients: their texture is the evidence
     trained = _mass_fractions(fitted.model, x, (tumour, decoy), cases).mean(axis=0)   # (phase, mask)
@@ -101,7 +101,7 @@ def test_a_trained_network_looks_at_the_tumour():
 
 
 def _seeded_net(*, n_tabular: int = 0) -> MultiPhaseNet:
-    seed_everything(0)
+    torch.manual_seed(0)
     return MultiPhaseNet("ResNet10", 3, 3, n_tabular=n_tabular)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import math
-import random
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -26,19 +25,6 @@ import torch.nn.functional as F
 from core.stats.roc import rank_auc
 
 from .settings import DeepSettings
-
-
-def seed_everything(seed: int) -> None:
-    """torch, numpy, Python's random and MONAI's global state from ``seed``."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    try:
-        from monai.utils import set_determinism
-
-        set_determinism(seed=seed % 2**32)
-    except ImportError:  # pragma: no cover - MONAI is a dependency of the imaging extra
-        pass
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -136,7 +122,19 @@ def fit_network(make_model: Callable[[], torch.nn.Module], x: torch.Tensor, y: n
     class-weighted loss of the patients ``inner``; returns it with the weights of its best epoch.
 
     ``init``: a state dict to start from (DLRCR starts its backbone from the best ResNet's).
+    Every random number comes from ``seed``: the weights' initialisation and dropout from torch's
+    generator, seeded inside ``fork_rng`` (the caller's random state is restored afterwards), the
+    batches' order and the augmentation from generators of their own.
     """
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.random.manual_seed(seed)
+        return _fit(make_model, x, y, train, inner, settings, seed=seed, device=device, tabular=tabular,
+                    epochs=epochs, lr=lr, init=init, name=name, bar=bar)
+
+
+def _fit(make_model, x, y, train, inner, settings: DeepSettings, *, seed: int, device: torch.device, tabular,
+         epochs, lr, init, name: str, bar: bool) -> Fitted:
     from tqdm.auto import tqdm
 
     epochs = settings.epochs if epochs is None else epochs
@@ -144,7 +142,6 @@ def fit_network(make_model: Callable[[], torch.nn.Module], x: torch.Tensor, y: n
     deterministic = device.type == "cpu"
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
-    seed_everything(seed)
     model = make_model()
     if init is not None:
         model.load_state_dict(init, strict=False)
