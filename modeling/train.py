@@ -333,7 +333,7 @@ def _out_of_fold(data: _Data, config, kwargs: dict, *, jobs: int, fallback: Opti
 # the deep arm
 
 
-def _DEEP_WITHOUT_OOF(result) -> set:
+def _deep_without_oof(result) -> set:
     """The deep models without out-of-fold predictions (only the best ResNet and DLRCR are
     refitted per fold: their thresholds come from the inner split instead, see _models_table)."""
     if result is None:
@@ -483,7 +483,7 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
             warnings.warn(f"out-of-fold predictions of {', '.join(extra)} are dropped: the model was not fitted on "
                           "the whole development cohort", stacklevel=2)
             oof_frame = oof_frame[oof_frame["model"].isin(list(scores))].reset_index(drop=True)
-        _check_coverage(oof_frame, {m: v for m, v in scores.items() if m not in _DEEP_WITHOUT_OOF(deep_result)},
+        _check_coverage(oof_frame, {m: v for m, v in scores.items() if m not in _deep_without_oof(deep_result)},
                         data, dev)
 
     comparators, erasl_label = comparator_table(clinical, config) if "clinical" in arms else (None, None)
