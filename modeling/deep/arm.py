@@ -46,7 +46,6 @@ class DeepResult:
     settings: dict
     device: str
     tabular_columns: tuple = ()
-    notes: list = field(default_factory=list)
     cam_rows: list = field(default_factory=list)   # Score-CAM examples for models/deep/scorecam.png
     phases: tuple = ()
 
@@ -120,8 +119,9 @@ def train_deep_arm(slices: StudySlices, y: np.ndarray, fold: np.ndarray, dev: np
         best_fit.model.eval()
         feats = torch.cat([best_fit.model.deep_features(x[i:i + 256].to(torch_device)).float().cpu()
                            for i in range(0, x.shape[0], 256)]).numpy()
-    deep_features = pd.DataFrame(feats, columns=[f"{best_network}_{slices.phases[j // (feats.shape[1] // n_phases)]}_"
-                                                 f"{j % (feats.shape[1] // n_phases)}" for j in range(feats.shape[1])])
+    per_phase = feats.shape[1] // n_phases  # the blocks of deep_features, in phase order
+    deep_features = pd.DataFrame(feats, columns=[f"{best_network}_{phase}_{j}" for phase in slices.phases
+                                                 for j in range(per_phase)])
     deep_features.insert(0, "patient_id", list(slices.ids))
     tab_cols: tuple = ()
     if tabular is not None and tabular.shape[1]:

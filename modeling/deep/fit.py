@@ -140,6 +140,7 @@ def _fit(make_model, x, y, train, inner, settings: DeepSettings, *, seed: int, d
     epochs = settings.epochs if epochs is None else epochs
     lr = settings.lr if lr is None else lr
     deterministic = device.type == "cpu"
+    bf16 = _bf16(device)  # asked once, not per batch
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
     model = make_model()
@@ -166,7 +167,7 @@ def _fit(make_model, x, y, train, inner, settings: DeepSettings, *, seed: int, d
                 idx = train_t[batch].to(device)
                 xb = augment(x[idx], aug_gen, settings)
                 tb = tab[idx] if tab is not None else None
-                with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=_bf16(device)):
+                with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=bf16):
                     logits = model(xb, tb)
                 loss = F.cross_entropy(logits.float(), y_t[idx], weight=weights)
                 opt.zero_grad(set_to_none=True)
@@ -175,7 +176,7 @@ def _fit(make_model, x, y, train, inner, settings: DeepSettings, *, seed: int, d
                 total += float(loss.detach()) * len(batch)
                 seen += len(batch)
             model.eval()
-            with torch.no_grad(), torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=_bf16(device)):
+            with torch.no_grad(), torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=bf16):
                 logits = model(x[inner_t], tab[inner_t] if tab is not None else None).float()
             inner_loss = float(F.cross_entropy(logits, y_t[inner_t], weight=weights))
             p = torch.softmax(logits, 1)[:, 1].double().cpu().numpy()
