@@ -1,5 +1,7 @@
-"""Figures of an analysis, drawn from its results: ROC, calibration and decision curves per
-cohort and a forest plot per stratifier, each as PNG and SVG.
+"""Figures of an analysis, drawn from its results: ROC, calibration, decision curves and the
+net benefit against the reference model per cohort, a forest plot per stratifier, and with
+survival columns a Kaplan-Meier figure per cohort and model (``km_<cohort>_<model>``), each as
+PNG and SVG.
 
 Drawing is the slowest part of `dlr analyze`, so :class:`FigureWorkers` draws beside the
 statistics in forked processes. This module imports nothing heavy at the top, so that the
@@ -48,6 +50,44 @@ class _RocLines:
     auc: _Interval
 
 
+@dataclass(frozen=True)
+class _KmLines:
+    """What :func:`analysis.plotting.plot_km` reads of a KaplanMeier curve."""
+
+    time: object
+    survival: object
+    ci_low: object
+    ci_high: object
+    at_risk: object
+    n_events: object
+    n: int
+
+
+@dataclass(frozen=True)
+class _PValue:
+    p_value: float
+
+
+@dataclass(frozen=True)
+class _KmFigure:
+    """What :func:`analysis.plotting.plot_km` reads of a RiskGroupSurvival, without its module."""
+
+    km_high: _KmLines
+    km_low: _KmLines
+    logrank: _PValue
+    hazard_ratio: _Interval
+    threshold: float
+
+
+def _km_plain(fit) -> _KmFigure:
+    def lines(km):
+        return _KmLines(km.time, km.survival, km.ci_low, km.ci_high, km.at_risk, km.n_events, km.n)
+
+    hr = fit.hazard_ratio
+    return _KmFigure(lines(fit.km_high), lines(fit.km_low), _PValue(fit.logrank.p_value),
+                     _Interval(hr.estimate, hr.ci_low, hr.ci_high), fit.threshold)
+
+
 def _plain(curves=None, table=None):
     """Jobs carry plain data (lists, dicts of column arrays), so that the figure processes
     never import pandas or the statistics modules to unpickle them."""
@@ -66,23 +106,37 @@ def cohort_figure_jobs(curves: CohortCurves) -> list[tuple]:
         jobs.append(("calibration", f"calibration_{name}",
                      (_plain(table=curves.calibration), _plain(table=curves.calibration_smooth)),
                      f"Calibration, {cohort} cohort"))
+    shown = tuple(curves.threshold_range)
     if len(curves.decision_curve):
-        jobs.append(("decision_curve", f"decision_curve_{name}", _plain(table=curves.decision_curve),
+        jobs.append(("decision_curve", f"decision_curve_{name}", (_plain(table=curves.decision_curve), shown),
                      f"Decision curves, {cohort} cohort"))
+    differences = curves.decision_curve_differences
+    if len(differences) and (differences["model"] != differences["reference"]).any():
+        jobs.append(("decision_curve_difference", f"decision_curve_difference_{name}",
+                     (_plain(table=differences), shown),
+                     f"Net benefit relative to {differences['reference'].iloc[0]}, {cohort} cohort"))
+    for model, fit in curves.survival.items():  # --time/--event (contract 5.1): one KM figure per model
+        jobs.append(("km", f"km_{name}_{_safe_name(model)}", (_km_plain(fit), f"Time ({curves.survival_time})"),
+                     f"{model}: high- vs low-risk group, {cohort} cohort"))
     return jobs
 
 
 def figure_jobs(result: AnalysisResult) -> list[tuple]:
     """(kind, stem, data, title) for every figure of an analysis."""
-    from .pipeline import CohortCurves
+    from .pipeline import FULL_RANGE, CohortCurves
 
     jobs = []
+    shown = result.settings.get("decision_curve_range") or FULL_RANGE
+    differences = result.decision_curve_differences
     for cohort in result.settings["cohorts"]:
         jobs += cohort_figure_jobs(CohortCurves(
             cohort, {m: c for (co, m), c in result.roc.items() if co == cohort},
             result.calibration[result.calibration["cohort"] == cohort],
             result.calibration_smooth[result.calibration_smooth["cohort"] == cohort],
-            result.decision_curve[result.decision_curve["cohort"] == cohort]))
+            result.decision_curve[result.decision_curve["cohort"] == cohort],
+            differences[differences["cohort"] == cohort], tuple(shown),
+            {m: f for (co, m), f in result.survival_fits.items() if co == cohort},
+            (result.settings.get("survival") or {}).get("time", "time")))
     for stratifier, rows in result.subgroups.groupby("stratifier", sort=False):
         jobs.append(("forest", f"subgroups_{_safe_name(stratifier)}", _plain(table=rows), f"AUC by {stratifier}"))
     return jobs
@@ -118,8 +172,18 @@ def _draw(kind: str, stem: str, data, title: str, folder: str) -> list[str]:
 
     from . import plotting
 
-    size = {"roc": (5.0, 5.0), "calibration": (5.0, 5.0), "decision_curve": (6.0, 4.5)}
+    size = {"roc": (5.0, 5.0), "calibration": (5.0, 5.0)}
     margins = dict(left=0.12, right=0.97, bottom=0.1, top=0.93)
+    if kind in ("decision_curve", "decision_curve_difference"):
+        # the legend goes beneath the axes (3.2 in high), three entries a row: the figure grows
+        # with it; entries: each model (treat all and none, or the reference, among them) and the band
+        rows = -(-(len(set(data[0]["model"].tolist())) + 1) // 3)
+        bottom, height = 0.5 + 0.16 * rows, 3.2 + 0.3
+        size[kind] = (6.0, height + bottom)
+        margins = dict(left=0.135, right=0.97, bottom=bottom / (height + bottom), top=1 - 0.3 / (height + bottom))
+    if kind == "km":  # the number-at-risk table and its labels take the bottom and left margins
+        size["km"] = (6.0, 5.4)
+        margins = dict(left=0.18, right=0.96, bottom=1.3 / 5.4, top=1 - 0.35 / 5.4)
     if kind == "forest":
         height = 0.28 * len(data["auc"]) + 1.2
         size["forest"] = (7.5, height)
@@ -136,7 +200,11 @@ def _draw(kind: str, stem: str, data, title: str, folder: str) -> list[str]:
         elif kind == "calibration":
             plotting.plot_calibration(*data, ax=ax, title=title)
         elif kind == "decision_curve":
-            plotting.plot_decision_curve(data, ax=ax, title=title)
+            plotting.plot_decision_curve(data[0], ax=ax, title=title, threshold_range=data[1])
+        elif kind == "decision_curve_difference":
+            plotting.plot_net_benefit_difference(data[0], ax=ax, title=title, threshold_range=data[1])
+        elif kind == "km":
+            plotting.plot_km(data[0], ax=ax, title=title, xlabel=data[1])
         else:
             plotting.plot_forest(data, ax=ax, title=title)
         for ext in ("png", "svg"):

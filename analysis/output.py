@@ -18,6 +18,7 @@ TABLES = {
     "cohort_tests.csv": "cohort_tests",
     "subgroups.csv": "subgroups",
     "decision_curve.csv": "decision_curve",
+    "decision_curve_differences.csv": "decision_curve_differences",
     "calibration.csv": "calibration",
     "calibration_smooth.csv": "calibration_smooth",
     "reclassification.csv": "reclassification",
@@ -65,6 +66,10 @@ def write_analysis(result: AnalysisResult, out, *, figures: bool = True, provena
                     "provenance": provenance_info or {}}
         for filename, attribute in TABLES.items():
             document[attribute] = _records(getattr(result, attribute))
+        if "survival" in result.settings:  # --time/--event (contract 5.1); without them nothing changes
+            result.survival.to_csv(tmp / "survival.csv", index=False)
+            result.km_curves.to_csv(tmp / "km_curve.csv", index=False)
+            document["survival"] = _records(result.survival)
         (tmp / "results.json").write_text(json.dumps(json_safe(document), indent=1, allow_nan=False) + "\n")
         if figures:
             if progress:

@@ -14,6 +14,7 @@ out-of-fold AUC. Risk maps of index scores stay fitted on the development predic
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import warnings
 from dataclasses import dataclass, field
@@ -22,18 +23,21 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from core.errors import UndefinedStatisticWarning
+from core.errors import InputError, UndefinedStatisticWarning
 from core.stats.roc import youden_threshold
 from .calibration import GROUP_COLUMNS, calibration_curve, calibration_summary, grouped_calibration
 from .defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
-from .decision_curve import (THRESHOLDS, decision_curve_frame, fit_risk_mapping, net_benefit,
-                             net_benefit_treat_all)
+from .decision_curve import (DIFFERENCE_COLUMNS, THRESHOLDS, DecisionCurve, compare_decision_curves,
+                             decision_curve, fit_risk_mapping, net_benefit_difference, treat_all_curve,
+                             treat_none_curve)
+from .decision_curve import threshold_range as threshold_range_of
 from .discrimination import (bootstrap_auc, delong_placements, delong_test,
                              delong_unpaired_test, percentile_interval, roc_curve, stratified_resamples)
 from .multiplicity import holm_adjust
-from .predictions import REQUIRED, Predictions, attach_oof
+from .predictions import REQUIRED, Predictions, attach_oof, attach_survival
 from .reclassification import reclassification
 from .subgroups import stratified_auc
+from .survival import DEFAULT_HORIZON, KM_COLUMNS, SURVIVAL_COLUMNS, risk_group_survival
 from .thresholds import threshold_metrics
 
 
@@ -50,7 +54,11 @@ COHORT_TEST_COLUMNS = ["model", "cohort_a", "cohort_b", "n_a", "n_b", "auc_a", "
                        "p_value"]
 SUBGROUP_COLUMNS = ["model", "cohort", "stratifier", "level", "n", "n_events", "auc", "auc_ci_low",
                     "auc_ci_high", "p_between", "test_between"]
-DCA_COLUMNS = ["cohort", "model", "threshold", "net_benefit"]
+DCA_COLUMNS = ["cohort", "model", "threshold", "net_benefit", "net_benefit_ci_low", "net_benefit_ci_high"]
+#: ``decision_curve_differences.csv``: each model against the reference model, per cohort and threshold
+DCA_DIFFERENCE_COLUMNS = ["cohort", "model", "reference"] + DIFFERENCE_COLUMNS
+#: threshold probabilities the decision-curve figures show unless told (every one of the tables)
+FULL_RANGE = (float(THRESHOLDS[0]), float(THRESHOLDS[-1]))
 SMOOTH_COLUMNS = ["cohort", "model", "predicted", "observed"]
 CALIBRATION_COLUMNS = ["cohort", "model", "bin", "n", "mean_predicted", "observed", "observed_ci_low",
                        "observed_ci_high"]
@@ -89,6 +97,16 @@ class AnalysisResult:
         Calibration in quantile groups sized to the cohort (``cohort``, ``model``, ``group``,
         ``n``, ``mean_predicted``, ``observed``, ``observed_ci_low``, ``observed_ci_high``;
         :func:`analysis.calibration.grouped_calibration`), every probability model and cohort.
+    decision_curve_differences : DataFrame
+        Net benefit of each model minus the reference model's (paired bootstrap CI), and each
+        model's interventions avoided per 100 patients against treat all, per cohort and
+        threshold (``DCA_DIFFERENCE_COLUMNS``).
+    survival, km_curves : DataFrame
+        With ``analyze(time=..., event=...)`` (contract 5.1): ``survival.csv`` (one row per model
+        and cohort, :data:`analysis.survival.SURVIVAL_COLUMNS`) and ``km_curve.csv``
+        (:data:`analysis.survival.KM_COLUMNS`); empty without them.
+    survival_fits : dict
+        (cohort, model) -> :class:`analysis.survival.RiskGroupSurvival`, for the figures.
     """
 
     performance: pd.DataFrame
@@ -104,6 +122,11 @@ class AnalysisResult:
     settings: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
     calibration_groups: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CALIBRATION_GROUP_COLUMNS))
+    decision_curve_differences: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=DCA_DIFFERENCE_COLUMNS))
+    survival: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SURVIVAL_COLUMNS))
+    km_curves: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=KM_COLUMNS))
+    survival_fits: dict = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -115,8 +138,14 @@ class CohortCurves:
     ----------
     cohort : str
     roc : dict model -> RocCurve
-    calibration, calibration_smooth, decision_curve : DataFrame
+    calibration, calibration_smooth, decision_curve, decision_curve_differences : DataFrame
         This cohort's rows of the tables of the same names.
+    threshold_range : (float, float)
+        The threshold probabilities the decision-curve figures show.
+    survival : dict
+        With survival columns: model -> :class:`analysis.survival.RiskGroupSurvival` (the KM figures).
+    survival_time : str
+        The time column (the KM figures' axis label).
     """
 
     cohort: str
@@ -124,6 +153,11 @@ class CohortCurves:
     calibration: pd.DataFrame
     calibration_smooth: pd.DataFrame
     decision_curve: pd.DataFrame
+    decision_curve_differences: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=DCA_DIFFERENCE_COLUMNS))
+    threshold_range: tuple = FULL_RANGE
+    survival: dict = field(default_factory=dict, repr=False)
+    survival_time: str = "time"
 
 
 class _WarningLog:
@@ -236,10 +270,15 @@ class _CohortPart:
     smooth: list = field(default_factory=list)
     decision_curve: list = field(default_factory=list)
     calibration_groups: list = field(default_factory=list)
+    #: model -> DecisionCurve on the model's patients, and treat all on the whole cohort
+    net_benefit: dict = field(default_factory=dict)
+    treat_all: DecisionCurve | None = None
+    decision_curve_differences: list = field(default_factory=list)
 
-    def curves(self, cohort: str) -> CohortCurves:
+    def curves(self, cohort: str, threshold_range=FULL_RANGE) -> CohortCurves:
         return CohortCurves(cohort, self.roc, _concat(self.calibration, CALIBRATION_COLUMNS),
-                            _concat(self.smooth, SMOOTH_COLUMNS), _concat(self.decision_curve, DCA_COLUMNS))
+                            _concat(self.smooth, SMOOTH_COLUMNS), _concat(self.decision_curve, DCA_COLUMNS),
+                            _concat(self.decision_curve_differences, DCA_DIFFERENCE_COLUMNS), tuple(threshold_range))
 
 
 def _cohort_statistics(data: _Scores, cohort: str, models, fit: _DevelopmentFit, resamples, position,
@@ -279,11 +318,50 @@ def _cohort_statistics(data: _Scores, cohort: str, models, fit: _DevelopmentFit,
             part.performance.append(row)
             risk = fit.risk(model, s)
             if np.all(np.isfinite(risk)):
-                part.decision_curve.append(decision_curve_frame(cohort, model, net_benefit(y, risk)))
+                part.net_benefit[model] = decision_curve(y, risk, resamples=sub)
+                part.decision_curve.append(_curve_frame(cohort, model, part.net_benefit[model]))
     y_all = data.outcome[data.cohort_of == cohort]
-    part.decision_curve.append(decision_curve_frame(cohort, "treat_all", net_benefit_treat_all(y_all)))
-    part.decision_curve.append(decision_curve_frame(cohort, "treat_none", np.zeros(THRESHOLDS.size)))
+    part.treat_all = treat_all_curve(y_all, resamples=resamples)
+    part.decision_curve.append(_curve_frame(cohort, "treat_all", part.treat_all))
+    part.decision_curve.append(_curve_frame(cohort, "treat_none", treat_none_curve()))
     return part
+
+
+def _curve_frame(cohort: str, model: str, curve: DecisionCurve) -> pd.DataFrame:
+    return curve.to_frame().assign(cohort=cohort, model=model)[DCA_COLUMNS]
+
+
+def _decision_differences(data: _Scores, cohort: str, models, reference: str, fit: _DevelopmentFit,
+                          part: _CohortPart, resamples, position, log: _WarningLog) -> list[pd.DataFrame]:
+    """Net benefit of each model (the reference included, whose difference is 0) minus the
+    reference's on their common patients, paired over the cohort's resamples, and each model's
+    interventions avoided against treating those patients all.
+
+    Risks are those of the decision curves: probabilities as given, index scores through the
+    development-cohort map, which is not refitted on any resample (of the development cohort
+    either).
+    """
+    out = []
+    n_cohort = int(np.sum(data.cohort_of == cohort))
+    for model in models:
+        rows = data.rows(cohort, model, reference)
+        if rows.size == 0:
+            continue
+        with log.context(f"net benefit {model} vs {reference}, cohort {cohort}"):
+            y = data.outcome[rows]
+            risk = fit.risk(model, data.score(model, rows))
+            risk_ref = fit.risk(reference, data.score(reference, rows))
+            if not (np.all(np.isfinite(risk)) and np.all(np.isfinite(risk_ref))):
+                warnings.warn("no risk scale (the development-cohort mapping is undefined)",
+                              UndefinedStatisticWarning)
+                continue
+            if rows.size == n_cohort:  # both score every patient: the curves' replicates are paired already
+                diff = compare_decision_curves(part.net_benefit[model], part.net_benefit[reference], part.treat_all)
+            else:
+                sub = resamples.subset(position[rows]) if resamples is not None else None
+                diff = net_benefit_difference(y, risk, risk_ref, resamples=sub)
+        out.append(diff.to_frame().assign(cohort=cohort, model=model, reference=reference)[DCA_DIFFERENCE_COLUMNS])
+    return out
 
 
 def _paired_comparisons(data: _Scores, cohort: str, models, part: _CohortPart, resamples, position,
@@ -378,7 +456,8 @@ def _subgroup_frames(sources, strata, models, log: _WarningLog) -> list[pd.DataF
 
 def analyze(predictions: Predictions, *, strata=(), reference: str | None = None,
             n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED, oof=None,
-            progress: Callable[[str], None] | None = None,
+            threshold_range=None, time: str | None = None, event: str | None = None,
+            horizon: float = DEFAULT_HORIZON, progress: Callable[[str], None] | None = None,
             cohort_done: Callable[[CohortCurves], None] | None = None) -> AnalysisResult:
     """Compute every statistic of contract section 5 from validated predictions.
 
@@ -396,13 +475,26 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
         (models without them are then not eligible), else the highest development AUC (never
         chosen on validation data).
     n_bootstrap : int
-        Stratified bootstrap resamples per cohort, shared by all models (0 disables).
+        Stratified bootstrap resamples per cohort, shared by all models and statistics (AUC,
+        paired differences, ROC and decision-curve bands, NRI/IDI; 0 disables).
     seed : int
         Seeds one SeedSequence; cohort k draws from its k-th spawned child, the out-of-fold
         cohort from the child after the last cohort's.
     oof : DataFrame or path, optional
         Out-of-fold development predictions to attach here (:func:`analysis.predictions.attach_oof`)
         instead of when reading.
+    time, event : str, optional
+        Patient columns of the time to recurrence or censoring and the event (1 = recurrence,
+        0 = censored; contract 5.1), validated here (:func:`analysis.predictions.attach_survival`)
+        unless ``predictions`` was read with them: adds ``survival`` and ``km_curves``, every model
+        and cohort (the out-of-fold one too), risk groups split at the development threshold.
+    horizon : float
+        Time at which the cumulative incidence of ``survival.csv`` is read (same unit as ``time``).
+    threshold_range : (low, high) or ``"LOW:HIGH"``, optional
+        Threshold probabilities the decision-curve figures show (0 < low < high < 1;
+        :func:`analysis.decision_curve.threshold_range`), recorded as
+        ``settings["decision_curve_range"]``; the tables keep every threshold 0.01-0.99.
+        Default: all of them (and None in the settings).
     progress : callable, optional
         Called with a short message at each stage.
     cohort_done : callable, optional
@@ -410,6 +502,11 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
     """
     if oof is not None:
         predictions = attach_oof(predictions, oof)
+    if (time, event) != (None, None) and (time, event) != (predictions.time, predictions.event):
+        predictions = attach_survival(predictions, time=time, event=event)
+    if predictions.time is not None and not (np.isfinite(horizon) and horizon > 0):
+        raise InputError(f"--horizon must be a time > 0 in the unit of {predictions.time!r}, got {horizon}")
+    shown = threshold_range if threshold_range is None else threshold_range_of(threshold_range)
     say = progress or (lambda message: None)
     log = _WarningLog()
     dev, models, cohorts = predictions.dev_cohort, predictions.models, predictions.cohorts
@@ -442,6 +539,7 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
     if oof is not None:
         plan.insert(1, (oof_cohort, oof, oof_models, children[len(cohorts)]))
     parts, comparisons, reclass = [], [], []
+    survival_rows, km_frames, survival_fits = [], [], {}
     for cohort, scores, present, child in plan:
         members = np.flatnonzero(scores.cohort_of == cohort)
         say(f"cohort {cohort!r}: {members.size} patients, {len(present)} models, {n_bootstrap} bootstrap resamples")
@@ -450,8 +548,19 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
         position = np.full(scores.outcome.size, -1)  # patient row -> column of the cohort's resamples
         position[members] = np.arange(members.size)
         part = _cohort_statistics(scores, cohort, present, fit, resamples, position, log, say)
+        if reference in present:
+            part.decision_curve_differences = _decision_differences(scores, cohort, present, reference, fit, part,
+                                                                    resamples, position, log)
+        survival = {}
+        if predictions.time is not None:  # before the curves go out, so that the KM figures are drawn early
+            rows_s, frames_s, survival = _cohort_survival(scores, cohort, present, predictions, fit, horizon, log)
+            survival_rows += rows_s
+            km_frames += frames_s
+            survival_fits.update({(cohort, m): r for m, r in survival.items()})
         if cohort_done is not None:
-            cohort_done(part.curves(cohort))
+            curves = part.curves(cohort, shown or FULL_RANGE)
+            cohort_done(dataclasses.replace(curves, survival=survival, survival_time=predictions.time or "time")
+                        if survival else curves)
         parts.append(part)
         comparisons += _paired_comparisons(scores, cohort, present, part, resamples, position, log)
         if reference in present:
@@ -473,7 +582,10 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
                 "thresholds": {m: fit.thresholds[m] for m in models},
                 "threshold_source": {m: fit.threshold_source[m] for m in models},
                 "oof_cohort": oof_cohort, "oof_predictions": predictions.oof_source,
-                "oof_models": list(oof_models)}
+                "oof_models": list(oof_models),
+                "decision_curve_range": None if shown is None else list(shown)}
+    if predictions.time is not None:  # only then: results.json of an analysis without them is unchanged
+        settings["survival"] = {"time": predictions.time, "event": predictions.event, "horizon": float(horizon)}
     return AnalysisResult(
         performance=_frame([r for p in parts for r in p.performance], PERFORMANCE_COLUMNS),
         comparisons=_frame(comparisons, COMPARISON_COLUMNS),
@@ -486,8 +598,32 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
         risk_mappings=_frame(mapping_rows, ["model", "fitted_on", "intercept", "slope", "n"]),
         roc={(cohort, m): c for cohort, p in zip(table_cohorts, parts) for m, c in p.roc.items()},
         settings=settings, warnings=log.lines,
+        survival=_frame(survival_rows, SURVIVAL_COLUMNS), km_curves=_concat(km_frames, KM_COLUMNS),
+        survival_fits=survival_fits,
         calibration_groups=_concat([f for p in parts for f in p.calibration_groups], CALIBRATION_GROUP_COLUMNS),
+        decision_curve_differences=_concat([f for p in parts for f in p.decision_curve_differences],
+                                           DCA_DIFFERENCE_COLUMNS),
     )
+
+
+def _cohort_survival(scores: _Scores, cohort: str, present, predictions: Predictions, fit: _DevelopmentFit,
+                     horizon: float, log: _WarningLog) -> tuple[list, list, dict]:
+    """``survival.csv`` rows, ``km_curve.csv`` frames and model -> RiskGroupSurvival of every
+    model of one cohort, split at the model's development threshold."""
+    rows, curves, fits = [], [], {}
+    time = scores.patients[predictions.time].to_numpy(dtype=float)
+    event = scores.patients[predictions.event].to_numpy(dtype=int)
+    for model in present:
+        members = scores.rows(cohort, model)
+        if members.size == 0:
+            continue
+        with log.context(f"model {model}, cohort {cohort} (survival)"):
+            result = risk_group_survival(time[members], event[members], scores.score(model, members),
+                                         fit.thresholds[model], horizon=horizon)
+        fits[model] = result
+        rows.append({"model": model, "cohort": cohort, **result.row()})
+        curves.append(result.curve_frame().assign(cohort=cohort, model=model)[KM_COLUMNS])
+    return rows, curves, fits
 
 
 def _auc_or_nan(y, s) -> float:

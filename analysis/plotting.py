@@ -87,23 +87,154 @@ def plot_calibration(bins: Mapping, smooth: Mapping, *, ax=None, title: str | No
     return ax
 
 
-def plot_decision_curve(curves: Mapping, *, ax=None, title: str | None = None):
-    """Net benefit against threshold probability, with treat-all and treat-none.
+def _zone(threshold: np.ndarray, threshold_range) -> tuple[tuple[float, float], np.ndarray]:
+    """The x limits and the mask of thresholds inside them."""
+    low, high = threshold_range if threshold_range is not None else (0.0, 1.0)
+    return (float(low), float(high)), (threshold >= low - 1e-12) & (threshold <= high + 1e-12)
+
+
+#: above this many models the decision-curve figures draw lines only: overlapping bands hide them
+MAX_BANDS = 6
+
+
+def _colour(k: int, n: int):
+    """The k-th of n model colours: the property cycle, or tab20 beyond its 10 colours."""
+    if n <= 10:
+        return f"C{k}"
+    import matplotlib
+
+    return matplotlib.colormaps["tab20"](k % 20)
+
+
+def _legend_below(ax, handles, ncol: int = 3):
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=ncol, fontsize="x-small",
+              frameon=False, handlelength=2.2, columnspacing=1.4)
+
+
+def plot_decision_curve(curves: Mapping, *, ax=None, title: str | None = None, threshold_range=None,
+                        max_bands: int = MAX_BANDS):
+    """Net benefit against threshold probability with bootstrap bands, treat all and treat none.
 
     Parameters
     ----------
-    curves : table with ``model``, ``threshold``, ``net_benefit`` (one cohort).
+    curves : table with ``model``, ``threshold``, ``net_benefit`` and optionally
+        ``net_benefit_ci_low``, ``net_benefit_ci_high`` (``decision_curve.csv`` rows of one
+        cohort, with its ``treat_all`` and ``treat_none`` rows).
+    threshold_range : (low, high), optional
+        The threshold probabilities shown (default 0 to 1).
+    max_bands : int
+        Bands are drawn for at most this many models (lines only beyond).
+
+    Notes
+    -----
+    Each model is a line with a light band (its 95% percentile bootstrap interval, where the
+    table has one), treat all is dashed and treat none the line at 0. The y axis runs from
+    just below 0 to a little above the cohort's prevalence, which no net benefit exceeds
+    (the prevalence is read off the treat-all curve: (NB + w)/(1 + w), w = t/(1 - t)).
     """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     ax = _axes(ax)
-    style = {"treat_all": dict(color="grey", linewidth=1.2, label="Treat all"),
-             "treat_none": dict(color="black", linewidth=1.2, label="Treat none")}
-    threshold, benefit = _column(curves, "threshold"), _column(curves, "net_benefit").astype(float)
+    threshold, benefit = _column(curves, "threshold").astype(float), _column(curves, "net_benefit").astype(float)
+    n_models = len([m for m, _ in _by_model(curves) if m not in ("treat_all", "treat_none")])
+    banded = "net_benefit_ci_low" in curves and "net_benefit_ci_high" in curves and n_models <= max_bands
+    (x0, x1), zone = _zone(threshold, threshold_range)
+    handles, top, k = [], float("nan"), 0
     for model, rows in _by_model(curves):
-        ax.plot(threshold[rows], benefit[rows], **style.get(model, dict(linewidth=1.5, label=model)))
-    top = max(0.05, float(np.nanmax(benefit)) if benefit.size else 0.05)
-    ax.set(xlim=(0, 1), ylim=(-0.05 - 0.1 * top, top * 1.1), xlabel="Threshold probability",
+        keep = rows & zone
+        x, y = threshold[keep], benefit[keep]
+        if model == "treat_none":
+            continue
+        if model == "treat_all":
+            style = dict(color="#555555", linewidth=1.1, linestyle="--")
+            label = "Treat all"
+            w = x / (1 - x)
+            prevalence = (y + w) / (1 + w)
+            top = np.nanmax([top, *prevalence]) if prevalence.size else top
+        else:
+            style = dict(color=_colour(k, n_models), linewidth=1.5)
+            label, k = str(model), k + 1
+        (line,) = ax.plot(x, y, **style)
+        handles.append(Line2D([], [], label=label, **style))
+        if banded and model != "treat_all":
+            low = _column(curves, "net_benefit_ci_low").astype(float)[keep]
+            high = _column(curves, "net_benefit_ci_high").astype(float)[keep]
+            if np.isfinite(low).any():
+                ax.fill_between(x, low, high, color=line.get_color(), alpha=0.13, linewidth=0)
+    ax.axhline(0.0, color="black", linewidth=1.0)
+    handles.append(Line2D([], [], color="black", linewidth=1.0, label="Treat none"))
+    if banded and np.isfinite(_column(curves, "net_benefit_ci_low").astype(float)).any():
+        handles.append(Patch(color="grey", alpha=0.3, linewidth=0, label="95% CI (bootstrap)"))
+    if not np.isfinite(top):
+        top = float(np.nanmax(benefit[zone])) if np.isfinite(benefit[zone]).any() else 0.05
+    top = max(top, 0.01)
+    ax.set(xlim=(x0, x1), ylim=(-min(0.05, 0.5 * top), 1.08 * top), xlabel="Threshold probability",
            ylabel="Net benefit", title=title)
-    ax.legend(loc="upper right", fontsize="x-small", frameon=False)
+    ax.grid(True, color="#e6e6e6", linewidth=0.6)
+    ax.set_axisbelow(True)
+    _legend_below(ax, handles)
+    return ax
+
+
+def plot_net_benefit_difference(differences: Mapping, *, ax=None, title: str | None = None,
+                                threshold_range=None, max_bands: int = MAX_BANDS):
+    """Difference in net benefit of each model against the reference model, per 100 patients,
+    with its paired bootstrap band.
+
+    Parameters
+    ----------
+    differences : table with ``model``, ``reference``, ``threshold``, ``nb_diff``,
+        ``nb_diff_ci_low``, ``nb_diff_ci_high`` (``decision_curve_differences.csv`` rows of one
+        cohort).
+    threshold_range : (low, high), optional
+    max_bands : int
+        Bands are drawn for at most this many models besides the reference (lines only beyond).
+
+    Notes
+    -----
+    Drawn as 100 x (NB_model - NB_reference): the net number of extra true positives (at equal
+    false positives) per 100 patients; the reference is the line at 0, so a model whose band
+    lies above it does better than the reference at that threshold. Colours follow the order
+    of the models as in :func:`plot_decision_curve`.
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    ax = _axes(ax)
+    threshold = _column(differences, "threshold").astype(float)
+    diff = 100 * _column(differences, "nb_diff").astype(float)
+    low, high = (100 * _column(differences, c).astype(float) for c in ("nb_diff_ci_low", "nb_diff_ci_high"))
+    references = _column(differences, "reference")
+    reference = str(references[0]) if references.size else "reference"
+    (x0, x1), zone = _zone(threshold, threshold_range)
+    handles, shown = [], [np.zeros(1)]
+    n_models = len(list(_by_model(differences)))
+    banded = n_models - 1 <= max_bands
+    for k, (model, rows) in enumerate(_by_model(differences)):
+        if model == reference:
+            continue
+        keep = rows & zone
+        style = dict(color=_colour(k, n_models), linewidth=1.5)
+        ax.plot(threshold[keep], diff[keep], **style)
+        handles.append(Line2D([], [], label=str(model), **style))
+        if banded and np.isfinite(low[keep]).any():
+            ax.fill_between(threshold[keep], low[keep], high[keep], color=style["color"], alpha=0.13, linewidth=0)
+            shown += [low[keep], high[keep]]
+        shown.append(diff[keep])
+    ax.axhline(0.0, color="black", linewidth=1.0)
+    handles.append(Line2D([], [], color="black", linewidth=1.0, label=f"{reference} (reference)"))
+    if banded and np.isfinite(low[zone]).any():
+        handles.append(Patch(color="grey", alpha=0.3, linewidth=0, label="95% CI (paired bootstrap)"))
+    values = np.concatenate(shown)
+    values = values[np.isfinite(values)]
+    y0, y1 = float(values.min()), float(values.max())
+    pad = 0.08 * max(y1 - y0, 1.0)
+    ax.set(xlim=(x0, x1), ylim=(y0 - pad, y1 + pad), xlabel="Threshold probability",
+           ylabel="Difference in net benefit\n(net true positives per 100 patients)", title=title)
+    ax.grid(True, color="#e6e6e6", linewidth=0.6)
+    ax.set_axisbelow(True)
+    _legend_below(ax, handles)
     return ax
 
 
@@ -133,4 +264,118 @@ def plot_forest(subgroups: Mapping, *, ax=None, title: str | None = None):
         ax.text(1.02, yi, text, fontsize="x-small", va="center", transform=ax.get_yaxis_transform())
     ax.axvline(0.5, linestyle=":", color="grey", linewidth=1)
     ax.set(xlim=(0, 1), xlabel="AUC (95% CI, DeLong)", title=title)
+    return ax
+
+
+#: high- and low-risk colours of the Kaplan-Meier figures (colour-blind safe, print as two greys)
+KM_COLOURS = {"high": "#c0392b", "low": "#2166ac"}
+
+
+def _p_text(p: float) -> str:
+    if not np.isfinite(p):
+        return "P undefined"
+    return "P < 0.001" if p < 0.001 else f"P = {p:.3f}"
+
+
+def _free_corner(groups, end: float, box=(0.62, 0.25)) -> str:
+    """The corner of the axes whose legend-sized box covers the fewest points of the curves and
+    bands (lower left first on ties: the place KM curves, which start at 1, leave free). Much
+    cheaper than matplotlib's ``loc="best"``, which searches again at every save."""
+    grid = np.linspace(0.0, end, 120)
+    points = []
+    for _, km in groups:
+        if km.n == 0:
+            continue
+        t = np.asarray(km.time, dtype=float)
+        k = np.searchsorted(t, grid[grid <= t[-1]], side="right") - 1
+        for column in (km.survival, km.ci_low, km.ci_high):
+            y = np.asarray(column, dtype=float)[k]
+            points.append(np.c_[grid[: k.size] / end, np.nan_to_num(y, nan=0.0) / 1.02])
+    if not points:
+        return "lower left"
+    xy = np.concatenate(points)
+    w, h = box
+    corners = {"lower left": (0, 0), "upper right": (1 - w, 1 - h), "lower right": (1 - w, 0), "upper left": (0, 1 - h),
+               "center right": (1 - w, 0.5 - h / 2)}
+    covered = {name: int(np.sum((xy[:, 0] >= x) & (xy[:, 0] <= x + w) & (xy[:, 1] >= y) & (xy[:, 1] <= y + h)))
+               for name, (x, y) in corners.items()}
+    return min(covered, key=covered.get)
+
+
+def plot_km(result, *, ax=None, title: str | None = None, xlabel: str = "Time",
+            ylabel: str = "Recurrence-free probability", at_risk_ticks=None):
+    """Kaplan-Meier curves of the high- and low-risk groups with 95% bands and a number-at-risk table.
+
+    Parameters
+    ----------
+    result : :class:`analysis.survival.RiskGroupSurvival` (or any object with its ``km_high``,
+        ``km_low`` (``time``, ``survival``, ``ci_low``, ``ci_high``, ``at_risk``, ``n_events``,
+        ``n``), ``logrank.p_value``, ``hazard_ratio`` (``estimate``, ``ci_low``, ``ci_high``) and
+        ``threshold`` attributes).
+    xlabel, ylabel : str
+        Axis labels (e.g. the time column and its unit).
+    at_risk_ticks : array, optional
+        Times of the x ticks and of the number-at-risk table (default: matplotlib's ticks).
+
+    Notes
+    -----
+    Steps are drawn after each time (right-continuous) up to each group's last follow-up,
+    censored patients as ticks on the curve; the band is the result's (the log band). The
+    numbers at risk under the axis are read off the curves: at time t, the ``at_risk`` of the
+    first curve time >= t (0 past the last). The legend, in the corner where it hides the least
+    of the curves and bands, gives the log-rank P and the Cox hazard ratio of the high-risk group.
+    """
+    from matplotlib.lines import Line2D
+
+    ax = _axes(ax, (6.0, 5.6))
+    groups = [(name, getattr(result, f"km_{name}")) for name in ("high", "low")]
+    end = max([float(np.max(km.time)) for _, km in groups if km.n > 0] + [1.0])
+    handles = []
+    for name, km in groups:
+        colour = KM_COLOURS[name]
+        sign = "\u2265" if name == "high" else "<"
+        handles.append(Line2D([], [], color=colour, linewidth=1.6,
+                              label=f"{name.capitalize()} risk (score {sign} {result.threshold:.3g}), n = {km.n}"))
+        if km.n == 0:
+            continue
+        t = np.asarray(km.time, dtype=float)
+        s = np.asarray(km.survival, dtype=float)
+        ax.fill_between(t, np.asarray(km.ci_low, dtype=float), np.asarray(km.ci_high, dtype=float), step="post",
+                        color=colour, alpha=0.14, linewidth=0)
+        ax.step(t, s, where="post", color=colour, linewidth=1.6)
+        at_risk = np.asarray(km.at_risk, dtype=float)
+        censored = at_risk - np.r_[at_risk[1:], 0.0] - np.asarray(km.n_events, dtype=float)
+        # censoring ticks as one path of short vertical strokes (one SVG element, not one per patient)
+        x, y = t[censored > 0], s[censored > 0]
+        strokes = np.full((x.size, 3, 2), np.nan)
+        strokes[:, 0], strokes[:, 1] = np.c_[x, y - 0.012], np.c_[x, y + 0.012]
+        ax.plot(strokes[:, :, 0].ravel(), strokes[:, :, 1].ravel(), color=colour, linewidth=0.7)
+    ax.set(xlim=(0, end), ylim=(0, 1.02), xlabel=xlabel, ylabel=ylabel, title=title)
+    ticks = np.asarray(at_risk_ticks if at_risk_ticks is not None else ax.get_xticks(), dtype=float)
+    ticks = ticks[(ticks >= 0) & (ticks <= end * (1 + 1e-9))]
+    ax.set_xticks(ticks)
+    ax.set_xlim(0, end)
+    ax.grid(True, color="#e6e6e6", linewidth=0.6)
+    ax.set_axisbelow(True)
+
+    hr = result.hazard_ratio
+    hr_text = (f"HR (high vs low) {hr.estimate:.2f}, 95% CI {hr.ci_low:.2f}\u2013{hr.ci_high:.2f}"
+               if np.isfinite(hr.estimate) else "HR undefined")
+    ax.legend(handles=handles, loc=_free_corner(groups, end), fontsize="small", title_fontsize="small",
+              alignment="left", title=f"Log-rank {_p_text(result.logrank.p_value)}\n{hr_text}", framealpha=0.9,
+              edgecolor="#cccccc")
+
+    # number at risk beneath the x axis, aligned with the ticks
+    ax.text(-0.2, -0.2, "Number at risk", transform=ax.transAxes, ha="left", va="center", fontsize="small",
+            fontweight="bold")
+    for row, (name, km) in enumerate(groups):
+        y = -0.26 - 0.06 * row
+        ax.text(-0.07, y, f"{name.capitalize()} risk", transform=ax.transAxes, ha="right", va="center",
+                fontsize="small", color=KM_COLOURS[name])
+        t = np.asarray(km.time, dtype=float)
+        at_risk = np.asarray(km.at_risk, dtype=int)
+        for tick in ticks:
+            k = int(np.searchsorted(t, tick, side="left"))
+            ax.text(tick, y, str(int(at_risk[k]) if k < t.size else 0), transform=ax.get_xaxis_transform(),
+                    ha="center", va="center", fontsize="small", color=KM_COLOURS[name])
     return ax

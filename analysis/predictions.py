@@ -4,7 +4,8 @@ out-of-fold development predictions (section 4.1).
 Validation happens once, here, at the boundary: every later function may assume labels are
 0/1, scores finite, each patient in one cohort with one outcome, one row per patient and model;
 and that every out-of-fold row is a development patient of the predictions file, with its
-outcome, scored by one of its models, once per model.
+outcome, scored by one of its models, once per model; and, with survival columns (contract 5.1,
+:func:`attach_survival`), that each patient has one time >= 0 and one event 0/1 on every row.
 """
 from __future__ import annotations
 
@@ -54,6 +55,9 @@ class Predictions:
         ``cohort`` holds the development cohort's name. None without them.
     oof_source : str or None
         Where the out-of-fold table came from.
+    time, event : str or None
+        The columns of the time to recurrence or censoring (float, >= 0) and of the event (int,
+        1 = recurrence, 0 = censored), validated by :func:`attach_survival`; None without them.
     """
 
     frame: pd.DataFrame
@@ -64,6 +68,8 @@ class Predictions:
     source: str = "predictions"
     oof: pd.DataFrame | None = None
     oof_source: str | None = None
+    time: str | None = None
+    event: str | None = None
 
     def attributes(self) -> list[str]:
         """Columns beyond the required ones: patient-level attributes usable as strata."""
@@ -120,15 +126,19 @@ def _read_csv(path, what: str = "a predictions CSV (contract section 4)") -> tup
 
 
 def read_predictions(path, *, dev_cohort: str = "training", strata=(), reference: str | None = None,
-                     oof=None) -> Predictions:
+                     oof=None, time: str | None = None, event: str | None = None) -> Predictions:
     """Read a predictions CSV and validate it (see :func:`validate_predictions`).
 
     ``oof``: optional path of its out-of-fold development predictions (contract 4.1, e.g.
-    ``RUN/predictions_oof.csv``), validated against it by :func:`attach_oof`.
+    ``RUN/predictions_oof.csv``), validated against it by :func:`attach_oof`. ``time`` and
+    ``event``: its columns of time to recurrence and event (contract 5.1), validated by
+    :func:`attach_survival`.
     """
     frame, source = _read_csv(path)
     predictions = validate_predictions(frame, dev_cohort=dev_cohort, strata=strata, reference=reference,
                                        source=source)
+    if time is not None or event is not None:
+        predictions = attach_survival(predictions, time=time, event=event)
     return predictions if oof is None else attach_oof(predictions, oof)
 
 
@@ -151,7 +161,7 @@ def _typed_rows(frame: pd.DataFrame, source: str) -> pd.DataFrame:
         if empty.size:
             _fail(source, f"empty {col}", _where(source, frame, empty), f"fill in column {col!r} on every row")
 
-    score = pd.to_numeric(frame["y_score"].astype(str).str.strip(), errors="coerce")
+    score = _numbers(frame["y_score"].astype(str).str.strip())
     bad = np.flatnonzero(~np.isfinite(score.to_numpy(dtype=float)))
     if bad.size:
         items = [f"{w}: y_score = {frame['y_score'].iloc[i]!r}" for w, i in zip(_where(source, frame, bad), bad)]
@@ -329,3 +339,93 @@ def attach_oof(predictions: Predictions, oof, *, source: str | None = None) -> P
     oof_frame = frame[list(REQUIRED)].reset_index(drop=True)
     return dataclasses.replace(predictions, oof=oof_frame, oof_source=source,
                                probability_models=_probability_models(predictions.frame, oof_frame))
+
+
+def attach_survival(predictions: Predictions, *, time: str | None, event: str | None) -> Predictions:
+    """``predictions`` with its time-to-recurrence and event columns (contract 5.1) validated and typed.
+
+    Parameters
+    ----------
+    predictions : Predictions
+        The validated predictions file.
+    time, event : str
+        Patient attribute columns (``--time``, ``--event``): time to recurrence or censoring (any
+        unit, >= 0) and the event (1 = recurrence, 0 = censored). Both or neither.
+
+    Raises
+    ------
+    PredictionsError
+        ``--time`` without ``--event`` or the reverse, the same column for both, a column that is
+        missing (or one of the required columns); then, in one message, every patient with a
+        missing, non-numeric, infinite or negative time, an event other than 0/1, or a time or
+        event that differs between the patient's rows, each patient named once per column with
+        the lines and models of its rows.
+    """
+    source = predictions.source
+    if time is None and event is None:
+        return predictions
+    if time is None or event is None:
+        given, lacking = ("--time", "--event") if event is None else ("--event", "--time")
+        raise PredictionsError(f"{source}: {given} was given without {lacking}; the survival analysis needs both, "
+                               f"e.g. --time rfs_months --event recurrence")
+    if time == event:
+        raise PredictionsError(f"{source}: --time and --event name the same column {time!r}; give the time to "
+                               f"recurrence and the event (1 = recurrence, 0 = censored) as two columns")
+    frame = predictions.frame.copy()
+    usable = [c for c in frame.columns if c not in REQUIRED]
+    for option, col in (("--time", time), ("--event", event)):
+        if col in REQUIRED or col not in frame.columns:
+            raise PredictionsError(f"{source}: column {col!r} ({option}) is not a patient attribute column; "
+                                   f"available: {', '.join(map(repr, usable)) or 'none'}")
+    text = {col: frame[col].astype(str).str.strip() for col in (time, event)}
+    t = _numbers(text[time]).to_numpy(dtype=float)
+    e = pd.to_numeric(text[event], errors="coerce").to_numpy(dtype=float)
+    bad = {time: ~np.isfinite(t) | (t < 0), event: ~np.isin(e, (0.0, 1.0))}
+    why = {time: lambda v: "missing" if v == "" else ("negative" if _number(v) < 0 else "not a finite number"),
+           event: lambda v: "missing" if v == "" else "not 0 or 1"}
+    problems = []
+    varies = {col: frame.assign(_v=values).groupby("patient_id", sort=False)["_v"].nunique() > 1
+              for col, values in ((time, t), (event, e))}
+    offenders = set(frame.loc[bad[time] | bad[event], "patient_id"])
+    offenders.update(*(v.index[v.to_numpy()] for v in varies.values()))
+    rows_of = frame.groupby("patient_id", sort=False).indices if offenders else {}
+    for patient, rows in rows_of.items():
+        if patient not in offenders:
+            continue
+        for col, values in ((time, t), (event, e)):
+            wrong = rows[bad[col][rows]]
+            if wrong.size:
+                shown = sorted(set(text[col].iloc[wrong]))
+                problems.append(f"{_patients_listed(frame, wrong)}: column {col!r} = "
+                                + ", ".join(f"{v!r} ({why[col](v)})" for v in shown))
+            elif np.unique(values[rows]).size > 1:
+                problems.append(f"{_patients_listed(frame, rows)}: column {col!r} differs between the patient's "
+                                f"rows: {', '.join(map(repr, dict.fromkeys(text[col].iloc[rows])))}")
+    if problems:
+        _fail(source, f"invalid survival columns (--time {time!r}, --event {event!r})", problems,
+              f"give each patient, on every row, one time to recurrence or censoring >= 0 in {time!r} and one "
+              f"event in {event!r} (1 = recurrence, 0 = censored)")
+    frame[time] = t
+    frame[event] = e.astype(int)
+    return dataclasses.replace(predictions, frame=frame, time=time, event=event)
+
+
+def _numbers(text: pd.Series) -> pd.Series:
+    """The numbers of a column of text, NaN where a cell is not a number. Parsed exactly (Python's
+    float, as R's read.csv): ``pd.to_numeric`` may miss the nearest double by an ulp on 17-digit
+    text, which would move thresholds and break R's equality of ties."""
+    coerced = pd.to_numeric(text, errors="coerce")
+    ok = coerced.notna().to_numpy()
+    exact = coerced.astype(float)
+    try:
+        exact[ok] = text[ok].astype(float)
+    except ValueError:  # text pandas reads as a number and Python does not: keep pandas' reading
+        pass
+    return exact
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return float("nan")

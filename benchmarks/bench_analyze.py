@@ -19,6 +19,12 @@ Run (from the repository root)::
 
     .venv/bin/python benchmarks/bench_analyze.py                 # 2,000 patients, B = 2000, 3 repeats
     .venv/bin/python benchmarks/bench_analyze.py --repeat 5 --no-figures
+    .venv/bin/python benchmarks/bench_analyze.py --survival      # the cost of --time/--event
+
+``--survival`` adds a time to recurrence and an event to the generated file (``rfs_months``,
+``recurrence``; see :func:`add_survival`) and times, alternating, (a) against
+(c) the same command with ``--time rfs_months --event recurrence`` (contract 5.1: survival.csv,
+km_curve.csv and, with figures, one KM figure per model and cohort) instead of pROC.
 
 Alternative: the two commands this script prints can be timed with an external paired timer
 instead (e.g. ``hyperfine --runs 3 'CMD_A' 'CMD_B'``, or ``/usr/bin/time -v`` for peak memory);
@@ -78,6 +84,22 @@ def make_predictions(n_patients: int, seed: int = 20261127, prevalence: float = 
     return pd.concat(frames, ignore_index=True)
 
 
+def add_survival(frame: pd.DataFrame, seed: int = 20261128) -> pd.DataFrame:
+    """The predictions with a seeded time to recurrence (months) and event per patient.
+
+    Recurrence times are exponential with mean 14 months for ``y_true`` = 1 and 90 months
+    otherwise, censored by a uniform follow-up of 6 to 60 months: ``rfs_months`` is the smaller,
+    ``recurrence`` whether the recurrence came first.
+    """
+    rng = np.random.default_rng(seed)
+    patients = frame.drop_duplicates("patient_id")[["patient_id", "y_true"]]
+    recurrence = rng.exponential(np.where(patients["y_true"] == 1, 14.0, 90.0))
+    follow_up = rng.uniform(6.0, 60.0, len(patients))
+    extra = pd.DataFrame({"patient_id": patients["patient_id"], "rfs_months": np.minimum(recurrence, follow_up),
+                          "recurrence": (recurrence <= follow_up).astype(int)})
+    return frame.merge(extra, on="patient_id", how="left")
+
+
 def _version(cmd: list[str]) -> str:
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
@@ -128,6 +150,8 @@ def main(argv=None) -> int:
     ap.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for both tools (default 2000)")
     ap.add_argument("--no-figures", action="store_true", help="pass --no-figures to dlr analyze")
     ap.add_argument("--seed", type=int, default=20261127, help="seed of the generated data (default 20261127)")
+    ap.add_argument("--survival", action="store_true",
+                    help="time dlr analyze with --time/--event against without them (instead of pROC)")
     ap.add_argument("--proc-script", type=Path, default=DEFAULT_PROC_SCRIPT,
                     help="pROC reference script (default benchmarks/proc_bench.R)")
     args = ap.parse_args(argv)
@@ -135,8 +159,10 @@ def main(argv=None) -> int:
         ap.error("--repeat must be at least 1")
 
     OUT.mkdir(parents=True, exist_ok=True)
-    data = OUT / f"bench_predictions_{args.n_patients}.csv"
+    data = OUT / f"bench_predictions_{args.n_patients}{'_survival' if args.survival else ''}.csv"
     frame = make_predictions(args.n_patients, seed=args.seed)
+    if args.survival:
+        frame = add_survival(frame)
     frame.to_csv(data, index=False)
     n_train = int((frame.drop_duplicates("patient_id")["cohort"] == "training").sum())
     prev = frame.drop_duplicates("patient_id")["y_true"].mean()
@@ -148,6 +174,8 @@ def main(argv=None) -> int:
     if args.no_figures:
         cmd_a.append("--no-figures")
     cmd_b = ["Rscript", str(args.proc_script), str(data), str(args.bootstrap)]
+    if args.survival:
+        return _survival_overhead(args, data, cmd_a, dlr_python)
 
     print("== bench_analyze: dlr analyze vs pROC, whole processes ==")
     for line in machine_info(dlr_python):
@@ -175,6 +203,33 @@ def main(argv=None) -> int:
           f"median {med_b:.3f}  (min {min(times['b']):.3f}, max {max(times['b']):.3f})")
     print(f"ratio median(pROC) / median(dlr) = {med_b / med_a:.2f}  "
           f"({'dlr faster' if med_a < med_b else 'pROC faster'})")
+    return 0
+
+
+def _survival_overhead(args, data: Path, cmd_a: list[str], dlr_python: Path) -> int:
+    """Time (a) against (c) = (a) + --time rfs_months --event recurrence, alternating."""
+    cmd_c = [*cmd_a, "--time", "rfs_months", "--event", "recurrence"]
+    cmd_c[cmd_c.index("--out") + 1] = str(OUT / "analyze_survival")
+    print("== bench_analyze --survival: dlr analyze without and with --time/--event, whole processes ==")
+    for line in machine_info(dlr_python):
+        print(line)
+    print(f"data           : {data} ({args.n_patients} patients, models {', '.join(MODELS)}, with rfs_months "
+          f"and recurrence)")
+    print(f"(a) dlr        : {' '.join(cmd_a)}")
+    print(f"(c) + survival : {' '.join(cmd_c)}")
+    print(f"repeats        : {args.repeat} each, order a c a c ...")
+    print()
+    times = {"a": [], "c": []}
+    for i in range(1, args.repeat + 1):
+        for key, cmd in (("a", cmd_a), ("c", cmd_c)):
+            wall = run_timed(key, cmd)
+            times[key].append(wall)
+            print(f"run {i}  ({key}): {wall:8.3f} s", flush=True)
+    med_a, med_c = statistics.median(times["a"]), statistics.median(times["c"])
+    print()
+    for key, label in (("a", "without"), ("c", "with   ")):
+        print(f"{label} wall s: {', '.join(f'{t:.3f}' for t in times[key])}  median {statistics.median(times[key]):.3f}")
+    print(f"survival adds {med_c - med_a:+.3f} s = {100 * (med_c / med_a - 1):+.1f} % (medians; target < 20 %)")
     return 0
 
 

@@ -59,12 +59,15 @@ def _auc_table(performance) -> str:
 def _cmd_analyze(args) -> int:
     done = verbs.analyze(args.predictions, args.out, dev_cohort=args.dev_cohort, strata=args.strata,
                          reference=args.reference, n_bootstrap=args.bootstrap, seed=args.seed,
-                         figures=not args.no_figures, oof=args.oof, command=["dlr", *sys.argv[1:]],
+                         figures=not args.no_figures, oof=args.oof, thresholds=args.thresholds,
+                         time=args.time, event=args.event, horizon=args.horizon,
+                         command=["dlr", *sys.argv[1:]],
                          progress=_progress)
     _warn(done.warnings)
     print(_auc_table(done.result.performance))
     _progress(f"wrote {done.out}/ (performance.csv, comparisons.csv, cohort_tests.csv, subgroups.csv, "
-              f"decision_curve.csv, calibration.csv, results.json{'' if args.no_figures else ', figures/'})")
+              f"decision_curve.csv, decision_curve_differences.csv, calibration.csv, results.json"
+              f"{', survival.csv, km_curve.csv' if args.time else ''}{'' if args.no_figures else ', figures/'})")
     return EXIT_OK
 
 
@@ -184,31 +187,48 @@ def _cmd_extract(args) -> int:
     return EXIT_OK
 
 
-def _models_table(summary) -> str:
+def _models_table(summary, intervals=None) -> str:
     """Each model's AUCs side by side: apparent (development cohort, in-sample), development CV
-    (tuning folds), nested out-of-fold (the honest development figure), the other cohorts, and
+    (tuning folds), nested out-of-fold (the honest development figure), with the deep arm the
+    inner split its networks stopped on (out-of-fold scores for the other models), the other
+    cohorts with their DeLong 95% CIs (``intervals``: (model, cohort) -> (auc, low, high)), and
     the true risk's on a synthetic study (the best achievable)."""
+    import numpy as np  # here, not at import time: `dlr analyze` sets the BLAS threads before numpy loads
+
     table = summary.performance.pivot(index="model", columns="cohort", values="auc")
     table = table.loc[list(dict.fromkeys(summary.performance["model"]))]
     models = summary.models.set_index("model")
     cohorts = list(table.columns)
     dev = summary.dev_cohort
     others = [c for c in cohorts if c != dev]
-    heads = [f"{dev} apparent", "CV", "nested OOF", *others]
-    lines = [f"{'AUC':<20}" + "".join(f"{h:>16}" for h in heads)]
+    inner = "inner_auc" in models.columns and bool(np.isfinite(models["inner_auc"].to_numpy(dtype=float)).any())
+    width = 22 if intervals else 16
+    heads = [f"{dev} apparent", "CV", "nested OOF", *(["inner split"] if inner else [])]
+    lines = [f"{'AUC':<20}" + "".join(f"{h:>12}" for h in heads) + "".join(f"{h:>{width}}" for h in others)]
 
     def text(v):
         return f"{v:.3f}" if v == v else ""
 
+    def with_ci(model, cohort, v):
+        if not intervals or (model, cohort) not in intervals or v != v:
+            return text(v)
+        _, low, high = intervals[(model, cohort)]
+        return f"{v:.3f} ({low:.2f}-{high:.2f})" if low == low else text(v)
+
+    def field(extra, column):
+        return extra[column] if extra is not None and column in extra.index else float("nan")
+
     for model, row in table.iterrows():
         extra = models.loc[model] if model in models.index else None
-        cells = [row.get(dev, float("nan")), extra["cv_auc"] if extra is not None else float("nan"),
-                 extra["oof_auc"] if extra is not None else float("nan"), *(row[c] for c in others)]
-        lines.append(f"{model:<20}" + "".join(f"{text(v):>16}" for v in cells))
+        cells = [row.get(dev, float("nan")), field(extra, "cv_auc"), field(extra, "oof_auc"),
+                 *([field(extra, "inner_auc")] if inner else [])]
+        lines.append(f"{model:<20}" + "".join(f"{text(v):>12}" for v in cells)
+                     + "".join(f"{with_ci(model, c, row[c]):>{width}}" for c in others))
     if summary.true_risk is not None:
         best = summary.true_risk.set_index("cohort")["auc"]
-        cells = [best.get(dev, float("nan")), float("nan"), float("nan"), *(best.get(c, float("nan")) for c in others)]
-        lines.append(f"{'true risk (best)':<20}" + "".join(f"{text(v):>16}" for v in cells))
+        cells = [best.get(dev, float("nan"))] + [float("nan")] * (len(heads) - 1)
+        lines.append(f"{'true risk (best)':<20}" + "".join(f"{text(v):>12}" for v in cells)
+                     + "".join(f"{text(best.get(c, float('nan'))):>{width}}" for c in others))
     return "\n".join(lines)
 
 
@@ -217,7 +237,7 @@ def _cmd_train(args) -> int:
         done = verbs.train(args.study, args.out, arms=_columns(args.arms) or None, jobs=args.jobs, seed=args.seed,
                            lasso_rule=args.lasso_rule, oof=not args.no_oof, scheduler=args.scheduler,
                            params=args.params, profile=args.profile, device=args.device, progress=_progress,
-                           case_done=_CaseBar(stack))
+                           case_done=_CaseBar(stack), internal_validation_b=args.validate_b)
     if "extraction" in done.extra:
         _report_extraction(done.extra["extraction"])
     summary = done.result
@@ -225,7 +245,7 @@ def _cmd_train(args) -> int:
     if summary.selection_counts is not None:
         steps = " -> ".join(f"{r.n_features} ({r.step})" for r in summary.selection_counts.itertuples())
         _progress(f"radiomics feature selection: {steps}")
-    print(_models_table(summary))
+    print(_models_table(summary, done.extra.get("auc_ci")))
     chosen = summary.models.loc[summary.models["best_classifier"], "model"]
     if len(chosen):
         used = " (used for RCR)" if "RCR" in set(summary.models["model"]) else ""
@@ -340,6 +360,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"stratified bootstrap resamples per cohort (default {DEFAULT_BOOTSTRAP}; 0 to skip)")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED,
                    help=f"random seed of the bootstrap (default {DEFAULT_SEED})")
+    p.add_argument("--thresholds", default=None, metavar="LOW:HIGH",
+                   help="threshold probabilities the decision-curve figures show, 0 < LOW < HIGH < 1 (default: "
+                        "0.01:0.99; decision_curve.csv always has 0.01 to 0.99)")
+    p.add_argument("--time", default=None, metavar="COL",
+                   help="patient column of the time to recurrence or censoring (any unit); with --event adds "
+                        "survival.csv (Harrell's C, KM, log-rank, Cox HR of the development-threshold risk "
+                        "groups), km_curve.csv and KM figures (contract 5.1)")
+    p.add_argument("--event", default=None, metavar="COL",
+                   help="patient column of the event: 1 = recurrence, 0 = censored (with --time)")
+    p.add_argument("--horizon", type=float, default=None, metavar="T",
+                   help="time at which survival.csv reads the cumulative incidence of each risk group, in the "
+                        "unit of --time (default 24)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG/SVG figures")
     p.set_defaults(func=_cmd_analyze)
 
@@ -444,6 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lasso-rule", choices=("min", "1se"), default="min",
                    help="LASSO penalty: minimum CV deviance (default) or the 1-SE rule")
     p.add_argument("--no-oof", action="store_true", help="skip the out-of-fold refits")
+    p.add_argument("--validate-b", type=int, default=200, metavar="B",
+                   help="bootstrap resamples of the internal validation of the logistic models (Harrell's "
+                        "optimism correction, models/internal_validation.csv; default 200, 0 skips it)")
     p.add_argument("--profile", choices=("quick", "paper"), default="quick",
                    help="the deep arm's budget: quick (48 x 48 slices, <= 40 epochs; a CPU) or paper (256 x 256, "
                         "<= 200 epochs, SGD lr 1e-4)")

@@ -336,12 +336,15 @@ def _stages(root: Path, run: Path, config, *, profile, arms, jobs, seed, schedul
 
     # analysis ------------------------------------------------------------------------------
     strata = [config.scanner_column] if config.scanner_column else []
+    # follow-up (contract 5.1) when study.yaml names both columns; predictions.csv carries them
+    follow_up = ({"time": config.time_column, "event": config.event_column, "horizon": config.horizon}
+                 if config.time_column and config.event_column else {})
     analysis_caught: list = []
 
     def analysis():
         done = verbs.analyze(run / "predictions.csv", run / "results", dev_cohort=config.dev_cohort, strata=strata,
                              n_bootstrap=n_bootstrap, seed=seed, oof=run / "predictions_oof.csv",
-                             command=["dlr", "run"], progress=say)
+                             command=["dlr", "run"], progress=say, **follow_up)
         analysis_caught.extend(done.warnings)
         ref = done.result.settings.get("reference")
         return f"{len(done.result.performance)} model-cohort rows" + (f"; reference {ref}" if ref else "")
@@ -349,7 +352,8 @@ def _stages(root: Path, run: Path, config, *, profile, arms, jobs, seed, schedul
     add(Stage("analysis", lambda: {"predictions.csv": run / "predictions.csv",
                                    "predictions_oof.csv": run / "predictions_oof.csv"},
               lambda: ["results/performance.csv", "results/comparisons.csv", "results/results.json"], analysis,
-              {"dev_cohort": config.dev_cohort, "strata": strata, "n_bootstrap": n_bootstrap, "seed": seed}),
+              {"dev_cohort": config.dev_cohort, "strata": strata, "n_bootstrap": n_bootstrap, "seed": seed,
+               **follow_up}),
         analysis_caught)
 
     # report --------------------------------------------------------------------------------

@@ -54,10 +54,16 @@ class VerbResult:
 
 def analyze(predictions, out, *, dev_cohort: str = "training", strata=(), reference: str | None = None,
             n_bootstrap: int | None = None, seed: int | None = None, figures: bool = True, oof=None,
-            command: list | None = None, progress: Progress = None) -> VerbResult:
+            thresholds: str | None = None, time: str | None = None, event: str | None = None,
+            horizon: float | None = None, command: list | None = None, progress: Progress = None) -> VerbResult:
     """`dlr analyze`: every statistic of contract section 5 from a predictions CSV into ``out``;
     ``oof``, the path of its out-of-fold development predictions (contract 4.1), adds the
-    ``<dev> (out-of-fold)`` cohort and chooses the thresholds on it.
+    ``<dev> (out-of-fold)`` cohort and chooses the thresholds on it; ``thresholds``,
+    ``"LOW:HIGH"`` (``--thresholds``), the threshold probabilities the decision-curve figures
+    show (recorded in the settings; the tables keep 0.01-0.99); ``time`` and ``event``
+    (``--time``, ``--event``: patient columns of the predictions file) add ``survival.csv``,
+    ``km_curve.csv`` and the KM figures (contract 5.1), the cumulative incidence read at
+    ``horizon`` (default 24, the unit of ``time``).
 
     The figure process is forked once numpy is loaded (both need it) and before the rest, so
     that its matplotlib import and warm-up run on a second core beside the statistics;
@@ -77,7 +83,17 @@ def analyze(predictions, out, *, dev_cohort: str = "training", strata=(), refere
     seed = DEFAULT_SEED if seed is None else seed
     if n_bootstrap < 0:
         raise InputError(f"--bootstrap must be 0 or more, got {n_bootstrap}")
+    threshold_range = None
+    if thresholds is not None:
+        from analysis.decision_curve import threshold_range as parse_range
+
+        try:
+            threshold_range = parse_range(thresholds)
+        except ValueError as exc:
+            raise InputError(f"--thresholds {exc}; give LOW:HIGH, e.g. --thresholds 0.05:0.60") from None
     strata = [s for group in strata for s in str(group).split(",") if s]
+    if horizon is not None and time is None and event is None:
+        raise InputError(f"--horizon {horizon:g} needs --time COL and --event COL (the survival analysis)")
     with contextlib.ExitStack() as stack:
         workers = stack.enter_context(FigureWorkers()) if figures else None
         from analysis.output import analysis_provenance, write_analysis
@@ -85,18 +101,25 @@ def analyze(predictions, out, *, dev_cohort: str = "training", strata=(), refere
         from analysis.predictions import read_predictions
 
         _say(progress, f"reading {predictions}")
-        data = read_predictions(predictions, dev_cohort=dev_cohort, strata=strata, reference=reference, oof=oof)
+        data = read_predictions(predictions, dev_cohort=dev_cohort, strata=strata, reference=reference, oof=oof,
+                                time=time, event=event)
         _say(progress, f"{data.frame['patient_id'].nunique()} patients, models {', '.join(data.models)}; "
                        f"cohorts {', '.join(data.cohorts)}")
         if oof is not None:
             _say(progress, f"out-of-fold predictions {oof}: {data.oof['patient_id'].nunique()} development "
                            f"patients, models {', '.join(data.oof_models)}")
         result = analyze_predictions(data, strata=strata, reference=reference, n_bootstrap=n_bootstrap, seed=seed,
-                                     progress=progress, cohort_done=workers and workers.submit_cohort)
+                                     threshold_range=threshold_range, progress=progress,
+                                     **({} if horizon is None else {"horizon": float(horizon)}),
+                                     cohort_done=workers and workers.submit_cohort)
         settings = {"dev_cohort": dev_cohort, "strata": strata, "reference": reference, "n_bootstrap": n_bootstrap,
                     "figures": figures}
+        if threshold_range is not None:  # as LOW:HIGH, so that `dlr verify` passes it again
+            settings["thresholds"] = f"{threshold_range[0]!r}:{threshold_range[1]!r}"
         if oof is not None:
             settings["oof"] = str(oof)
+        if time is not None:  # only then, so that `dlr verify` passes them again (and nothing else changes)
+            settings.update(time=time, event=event, horizon=result.settings["survival"]["horizon"])
         info = analysis_provenance(predictions, oof_path=oof, settings=settings, seed=seed, command=command)
         written = write_analysis(result, out, figures=figures, provenance_info=info, progress=progress,
                                  workers=workers)
@@ -280,7 +303,7 @@ def _extract(loaded, out, *, jobs, scheduler, params, progress, case_done) -> Ve
 def train(study, out, *, arms=None, jobs: int = 1, seed: int | None = None,
           lasso_rule: str = "min", oof: bool = True, scheduler: str | None = None, params=None,
           profile: str = "quick", device: str = "auto", progress: Progress = None,
-          case_done: Callable[[int, int, dict], None] | None = None) -> VerbResult:
+          case_done: Callable[[int, int, dict], None] | None = None, internal_validation_b: int = 200) -> VerbResult:
     """`dlr train`: every model on the development cohort into ``out/predictions.csv`` and
     ``out/models/`` (``arms`` None: clinical and radiomics, or clinical alone for a study with no
     phases); extracts the radiomics features first (as :func:`extract`, on the study
@@ -317,8 +340,25 @@ def train(study, out, *, arms=None, jobs: int = 1, seed: int | None = None,
             deep = deep_settings(profile, **(loaded.config.deep or {}))
         summary = train_study(loaded, out, arms=arms, jobs=jobs, seed=seed, lasso_rule=lasso_rule, oof=oof,
                               scheduler=scheduler, progress=progress, deep=deep, device=device,
-                              bar=progress is not None)
+                              bar=progress is not None, internal_validation_b=internal_validation_b)
+        extra["auc_ci"] = _auc_intervals(summary.predictions)
     return VerbResult(summary.out, summary, (*lines, *caught), extra)
+
+
+def _auc_intervals(predictions) -> dict:
+    """(model, cohort) -> (AUC, DeLong 95% CI low, high) of predictions.csv, for the summary
+    that `dlr train` prints (`dlr analyze` computes them all again, with the rest)."""
+    import warnings
+
+    from analysis.discrimination import roc_auc_delong
+
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for (model, cohort), g in predictions.groupby(["model", "cohort"], sort=False):
+            r = roc_auc_delong(g["y_true"].to_numpy(dtype=int), g["y_score"].to_numpy(dtype=float))
+            out[(model, cohort)] = (r.estimate, r.ci_low, r.ci_high)
+    return out
 
 
 # --------------------------------------------------------------------------------------------

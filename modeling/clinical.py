@@ -36,6 +36,10 @@ class CRModelError(InputError):
     """No CR model can be built from the development cohort (no factor selected, or no finite fit)."""
 
 
+class NoCRFactorError(CRModelError):
+    """The selection finds no factor with multivariate p < alpha (the other CRModelError: no finite fit)."""
+
+
 @dataclass(frozen=True)
 class Coding:
     """How one factor becomes design columns."""
@@ -149,8 +153,8 @@ def fit_cr(clinical: pd.DataFrame, config, *, dev_ids, alpha: float = 0.05) -> C
     Raises
     ------
     CRModelError
-        No factor is selected, or the refit has no finite maximum (separation); the message
-        names the factors.
+        No factor is selected (its subclass NoCRFactorError), or the refit has no finite
+        maximum (separation); the message names the factors.
     """
     frame = clinical[clinical[config.id_column].astype(str).isin(set(map(str, dev_ids)))]
     table, candidates, categorical = config.clinical_variables(frame)
@@ -159,8 +163,9 @@ def fit_cr(clinical: pd.DataFrame, config, *, dev_ids, alpha: float = 0.05) -> C
         selection = select_cr_factors(table, outcome=config.outcome_column, variables=candidates,
                                       categorical=categorical, alpha=alpha)
     if not selection.selected:
-        raise CRModelError(f"no clinical-radiological factor has multivariate p < {alpha:g} in the development cohort "
-                         f"({len(frame)} patients); the CR model cannot be built (see `dlr logistic --study`)")
+        raise NoCRFactorError(f"no clinical-radiological factor has multivariate p < {alpha:g} in the development "
+                              f"cohort ({len(frame)} patients); the CR model cannot be built (see `dlr logistic "
+                              "--study`)")
     return _refit(frame, config, tuple(_coding(config, frame, name) for name in selection.selected), selection)
 
 

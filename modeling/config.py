@@ -17,6 +17,7 @@ Example::
     scanner_column: scanner
     time_column: months_to_recurrence
     event_column: recurrence
+    horizon: 24                           # optional: survival.csv's cumulative incidence (time unit)
     variables:
       - {name: afp, type: continuous, role: clinical, unit: ng/mL, cut_point: 400}
       - {name: tumor_margin, type: categorical, role: radiological, levels: [Smooth, Non-smooth],
@@ -177,6 +178,9 @@ class StudyConfig(_Strict):
     scanner_column: Optional[str] = None
     time_column: Optional[str] = None
     event_column: Optional[str] = None
+    #: when survival.csv reads each risk group's cumulative incidence, in time_column's unit
+    #: (default 24: two years in months, the paper's early recurrence)
+    horizon: Optional[float] = Field(None, gt=0)
     variables: list[Variable] = Field(default_factory=list)
     staging_columns: dict[str, str] = Field(default_factory=dict)
     erasl: Optional[dict] = None

@@ -57,6 +57,7 @@ CHECKS = MappingProxyType({
     "patient-id-missing": "every row has a patient id",
     "duplicate-patient-id": "no patient id appears on two rows",
     "outcome-value": "the outcome is 0 or 1 for every patient",
+    "follow-up-value": "with time_column and event_column: every time is a number >= 0 and every event 0 or 1",
     "unknown-cohort": "every cohort value is one of study.yaml's cohorts",
     "undeclared-level": "every value of a variable with declared levels is one of its levels",
     "dev-cohort": "the development cohort has patients of both outcome classes",
@@ -306,6 +307,7 @@ def _check_clinical(root: Path, config: StudyConfig, frame: pd.DataFrame, out: _
             shown = _shown(value)
             out.add("outcome-value", path, ids.iloc[row], f"{outcome_col} is {shown} (line {row + 2})",
                     f"code {outcome_col} as 1 (outcome, e.g. early recurrence) or 0 (none) for every patient")
+    _check_follow_up(path, config, frame, ids, valid, present, out)
     if cohort_col in present:
         cohorts = frame[cohort_col].astype("string").str.strip()
         unknown = ~cohorts.isin(config.cohorts).fillna(False)
@@ -335,6 +337,23 @@ def _check_clinical(root: Path, config: StudyConfig, frame: pd.DataFrame, out: _
         clean[outcome_col] = outcome.astype(int)
     clean[id_col] = clean[id_col].astype(object)
     return list(dict.fromkeys(ids[valid].tolist())), clean
+
+
+def _check_follow_up(path: Path, config: StudyConfig, frame: pd.DataFrame, ids, valid, present, out: _Collector):
+    """time_column >= 0 and finite, event_column 0/1, for every patient (the survival analysis of
+    `dlr run`, contract 5.1, would stop on them after the models were trained)."""
+    for column, key, good, fix in (
+            (config.time_column, "time_column", lambda v: np.isfinite(v) & (v >= 0),
+             "give the time to recurrence or censoring, a number >= 0 (e.g. months), for every patient"),
+            (config.event_column, "event_column", lambda v: np.isin(v, (0.0, 1.0)),
+             "code the event as 1 (recurrence) or 0 (censored) for every patient")):
+        if not column or column not in present:
+            continue
+        raw = frame[column]
+        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+        for row in np.flatnonzero(~good(values) & valid.to_numpy()):
+            out.add("follow-up-value", path, ids.iloc[row], f"{column} ({key}) is {_shown(raw.iloc[row])} "
+                    f"(line {row + 2})", fix)
 
 
 def _check_folds(path: Path, config: StudyConfig, n_events: int, n_non_events: int, unknown: int,

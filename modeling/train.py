@@ -29,7 +29,10 @@ score of the chain refitted without the patient's fold; ``dlr analyze --oof`` re
 ``RUN/models/``: ``parameters.json`` (every fitted parameter, byte-stable),
 ``models.csv``, ``tuning.csv``, ``selection_counts.csv``, ``icc.csv``, ``univariate.csv``,
 ``lasso_cv.csv``, ``lasso_path.csv``, ``radiomics_selected.csv``, ``cr_selection.csv``,
-``oof_predictions.csv`` and ``lasso.png`` / ``lasso.svg`` (the paper's Supplementary S4).
+``oof_predictions.csv`` and ``lasso.png`` / ``lasso.svg`` (the paper's Supplementary S4); for the
+logistic models (CR, and RCR when its classifier is LR), ``internal_validation.csv`` (Harrell's
+optimism-corrected bootstrap on the development cohort, :mod:`modeling.internal_validation`) and
+``nomogram.csv`` / ``nomogram_axes.csv`` (:mod:`modeling.nomogram`).
 """
 from __future__ import annotations
 
@@ -51,6 +54,7 @@ from core.stats.roc import rank_auc, youden_threshold
 from . import classifiers as clf
 from .cluster import dask_results
 from .clinical import COMPARATORS, CRModel, CRModelError, comparator_table, design, fit_cr, refit_cr
+from .internal_validation import DEFAULT_RESAMPLES
 from .radiomics.extraction import FEATURES_DIR, read_radiomics
 from .radiomics.selection import SelectionError, select_features
 from .splits import SPLIT_FILE, load_or_make_split
@@ -335,7 +339,8 @@ def _out_of_fold(data: _Data, config, kwargs: dict, *, jobs: int, fallback: Opti
 
 def _deep_without_oof(result) -> set:
     """The deep models without out-of-fold predictions (only the best ResNet and DLRCR are
-    refitted per fold: their thresholds come from the inner split instead, see _models_table)."""
+    refitted per fold: their thresholds are chosen on their apparent development predictions, as
+    `dlr analyze` chooses them, see _models_table)."""
     if result is None:
         return set()
     have = set(result.oof["model"]) if result.oof is not None else set()
@@ -355,6 +360,194 @@ def _deep_arm(study, run: Path, data: _Data, dev: np.ndarray, fit: _ArmFit, oof_
         say("deep: DLRCR needs the clinical and radiomics arms (selected features and CR factors); left out")
     return train_deep_arm(slices, data.y, data.fold, dev, settings, seed=seed, device=device, tabular=tabular,
                           oof_tabular=oof_fusion, oof=oof, progress=say, bar=bar)
+
+
+#: RUN/models/fusion/: DLRCR's tabular inputs left by the clinical and radiomics arms, one CSV per
+#: fit (``development.csv``; ``fold_<k>.csv`` from the out-of-fold refit without fold k), so that
+#: ``dlr train --arms deep`` can train DLRCR later without refitting those arms
+FUSION_DIR = "fusion"
+#: the deep arm's models, which ``dlr train --arms deep`` replaces in an earlier run's files
+DEEP_MODELS = ("DL-ResNet10", "DL-ResNet18", "DL-ResNet34", "DLRCR")
+#: predictions.csv's model order (contract section 3), then the comparators
+MODEL_ORDER = (["CR"] + [radiomics_model_name(n) for n in clf.CLASSIFIERS] +
+               ["DL-ResNet10", "DL-ResNet18", "DL-ResNet34", "RCR", "DLRCR"])
+
+
+def _fusion_tables(fit: _ArmFit, data: _Data, oof_fusion: Optional[dict]) -> dict:
+    """file name -> DLRCR's tabular inputs (patient_id first) of the development fit and of each
+    out-of-fold refit; empty when the clinical or radiomics arm did not run."""
+    tables = {}
+    tabular = fusion_inputs(fit, data, data.ids)
+    if tabular is None:
+        return tables
+    tables["development.csv"] = tabular
+    for k, frame in sorted((oof_fusion or {}).items()):
+        tables[f"fold_{k}.csv"] = frame
+    return {name: frame.assign(patient_id=list(data.ids))[["patient_id", *frame.columns]]
+            for name, frame in tables.items()}
+
+
+def _logistic_tables(fit: _ArmFit, data: _Data, config, dev: np.ndarray, *, n_resamples: int, seed: int,
+                     alpha: float, progress) -> dict:
+    """file name -> table of ``RUN/models/`` for the logistic models (CR; RCR when its classifier is
+    LR): their nomograms and, unless ``n_resamples`` is 0, their internal validation (Harrell's
+    bootstrap, B = ``n_resamples`` drawn with ``seed``). Development patients only; empty without CR."""
+    from . import internal_validation as iv
+    from . import nomogram as nomo
+
+    if fit.cr is None:
+        return {}
+    ids = list(data.ids[dev])
+    clinical = data.clinical.loc[ids]
+    nomograms = [nomo.cr_nomogram(fit.cr, clinical, config)]
+    rcr = fit.tuned.get("RCR")
+    rcr_x = None
+    if rcr is not None and rcr.name == "LR":  # RCR is a logistic model: its nomogram and validation too
+        x = _fill(data, fit.medians, ids)[list(fit.selection.features)]
+        rcr_x = pd.concat([x, design(clinical, fit.cr.codings)], axis=1)
+        nomograms.append(nomo.pipeline_nomogram(rcr.estimator, rcr_x, name="RCR", codings=fit.cr.codings,
+                                                config=config))
+    tables = {nomo.FILE: pd.concat([n.table for n in nomograms], ignore_index=True),
+              nomo.AXES_FILE: pd.concat([n.axes for n in nomograms], ignore_index=True)}
+    if n_resamples:
+        results = []
+        for procedure in iv.PROCEDURES:
+            progress(f"internal validation of CR ({procedure}): Harrell's bootstrap, {n_resamples} resamples")
+            results.append(iv.validate_cr(clinical, config, fit.cr, procedure=procedure, alpha=alpha,
+                                          n_resamples=n_resamples, seed=seed, progress=progress))
+        if rcr_x is not None:
+            progress(f"internal validation of RCR ({iv.FIXED}): Harrell's bootstrap, {n_resamples} resamples")
+            results.append(iv.validate_estimator(rcr.estimator, rcr_x, data.y[dev], model="RCR",
+                                                 n_resamples=n_resamples, seed=seed, progress=progress))
+        tables[iv.FILE] = iv.internal_validation_table(results)
+    return tables
+
+
+def _write_fusion(folder: Path, tables: dict) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        frame.to_csv(folder / name, index=False, float_format="%.17g")
+
+
+def _read_fusion(folder: Path, ids) -> tuple[Optional[pd.DataFrame], dict]:
+    """What :func:`_write_fusion` wrote, rows in ``ids`` order: (development inputs or None,
+    fold -> inputs)."""
+    def read(path: Path) -> pd.DataFrame:
+        frame = pd.read_csv(path, dtype={"patient_id": str}, float_precision="round_trip").set_index("patient_id")
+        absent = [p for p in ids if p not in frame.index]
+        if absent:
+            raise InputError(f"{path}: no DLRCR inputs for patient(s) {', '.join(absent[:10])} of RUN/split.csv; "
+                             "rerun `dlr train` with the clinical and radiomics arms")
+        return frame.loc[list(ids)].reset_index(drop=True)
+
+    development = folder / "development.csv"
+    if not development.is_file():
+        return None, {}
+    folds = {int(path.stem.split("_", 1)[1]): read(path) for path in sorted(folder.glob("fold_*.csv"))}
+    return read(development), folds
+
+
+def _check_earlier_train(run: Path) -> None:
+    if not (run / "predictions.csv").is_file() or not (run / MODELS_DIR / "models.csv").is_file():
+        raise InputError(f"{run}: `--arms deep` alone adds the deep models to an earlier `dlr train` of this run "
+                         "folder, and there is none (no predictions.csv and models/models.csv); include the "
+                         "clinical and radiomics arms in --arms, or train them first")
+
+
+def _train_deep_alone(study, run: Path, data: _Data, dev: np.ndarray, *, seed: int, deep, device: str, jobs: int,
+                      oof: bool, say, bar: bool) -> TrainSummary:
+    """``dlr train --arms deep``: the deep arm added to an earlier ``dlr train`` of this run folder.
+
+    DLRCR takes its tabular inputs from what the clinical and radiomics arms left in
+    ``RUN/models/fusion/`` (none there: DLRCR is left out); the earlier models' rows of
+    predictions.csv, predictions_oof.csv and models.csv, and their files in models/, are kept
+    as they are, and the deep models' rows and ``models/deep/`` replaced.
+    """
+    from .deep.arm import train_deep_arm
+    from .deep.settings import deep_settings
+    from .deep.slices import study_slices
+
+    config = study.config
+    _check_earlier_train(run)
+    previous, table = run / "predictions.csv", run / MODELS_DIR / "models.csv"
+    old = pd.read_csv(previous, dtype={"patient_id": str}, float_precision="round_trip")
+    stale = sorted(set(data.ids) ^ set(old["patient_id"]))
+    if stale:
+        raise InputError(f"{previous}: its patients differ from RUN/split.csv's ({', '.join(stale[:10])}); rerun "
+                         "`dlr train` with every arm")
+    fusion_files = sorted((run / MODELS_DIR / FUSION_DIR).glob("*.csv"))
+    info = provenance(inputs={"clinical.csv": study.root / "clinical.csv", "study.yaml": study.root / "study.yaml",
+                              SPLIT_FILE: run / SPLIT_FILE,
+                              **{f"{MODELS_DIR}/{FUSION_DIR}/{f.name}": f for f in fusion_files}},
+                      settings={"arms": ["deep"], "n_folds": len(set(data.fold[dev])), "oof": oof}, seed=seed)
+    tabular, oof_tabular = _read_fusion(run / MODELS_DIR / FUSION_DIR, list(data.ids))
+    if tabular is None:
+        say("deep: no DLRCR inputs in RUN/models/fusion/ (train the clinical and radiomics arms first); DLRCR is "
+            "left out")
+    settings = deep or deep_settings("quick")
+    slices = study_slices(study, run, settings, list(data.ids), jobs=jobs, seed=seed, progress=say)
+    result = train_deep_arm(slices, data.y, data.fold, dev, settings, seed=seed, device=device, tabular=tabular,
+                            oof_tabular=oof_tabular if oof else None, oof=oof, progress=say, bar=bar)
+    rank = {m: k for k, m in enumerate(MODEL_ORDER + list(COMPARATORS))}
+    new = _predictions(data, config, result.scores, None)
+    predictions = pd.concat([old[~old["model"].isin(DEEP_MODELS)], new[old.columns]], ignore_index=True)
+    predictions = predictions.assign(_m=predictions["model"].map(rank).fillna(len(rank))).sort_values(
+        "_m", kind="stable").drop(columns="_m").reset_index(drop=True)
+    oof_frame = None
+    if result.oof is not None:
+        y_of = dict(zip(data.ids, data.y))
+        oof_frame = result.oof.assign(y_true=result.oof["patient_id"].map(y_of))
+    empty = _ArmFit(None, None, None, {}, None)
+    models = _models_table(empty, data, dev, result.scores, oof_frame, deep=result)
+    old_models = pd.read_csv(table, float_precision="round_trip")
+    rcr = old_models.loc[old_models["model"] == "RCR", "features"]
+    if len(rcr) and "DLRCR" in set(models["model"]):  # DLRCR's tabular inputs are RCR's (RUN/models/fusion/)
+        models.loc[models["model"] == "DLRCR", "features"] = f"{result.best_network} deep features + {rcr.iloc[0]}"
+    # as a whole train writes it: the other arms' rows in their order, then the deep arm's
+    models = pd.concat([old_models[~old_models["model"].isin(DEEP_MODELS)], models], ignore_index=True)
+    _write_deep_alone(run, predictions, models.reset_index(drop=True), oof_frame, result, info)
+    return TrainSummary(run, models.reset_index(drop=True), _performance(predictions), _truth_auc(study, data), None,
+                        predictions, config.dev_cohort)
+
+
+def _write_deep_alone(run: Path, predictions: pd.DataFrame, models: pd.DataFrame, oof_frame, deep, info) -> None:
+    """predictions.csv, predictions_oof.csv and models/ of a deep-only train, all replaced or none
+    (as :func:`_write`); the earlier models' files in models/ are carried over with their
+    provenance entries, the new and rewritten ones recorded with this run's."""
+    import shutil
+
+    mdir_old = run / MODELS_DIR
+    old_oof = run / OOF_PREDICTIONS
+    oof_table = None
+    if oof_frame is not None:
+        frames = [oof_frame[["patient_id", "fold", "model", "y_true", "y_score"]]]
+        if old_oof.is_file():  # the earlier models' out-of-fold rows, kept
+            kept = pd.read_csv(old_oof, dtype={"patient_id": str}, float_precision="round_trip")
+            kept = kept[~kept["model"].isin(DEEP_MODELS)]
+            frames.insert(0, kept[["patient_id", "model", "y_true", "y_score"]].assign(fold=0))
+        oof_table = _oof_predictions(predictions, pd.concat(frames, ignore_index=True))
+    parameters = json.loads((mdir_old / "parameters.json").read_text()) if (mdir_old / "parameters.json").is_file() \
+        else {}
+    parameters["thresholds"] = {r.model: float(r.threshold) for r in models.itertuples()}
+    with contextlib.ExitStack() as stack:
+        oof_tmp = stack.enter_context(staged_file(old_oof)) if oof_table is not None else None
+        predictions_tmp = stack.enter_context(staged_file(run / "predictions.csv"))
+        with staged_folder(mdir_old) as mdir:
+            for path in sorted(mdir_old.iterdir()):
+                if path.name == "deep":
+                    continue
+                (shutil.copytree if path.is_dir() else shutil.copy2)(path, mdir / path.name)
+            predictions.to_csv(predictions_tmp, index=False, float_format="%.17g")
+            if oof_tmp is not None:
+                oof_table.to_csv(oof_tmp, index=False, float_format="%.17g")
+            models.to_csv(mdir / "models.csv", index=False, float_format="%.10g")
+            (mdir / "parameters.json").write_text(clf.parameters_json(parameters) + "\n")
+            _write_deep(mdir / "deep", deep)
+            written = ["models.csv", "parameters.json"] + sorted(
+                str(p.relative_to(mdir)) for p in (mdir / "deep").rglob("*") if p.is_file())
+            record_provenance(mdir, written, info)
+    written = ["predictions.csv"] + ([OOF_PREDICTIONS] if oof_table is not None else [])
+    record_provenance(run, written, info)
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,7 +574,7 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
                 seed: Optional[int] = None, lasso_rule: str = "min", icc_threshold: float = 0.90,
                 alpha: float = 0.05, oof: bool = True, scheduler: Optional[str] = None,
                 progress: Optional[Callable[[str], None]] = None, deep=None, device: str = "auto",
-                bar: bool = False) -> TrainSummary:
+                bar: bool = False, internal_validation_b: int = DEFAULT_RESAMPLES) -> TrainSummary:
     """Fit the clinical and radiomics arms on the development cohort and predict every cohort.
 
     Parameters
@@ -410,6 +603,9 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
         Where the deep arm trains.
     bar : bool
         A progress bar per network (epoch, loss, inner AUC) on stderr.
+    internal_validation_b : int
+        Bootstrap resamples of the internal validation of the logistic models
+        (``models/internal_validation.csv``; drawn with ``seed``); 0 skips it.
 
     Returns
     -------
@@ -421,10 +617,16 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
         raise InputError(f"unknown arm(s) {unknown or arms}; the arms are {', '.join(ARMS)}")
     if lasso_rule not in ("min", "1se"):
         raise InputError(f"lasso rule must be 'min' or '1se', got {lasso_rule!r}")
+    if isinstance(internal_validation_b, bool) or int(internal_validation_b) != internal_validation_b \
+            or internal_validation_b < 0:
+        raise InputError(f"the internal validation's bootstrap resamples (--validate-b) must be a whole number, 0 or "
+                         f"more (0 skips it), got {internal_validation_b!r}")
     config = study.config
     seed = config.seed if seed is None else int(seed)
     run = Path(out)
     say = progress or (lambda message: None)
+    if "deep" in arms and not {"clinical", "radiomics"} & set(arms):
+        _check_earlier_train(run)
     clinical = study.clinical.copy()
     clinical[config.id_column] = clinical[config.id_column].astype(str)
     split = load_or_make_split(run, clinical, id_column=config.id_column, cohort_column=config.cohort_column,
@@ -441,9 +643,13 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
         say(f"radiomics: {data.features.shape[1]} features of {len(ids)} patients "
             f"({len(data.reader2)} with a second reader)")
     dev = data.cohort == config.dev_cohort
+    if "deep" in arms and not {"clinical", "radiomics"} & set(arms):
+        return _train_deep_alone(study, run, data, dev, seed=seed, deep=deep, device=device, jobs=jobs, oof=oof,
+                                 say=say, bar=bar)
     # hashed now, beside the reads, rather than after the minutes of fitting
     info = _provenance(study, run, arms=arms, n_folds=len(set(data.fold[dev])), lasso_rule=lasso_rule,
-                       icc_threshold=icc_threshold, alpha=alpha, oof=oof, seed=seed)
+                       icc_threshold=icc_threshold, alpha=alpha, oof=oof, seed=seed,
+                       internal_validation_b=internal_validation_b)
     kwargs = {"arms": arms, "seed": seed, "lasso_rule": lasso_rule, "icc_threshold": icc_threshold, "alpha": alpha}
     say(f"fitting on the {int(dev.sum())} {config.dev_cohort!r} patients")
     fit = _fit_chain(data, config, dev, progress=say, rcr=False, **kwargs)
@@ -453,7 +659,8 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
         fallback = _ArmFit(fit.cr, None, _Kept(tuple(fit.selection.features)) if fit.selection is not None else None,
                            {}, None)
         oof_frame, oof_log, oof_fusion = _out_of_fold(data, config, kwargs, jobs=jobs, fallback=fallback,
-                                                      scheduler=scheduler, progress=say, fusion="deep" in arms)
+                                                      scheduler=scheduler, progress=say,
+                                                      fusion={"clinical", "radiomics"} <= set(arms))
         for row in oof_log.itertuples():
             warnings.warn(f"out-of-fold refit without fold {row.fold}: {row.note}", stacklevel=2)
     if fit.selection is not None:
@@ -465,6 +672,8 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
         _fit_rcr(fit, data, data.ids[dev], data.fold[dev], data.y[dev], best, seed=seed, progress=say)
         say(f"best classifier by {chosen_by}: {best}")
     scores = _predict_chain(fit, data, ids)
+    logistic_tables = _logistic_tables(fit, data, config, dev, n_resamples=internal_validation_b, seed=seed,
+                                       alpha=alpha, progress=say)
     deep_result = None
     if "deep" in arms:
         deep_result = _deep_arm(study, run, data, dev, fit, oof_fusion if oof else None, settings=deep, device=device,
@@ -492,13 +701,15 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
     parameters = _parameters(fit, data, dev, models, seed, erasl_label)
     performance = _performance(predictions)
     truth = _truth_auc(study, data)
-    _write(run, predictions, fit, models, parameters, oof_frame, info, oof_log, deep=deep_result)
+    fusion = _fusion_tables(fit, data, oof_fusion if oof else None)
+    _write(run, predictions, fit, models, parameters, oof_frame, info, oof_log, deep=deep_result, fusion=fusion,
+           tables=logistic_tables)
     return TrainSummary(run, models, performance, truth,
                         fit.selection.counts if fit.selection is not None else None, predictions, config.dev_cohort)
 
 
 def _provenance(study, run: Path, *, arms, n_folds: int, lasso_rule: str, icc_threshold: float, alpha: float,
-                oof: bool, seed: int) -> dict:
+                oof: bool, seed: int, internal_validation_b: int = DEFAULT_RESAMPLES) -> dict:
     """The provenance of predictions.csv and models/: the study's files, the run's split and
     features, and every option that changes a fitted value (not ``jobs``)."""
     inputs = {"clinical.csv": study.root / "clinical.csv", "study.yaml": study.root / "study.yaml"}
@@ -507,18 +718,19 @@ def _provenance(study, run: Path, *, arms, n_folds: int, lasso_rule: str, icc_th
     inputs[SPLIT_FILE] = run / SPLIT_FILE
     # n_folds: the folds of the split actually used (an existing split.csv wins over --n-folds)
     settings = {"arms": list(arms), "n_folds": n_folds, "lasso_rule": lasso_rule, "icc_threshold": icc_threshold,
-                "alpha": alpha, "oof": oof}
+                "alpha": alpha, "oof": oof, "internal_validation_b": internal_validation_b}
     return provenance(inputs=inputs, settings=settings, seed=seed)
 
 
 def _predictions(data: _Data, config, scores: dict, comparators: Optional[pd.DataFrame]) -> pd.DataFrame:
     # contract section 3's order
-    order = (["CR"] + [radiomics_model_name(n) for n in clf.CLASSIFIERS]
-             + ["DL-ResNet10", "DL-ResNet18", "DL-ResNet34", "RCR", "DLRCR"])
+    order = MODEL_ORDER
     frames = []
     base = pd.DataFrame({"patient_id": data.ids, "cohort": data.cohort, "y_true": data.y})
-    if config.scanner_column:
-        base[config.scanner_column] = data.clinical[config.scanner_column].to_numpy()
+    # patient attributes that `dlr analyze` reads: the scanner (--strata), follow-up (--time, --event)
+    attributes = list(dict.fromkeys(c for c in (config.scanner_column, config.time_column, config.event_column) if c))
+    for column in attributes:
+        base[column] = data.clinical[column].to_numpy()
     for model in [m for m in order if m in scores]:
         frames.append(base.assign(model=model, y_score=np.asarray(scores[model], dtype=float)))
     if comparators is not None:
@@ -532,8 +744,7 @@ def _predictions(data: _Data, config, scores: dict, comparators: Optional[pd.Dat
         warnings.warn("patients without a score are left out of predictions.csv: "
                       + "; ".join(f"{m}: {p}" for m, p in gone.items()), stacklevel=3)
         frame = frame[~missing]
-    columns = ["patient_id", "cohort", "model", "y_true", "y_score"] + \
-        ([config.scanner_column] if config.scanner_column else [])
+    columns = ["patient_id", "cohort", "model", "y_true", "y_score", *attributes]
     return frame[columns].reset_index(drop=True)
 
 
@@ -588,16 +799,16 @@ def _models_table(fit: _ArmFit, data: _Data, dev: np.ndarray, scores: dict,
         held = oof_frame[oof_frame["model"] == model] if oof_frame is not None else None
         y_oof = held["y_true"].to_numpy(dtype=int) if held is not None else None
         s_oof = held["y_score"].to_numpy(dtype=float) if held is not None else None
-        inner = ok & (data.fold == deep.settings["inner_fold"]) if deep is not None and model in deep.scores else None
+        # as `dlr analyze` chooses them (contract 4.1): the networks without out-of-fold predictions
+        # (all but the best ResNet) get theirs on their apparent development predictions
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if held is not None and len(held):
                 threshold, source = youden_threshold(y_oof, s_oof), "out-of-fold"
-            elif inner is not None and inner.any():  # a network's early-stopping patients, unseen by its weights
-                threshold, source = youden_threshold(data.y[inner], values[inner]), "inner split"
             else:
                 threshold, source = youden_threshold(data.y[ok], values[ok]), "apparent"
         oof_auc = rank_auc(y_oof, s_oof) if held is not None and len(held) else float("nan")
+        inner_auc = _inner_split_auc(model, values, held, data, dev, deep)
         slope = calibration_slope(y_oof, s_oof) if held is not None and len(held) else float("nan")
         if np.isfinite(slope) and not low <= slope <= high:
             warnings.warn(f"{model}: calibration slope {slope:.2f} on its out-of-fold development predictions, outside "
@@ -606,8 +817,9 @@ def _models_table(fit: _ArmFit, data: _Data, dev: np.ndarray, scores: dict,
         if model == "CR":
             features, classifier = ", ".join(fit.cr.columns), "logistic"
         elif model == "DLRCR":
-            features = (f"{deep.best_network} deep features + {len(fit.selection.features)} radiomics + "
-                        f"{', '.join(fit.cr.columns)}")
+            features = f"{deep.best_network} deep features + " + (
+                f"{len(fit.selection.features)} radiomics + {', '.join(fit.cr.columns)}" if fit.cr is not None and
+                fit.selection is not None else f"{len(deep.tabular_columns)} radiomics and CR columns")
             classifier = "fusion network"
         elif deep is not None and model in deep.scores:
             features, classifier = "deep features of the phases", model.split("-", 1)[1]
@@ -619,11 +831,31 @@ def _models_table(fit: _ArmFit, data: _Data, dev: np.ndarray, scores: dict,
                      "cv_log_loss": tuned.cv_log_loss if tuned else float("nan"),
                      "cv_auc": tuned.cv_auc if tuned else float("nan"),
                      "cv_auc_sd": tuned.cv_auc_sd if tuned else float("nan"),
-                     "oof_auc": oof_auc, "oof_calibration_slope": slope,
+                     "oof_auc": oof_auc, "inner_auc": inner_auc, "oof_calibration_slope": slope,
                      "best_params": json.dumps(tuned.best_params, sort_keys=True, default=str) if tuned else "",
                      "threshold": threshold, "threshold_source": source,
                      "best_classifier": fit.best is not None and model == radiomics_model_name(fit.best)})
     return pd.DataFrame(rows)
+
+
+def _inner_split_auc(model: str, values: np.ndarray, held: Optional[pd.DataFrame], data: _Data, dev: np.ndarray,
+                     deep) -> float:
+    """AUC on the deep arm's inner split (the development fold its networks stop on), from
+    predictions no weight of the model saw: a network's own scores there, and for the other
+    models their out-of-fold scores of that fold. NaN without the deep arm."""
+    if deep is None:
+        return float("nan")
+    fold = deep.settings["inner_fold"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if model in deep.scores:
+            inner = dev & (data.fold == fold) & np.isfinite(values)
+            return rank_auc(data.y[inner], values[inner]) if inner.any() else float("nan")
+        if held is not None and len(held):
+            rows = held[held["fold"] == fold]
+            if len(rows):
+                return rank_auc(rows["y_true"].to_numpy(dtype=int), rows["y_score"].to_numpy(dtype=float))
+    return float("nan")
 
 
 def _parameters(fit: _ArmFit, data: _Data, dev: np.ndarray, models: pd.DataFrame, seed: int, erasl_label) -> dict:
@@ -676,7 +908,8 @@ def _oof_predictions(predictions: pd.DataFrame, oof_frame: pd.DataFrame) -> pd.D
 
 def _write(run: Path, predictions: pd.DataFrame, fit: _ArmFit, models: pd.DataFrame, parameters: dict,
            oof_frame: Optional[pd.DataFrame], info: Optional[dict] = None,
-           oof_log: Optional[pd.DataFrame] = None, deep=None) -> None:
+           oof_log: Optional[pd.DataFrame] = None, deep=None, fusion: Optional[dict] = None,
+           tables: Optional[dict] = None) -> None:
     """Write predictions.csv, predictions_oof.csv and models/ together: all are replaced, or none.
 
     Without out-of-fold predictions (``--no-oof``) an earlier ``predictions_oof.csv`` is
@@ -712,6 +945,10 @@ def _write(run: Path, predictions: pd.DataFrame, fit: _ArmFit, models: pd.DataFr
                 _write_deep(mdir / "deep", deep)
             if oof_log is not None:
                 oof_log.to_csv(mdir / "oof_log.csv", index=False)
+            if fusion:
+                _write_fusion(mdir / FUSION_DIR, fusion)
+            for name, table in (tables or {}).items():  # internal validation and nomograms
+                table.to_csv(mdir / name, index=False, float_format="%.17g")
         (run / OOF_PREDICTIONS).unlink(missing_ok=True)
     if info is not None:
         written = ["predictions.csv"] + ([OOF_PREDICTIONS] if oof_table is not None else [])
@@ -760,9 +997,11 @@ def _write_deep(folder: Path, deep) -> None:
                                                      indent=2, sort_keys=True) + "\n")
     _training_curves(deep.log, folder / "training_curves.png")
     if deep.cam_rows:
+        from .deep.arm import scorecam_table
         from .deep.cam import overlay_figure
 
         overlay_figure(deep.cam_rows, folder / "scorecam.png", phases=list(deep.phases))
+        scorecam_table(deep.cam_rows, deep.phases).to_csv(folder / "scorecam.csv", index=False, float_format="%.6g")
 
 
 def _training_curves(log: pd.DataFrame, path: Path) -> None:
@@ -772,16 +1011,10 @@ def _training_curves(log: pd.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(7.0, 2.8), constrained_layout=True)
-    for k, (name, g) in enumerate(log.groupby("network", sort=False)):
-        c = f"C{k}"
-        a.plot(g["epoch"], g["train_loss"], color=c, lw=1.0, label=f"{name} training")
-        a.plot(g["epoch"], g["inner_loss"], color=c, lw=1.0, ls="--", label=f"{name} inner split")
-        b.plot(g["epoch"], g["inner_auc"], color=c, lw=1.0, label=name)
-    a.set(xlabel="Epoch", ylabel="Class-weighted cross-entropy", yscale="log")
-    b.set(xlabel="Epoch", ylabel="Inner-split AUC", ylim=(0, 1))
-    a.legend(fontsize=6, frameon=False)
-    b.legend(fontsize=6, frameon=False)
+    from core.plotting import plot_training_curves
+
+    fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.8), constrained_layout=True)
+    plot_training_curves(log, axes=axes)
     fig.savefig(path, dpi=200)
     plt.close(fig)
 

@@ -155,7 +155,8 @@ def test_figures_drawn_in_process_and_by_workers_are_the_same_set(tmp_path):
     predictions = validate_predictions(GOOD, strata=["scanner"])
     result = analyze(predictions, strata=["scanner"], n_bootstrap=50)
     inline = figures.draw_figures(result, tmp_path / "inline")
-    assert len(inline) == 2 * (3 * 2 + 1)  # ROC, calibration, decision curve per cohort + forest; PNG and SVG
+    # ROC, calibration, decision curve and net benefit against the reference per cohort + forest; PNG and SVG
+    assert len(inline) == 2 * (4 * 2 + 1)
     with figures.FigureWorkers() as workers:
         streamed = analyze(predictions, strata=["scanner"], n_bootstrap=50, cohort_done=workers.submit_cohort)
         staging = workers.finish(figures.figure_jobs(streamed))

@@ -11,8 +11,8 @@ committed cases are exactly what the generators produce.
 Every R ROC curve uses ``direction = "<", levels = c(0, 1)``: controls < cases, and pROC never
 flips a curve whose cases score lower than its controls (our convention).
 
-The one test that needs R (marked ``r_reference``, skipped when ``Rscript``, pROC, rms or psych
-is missing), ``test_r_reference_files_regenerate``, reruns every script of ``tests/r/`` with
+The one test that needs R (marked ``r_reference``, skipped when ``Rscript``, pROC, rms, psych or
+survival is missing), ``test_r_reference_files_regenerate``, reruns every script of ``tests/r/`` with
 ``tests/r/make_reference.py --out TMP`` from the committed case files and checks the
 regenerated values against the committed ones (see tests/r/README.md).
 
@@ -451,9 +451,29 @@ def _base_tol(case: str, key: str) -> dict:
     return dict(rtol=1e-7, atol=0.0) if case == "fisher_2x4" else dict(rtol=1e-9, atol=0.0)
 
 
+def _survival_tol(case: str, key: str) -> dict:
+    """Tolerances of tests/test_survival.py (counts exactly; thresholds as the Youden test)."""
+    if key in ("n", "n_events", "n_high") or "_n_risk_" in key:
+        return EXACT
+    if key == "proc_threshold":
+        return THRESHOLD_TOL
+    return P_TOL if key.endswith("_p") else STAT_TOL
+
+
+def _internal_validation_tol(case: str, key: str) -> dict:
+    """Tolerances of tests/test_internal_validation.py and tests/test_nomogram.py (resample counts
+    and pretty() ticks exactly; every other value 1e-6, absolute: indexes near 0 such as U)."""
+    if key.endswith(":n") or case.startswith("pretty_") or case == "selection_resamples":
+        return EXACT
+    if case == "selection_data":
+        return dict(rtol=1e-5, atol=0.0)
+    return dict(rtol=1e-6, atol=1e-6)
+
+
 #: the long CSVs of tests/r/ and the tolerance of the assertions that read each value
 REFERENCE_FILES = {"reference_values.csv": _reference_values_tol, "psych_agreement.csv": _psych_tol,
-                   "base_tests.csv": _base_tol}
+                   "base_tests.csv": _base_tol, "survival.csv": _survival_tol,
+                   "internal_validation.csv": _internal_validation_tol}
 
 
 def _versions(path: Path) -> list[str]:

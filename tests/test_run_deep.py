@@ -52,7 +52,7 @@ def test_the_deep_models_reach_predictions_and_out_of_fold_files(deep_run):
     table = pd.read_csv(run / "models" / "models.csv").set_index("model")
     assert table.loc["DLRCR", "threshold_source"] == "out-of-fold"
     other = "DL-ResNet18" if best == "DL-ResNet10" else "DL-ResNet10"
-    assert table.loc[other, "threshold_source"] == "inner split"
+    assert table.loc[other, "threshold_source"] == "apparent"  # as `dlr analyze` chooses it (contract 4.1)
     nets = pd.read_csv(run / "models" / "deep" / "networks.csv")
     assert list(nets["network"]) == ["ResNet10", "ResNet18", "DLRCR"]
     log = pd.read_csv(run / "models" / "deep" / "training_log.csv")
@@ -77,3 +77,34 @@ def test_a_second_run_with_the_deep_arm_does_no_work(deep_run):
     done = run_dlr("run", study, "--out", run, "--jobs", "2", "--bootstrap", "50", "--device", "cpu")
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stderr.count("unchanged since the last run, skipped") == 8
+
+
+def test_train_with_the_deep_arm_alone_reuses_the_other_arms_and_gives_the_same_files(deep_run, tmp_path):
+    """`dlr train --arms deep` on the run folder: DLRCR's tabular inputs come from RUN/models/fusion/
+    (left by the clinical and radiomics arms), the other models' rows and files are kept, and with
+    the same seed every prediction comes back byte-identical."""
+    import shutil
+
+    study, run, _ = deep_run
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    assert (copy / "models" / "fusion" / "development.csv").is_file()
+    assert len(list((copy / "models" / "fusion").glob("fold_*.csv"))) == 5
+    done = run_dlr("train", study, "--out", copy, "--arms", "deep", "--device", "cpu")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "no DLRCR inputs" not in done.stderr
+    for name in ("predictions.csv", "predictions_oof.csv"):
+        assert (copy / name).read_bytes() == (run / name).read_bytes(), name
+    for name in ("cr_selection.csv", "radiomics_selected.csv", "tuning.csv", "fusion/development.csv"):
+        assert (copy / "models" / name).read_bytes() == (run / "models" / name).read_bytes(), name
+    before = pd.read_csv(run / "models" / "models.csv")
+    after = pd.read_csv(copy / "models" / "models.csv")
+    pd.testing.assert_frame_equal(before, after)
+    assert "DLRCR" in done.stdout and "inner split" in done.stdout
+
+
+def test_train_with_the_deep_arm_alone_needs_an_earlier_train(deep_run, tmp_path):
+    study, _, _ = deep_run
+    done = run_dlr("train", study, "--out", tmp_path / "empty", "--arms", "deep", "--device", "cpu")
+    assert done.returncode == 2
+    assert "--arms deep" in done.stderr and "Traceback" not in done.stderr

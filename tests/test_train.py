@@ -172,11 +172,12 @@ def test_train_records_provenance_beside_predictions_and_models(trained):
                                "features/radiomics.csv": file_sha256(run / "features/radiomics.csv"),
                                "split.csv": file_sha256(run / "split.csv")}
     assert entry["settings"] == {"arms": ["clinical", "radiomics"], "n_folds": 5, "lasso_rule": "min",
-                                 "icc_threshold": 0.9, "alpha": 0.05, "oof": False}
+                                 "icc_threshold": 0.9, "alpha": 0.05, "oof": False, "internal_validation_b": 200}
     assert entry["seed"] == yaml.safe_load((root / "study.yaml").read_text())["seed"]
     assert doc["split.csv"]["inputs"] == {"clinical.csv": file_sha256(root / "clinical.csv")}
     models = read_provenance(run / "models")
-    files = sorted(p.name for p in (run / "models").iterdir() if p.name != "provenance.json")
+    files = sorted(p.relative_to(run / "models").as_posix() for p in (run / "models").rglob("*")
+                   if p.is_file() and p.name != "provenance.json")  # fusion/: DLRCR's tabular inputs
     assert sorted(models) == files and "parameters.json" in files
     for name, record in models.items():
         assert record["sha256"] == file_sha256(run / "models" / name), name

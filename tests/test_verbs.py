@@ -2,6 +2,7 @@
 its warnings, printing nothing (the command line reports)."""
 from __future__ import annotations
 
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -77,7 +78,9 @@ def test_train_without_features_extracts_the_study_it_loaded_once(tmp_path, monk
     monkeypatch.setattr(modeling.study, "load_study", lambda path, **kw: loads.append(path) or f"study:{path}")
     monkeypatch.setattr(verbs, "_extract", lambda loaded, out, **kw: extracted.append(loaded) or
                         verbs.VerbResult(out, None, ("P1 reader 1 AP: empty mask",)))
-    monkeypatch.setattr(modeling.train, "train_study", lambda loaded, out, **kw: verbs.VerbResult(out, loaded))
+    no_rows = pd.DataFrame(columns=["patient_id", "cohort", "model", "y_true", "y_score"])
+    monkeypatch.setattr(modeling.train, "train_study",
+                        lambda loaded, out, **kw: SimpleNamespace(out=out, study=loaded, predictions=no_rows))
     done = verbs.train(tmp_path / "study", tmp_path / "run", arms=("clinical", "radiomics"), jobs=1)
     assert loads == [tmp_path / "study"] and extracted == [f"study:{tmp_path / 'study'}"]
     assert done.warnings == ("P1 reader 1 AP: empty mask",) and "extraction" in done.extra

@@ -152,9 +152,11 @@ def _scorecam_rows(model, x, slices: StudySlices, y, scores, dev, inner, fold, s
     """Score-CAM of the best ResNet for the most confident correctly and wrongly classified
     patients of the other cohorts (the development cohort when there is none), at the network's
     Youden threshold on its inner split (never re-picked on the patients shown)."""
+    from scipy.ndimage import binary_dilation
+
     from core.stats.roc import youden_threshold
 
-    from .cam import CATEGORIES, choose_examples, score_cam
+    from .cam import CATEGORIES, cam_mass_inside, choose_examples, score_cam
 
     shown = np.nonzero(~dev)[0] if (~dev).any() else np.nonzero(dev)[0]
     threshold = youden_threshold(y[inner], scores[inner])
@@ -168,10 +170,28 @@ def _scorecam_rows(model, x, slices: StudySlices, y, scores, dev, inner, fold, s
             continue
         i = shown[k]
         cams = [score_cam(model, x[i], phase=p) for p in range(x.shape[1])]
+        middle = slices.masks.shape[2] // 2
         rows.append({"title": f"{labels[category]} ({slices.ids[i]}, p = {scores[i]:.2f})", "image": slices.images[i],
-                     "mask": slices.masks[i], "cams": cams})
+                     "mask": slices.masks[i], "cams": cams, "patient_id": str(slices.ids[i]), "category": category,
+                     "y_true": int(y[i]), "y_score": float(scores[i]),
+                     "mass_inside": [cam_mass_inside(c, slices.masks[i, p, middle], dilate=2)
+                                     for p, c in enumerate(cams)],
+                     "area": [float(binary_dilation(slices.masks[i, p, middle] > 0, iterations=2).mean())
+                              for p in range(x.shape[1])]})
     say(f"deep: Score-CAM maps of {len(rows)} patients (threshold {threshold:.3f} from the inner split)")
     return rows
+
+
+def scorecam_table(rows: list, phases) -> pd.DataFrame:
+    """``models/deep/scorecam.csv``: per example and phase, the fraction of the Score-CAM map's
+    mass inside the tumour mask dilated by 2 pixels (middle slice) and that region's share of
+    the image (what a map spread evenly would put inside)."""
+    return pd.DataFrame([{"patient_id": r["patient_id"], "category": r["category"], "y_true": r["y_true"],
+                          "y_score": r["y_score"], "phase": phase, "mass_inside": r["mass_inside"][p],
+                          "region_fraction": r["area"][p]}
+                         for r in rows for p, phase in enumerate(phases)],
+                        columns=["patient_id", "category", "y_true", "y_score", "phase", "mass_inside",
+                                 "region_fraction"])
 
 
 def _fit_dlrcr(x, y, train, inner, settings: DeepSettings, network: str, init: dict, tabular: pd.DataFrame, *,

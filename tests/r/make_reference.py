@@ -5,7 +5,7 @@
     .venv/bin/python tests/r/make_reference.py --write-cases  # first rewrite tests/r/cases/ from the
                                                               # Python generators (fixed seeds) in the tests
 
-Needs Rscript (or $RSCRIPT) with the R packages pROC, rms and psych. The steps:
+Needs Rscript (or $RSCRIPT) with the R packages pROC, rms, psych and survival. The steps:
 
 1. ``versions.R`` writes the R, BLAS/LAPACK and package versions to OUT/versions.txt (stops if a
    package is missing);
@@ -17,7 +17,9 @@ Needs Rscript (or $RSCRIPT) with the R packages pROC, rms and psych. The steps:
 The value tests (tests/test_r_reference.py, tests/test_agreement.py, tests/test_tables.py) read the
 committed files and need no R; the ``r_reference`` test runs this driver with ``--out`` into a
 temporary folder and compares. ``--write-cases`` is only needed when a generated case is added or
-changed; the tests check that the committed cases equal what their generators produce.
+changed; the tests check that the committed cases equal what their generators produce. It first
+runs the R scripts of ``R_CASES``, which write cases from R's own data (the survival package's
+rotterdam and gbsg), then the Python generators.
 """
 from __future__ import annotations
 
@@ -41,13 +43,21 @@ JOBS = [
     ("reference.R", ["reference/manifest.csv"], "reference_values.csv"),
     ("psych_agreement.R", ["psych_kappa_readers.csv", "psych_icc_ratings.csv"], "psych_agreement.csv"),
     ("base_tests.R", ["base_tests_data.csv"], "base_tests.csv"),
+    ("survival.R", ["survival/rotterdam_gbsg_predictions.csv", "survival/rotterdam_gbsg_thresholds.csv",
+                    "survival/ties_predictions.csv", "survival/ties_thresholds.csv"], "survival.csv"),
+    ("internal_validation.R", ["internal_validation/data.csv", "internal_validation/resamples.csv"],
+     "internal_validation.csv"),
 ]
+#: (R script, arguments before the output path, the case file it writes): R-made cases, written
+#: by --write-cases before the Python writers (which read them, e.g. to choose thresholds)
+R_CASES = [("survival.R", ["case"], "survival/rotterdam_gbsg_predictions.csv")]
 VERSIONS = "versions.txt"
 REFERENCE_FILES = [out for _, _, out in JOBS] + [VERSIONS]
-REQUIRED_PACKAGES = ("pROC", "rms", "psych")
+REQUIRED_PACKAGES = ("pROC", "rms", "psych", "survival")
 
 #: test modules whose ``write_r_cases(cases_dir)`` writes their generated cases
-CASE_WRITERS = ["test_r_reference.py", "test_agreement.py", "test_tables.py"]
+CASE_WRITERS = ["test_r_reference.py", "test_agreement.py", "test_tables.py", "test_survival.py",
+                "test_internal_validation.py"]
 
 
 def rscript() -> str:
@@ -64,7 +74,12 @@ def _run(args: list[str]) -> None:
 
 
 def write_cases(cases_dir: Path = CASES) -> None:
-    """Rewrite the case files from the generators in the test modules."""
+    """Rewrite the case files: first those R makes (``R_CASES``), then those of the generators
+    in the test modules."""
+    r = rscript()
+    for script, arguments, case in R_CASES:
+        (cases_dir / case).parent.mkdir(parents=True, exist_ok=True)
+        _run([r, str(R_DIR / script), *arguments, str(cases_dir / case)])
     sys.path[:0] = [str(REPO), str(TESTS)]
     for name in CASE_WRITERS:
         spec = importlib.util.spec_from_file_location(f"_r_cases_{Path(name).stem}", TESTS / name)

@@ -21,6 +21,7 @@ lines <- c(
   paste0("LAPACK: ", La_version()),
   paste0("pROC: ", version_of("pROC")),
   paste0("rms: ", version_of("rms")),
-  paste0("psych: ", version_of("psych"))
+  paste0("psych: ", version_of("psych")),
+  paste0("survival: ", version_of("survival"))
 )
 writeLines(lines, args[1])
