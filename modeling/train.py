@@ -503,11 +503,32 @@ def _train_deep_alone(study, run: Path, data: _Data, dev: np.ndarray, *, seed: i
     rcr = old_models.loc[old_models["model"] == "RCR", "features"]
     if len(rcr) and "DLRCR" in set(models["model"]):  # DLRCR's tabular inputs are RCR's (RUN/models/fusion/)
         models.loc[models["model"] == "DLRCR", "features"] = f"{result.best_network} deep features + {rcr.iloc[0]}"
+    kept = old_models[~old_models["model"].isin(DEEP_MODELS)].copy()
+    kept["inner_auc"] = _inner_split_aucs(run / OOF_PREDICTIONS, kept["model"], data, result.settings["inner_fold"])
     # as a whole train writes it: the other arms' rows in their order, then the deep arm's
-    models = pd.concat([old_models[~old_models["model"].isin(DEEP_MODELS)], models], ignore_index=True)
+    models = pd.concat([kept, models], ignore_index=True)
     _write_deep_alone(run, predictions, models.reset_index(drop=True), oof_frame, result, info)
     return TrainSummary(run, models.reset_index(drop=True), _performance(predictions), _truth_auc(study, data), None,
                         predictions, config.dev_cohort)
+
+
+def _inner_split_aucs(path: Path, models, data: _Data, fold: int) -> list:
+    """The earlier models' AUCs on the deep arm's inner split (development fold ``fold``), from
+    their out-of-fold predictions (as :func:`_inner_split_auc` computes them in a whole train);
+    NaN where a model has none."""
+    if not path.is_file():
+        return [float("nan")] * len(models)
+    oof = pd.read_csv(path, dtype={"patient_id": str}, float_precision="round_trip")
+    fold_of = dict(zip(data.ids, data.fold))
+    rows = oof[oof["patient_id"].map(fold_of) == fold]
+    out = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for model in models:
+            held = rows[rows["model"] == model]
+            out.append(rank_auc(held["y_true"].to_numpy(dtype=int), held["y_score"].to_numpy(dtype=float))
+                       if len(held) else float("nan"))
+    return out
 
 
 def _write_deep_alone(run: Path, predictions: pd.DataFrame, models: pd.DataFrame, oof_frame, deep, info) -> None:

@@ -36,15 +36,16 @@ GENERATED = "_generated"
 TEXT_SECTIONS = ("abstract", "methods-data", "methods-participants", "methods-outcome", "methods-predictors",
                  "methods-sample-size", "methods-missing", "methods-models", "methods-performance",
                  "methods-fairness", "results-participants", "results-models", "results-performance",
-                 "results-calibration", "results-utility", "results-subgroups", "limitations", "reproducibility")
+                 "results-calibration", "results-utility", "results-survival", "results-subgroups", "limitations",
+                 "reproducibility")
 #: table slots of the sources, each an include of generated/tables/<id>.md
 TABLE_SLOTS = ("tbl-1-characteristics", "tbl-2-classifiers", "tbl-3-logistic", "tbl-4-models", "tbl-s-oof",
-               "tbl-s-delong", "tbl-s-staging", "tbl-s-scanner", "tbl-s-calibration", "tbl-s-reclassification",
+               "tbl-s-internal-validation", "tbl-s-delong", "tbl-s-staging", "tbl-s-scanner", "tbl-s-calibration", "tbl-s-reclassification",
                "tbl-s-sample-size", "tbl-s-agreement")
 #: figure slots of the sources, each an include of generated/figures/<id>.md
-FIGURE_SLOTS = ("fig-selection-flow", "fig-lasso", "fig-roc-classifiers", "fig-roc-models", "fig-roc-comparators",
-                "fig-calibration-classifiers", "fig-calibration-models", "fig-dca-classifiers", "fig-dca-models",
-                "fig-forest", "fig-dl-training", "fig-scorecam")
+FIGURE_SLOTS = ("fig-selection-flow", "fig-lasso", "fig-roc-classifiers", "fig-nomogram", "fig-nomogram-rcr",
+                "fig-roc-models", "fig-roc-comparators", "fig-calibration-classifiers", "fig-calibration-models",
+                "fig-dca-classifiers", "fig-dca-models", "fig-km", "fig-forest", "fig-dl-training", "fig-scorecam")
 DCA_RANGE = (0.05, 0.80)
 
 
@@ -86,7 +87,9 @@ def prepare_sources(run, source, *, renderer: str, progress: Optional[Callable[[
         body = pipe_table(tables[slot]) if slot in tables else ""
         (gen / "tables" / f"{slot}.md").write_text(body + ("\n" if body else ""))
     _say(progress, "report: figures")
-    records = draw_report_figures(run, gen / "figures", dca_range=DCA_RANGE, dpi=dpi)
+    # the range `dlr analyze --thresholds` recorded, else the report's clinical range
+    dca_range = tuple(facts.settings.get("decision_curve_range") or DCA_RANGE)
+    records = draw_report_figures(run, gen / "figures", dca_range=dca_range, dpi=dpi)
     figures = {r.id: r for r in records}
     for slot in FIGURE_SLOTS:
         body = _figure_block(figures[slot], f"{GENERATED}/figures") if slot in figures else ""
@@ -114,7 +117,8 @@ def prepare_sources(run, source, *, renderer: str, progress: Optional[Callable[[
         "results-models": text.results_models(facts, tables=present_t, figures=present_f),
         "results-performance": text.results_performance(facts, tables=present_t, figures=present_f),
         "results-calibration": text.results_calibration(facts, tables=present_t, figures=present_f),
-        "results-utility": text.results_utility(facts, figures=present_f, dca_range=DCA_RANGE),
+        "results-utility": text.results_utility(facts, figures=present_f, dca_range=dca_range),
+        "results-survival": text.results_survival(facts, figures=present_f),
         "results-subgroups": text.results_subgroups(facts, tables=present_t, figures=present_f),
         "limitations": text.limitations_md(facts),
         "reproducibility": text.reproducibility(facts, renderer=renderer),

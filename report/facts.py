@@ -1,8 +1,10 @@
 """What a run folder holds, read once for the report: saved files only, nothing is fitted.
 
 :func:`read_run` gathers the run's marker, its study.yaml (the copy `dlr run` made), each
-stage's record, the analysis results, the models' tables, the clinical statistics, the staging
-tables and the extraction log into one :class:`RunFacts`. The report's text, tables, figures
+stage's record, the analysis results (with the survival extension's ``survival.csv`` where
+the study named follow-up columns), the models' tables (with the logistic models' internal
+validation and nomogram), the clinical statistics, the staging tables and the extraction log
+into one :class:`RunFacts`. The report's text, tables, figures
 and TRIPOD+AI checklist are all written from it.
 """
 from __future__ import annotations
@@ -72,6 +74,14 @@ class RunFacts:
     split: Optional[pd.DataFrame]
     preprocessing: Optional[dict]
     extra: dict = field(default_factory=dict)
+    #: results/survival.csv (``dlr analyze --time --event``, contract 5.1); None without follow-up
+    survival: Optional[pd.DataFrame] = None
+    #: results/decision_curve_differences.csv: net benefit against the reference, interventions avoided
+    dca_differences: Optional[pd.DataFrame] = None
+    #: models/internal_validation.csv (Harrell's bootstrap of the logistic models, ``dlr train``)
+    internal_validation: Optional[pd.DataFrame] = None
+    #: models/nomogram.csv (the logistic models' nomogram axes, ``dlr train``)
+    nomogram: Optional[pd.DataFrame] = None
 
     # ---- derived facts ----------------------------------------------------------------------
     @property
@@ -106,6 +116,12 @@ class RunFacts:
     def best_model(self) -> Optional[str]:
         """The reference model of the analysis (the highest nested out-of-fold AUC with --oof)."""
         return self.settings.get("reference")
+
+    @property
+    def survival_settings(self) -> dict:
+        """results.json's ``settings.survival`` (``time``, ``event``, ``horizon``); {} without follow-up."""
+        value = self.settings.get("survival")
+        return value if isinstance(value, dict) else {}
 
     @property
     def best_radiomics(self) -> Optional[str]:
@@ -206,4 +222,8 @@ def read_run(run) -> RunFacts:
         staging_missing=_csv(run / "staging" / "staging_missing.csv"),
         split=_csv(run / "split.csv"),
         preprocessing=_json(run / "features" / "preprocessing.json"),
+        survival=_csv(run / "results" / "survival.csv"),
+        dca_differences=_csv(run / "results" / "decision_curve_differences.csv"),
+        internal_validation=_csv(run / "models" / "internal_validation.csv"),
+        nomogram=_csv(run / "models" / "nomogram.csv"),
     )

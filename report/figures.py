@@ -12,7 +12,10 @@ patients), with the predictions' distribution as a rug beneath. Decision curves 
 a stated clinical range of threshold probabilities (default 0.05-0.80, the risks at which a
 clinician would plausibly change adjuvant treatment or surveillance after resection), treat-all
 dashed. The forest plot groups the scanner-stratified AUCs by model with an "AUC (95% CI)"
-column, events/n per row and each between-level P once.
+column, events/n per row and each between-level P once. With follow-up (``results/survival.csv``,
+``km_curve.csv``), the best model's Kaplan-Meier curves of its risk groups, one panel per cohort
+other than the development one, drawn by :func:`analysis.plotting.plot_km`; the logistic models'
+nomograms from ``models/nomogram.csv`` (:func:`draw_nomogram`).
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ import textwrap
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -56,6 +60,11 @@ def colour(model: str, used: dict) -> str:
     grey = GREYS[len([m for m in used if m not in COLOURS]) % len(GREYS)]
     warnings.warn(f"figure colour: model {model!r} has no fixed colour; drawn in grey", stacklevel=2)
     return grey
+
+
+def _safe(name: str) -> str:
+    """A model name as part of a label or file stem (``DL-ResNet18`` -> ``dl-resnet18``)."""
+    return "".join(c if c.isalnum() else "-" for c in str(name).lower()).strip("-")
 
 
 def _csv(path: Path):
@@ -197,6 +206,12 @@ def draw_calibration(run: Path, models: list, cohorts: list, perf: pd.DataFrame,
     return fig
 
 
+def _dca_has_bands(run: Path) -> bool:
+    """Whether decision_curve.csv carries bootstrap bands (analyses with resamples, since they exist)."""
+    dca = _csv(run / "results" / "decision_curve.csv")
+    return dca is not None and "net_benefit_ci_low" in dca and bool(dca["net_benefit_ci_low"].notna().any())
+
+
 def draw_dca(run: Path, models: list, cohorts: list, dca_range):
     dca = _csv(run / "results" / "decision_curve.csv")
     if dca is None:
@@ -213,6 +228,9 @@ def draw_dca(run: Path, models: list, cohorts: list, dca_range):
             if len(m):
                 ax.plot(m["threshold"], m["net_benefit"], color=c, lw=1.2, label=model)
                 top = max(top, float(m["net_benefit"].max()))
+                if "net_benefit_ci_low" in m and m["net_benefit_ci_low"].notna().any():  # bootstrap band
+                    ax.fill_between(m["threshold"], m["net_benefit_ci_low"], m["net_benefit_ci_high"], color=c,
+                                    alpha=0.12, lw=0)
         treat_all = part[part["model"] == "treat_all"]
         ax.plot(treat_all["threshold"], treat_all["net_benefit"], color="#555555", lw=0.9, ls="--", label="Treat all")
         ax.axhline(0, color="#555555", lw=0.9, label="Treat none")
@@ -332,20 +350,213 @@ def draw_training(run: Path):
     log = _csv(run / "models" / "deep" / "training_log.csv")
     if log is None or log.empty:
         return None
+    from core.plotting import plot_training_curves
+
     fig, (a, b) = plt.subplots(1, 2, figsize=(7.0, 3.0), constrained_layout=True)
     used = {}
-    for name, g in log.groupby("network", sort=False):
-        c = used.setdefault(name, colour(name, used))
-        a.plot(g["epoch"], g["train_loss"], color=c, lw=1.1, label=f"{name}, training")
-        a.plot(g["epoch"], g["inner_loss"], color=c, lw=1.1, ls="--", label=f"{name}, inner split")
-        b.plot(g["epoch"], g["inner_auc"], color=c, lw=1.1, label=name)
-        best = g.loc[g["inner_loss"].idxmin()]
-        b.plot([best["epoch"]], [best["inner_auc"]], "o", color=c, ms=3.5)
-    a.set(xlabel="Epoch", ylabel="Class-weighted cross-entropy", yscale="log")
-    b.set(xlabel="Epoch", ylabel="Inner-split AUC", ylim=(0, 1))
-    a.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
-    b.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
+    plot_training_curves(log, axes=(a, b), colour=lambda name: used.setdefault(name, colour(name, used)),
+                         legend_below=True)
     for i, ax in enumerate((a, b)):
+        _panel_letter(ax, i)
+    return fig
+
+
+def _nomogram_label(variable: str, unit) -> str:
+    """An axis name for display: short lower-case names are laboratory abbreviations (ast ->
+    AST), others lose their underscores (tumor_diameter -> Tumor diameter); the unit in brackets."""
+    if variable.islower() and "_" not in variable and len(variable) <= 4:
+        name = variable.upper()
+    elif variable.islower():
+        name = variable.replace("_", " ").capitalize()
+    else:  # e.g. a radiomics feature's own name, kept whole; a long one broken after an underscore
+        name, line = "", ""
+        for part in variable.split("_"):
+            piece = part if not line else "_" + part
+            if line and len(line + piece) > 26:
+                name, line = name + line + "_\n", part
+            else:
+                line += piece
+        name += line
+    return f"{name} ({unit})" if isinstance(unit, str) and unit else name
+
+
+def _nomogram_axis(ax, y: float, positions, labels, *, fontsize: float, width_in: float, major=None) -> None:
+    """One horizontal nomogram axis at row ``y``: a line, ticks (``major`` ones long and labelled)
+    and their labels above it, every other label moved below where neighbours would overlap."""
+    positions = np.asarray(positions, dtype=float)
+    major = np.ones(positions.size, dtype=bool) if major is None else np.asarray(major, dtype=bool)
+    order = np.argsort(positions, kind="stable")
+    positions, major, labels = positions[order], major[order], [labels[i] for i in order]
+    ax.plot([positions.min(), positions.max()], [y, y], color="#222222", lw=0.8, solid_capstyle="butt")
+    labelled = np.flatnonzero(major & np.array([bool(t) for t in labels]))
+    units_per_inch = (ax.get_xlim()[1] - ax.get_xlim()[0]) / width_in
+    room = 0.8 * units_per_inch * fontsize / 72  # the least space between two labels
+
+    def fits(chosen: np.ndarray, step: int) -> bool:  # labels ``step`` apart on one side do not touch
+        if len(chosen) <= step:
+            return True
+        w = np.array([0.6 * fontsize / 72 * len(labels[k]) * units_per_inch for k in chosen])
+        gaps = positions[chosen][step:] - positions[chosen][:-step] - (w[step:] + w[:-step]) / 2
+        return bool(gaps.min() >= room)
+
+    # every label above the line; else alternately above and below; else every 2nd, 3rd, ... tick
+    # labelled (alternating), always keeping the first
+    shown, below = labelled, set()
+    if not fits(labelled, 1):
+        for every in range(1, max(2, len(labelled))):
+            shown = labelled[::every]
+            if fits(shown, 2):
+                break
+        below = set(shown[1::2].tolist()) if len(shown) > 1 else set()
+    for k, x in enumerate(positions):
+        down = k in below
+        length = 0.12 if major[k] else 0.06
+        ax.plot([x, x], [y, y + (length if down else -length)], color="#222222", lw=0.7)
+    for k in shown:
+        down = k in below
+        ax.text(positions[k], y + (0.16 if down else -0.16), labels[k], ha="center", va="top" if down else "bottom",
+                fontsize=fontsize)
+
+
+def draw_nomogram(table: pd.DataFrame, axes: pd.DataFrame, *, ax=None, model: str | None = None,
+                  outcome: str = "early recurrence", fontsize: float = 7.0):
+    """The classic nomogram of one logistic model from ``RUN/models/nomogram.csv`` and
+    ``nomogram_axes.csv`` (:mod:`modeling.nomogram`, ``rms::nomogram``'s scaling): the Points axis
+    (0-100) on top, one axis per predictor at each value's points, Total points, and the predicted
+    probability of ``outcome`` at the total points where it is reached.
+
+    Parameters
+    ----------
+    table, axes : DataFrame
+        The two files' rows (every model's, or one's).
+    ax : matplotlib Axes, optional
+        Drawn on (its x axis is the points scale, its y axis the rows); a new figure of 7 in
+        width and a height for the rows otherwise.
+    model : str, optional
+        Which model's rows (default: the first model of ``table``).
+
+    Returns
+    -------
+    matplotlib Axes
+
+    Notes
+    -----
+    The Total points axis spans the same width as the Points axis, from 0 to its first tick at
+    or above the largest possible total (rms's ``pretty`` ticks, continued at their step where
+    they stop short of it); the probability ticks are those whose total points lie on it.
+    Nothing is computed here beyond that placement.
+    """
+    import matplotlib.pyplot as plt
+
+    model = model if model is not None else str(table["model"].iloc[0])
+    rows = table[table["model"] == model]
+    ticks = axes[axes["model"] == model]
+    if rows.empty or ticks.empty:
+        raise ValueError(f"no nomogram rows for model {model!r}; the tables hold: "
+                         f"{', '.join(map(str, table['model'].unique()))}")
+    variables = list(dict.fromkeys(rows["variable"]))
+    n_rows = len(variables) + 3
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7.0, 0.42 * n_rows + 0.3), constrained_layout=True)
+    ax.set_xlim(-3, 103)
+    ax.set_ylim(n_rows - 0.4, -0.75)
+    for side in ("top", "right", "bottom", "left"):
+        ax.spines[side].set_visible(False)
+    ax.set_xticks([])
+    ax.tick_params(axis="y", length=0, pad=8)
+    names = ["Points"] + [_nomogram_label(v, rows.loc[rows["variable"] == v, "unit"].iloc[0]) for v in variables]
+    names += ["Total points", f"Predicted probability\nof {outcome}"]
+    ax.set_yticks(range(n_rows), names, fontsize=fontsize + 0.5)
+    if ax.figure.get_layout_engine() is not None:  # the axis labels' margin set, before the widths are measured
+        ax.figure.draw_without_rendering()
+    width_in = ax.figure.get_size_inches()[0] * ax.get_position().width
+
+    points_ticks = np.arange(0, 101, 2.0)
+    major = np.isclose(points_ticks % 10, 0)
+    for x in points_ticks[major]:  # reading guides from the Points axis through the predictors' axes
+        ax.plot([x, x], [0, len(variables) + 0.3], color="#E3E3E3", lw=0.5, zorder=0)
+    _nomogram_axis(ax, 0, points_ticks, [f"{x:g}" for x in points_ticks], fontsize=fontsize, width_in=width_in,
+                   major=major)
+    for i, variable in enumerate(variables, start=1):
+        r = rows[rows["variable"] == variable]
+        labels = [str(t).replace("<= ", "≤").replace("> ", ">") for t in r["level_or_value"]]
+        _nomogram_axis(ax, i, r["points"].to_numpy(dtype=float), labels, fontsize=fontsize, width_in=width_in)
+
+    best = float(rows.groupby("variable", sort=False)["points"].max().sum())
+    totals = np.sort(ticks.loc[ticks["axis"] == "total_points", "total_points"].to_numpy(dtype=float))
+    if len(totals) > 1 and totals[-1] < best - 1e-9:  # rms's ticks stop short of the largest total: extend them
+        step = totals[1] - totals[0]
+        totals = np.r_[totals, totals[-1] + step * np.arange(1, int(np.ceil((best - totals[-1]) / step)) + 1)]
+    top = totals[totals >= best - 1e-9][0]
+    totals = totals[totals <= top + 1e-9]
+    scale = 100.0 / top
+    _nomogram_axis(ax, n_rows - 2, totals * scale, [f"{t:g}" for t in totals], fontsize=fontsize, width_in=width_in)
+    prob = ticks[(ticks["axis"] == "probability") & ticks["total_points"].between(0, top)]
+    if len(prob):
+        _nomogram_axis(ax, n_rows - 1, prob["total_points"].to_numpy(dtype=float) * scale,
+                       [f"{p:.2f}".rstrip("0").rstrip(".") if p >= 0.01 else f"{p:.3f}" for p in prob["probability"]],
+                       fontsize=fontsize, width_in=width_in)
+    return ax
+
+
+def _km_curve(rows: pd.DataFrame, n: int) -> SimpleNamespace:
+    """One risk group's curve as :func:`analysis.plotting.plot_km` reads it, from its
+    ``km_curve.csv`` rows. Without an ``n_events`` column (analyses before it was written) the
+    events are taken as every drop of the number at risk, so that no censoring tick is drawn."""
+    rows = rows.sort_values("time", kind="stable")
+    at_risk = rows["at_risk"].to_numpy(dtype=float)
+    if "n_events" in rows and rows["n_events"].notna().all():
+        events = rows["n_events"].to_numpy(dtype=float)
+    else:
+        events = at_risk - np.r_[at_risk[1:], 0.0][: at_risk.size]
+    return SimpleNamespace(time=rows["time"].to_numpy(dtype=float), survival=rows["survival"].to_numpy(dtype=float),
+                           ci_low=rows["ci_low"].to_numpy(dtype=float), ci_high=rows["ci_high"].to_numpy(dtype=float),
+                           at_risk=at_risk, n_events=events, n=int(n))
+
+
+def km_model(run: Path, best: str | None) -> str | None:
+    """The model of the Kaplan-Meier figure: ``best`` (results.json's reference) when
+    survival.csv has it, else survival.csv's first model; None without survival.csv."""
+    survival = _csv(run / "results" / "survival.csv")
+    if survival is None or survival.empty:
+        return None
+    models = list(dict.fromkeys(survival["model"]))
+    return best if best in models else models[0]
+
+
+def km_cohorts(survival: pd.DataFrame, model: str, dev: str, *, order=()) -> list:
+    """The cohorts of the Kaplan-Meier figure: those of ``model`` in survival.csv other than the
+    development cohort (and its out-of-fold rows), in ``order`` (the other figures' panels) and
+    then survival.csv's; the development cohort when it is the only one."""
+    present = [c for c in dict.fromkeys(survival.loc[survival["model"] == model, "cohort"])
+               if not str(c).endswith(OOF_SUFFIX)]
+    present = [c for c in order if c in present] + [c for c in present if c not in order]
+    others = [c for c in present if c != dev]
+    return others or [c for c in present if c == dev]
+
+
+def draw_km(run: Path, model: str, cohorts: list, *, xlabel: str = "Time"):
+    """Kaplan-Meier curves of ``model``'s high- and low-risk groups, one panel per cohort, from
+    ``results/km_curve.csv`` and ``results/survival.csv`` (the log-rank P, the hazard ratio and
+    the threshold of each panel's legend); drawn by :func:`analysis.plotting.plot_km`."""
+    from analysis.plotting import plot_km
+
+    survival, curves = _csv(run / "results" / "survival.csv"), _csv(run / "results" / "km_curve.csv")
+    if survival is None or curves is None or not cohorts:
+        return None
+    fig, axes = _panels(len(cohorts))
+    fig.set_size_inches(3.6 * len(cohorts), 4.2)
+    for i, (ax, cohort) in enumerate(zip(axes, cohorts)):
+        row = survival[(survival["model"] == model) & (survival["cohort"] == cohort)].iloc[0]
+        part = curves[(curves["model"] == model) & (curves["cohort"] == cohort)]
+        sizes = {"high": int(row["n_high"]), "low": int(row["n"]) - int(row["n_high"])}
+        groups = {g: _km_curve(part[part["group"] == g], sizes[g]) for g in ("high", "low")}
+        result = SimpleNamespace(km_high=groups["high"], km_low=groups["low"],
+                                 logrank=SimpleNamespace(p_value=float(row["logrank_p"])),
+                                 hazard_ratio=SimpleNamespace(estimate=float(row["hr"]), ci_low=float(row["hr_ci_low"]),
+                                                              ci_high=float(row["hr_ci_high"])),
+                                 threshold=float(row["threshold"]))
+        plot_km(result, ax=ax, title=f"{cohort[:1].upper()}{cohort[1:]} cohort", xlabel=xlabel)
         _panel_letter(ax, i)
     return fig
 
@@ -392,7 +603,8 @@ def draw_report_figures(run, out, *, dca_range=(0.05, 0.80), dpi: int = 300) -> 
                      "dotted: ideal calibration; legend: calibration slope.", groups[group])
                 keep(draw_dca(run, groups[group], cohorts, dca_range), f"fig-dca-{group}", f"dca_{group}",
                      f"Decision curves of {names[group]}: {panels}, over threshold probabilities "
-                     f"{dca_range[0]:.2f}-{dca_range[1]:.2f}. Dashed: treat all; horizontal: treat none.",
+                     f"{dca_range[0]:.2f}-{dca_range[1]:.2f}. Dashed: treat all; horizontal: treat none."
+                     + (" Shaded: bootstrap 95% CI of the net benefit." if _dca_has_bands(run) else ""),
                      groups[group])
         forest_models = groups.get("models", []) or groups.get("classifiers", [])
         keep(draw_forest(run, forest_models), "fig-forest", "forest_scanner",
@@ -407,6 +619,36 @@ def draw_report_figures(run, out, *, dca_range=(0.05, 0.80), dpi: int = 300) -> 
              "development cohort: (A) class-weighted cross-entropy of the training patients (solid) and of the "
              "inner split that stops the training (dashed); (B) inner-split AUC per epoch, the kept epoch marked.",
              ())
+        best = km_model(run, results.get("settings", {}).get("reference"))
+        if best is not None:
+            survival = _csv(run / "results" / "survival.csv")
+            km_panels = km_cohorts(survival, best, dev, order=cohorts)
+            ticks = _csv(run / "results" / "km_curve.csv")
+            censored = ticks is not None and "n_events" in ticks
+            follow = results.get("settings", {}).get("survival") or {}
+            time = follow.get("time") if isinstance(follow, dict) else None
+            keep(draw_km(run, best, km_panels, xlabel=f"Time ({time})" if time else "Time"), "fig-km", "km_best",
+                 f"Kaplan-Meier curves of recurrence-free probability in the high- and low-risk groups of {best}: "
+                 + ", ".join(f"({'ABCDEFGH'[i]}) the {c} cohort" for i, c in enumerate(km_panels))
+                 + f". The groups are split at {best}'s development-cohort threshold "
+                 f"({float(survival.loc[survival['model'] == best, 'threshold'].iloc[0]):.3g}; high risk: score at "
+                 "or above it), never re-chosen on the cohort shown. Bands: 95% CI (log); "
+                 + ("ticks: censored patients; " if censored else "")
+                 + "each panel's legend gives the log-rank P and the Cox hazard ratio of the high-risk group "
+                 "(Efron ties, Wald 95% CI); beneath: the number at risk.", (best,), tuple(km_panels))
+        nomogram = _csv(run / "models" / "nomogram.csv")
+        nomogram_axes = _csv(run / "models" / "nomogram_axes.csv")
+        if nomogram is not None and nomogram_axes is not None:
+            for model in dict.fromkeys(nomogram["model"]):
+                fid = "fig-nomogram" if model == "CR" else f"fig-nomogram-{_safe(model)}"
+                stem = "nomogram" if model == "CR" else f"nomogram_{_safe(model)}"
+                kind = ("clinical-radiological (CR) model" if model == "CR" else
+                        "radiomics-clinical (RCR) model" if model == "RCR" else f"{model} model")
+                keep(draw_nomogram(nomogram, nomogram_axes, model=model).figure, fid, stem,
+                     f"Nomogram of the {kind}, fitted on the {dev} cohort. Each predictor's value is read up to "
+                     "the Points axis (0-100, 100 for the largest effect of any predictor); the points of all "
+                     "predictors are added on the Total points axis, and the axis beneath converts the total "
+                     "into the predicted probability of early recurrence.", (model,), (dev,))
     cam = run / "models" / "deep" / "scorecam.png"
     if cam.is_file():  # drawn by `dlr train` (it needs the network); copied, not redrawn
         shutil.copyfile(cam, out / "scorecam.png")

@@ -30,6 +30,8 @@ S sample size          ``clinical/sample_size.csv`` (``dlr logistic``)
 S agreement            ``models/icc.csv`` (``dlr train``); ``kappa.csv`` of the clinical or models
                        folder where a run has one (columns of ``core.stats.agreement.kappa_table``)
 S out-of-fold          ``models/models.csv``, ``results/performance.csv``, ``results/cohort_tests.csv``
+S internal validation  ``models/internal_validation.csv`` (``dlr train``: Harrell's bootstrap of the
+                       logistic models)
 =====================  ==========================================================================
 """
 from __future__ import annotations
@@ -82,7 +84,7 @@ ABBREVIATIONS = {
     "LMR": "lymphocyte-to-monocyte ratio", "HL": "Hosmer-Lemeshow", "NRI": "net reclassification improvement",
     "IDI": "integrated discrimination improvement", "ICC": "intraclass correlation coefficient",
     "IQR": "interquartile range", "EPP": "events per candidate predictor parameter", "CV": "cross-validation",
-    "OOF": "out-of-fold",
+    "OOF": "out-of-fold", "SE": "standard error",
 }
 
 
@@ -1127,6 +1129,78 @@ def oof_table(run, *, results: str = "results", models: str = "models") -> Displ
     return DisplayTable("tbl-s-oof", caption, frame, notes)
 
 
+#: the indexes of internal_validation.csv the table shows, with their display names
+INTERNAL_VALIDATION_INDEXES = (("AUC", "AUC (C index)"), ("Slope", "Calibration slope"),
+                               ("Intercept", "Calibration intercept"), ("Brier", "Brier score"))
+
+
+def internal_validation_table(run, *, models: str = "models", results: str = "results") -> DisplayTable | None:
+    """Supplementary: the optimism-corrected development performance of the logistic models
+    (``models/internal_validation.csv``, Harrell's bootstrap as ``rms::validate``): per model
+    and procedure, the AUC, calibration slope and intercept and Brier score, each apparent,
+    its optimism (± SE) and corrected (apparent − optimism), with the resamples used. None
+    without the file."""
+    run = Path(run)
+    iv = _read_csv(run / models / "internal_validation.csv", dtype={"model": str, "procedure": str, "index": str})
+    if iv is None:
+        return None
+    perf = _performance(run, results)
+    settings = _settings(run, results)
+    dev = _dev_cohort(perf, settings) if perf is not None else settings.get("dev_cohort", "development")
+    rows, failures = [], []
+    for (model, procedure), part in iv.groupby(["model", "procedure"], sort=False):
+        part = part.set_index("index")
+        shown = procedure[:1].upper() + procedure[1:]
+        first = True
+        for index, label in INTERNAL_VALIDATION_INDEXES:
+            if index not in part.index:
+                continue
+            r = part.loc[index]
+            se = f" ± {format_number(r['optimism_se'])}" if _finite(r["optimism_se"]) else ""
+            rows.append({"Model": model if first else "", "Procedure": shown if first else "",
+                         "Measure": label, "Apparent": format_number(r["apparent"]),
+                         "Optimism (± SE)": f"{format_number(r['optimism'])}{se}",
+                         "Optimism-corrected": format_number(r["corrected"]),
+                         "Resamples used": f"{format_count(r['n_resamples'])}/{format_count(r['n_requested'])}"})
+            first = False
+        head = part.iloc[0]
+        failed = int(head["n_failed"]) if _finite(head["n_failed"]) else 0
+        empty = int(head["n_no_factor"]) if _finite(head.get("n_no_factor")) else 0
+        if failed:
+            why = f" ({head['failures']})" if isinstance(head.get("failures"), str) and head["failures"] else ""
+            failures.append(f"{model}, {procedure}: {failed} of {format_count(head['n_requested'])} refits failed "
+                            f"and were left out{why}.")
+        if empty:
+            failures.append(f"{model}, {procedure}: on {empty} resample{'s' if empty > 1 else ''} no factor was "
+                            "selected; the intercept-only model was kept in the means.")
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows)
+    requested = sorted({format_count(b) for b in iv["n_requested"]})
+    procedures = set(iv["procedure"])
+    notes = _join(
+        f"Harrell's bootstrap (Harrell et al. 1996; rms::validate): B = {', '.join(requested)} resamples of the {dev} "
+        "patients drawn with replacement; the model refitted on each resample and evaluated on that resample and "
+        f"on the original {dev} cohort. Apparent: the model's own performance on the {dev} cohort. Optimism: the "
+        "mean over the resamples of the refit's performance on its resample minus that on the original cohort "
+        "(± its standard error); optimism-corrected: apparent minus optimism.",
+        "Fixed factors: the model's predictors as chosen, refitted on each resample (for a penalised model, its "
+        "features and penalty kept)." if "fixed factors" in procedures else "",
+        "Selection repeated: the CR model's two-step selection (univariate, then multivariate P < 0.05) redone on "
+        "each resample, so the optimism of choosing the factors is counted too." if "selection repeated" in procedures
+        else "",
+        "Calibration intercept and slope of the logistic recalibration of the linear predictor; a maximum-likelihood "
+        "fit has apparent 0 and 1 by construction, and the corrected slope is the shrinkage its predictions need "
+        "(below 1: too extreme for new patients).",
+        "Resamples used: of those requested, the refits that succeeded and on which the measure was defined.",
+        " ".join(failures),
+        _abbreviations(["AUC", "SE", *dict.fromkeys(iv["model"])]),
+    )
+    caption = (f"Internal validation of the logistic models on the {dev} cohort: apparent and optimism-corrected "
+               "performance by Harrell's bootstrap.")
+    return DisplayTable("tbl-s-internal-validation", caption, frame, notes)
+
+
 # ------------------------------------------------------------------------------------------
 # all tables, and the pipe-table text
 
@@ -1164,6 +1238,7 @@ def report_tables(run, *, best_model: str | None = None, best_radiomics: str | N
         sample_size_table(run, logistic=logistic),
         agreement_table(run, models=models, clinical=clinical),
         oof_table(run, results=results, models=models),
+        internal_validation_table(run, models=models, results=results),
     )
     return tuple(t for t in tables if t is not None)
 

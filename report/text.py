@@ -11,6 +11,7 @@ import math
 import platform
 from typing import Optional
 
+import numpy as np
 import pandas as pd
 
 from .facts import COMPARATORS, DEEP_MODELS, RunFacts
@@ -237,6 +238,16 @@ def methods_models(facts: RunFacts, *, figures: set) -> str:
                      "when the optimum lay on its edge). The radiomics-clinical (RCR) model combined the CR factors "
                      "with the radiomics score in the classifier of highest nested out-of-fold AUC"
                      + (f" ({facts.best_radiomics})." if facts.best_radiomics else "."))
+    if facts.internal_validation is not None and len(facts.internal_validation):
+        iv = facts.internal_validation
+        models = list(dict.fromkeys(iv["model"]))
+        lines.append(f"**Internal validation.** The logistic model{'s' if len(models) > 1 else ''} ({_list(models)}) "
+                     f"{'were' if len(models) > 1 else 'was'} validated by Harrell's bootstrap (B = "
+                     f"{int(iv['n_requested'].max())}) on the {facts.dev_cohort} cohort: refitted on each resample "
+                     "and tested on the original patients, the mean difference being the optimism subtracted from "
+                     "the apparent AUC, calibration intercept and slope and Brier score"
+                     + ("; for CR both with its factors fixed and with its two-step selection repeated on each "
+                        "resample." if (iv["procedure"] == "selection repeated").any() else ", the factors fixed."))
     lines.append("**Honest development estimates.** Every model was also refitted five times, each time without "
                  "one development fold, repeating the whole chain (selection, tuning, fitting) inside; the "
                  "held-out fold's predictions form the *out-of-fold* development cohort, on which each model's "
@@ -281,6 +292,14 @@ def _methods_deep(facts: RunFacts) -> str:
 
 def methods_performance(facts: RunFacts) -> str:
     b = facts.settings.get("n_bootstrap", "?")
+    follow = facts.survival_settings
+    survival = ""
+    if facts.survival is not None and follow:
+        survival = (f" Time to recurrence (`{follow.get('time', 'time')}`, `{follow.get('event', 'event')}`): "
+                    "Harrell's C of each score, Kaplan-Meier curves of the risk groups at the development-cohort "
+                    "threshold with log bands, the log-rank test, the Cox hazard ratio of the high-risk group "
+                    "(Efron ties, Wald CI) and the cumulative incidence at "
+                    f"{_horizon_text(follow.get('horizon', 24), follow.get('time', 'time'))}.")
     return ("AUCs are given with DeLong 95% CIs (and stratified bootstrap CIs, B = "
             f"{b}); AUCs were compared by paired DeLong tests within a cohort (Holm-adjusted) and by unpaired "
             "DeLong tests between cohorts. Accuracy, sensitivity, specificity, PPV and NPV (Wilson CIs) are at "
@@ -289,7 +308,7 @@ def methods_performance(facts: RunFacts) -> str:
             "benefit against treat-all and treat-none). Reclassification: continuous NRI and IDI against the "
             "reference model. Table 1 used the t test (Welch) or Mann-Whitney U for continuous variables "
             "(Shapiro-Wilk) and the chi-squared or Fisher exact test for categorical ones; the test used is "
-            "named beside each P value.\n")
+            "named beside each P value." + survival + "\n")
 
 
 def methods_fairness(facts: RunFacts) -> str:
@@ -331,7 +350,39 @@ def results_models(facts: RunFacts, *, tables: set, figures: set) -> str:
     if "tbl-s-oof" in tables:
         lines.append("@tbl-s-oof sets each model's apparent development AUC beside its nested out-of-fold estimate "
                      "and its validation AUC.")
+    nomograms = [f for f in ("fig-nomogram", "fig-nomogram-rcr") if f in figures]
+    if nomograms:
+        named = {"fig-nomogram": "the CR model", "fig-nomogram-rcr": "the RCR model"}
+        lines.append("Nomograms present " + _list(f"{named[f]} (@{f})" for f in nomograms)
+                     + ": each predictor's value gives points, and the total points give the predicted probability "
+                     "of the outcome.")
+    iv = _internal_validation_text(facts)
+    if iv and "tbl-s-internal-validation" in tables:
+        lines.append(iv + " (@tbl-s-internal-validation).")
     return "\n\n".join(lines) + "\n"
+
+
+def _internal_validation_text(facts: RunFacts) -> str:
+    """One sentence from models/internal_validation.csv: each model's apparent and
+    optimism-corrected development AUC and corrected calibration slope, per procedure."""
+    iv = facts.internal_validation
+    if iv is None or iv.empty:
+        return ""
+    parts = []
+    for model, part in iv.groupby("model", sort=False):
+        auc = part[part["index"] == "AUC"]
+        slope = part[part["index"] == "Slope"].set_index("procedure")["corrected"]
+        if auc.empty:
+            continue
+        corrected = [f"{num(r.corrected)} ({r.procedure}"
+                     + (f", slope {num(slope[r.procedure], 2)}" if r.procedure in slope.index else "") + ")"
+                     for r in auc.itertuples()]
+        parts.append(f"{model}'s apparent development AUC of {num(auc['apparent'].iloc[0])} was corrected to "
+                     + _list(corrected))
+    if not parts:
+        return ""
+    b = int(iv["n_requested"].max())
+    return f"Corrected for optimism by Harrell's bootstrap (B = {b}), " + "; ".join(parts)
 
 
 def results_performance(facts: RunFacts, *, tables: set, figures: set) -> str:
@@ -390,13 +441,127 @@ def results_calibration(facts: RunFacts, *, tables: set, figures: set) -> str:
     return "\n\n".join(lines) + "\n" if lines else "No probability model was calibrated in this run.\n"
 
 
+#: threshold probabilities at which the text quotes the best model's interventions avoided
+UTILITY_THRESHOLDS = (0.2, 0.4)
+
+
+def _ci(estimate, low, high, digits: int = 3) -> str:
+    """``0.712 (95% CI 0.601-0.823)``; the bounds joined by " to " when one is negative."""
+    lo, hi = num(low, digits), num(high, digits)
+    sep = " to " if lo.startswith("-") or hi.startswith("-") else "-"
+    return f"{num(estimate, digits)} (95% CI {lo}{sep}{hi})"
+
+
+def _utility_differences(facts: RunFacts, dca_range) -> str:
+    """One sentence from decision_curve_differences.csv: the best model's interventions avoided
+    against treat all, and its net benefit against another key model, at one or two thresholds
+    inside the range shown, in the first cohort other than the development one."""
+    d, best = facts.dca_differences, facts.best_model
+    others = [c for c in facts.cohorts if c != facts.dev_cohort]
+    if d is None or d.empty or not best or not others:
+        return ""
+    lo, hi = dca_range
+    picks = [t for t in UTILITY_THRESHOLDS if lo <= t <= hi] or [round((lo + hi) / 2, 2)]
+    cohort = others[0]
+    part = d[(d["cohort"] == cohort) & (d["reference"] == best)]
+    own = part[part["model"] == best]
+    rival = next((m for m in key_models(facts) if m != best and m in set(part["model"])), None)
+
+    def at(rows, t):
+        hit = rows[np.isclose(rows["threshold"].astype(float), t)]
+        return None if hit.empty else hit.iloc[0]
+
+    avoided = [(t, at(own, t)) for t in picks]
+    avoided = [(t, r) for t, r in avoided if r is not None and math.isfinite(float(r["interventions_avoided"]))]
+    if not avoided:
+        return ""
+    counts = [_ci(r["interventions_avoided"], r["interventions_avoided_ci_low"], r["interventions_avoided_ci_high"], 1)
+              for _, r in avoided]
+    text = (f"In the {cohort} cohort, at threshold probabilities {_list(f'{t:.2f}' for t, _ in avoided)}, {best} "
+            f"avoided {_list(counts)} interventions per 100 patients against treating all")
+    if rival is not None:
+        diffs = [at(part[part["model"] == rival], t) for t, _ in avoided]
+        if all(r is not None for r in diffs):
+            text += (f", and {rival}'s net benefit differed from {best}'s by "
+                     f"{_list(_ci(r['nb_diff'], r['nb_diff_ci_low'], r['nb_diff_ci_high']) for r in diffs)}")
+    return text + " (paired bootstrap intervals; `results/decision_curve_differences.csv`)."
+
+
 def results_utility(facts: RunFacts, *, figures: set, dca_range=(0.05, 0.80)) -> str:
     labels = [f for f in ("fig-dca-classifiers", "fig-dca-models") if f in figures]
     if not labels:
         return "No decision curve was drawn in this run.\n"
-    return (f"Decision curves ({' and '.join('@' + f for f in labels)}) show the net benefit over threshold "
+    text = (f"Decision curves ({' and '.join('@' + f for f in labels)}) show the net benefit over threshold "
             f"probabilities {dca_range[0]:.2f}-{dca_range[1]:.2f}, against treating every patient (dashed) and "
-            "none.\n")
+            "none.")
+    more = _utility_differences(facts, dca_range)
+    return text + (f" {more}" if more else "") + "\n"
+
+
+_TIME_UNITS = ("days", "weeks", "months", "years")
+
+
+def _horizon_text(horizon, time_column: str) -> str:
+    """``24 months`` when the time column names its unit (``months_to_recurrence``), else
+    ``time 24 (`time_column`)``."""
+    words = str(time_column).lower().replace("-", "_").split("_")
+    unit = next((u for u in _TIME_UNITS if u in words or u[:-1] in words), None)
+    return f"{float(horizon):g} {unit}" if unit else f"time {float(horizon):g} (`{time_column}`)"
+
+
+def _incidence(row: pd.Series, group: str) -> str:
+    """A risk group's cumulative incidence at the horizon with its CI, from a survival.csv row."""
+    if not math.isfinite(float(row[f"cuminc_{group}"])):
+        return "not estimable (follow-up ends before)"
+    return _ci(row[f"cuminc_{group}"], row[f"cuminc_{group}_ci_low"], row[f"cuminc_{group}_ci_high"], 2)
+
+
+def km_model(facts: RunFacts) -> Optional[str]:
+    """The model of the Kaplan-Meier figure (as :func:`report.figures.km_model`): the best model
+    when survival.csv has it, else survival.csv's first model."""
+    s = facts.survival
+    if s is None or s.empty:
+        return None
+    return facts.best_model if facts.best_model in set(s["model"]) else str(s["model"].iloc[0])
+
+
+def results_survival(facts: RunFacts, *, figures: set) -> str:
+    """Time to recurrence (contract 5.1, ``results/survival.csv``): per key model and cohort,
+    Harrell's C (SE), the log-rank P and the Cox hazard ratio of the high-risk group, and the
+    cumulative incidence at the horizon in each group; one sentence without follow-up."""
+    s = facts.survival
+    if s is None or s.empty:
+        return ("The study named no follow-up columns (time to recurrence or censoring, and the recurrence event: "
+                "study.yaml's `time_column` and `event_column`), so no time-to-recurrence analysis was made.\n")
+    follow = facts.survival_settings
+    time, event = follow.get("time", "time"), follow.get("event", "event")
+    lines = [f"With follow-up from `{time}` and `{event}` (1 = recurrence, 0 = censored), each model's patients "
+             "were split into a high- and a low-risk group at its development-cohort threshold (never re-chosen "
+             "on the cohort analysed); Harrell's C measures how well the continuous score orders the times to "
+             "recurrence."]
+    best = km_model(facts)
+    if "fig-km" in figures:
+        lines.append(f"@fig-km shows the Kaplan-Meier curves of {best}'s risk groups.")
+    models = [m for m in dict.fromkeys([*key_models(facts), best]) if m in set(s["model"])]
+    order = [facts.dev_cohort, facts.oof_cohort, *[c for c in facts.cohorts if c != facts.dev_cohort]]
+    present = set(s["cohort"])
+    cohorts = [c for c in dict.fromkeys(order) if c and c in present]
+    for model in models:
+        for cohort in cohorts:
+            rows = s[(s["model"] == model) & (s["cohort"] == cohort)]
+            if rows.empty:
+                continue
+            r = rows.iloc[0]
+            hr = (f"HR {_ci(r['hr'], r['hr_ci_low'], r['hr_ci_high'], 2)}" if math.isfinite(float(r["hr"]))
+                  else "HR not estimable")
+            parts = [f"Harrell's C {num(r['c_index'])} (SE {num(r['c_index_se'])})", f"log-rank {pval(r['logrank_p'])}",
+                     hr]
+            if "cuminc_high" in r.index and pd.notna(r.get("horizon")):
+                parts.append(f"cumulative incidence at {_horizon_text(r['horizon'], time)}, high vs low risk, "
+                             f"{_incidence(r, 'high')} vs {_incidence(r, 'low')}")
+            lines.append(f"- **{model}**, {cohort} ({int(r['n'])} patients, {int(r['n_events'])} recurrences, "
+                         f"{int(r['n_high'])} at high risk): " + "; ".join(parts) + ".")
+    return "\n\n".join(lines) + "\n"
 
 
 def results_subgroups(facts: RunFacts, *, tables: set, figures: set) -> str:
@@ -541,15 +706,27 @@ def tripod_facts(facts: RunFacts, *, renderer: str) -> dict:
                            "(out-of-fold predictions) and applied unchanged to every cohort")
     out["participant_characteristics"] = "Table 1"
     out["model_specification"] = "every fitted parameter in models/parameters.json (reviewer package)"
+    if facts.nomogram is not None and len(facts.nomogram):
+        nomogram_models = list(dict.fromkeys(facts.nomogram["model"]))
+        out["model_specification"] += (f"; nomogram{'s' if len(nomogram_models) > 1 else ''} of "
+                                       f"{_list(nomogram_models)} "
+                                       "(Results: models, Figure)")
     perf = [f"{m}: " + "; ".join(f"{c} {auc_text(facts.perf(m, c))}" for c in facts.cohorts if facts.perf(m, c) is not None)
             for m in key_models(facts)]
+    iv = _internal_validation_text(facts)
+    if iv:
+        perf.append(iv + " (supplementary table)")
+    if facts.survival is not None and len(facts.survival):
+        perf.append("Time to recurrence: Harrell's C, log-rank P and Cox hazard ratio of the risk groups per cohort, "
+                    f"Kaplan-Meier curves of {km_model(facts)} (Results: time to recurrence)")
     if perf:
         out["performance"] = ". ".join(perf)
     cal = results_calibration(facts, tables=set(), figures=set()).strip()
     if cal and not cal.startswith("No "):
         out["calibration"] = cal.replace("\n\n", " ").replace("- ", "")
     if facts.results is not None:
-        out["clinical_utility"] = "decision curves over threshold probabilities 0.05-0.80 (Figure)"
+        lo, hi = facts.settings.get("decision_curve_range") or (0.05, 0.80)
+        out["clinical_utility"] = f"decision curves over threshold probabilities {lo:.2f}-{hi:.2f} (Figure)"
     if facts.oof_cohort:
         out["comparison_development_evaluation"] = ("apparent, nested out-of-fold and validation AUCs side by side "
                                                    "(supplementary table)")

@@ -67,6 +67,7 @@ REPORT_SECTIONS = {
     "sec-results-performance": "Results: performance",
     "sec-results-calibration": "Results: calibration",
     "sec-results-utility": "Results: clinical utility",
+    "sec-results-survival": "Results: time to recurrence",
     "sec-results-subgroups": "Results: subgroups",
     "sec-discussion": "Discussion",
     "sec-limitations": "Limitations",

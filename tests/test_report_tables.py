@@ -23,16 +23,17 @@ import yaml
 
 from conftest import REPO, run_dlr
 from report.tables import (DL_NOT_RUN, DisplayTable, agreement_table, best_radiomics_model, calibration_table,
-                           delong_table, format_ci, format_count, format_number, format_p, level_label, oof_table,
+                           delong_table, format_ci, format_count, format_number, format_p, internal_validation_table,
+                           level_label, oof_table,
                            pipe_table, reclassification_table, report_tables, sample_size_table, scanner_table,
                            staging_table, table1, table2, table3, table4)
 
 LIGHT = REPO / "tests" / "data" / "radiomics_light.yaml"
 IDS = ["tbl-1-characteristics", "tbl-2-classifiers", "tbl-3-logistic", "tbl-4-models", "tbl-s-delong",
        "tbl-s-staging", "tbl-s-scanner", "tbl-s-calibration", "tbl-s-reclassification", "tbl-s-sample-size",
-       "tbl-s-agreement", "tbl-s-oof"]
+       "tbl-s-agreement", "tbl-s-oof", "tbl-s-internal-validation"]
 EVERY_TABLE = (table1, table2, table3, table4, delong_table, staging_table, scanner_table, calibration_table,
-               reclassification_table, sample_size_table, agreement_table, oof_table)
+               reclassification_table, sample_size_table, agreement_table, oof_table, internal_validation_table)
 
 
 # --- independent display rules (the test's own, not the module's) --------------------------
