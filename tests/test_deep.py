@@ -165,3 +165,27 @@ def test_validation_patients_never_touch_a_weight_or_a_development_prediction():
     assert set(first.oof["model"]) == {f"DL-{first.best_network}", "DLRCR"}
     assert first.oof.groupby("model")["patient_id"].nunique().eq(28).all()
     assert first.deep_features.loc[dev].equals(second.deep_features.loc[dev])
+
+
+@pytest.mark.parametrize("phases", [("AP", "PVP"), ("T1", "T2", "DWI", "ADC")])
+def test_a_study_of_two_or_four_phases_trains_a_feature_block_per_phase(phases):
+    """study.yaml may name other phases than AP/PVP/DP: the arm (networks, DLRCR, Score-CAM
+    rows) follows the phases of the slices it is given."""
+    n = 32
+    x, y = _toy(n=n, seed=4, size=16)
+    x = x[:, [k % 3 for k in range(len(phases))]].contiguous()   # as many phases as the study names
+    masks = np.zeros(x.shape, dtype=np.uint8)
+    masks[..., 4:12, 4:12] = 1
+    ids = [f"P{k:03d}" for k in range(n)]
+    dev = np.arange(n) < 24
+    fold = np.where(dev, np.arange(n) // 2 % 4 + 1, 0)   # both labels in every fold
+    tab = pd.DataFrame(np.random.default_rng(5).normal(size=(n, 3)), columns=list("abc"))
+    s = deep_settings("quick", image_size=16, epochs=2, patience=2, min_epochs=1, fusion_epochs=2, batch_size=8,
+                      networks=("ResNet10",))
+    slices = StudySlices(np.array(ids, dtype=object), phases, x.numpy(), masks, n, 0)
+    result = train_deep_arm(slices, y, fold, dev, s, seed=3, device="cpu", tabular=tab, oof=False)
+    assert result.checkpoints["ResNet10"]["fc.weight"].shape == (2, len(phases) * 128)
+    assert result.checkpoints["DLRCR"]["fc.weight"].shape == (2, len(phases) * 128 + 3)
+    blocks = [c for c in result.deep_features.columns if c != "patient_id"]
+    assert len(blocks) == len(phases) * 128 and [c.split("_")[1] for c in blocks[::128]] == list(phases), blocks[:3]
+    assert {"DL-ResNet10", "DLRCR"} <= set(result.scores)

@@ -100,6 +100,62 @@ def test_a_trained_network_looks_at_the_tumour():
         assert inside > before[p, 0], f"phase {p}: {inside:.3f} inside after training, {before[p, 0]:.3f} before"
 
 
+def _cropped_tumours(*, seed: int, size: int = 48, texture: float = 2.0, noise: float = 0.5):
+    """80 toy patients as the pipeline crops them (modeling/deep/slices.py, quick profile: the
+    tumour's box grown by 25% on each side, resized to 48 px): a disc of radius 10-15 px near the
+    centre of each crop, textured for label 1 and smooth for label 0, over a noisy background
+    with a faint smooth gradient (the parenchyma) in each phase. Patients 0-59 train, 60-79 stop
+    the fit. Returns the slices (torch), the tumour masks (uint8, same shape) and the labels."""
+    rng = np.random.default_rng(seed)
+    y = np.concatenate([rng.permutation(np.repeat([0, 1], 30)), rng.permutation(np.repeat([0, 1], 10))])
+    rows, cols = np.mgrid[:size, :size]
+    x = np.empty((len(y), 3, 3, size, size), dtype=np.float32)
+    tumour = np.zeros(x.shape, dtype=np.uint8)
+    for i, label in enumerate(y):
+        radius = rng.uniform(10, 15)
+        centre = size / 2 + rng.uniform(-3, 3, 2)
+        disc = (rows - centre[0]) ** 2 + (cols - centre[1]) ** 2 <= radius ** 2
+        for p in range(3):
+            slope = rng.normal(0, 0.01, 2)
+            image = rng.normal(0.0, noise, (3, size, size)) + slope[0] * (rows - size / 2) + slope[1] * (cols - size / 2)
+            inside = texture * rng.choice([-1.0, 1.0], (3, int(disc.sum()))) if label else 0.0
+            image[:, disc] += 1.0 + inside
+            x[i, p] = image
+            tumour[i, p][:, disc] = 1
+    return torch.from_numpy(x), tumour, y
+
+
+def test_on_crops_like_the_pipelines_most_of_the_map_lies_in_the_dilated_tumour():
+    """The acceptance's check on the crops the pipeline makes (48 px, the quick profile): for each
+    of the three phases, more than half of the trained network's Score-CAM mass lies inside the
+    tumour mask dilated by 2 px, more than the region's share of the image (what a flat map would
+    put there) and more than the untrained network's map.
+
+    Measured (data seeds 0 and 1): 0.53-0.54 of the mass inside (medians 0.52-0.54), against the
+    region's 0.28-0.29 of the image and 0.45-0.48 for the untrained network (whose broad maps
+    already favour the centre of the crop, where the tumour is); stopping-split AUC 1.0. On the
+    165-patient synthetic study's own crops `dlr train` measured 0.46-0.75 per map
+    (RUN/models/deep/scorecam.csv), each above its region's 0.31-0.51."""
+    x, tumour, y = _cropped_tumours(seed=0)
+    settings = deep_settings("quick", image_size=48, epochs=25, patience=25, lr=3e-3)
+    fitted = fit_network(lambda: MultiPhaseNet("ResNet10", 3, 3), x, y, np.arange(60), np.arange(60, 80), settings,
+                         seed=0, device=torch.device("cpu"))
+    auc = rank_auc(y[60:], predict(fitted.model, x[60:]))
+    assert auc > 0.8, f"the network did not learn the texture (stopping-split AUC {auc:.3f})"
+    torch.manual_seed(0)
+    untrained = MultiPhaseNet("ResNet10", 3, 3)
+    cases = np.flatnonzero(y[60:] == 1) + 60
+    trained = _mass_fractions(fitted.model, x, (tumour,), cases)[:, :, 0]   # (patient, phase)
+    before = _mass_fractions(untrained, x, (tumour,), cases)[:, :, 0]
+    area = np.mean([binary_dilation(tumour[i, 0, 1], iterations=2).mean() for i in cases])
+    for p in range(3):
+        inside = trained[:, p].mean()
+        assert inside > 0.5, f"phase {p}: {inside:.3f} of the map inside the dilated tumour"
+        assert inside > area + 0.05, f"phase {p}: {inside:.3f} inside, the region's share {area:.3f}"
+        assert inside > before[:, p].mean(), f"phase {p}: {inside:.3f} after training, {before[:, p].mean():.3f} before"
+        assert np.median(trained[:, p]) > 0.5, f"phase {p}: median {np.median(trained[:, p]):.3f}"
+
+
 def _seeded_net(*, n_tabular: int = 0) -> MultiPhaseNet:
     torch.manual_seed(0)
     return MultiPhaseNet("ResNet10", 3, 3, n_tabular=n_tabular)
