@@ -207,7 +207,10 @@ def _draw(kind: str, stem: str, data, title: str, folder: str) -> list[str]:
             plotting.plot_km(data[0], ax=ax, title=title, xlabel=data[1])
         else:
             plotting.plot_forest(data, ax=ax, title=title)
-        for ext in ("png", "svg"):
+        # the KM figures (one per model and cohort, each with a number-at-risk table) as PNG alone:
+        # their SVG would add a third to the cost of `--time/--event`; `dlr report` redraws the best
+        # model's from km_curve.csv
+        for ext in ("png",) if kind == "km" else ("png", "svg"):
             path = Path(folder) / f"{stem}.{ext}"
             options = ({"metadata": {"Date": None}} if ext == "svg"
                        else {"pil_kwargs": {"compress_level": 1}})  # fast PNG; size barely changes

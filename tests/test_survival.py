@@ -506,7 +506,7 @@ def test_km_figures_are_drawn(tmp_path):
     assert main(["analyze", str(path), "--out", str(out), "--bootstrap", "0", "--time", TIME, "--event", EVENT]) == 0
     for cohort in ("training", "validation"):
         png = out / "figures" / f"km_{cohort}_A.png"
-        assert png.stat().st_size > 10_000 and (out / "figures" / f"km_{cohort}_A.svg").is_file()
+        assert png.stat().st_size > 10_000  # PNG alone (analysis/figures.py: the SVG cost a third more)
     curves = pd.read_csv(out / "km_curve.csv")
     assert list(curves.columns) == ["cohort", "model", "group", "time", "survival", "ci_low", "ci_high", "at_risk", "n_events"]
     first = curves.groupby(["cohort", "group"]).head(1)
