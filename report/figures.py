@@ -237,7 +237,7 @@ def draw_dca(run: Path, models: list, cohorts: list, dca_range):
         top = max(top, float(treat_all["net_benefit"].max()) if len(treat_all) else 0.0)
         ax.set(xlim=(lo, hi), ylim=(-0.05, max(top * 1.1, 0.05)), xlabel="Threshold probability",
                ylabel="Net benefit", title=f"{cohort[:1].upper()}{cohort[1:]} cohort")
-        ax.legend(loc="upper right", frameon=False)
+        _legend(ax, len(models) + 2, "upper right")  # beneath the panel when the bands would hide it
         _panel_letter(ax, i)
     return fig
 
