@@ -45,6 +45,18 @@ def make_predictions(n: int = 120, *, seed: int = 0, models=("A", "B"), cohorts=
     return pd.concat(rows, ignore_index=True)
 
 
+def r_cell(v) -> str:
+    """A value as the R reference cases (tests/r/) store it: 17 significant digits (R and Python
+    read back the same double); floats keep a '.' so that integral floats (stage scores) are
+    read back as floats and integers (labels) as integers."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    text = f"{float(v):.17g}"
+    return text if any(c in text for c in ".en") else text + ".0"
+
+
 def read_long_csv(path: Path) -> dict[str, dict[str, float]]:
     """A long CSV (case, key, value) written by a script of tests/r/: case -> key -> value ("NA" -> NaN)."""
     results: dict[str, dict[str, float]] = {}

@@ -46,7 +46,7 @@ from core.errors import UndefinedStatisticWarning
 from analysis.thresholds import threshold_metrics, wilson_interval
 from core.stats.roc import youden_threshold
 
-from conftest import read_long_csv
+from conftest import r_cell, read_long_csv
 
 R_DIR = Path(__file__).parent / "r"
 CASES_DIR = R_DIR / "cases"
@@ -199,17 +199,6 @@ def _names(kind: str) -> list[str]:
 # --------------------------------------------------------------------------- committed case files
 
 
-def _cell(v) -> str:
-    """17 significant digits (R and Python read back the same double); floats keep a '.' so
-    that integral floats (stage scores) are read back as floats and integers (labels) as integers."""
-    if isinstance(v, str):
-        return v
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    text = f"{float(v):.17g}"
-    return text if any(c in text for c in ".en") else text + ".0"
-
-
 def write_r_cases(cases_dir: Path) -> None:
     """Write every generated case as cases_dir/reference/CASE.csv plus manifest.csv (case, kind, file)."""
     folder = cases_dir / "reference"
@@ -222,11 +211,11 @@ def write_r_cases(cases_dir: Path) -> None:
             with (folder / f"{name}.csv").open("w", newline="") as cf:
                 cw = csv.writer(cf, lineterminator="\n")
                 cw.writerow(list(columns))
-                cw.writerows([_cell(v) for v in row] for row in zip(*columns.values()))
+                cw.writerows([r_cell(v) for v in row] for row in zip(*columns.values()))
 
 
 def _column(cells: list[str]) -> np.ndarray:
-    """Integers, floats or strings, as written by ``_cell``."""
+    """Integers, floats or strings, as written by ``conftest.r_cell``."""
     try:
         if all("." not in c and "e" not in c and "n" not in c for c in cells):
             return np.array([int(c) for c in cells])

@@ -35,7 +35,7 @@ from analysis.pipeline import analyze
 from analysis.predictions import validate_predictions
 from analysis.survival import (SURVIVAL_COLUMNS, aeq_times, cox_hazard_ratio, harrell_c, kaplan_meier,
                                logrank_test, risk_group_survival)
-from conftest import make_predictions, read_long_csv
+from conftest import make_predictions, r_cell, read_long_csv
 from core.errors import UndefinedStatisticWarning
 from core.stats.roc import youden_threshold
 from dlr.cli import main
@@ -54,16 +54,6 @@ P_TOL = dict(rtol=1e-6, atol=1e-300)  # p-values far below any alpha may underfl
 
 
 # --------------------------------------------------------------------------- the cases
-
-
-def _cell(v) -> str:
-    """17 significant digits; floats keep a '.' so that they are read back as floats (as tests/r/)."""
-    if isinstance(v, str):
-        return v
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
-    text = f"{float(v):.17g}"
-    return text if any(c in text for c in ".en") else text + ".0"
 
 
 def _ties_case() -> pd.DataFrame:
@@ -88,7 +78,7 @@ def _write(frame: pd.DataFrame, path: Path) -> None:
     with path.open("w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(list(frame.columns))
-        w.writerows([_cell(v) for v in row] for row in frame.itertuples(index=False))
+        w.writerows([r_cell(v) for v in row] for row in frame.itertuples(index=False))
 
 
 def _thresholds(frame: pd.DataFrame, dev: str) -> pd.DataFrame:

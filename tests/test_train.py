@@ -54,7 +54,14 @@ def trained(tmp_path_factory):
 def test_predictions_hold_every_model_for_both_cohorts(trained):
     root, run, summary = trained
     pred = pd.read_csv(run / "predictions.csv", dtype={"patient_id": str})
-    assert list(pred.columns) == ["patient_id", "cohort", "model", "y_true", "y_score", "scanner"]
+    # the scanner (--strata) and the follow-up columns of study.yaml (--time, --event)
+    assert list(pred.columns) == ["patient_id", "cohort", "model", "y_true", "y_score", "scanner",
+                                  "months_to_recurrence", "recurrence"]
+    exact = dict(dtype={"patient_id": str}, float_precision="round_trip")  # 17 digits read back as written
+    carried = pd.read_csv(run / "predictions.csv", **exact)
+    clinical_follow_up = pd.read_csv(root / "clinical.csv", **exact).set_index("patient_id")
+    for column in ("months_to_recurrence", "recurrence"):
+        assert (carried[column].to_numpy() == clinical_follow_up.loc[carried["patient_id"], column].to_numpy()).all()
     assert list(dict.fromkeys(pred["model"])) == MODELS
     counts = pred.groupby(["model", "cohort"]).size().unstack()
     assert (counts["training"] == 132).all() and (counts["validation"] == 33).all()
@@ -281,7 +288,7 @@ def test_out_of_fold_predictions_cover_each_development_patient_once(trained, tm
     contract = pd.read_csv(run2 / "predictions_oof.csv", dtype={"patient_id": str})
     pred = pd.read_csv(run2 / "predictions.csv", dtype={"patient_id": str})
     assert list(contract.columns) == list(pred.columns) == ["patient_id", "cohort", "model", "y_true", "y_score",
-                                                            "scanner"]
+                                                            "scanner", "months_to_recurrence", "recurrence"]
     assert (contract["cohort"] == "training").all() and len(contract) == len(oof)
     assert contract.groupby("model").size().to_dict() == oof.groupby("model").size().to_dict()
     assert not contract.duplicated(["patient_id", "model"]).any()
