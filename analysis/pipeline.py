@@ -349,12 +349,10 @@ def _decision_differences(data: _Scores, cohort: str, models, reference: str, fi
             continue
         with log.context(f"net benefit {model} vs {reference}, cohort {cohort}"):
             y = data.outcome[rows]
-            risk = fit.risk(model, data.score(model, rows))
-            risk_ref = fit.risk(reference, data.score(reference, rows))
-            if not (np.all(np.isfinite(risk)) and np.all(np.isfinite(risk_ref))):
-                warnings.warn("no risk scale (the development-cohort mapping is undefined)",
-                              UndefinedStatisticWarning)
+            risks = _risk_pair(fit, data, model, reference, rows)
+            if risks is None:
                 continue
+            risk, risk_ref = risks
             if rows.size == n_cohort:  # both score every patient: the curves' replicates are paired already
                 diff = compare_decision_curves(part.net_benefit[model], part.net_benefit[reference], part.treat_all)
             else:
@@ -393,6 +391,16 @@ def _paired_comparisons(data: _Scores, cohort: str, models, part: _CohortPart, r
     return rows_out
 
 
+def _risk_pair(fit: _DevelopmentFit, data: _Scores, a: str, b: str, rows) -> tuple | None:
+    """The risks of models ``a`` and ``b`` for ``rows`` (index scores through their development
+    maps); None, with a warning, where either has no risk scale."""
+    risk_a, risk_b = fit.risk(a, data.score(a, rows)), fit.risk(b, data.score(b, rows))
+    if not (np.all(np.isfinite(risk_a)) and np.all(np.isfinite(risk_b))):
+        warnings.warn("no risk scale (the development-cohort mapping is undefined)", UndefinedStatisticWarning)
+        return None
+    return risk_a, risk_b
+
+
 def _reclassification_rows(data: _Scores, cohort: str, models, reference: str, fit: _DevelopmentFit,
                            resamples, position, log: _WarningLog) -> list[dict]:
     """NRI and IDI of the reference model against each other model, on their common patients."""
@@ -402,12 +410,10 @@ def _reclassification_rows(data: _Scores, cohort: str, models, reference: str, f
         if model == reference or rows.size == 0:
             continue
         with log.context(f"NRI/IDI {reference} vs {model}, cohort {cohort}"):
-            new = fit.risk(reference, data.score(reference, rows))
-            old = fit.risk(model, data.score(model, rows))
-            if not (np.all(np.isfinite(new)) and np.all(np.isfinite(old))):
-                warnings.warn("no risk scale (the development-cohort mapping is undefined)",
-                              UndefinedStatisticWarning)
+            risks = _risk_pair(fit, data, reference, model, rows)
+            if risks is None:
                 continue
+            new, old = risks
             sub = resamples.subset(position[rows]) if resamples is not None else None
             rec = reclassification(data.outcome[rows], new, old, resamples=sub)
         out.append({"cohort": cohort, "reference": reference, "model": model,
