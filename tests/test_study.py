@@ -125,6 +125,16 @@ def _set(frame, pid, column, value):
     frame.loc[frame["patient_id"] == pid, column] = value
 
 
+def _with_follow_up(root, pid, column, value):
+    """study.yaml names follow-up columns (all valid) and patient ``pid``'s ``column`` gets ``value``."""
+    _write_yaml(root, time_column="rfs_months", event_column="recurred")
+
+    def edit(frame):
+        frame["rfs_months"], frame["recurred"] = 12.5, 0
+        _set(frame, pid, column, value)
+    _edit_clinical(root, edit)
+
+
 CASES = {
     "study.yaml missing": (lambda r: (r / "study.yaml").unlink(), "study-yaml", "study.yaml", None),
     "study.yaml not YAML": (lambda r: (r / "study.yaml").write_text("phases: [AP\n"), "study-yaml", "study.yaml", None),
@@ -145,6 +155,12 @@ CASES = {
                         "outcome-value", "clinical.csv", "P002"),
     "outcome missing": (lambda r: _edit_clinical(r, lambda f: _set(f, "P004", "early_recurrence", None)),
                         "outcome-value", "clinical.csv", "P004"),
+    "follow-up time negative": (lambda r: _with_follow_up(r, "P002", "rfs_months", -1.0),
+                                "follow-up-value", "clinical.csv", "P002"),
+    "follow-up time missing": (lambda r: _with_follow_up(r, "P003", "rfs_months", None),
+                               "follow-up-value", "clinical.csv", "P003"),
+    "follow-up event not 0/1": (lambda r: _with_follow_up(r, "P004", "recurred", 2),
+                                "follow-up-value", "clinical.csv", "P004"),
     "unknown cohort": (lambda r: _edit_clinical(r, lambda f: _set(f, "P004", "cohort", "external")),
                        "unknown-cohort", "clinical.csv", "P004"),
     "development cohort one class": (
