@@ -188,12 +188,7 @@ def main(argv=None) -> int:
     print(f"repeats        : {args.repeat} each, order a b a b ...")
     print()
 
-    times = {"a": [], "b": []}
-    for i in range(1, args.repeat + 1):
-        for key, label, cmd in (("a", "dlr ", cmd_a), ("b", "pROC", cmd_b)):
-            wall = run_timed(label, cmd)
-            times[key].append(wall)
-            print(f"run {i}  ({key}) {label}: {wall:8.3f} s", flush=True)
+    times = _alternate(args.repeat, (("a", "dlr ", cmd_a), ("b", "pROC", cmd_b)))
 
     med_a, med_b = statistics.median(times["a"]), statistics.median(times["b"])
     print()
@@ -204,6 +199,17 @@ def main(argv=None) -> int:
     print(f"ratio median(pROC) / median(dlr) = {med_b / med_a:.2f}  "
           f"({'dlr faster' if med_a < med_b else 'pROC faster'})")
     return 0
+
+
+def _alternate(repeat: int, commands) -> dict:
+    """Wall seconds of each (key, label, command), run ``repeat`` times in turn (a b a b ...)."""
+    times = {key: [] for key, _, _ in commands}
+    for i in range(1, repeat + 1):
+        for key, label, cmd in commands:
+            wall = run_timed(label or key, cmd)
+            times[key].append(wall)
+            print(f"run {i}  ({key}){' ' + label if label else ''}: {wall:8.3f} s", flush=True)
+    return times
 
 
 def _survival_overhead(args, data: Path, cmd_a: list[str], dlr_python: Path) -> int:
@@ -219,12 +225,7 @@ def _survival_overhead(args, data: Path, cmd_a: list[str], dlr_python: Path) -> 
     print(f"(c) + survival : {' '.join(cmd_c)}")
     print(f"repeats        : {args.repeat} each, order a c a c ...")
     print()
-    times = {"a": [], "c": []}
-    for i in range(1, args.repeat + 1):
-        for key, cmd in (("a", cmd_a), ("c", cmd_c)):
-            wall = run_timed(key, cmd)
-            times[key].append(wall)
-            print(f"run {i}  ({key}): {wall:8.3f} s", flush=True)
+    times = _alternate(args.repeat, (("a", "", cmd_a), ("c", "", cmd_c)))
     med_a, med_c = statistics.median(times["a"]), statistics.median(times["c"])
     print()
     for key, label in (("a", "without"), ("c", "with   ")):
