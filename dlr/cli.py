@@ -189,8 +189,7 @@ def _cmd_extract(args) -> int:
 
 def _models_table(summary, intervals=None) -> str:
     """Each model's AUCs side by side: apparent (development cohort, in-sample), development CV
-    (tuning folds), nested out-of-fold (the honest development figure), with the deep arm the
-    inner split its networks stopped on (out-of-fold scores for the other models), the other
+    (tuning folds), nested out-of-fold (the honest development figure), the other
     cohorts with their DeLong 95% CIs (``intervals``: (model, cohort) -> (auc, low, high)), and
     the true risk's on a synthetic study (the best achievable)."""
     import numpy as np  # here, not at import time: `dlr analyze` sets the BLAS threads before numpy loads
@@ -201,9 +200,8 @@ def _models_table(summary, intervals=None) -> str:
     cohorts = list(table.columns)
     dev = summary.dev_cohort
     others = [c for c in cohorts if c != dev]
-    inner = "inner_auc" in models.columns and bool(np.isfinite(models["inner_auc"].to_numpy(dtype=float)).any())
     width = 22 if intervals else 16
-    heads = [f"{dev} apparent", "CV", "nested OOF", *(["inner split"] if inner else [])]
+    heads = [f"{dev} apparent", "CV", "nested OOF"]
     lines = [f"{'AUC':<20}" + "".join(f"{h:>12}" for h in heads) + "".join(f"{h:>{width}}" for h in others)]
 
     def text(v):
@@ -220,8 +218,7 @@ def _models_table(summary, intervals=None) -> str:
 
     for model, row in table.iterrows():
         extra = models.loc[model] if model in models.index else None
-        cells = [row.get(dev, float("nan")), field(extra, "cv_auc"), field(extra, "oof_auc"),
-                 *([field(extra, "inner_auc")] if inner else [])]
+        cells = [row.get(dev, float("nan")), field(extra, "cv_auc"), field(extra, "oof_auc")]
         lines.append(f"{model:<20}" + "".join(f"{text(v):>12}" for v in cells)
                      + "".join(f"{with_ci(model, c, row[c]):>{width}}" for c in others))
     if summary.true_risk is not None:
@@ -480,8 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bootstrap resamples of the internal validation of the logistic models (Harrell's "
                         "optimism correction, models/internal_validation.csv; default 200, 0 skips it)")
     p.add_argument("--profile", choices=("quick", "paper"), default="quick",
-                   help="the deep arm's budget: quick (48 x 48 slices, <= 40 epochs; a CPU) or paper (256 x 256, "
-                        "<= 200 epochs, SGD lr 1e-4)")
+                   help="the deep arm's budget: quick (32 x 32 crops of 96 mm, 250 steps; a CPU) or paper "
+                        "(256 x 256 crops of 128 mm, the paper's stem and widths, 1000 steps; a GPU)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where the deep arm trains (auto: a CUDA GPU when there is one)")
     p.add_argument("--scheduler", default=None, help=argparse.SUPPRESS)

@@ -158,8 +158,8 @@ class StudyConfig(_Strict):
         tumour, and preprocessing hands PyRadiomics a binary mask of them (label 1).
     ``deep`` (mapping, optional)
         Settings of the deep-learning arm that override the profile's
-        (:class:`modeling.deep.settings.DeepSettings`: ``image_size``, ``epochs``, ``patience``,
-        ``lr``, ``networks``, ...), e.g. ``deep: {image_size: 128, epochs: 100}``.
+        (:class:`modeling.deep.settings.DeepSettings`: ``image_size``, ``fov_mm``, ``steps``,
+        ``batch_size``, ``lr``, ``networks``, ...), e.g. ``deep: {image_size: 64, fov_mm: 96, steps: 500}``.
     ``n_folds`` (int >= 2, default 5)
         The stratified folds into which ``RUN/split.csv`` divides the development cohort (the
         paper's 5-fold LASSO CV); each fold needs a patient of each outcome, so the

@@ -16,9 +16,10 @@ What is fitted, and on whom (methods.md G: everything on the development cohort 
   best development-cohort CV AUC (never chosen by validation AUC), tuned again by CV.
 * Thresholds: Youden's J on each model's development-cohort predictions (recorded, with
   :func:`core.stats.roc.youden_threshold`, the function `dlr analyze` chooses them with).
-* Out-of-fold predictions for a later fusion model: for each fold k, the whole chain above
-  (CR selection and fit, median fill, ICC, tests, LASSO, tuning with the remaining folds,
-  choice of the best classifier, RCR) is redone without fold k and predicts fold k.
+* Out-of-fold predictions (contract 4.1) for honest development estimates and DLRCR's fusion:
+  for each fold k, the whole chain above (CR selection and fit, median fill, ICC, tests, LASSO,
+  tuning with the remaining folds, choice of the best classifier, RCR) is redone without fold k
+  and predicts fold k; the deep arm (:mod:`modeling.deep.arm`) refits every network likewise.
 
 Outputs
 -------
@@ -257,18 +258,8 @@ def _predict_chain(fit: _ArmFit, data: _Data, ids) -> dict:
     return out
 
 
-def fusion_inputs(fit: _ArmFit, data: _Data, ids) -> Optional[pd.DataFrame]:
-    """DLRCR's tabular inputs of ``ids``: the selected radiomics features (filled with the fit's
-    medians) and the CR factors' design columns; None when either arm is missing."""
-    if fit.selection is None or fit.cr is None:
-        return None
-    ids = list(ids)
-    x = _fill(data, fit.medians, ids)[list(fit.selection.features)]
-    return pd.concat([x, design(data.clinical.loc[ids], fit.cr.codings)], axis=1).reset_index(drop=True)
-
-
 def _oof_fold(args):
-    data, config, k, kwargs, fallback, want_fusion = args
+    data, config, k, kwargs, fallback = args
     dev = data.cohort == config.dev_cohort
     held = data.ids[dev & (data.fold == k)]
     notes: list[str] = []
@@ -277,8 +268,8 @@ def _oof_fold(args):
         try:
             fit = _fit_chain(data, config, dev & (data.fold != k), fallback=fallback, notes=notes, **kwargs)
         except (InputError, ValueError) as exc:  # nothing could be fitted without this fold
-            return k, held, {}, [*notes, f"the whole chain: {exc}"], None
-    return k, held, _predict_chain(fit, data, held), notes, fusion_inputs(fit, data, data.ids) if want_fusion else None
+            return k, held, {}, [*notes, f"the whole chain: {exc}"]
+    return k, held, _predict_chain(fit, data, held), notes
 
 
 def _dask_folds(tasks: list, scheduler: str):
@@ -287,13 +278,12 @@ def _dask_folds(tasks: list, scheduler: str):
 
 
 def _out_of_fold(data: _Data, config, kwargs: dict, *, jobs: int, fallback: Optional[_ArmFit] = None,
-                 scheduler: Optional[str] = None, progress=None, fusion: bool = False):
-    """Nested out-of-fold predictions of every model, the log of each fold's fallbacks, and with
-    ``fusion`` each fold's DLRCR tabular inputs (fold -> frame of every patient); the folds'
-    refits run in ``jobs`` processes, or on the Dask cluster at ``scheduler``."""
+                 scheduler: Optional[str] = None, progress=None):
+    """Nested out-of-fold predictions of every model and the log of each fold's fallbacks; the
+    folds' refits run in ``jobs`` processes, or on the Dask cluster at ``scheduler``."""
     dev = data.cohort == config.dev_cohort
     folds = sorted(set(data.fold[dev]))
-    tasks = [(data, config, k, kwargs, fallback, fusion) for k in folds]
+    tasks = [(data, config, k, kwargs, fallback) for k in folds]
     if scheduler:
         results = []
         for result in _dask_folds(tasks, scheduler):
@@ -321,70 +311,53 @@ def _out_of_fold(data: _Data, config, kwargs: dict, *, jobs: int, fallback: Opti
             if progress:
                 progress(f"out-of-fold predictions: fold {task[2]} of {len(folds)}")
     y = dict(zip(data.ids, data.y))
-    rows, log, tabular = [], [], {}
-    for k, held, scores, notes, fusion_x in results:
+    rows, log = [], []
+    for k, held, scores, notes in results:
         for model, values in scores.items():
             rows += [{"patient_id": p, "fold": k, "model": model, "y_true": y[p], "y_score": float(s)}
                      for p, s in zip(held, values)]
         log += [{"fold": k, "note": text} for text in notes]
-        if fusion_x is not None:
-            tabular[int(k)] = fusion_x
     return (pd.DataFrame(rows, columns=["patient_id", "fold", "model", "y_true", "y_score"]),
-            pd.DataFrame(log, columns=["fold", "note"]), tabular)
+            pd.DataFrame(log, columns=["fold", "note"]))
 
 
 # --------------------------------------------------------------------------------------------
 # the deep arm
 
 
-def _deep_without_oof(result) -> set:
-    """The deep models without out-of-fold predictions (only the best ResNet and DLRCR are
-    refitted per fold: their thresholds are chosen on their apparent development predictions, as
-    `dlr analyze` chooses them, see _models_table)."""
-    if result is None:
-        return set()
-    have = set(result.oof["model"]) if result.oof is not None else set()
-    return {m for m in result.scores if m not in have}
+def _partner(scores: dict, oof_frame: Optional[pd.DataFrame], ids) -> Optional["Partner"]:
+    """DLRCR's partner (RCR): its scores of ``ids`` and its out-of-fold scores (NaN for patients
+    without one); None when RCR was not fitted or has no out-of-fold predictions."""
+    from .deep.arm import FUSION_PARTNER, Partner
+
+    name = FUSION_PARTNER
+    if name not in scores or oof_frame is None:
+        return None
+    rows = oof_frame[oof_frame["model"] == name]
+    if rows.empty:
+        return None
+    oof = pd.Series(rows["y_score"].to_numpy(dtype=float), index=rows["patient_id"]).reindex(list(ids))
+    return Partner(name, np.asarray(scores[name], dtype=float), oof.to_numpy(dtype=float))
 
 
-def _deep_arm(study, run: Path, data: _Data, dev: np.ndarray, fit: _ArmFit, oof_fusion, *, settings, device: str,
-              jobs: int, seed: int, oof: bool, say, bar: bool):
+def _deep_arm(study, run: Path, data: _Data, dev: np.ndarray, partner, *, settings, device: str, jobs: int,
+              seed: int, oof: bool, say, bar: bool):
     from .deep.arm import train_deep_arm
     from .deep.settings import deep_settings
     from .deep.slices import study_slices
 
     settings = settings or deep_settings("quick")
     slices = study_slices(study, run, settings, list(data.ids), jobs=jobs, seed=seed, progress=say)
-    tabular = fusion_inputs(fit, data, data.ids)
-    if tabular is None:
-        say("deep: DLRCR needs the clinical and radiomics arms (selected features and CR factors); left out")
-    return train_deep_arm(slices, data.y, data.fold, dev, settings, seed=seed, device=device, tabular=tabular,
-                          oof_tabular=oof_fusion, oof=oof, progress=say, bar=bar)
+    say(f"deep: {settings.recipe()}")
+    return train_deep_arm(slices, data.y, data.fold, dev, settings, seed=seed, device=device, partner=partner,
+                          oof=oof, jobs=jobs, progress=say, bar=bar)
 
 
-#: RUN/models/fusion/: DLRCR's tabular inputs left by the clinical and radiomics arms, one CSV per
-#: fit (``development.csv``; ``fold_<k>.csv`` from the out-of-fold refit without fold k), so that
-#: ``dlr train --arms deep`` can train DLRCR later without refitting those arms
-FUSION_DIR = "fusion"
 #: the deep arm's models, which ``dlr train --arms deep`` replaces in an earlier run's files
 DEEP_MODELS = ("DL-ResNet10", "DL-ResNet18", "DL-ResNet34", "DLRCR")
 #: predictions.csv's model order (contract section 3), then the comparators
 MODEL_ORDER = (["CR"] + [radiomics_model_name(n) for n in clf.CLASSIFIERS] +
                ["DL-ResNet10", "DL-ResNet18", "DL-ResNet34", "RCR", "DLRCR"])
-
-
-def _fusion_tables(fit: _ArmFit, data: _Data, oof_fusion: Optional[dict]) -> dict:
-    """file name -> DLRCR's tabular inputs (patient_id first) of the development fit and of each
-    out-of-fold refit; empty when the clinical or radiomics arm did not run."""
-    tables = {}
-    tabular = fusion_inputs(fit, data, data.ids)
-    if tabular is None:
-        return tables
-    tables["development.csv"] = tabular
-    for k, frame in sorted((oof_fusion or {}).items()):
-        tables[f"fold_{k}.csv"] = frame
-    return {name: frame.assign(patient_id=list(data.ids))[["patient_id", *frame.columns]]
-            for name, frame in tables.items()}
 
 
 def _logistic_tables(fit: _ArmFit, data: _Data, config, dev: np.ndarray, *, n_resamples: int, seed: int,
@@ -423,30 +396,6 @@ def _logistic_tables(fit: _ArmFit, data: _Data, config, dev: np.ndarray, *, n_re
     return tables
 
 
-def _write_fusion(folder: Path, tables: dict) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, frame in tables.items():
-        frame.to_csv(folder / name, index=False, float_format="%.17g")
-
-
-def _read_fusion(folder: Path, ids) -> tuple[Optional[pd.DataFrame], dict]:
-    """What :func:`_write_fusion` wrote, rows in ``ids`` order: (development inputs or None,
-    fold -> inputs)."""
-    def read(path: Path) -> pd.DataFrame:
-        frame = pd.read_csv(path, dtype={"patient_id": str}, float_precision="round_trip").set_index("patient_id")
-        absent = [p for p in ids if p not in frame.index]
-        if absent:
-            raise InputError(f"{path}: no DLRCR inputs for patient(s) {', '.join(absent[:10])} of RUN/split.csv; "
-                             "rerun `dlr train` with the clinical and radiomics arms")
-        return frame.loc[list(ids)].reset_index(drop=True)
-
-    development = folder / "development.csv"
-    if not development.is_file():
-        return None, {}
-    folds = {int(path.stem.split("_", 1)[1]): read(path) for path in sorted(folder.glob("fold_*.csv"))}
-    return read(development), folds
-
-
 def _check_earlier_train(run: Path) -> None:
     if not (run / "predictions.csv").is_file() or not (run / MODELS_DIR / "models.csv").is_file():
         raise InputError(f"{run}: `--arms deep` alone adds the deep models to an earlier `dlr train` of this run "
@@ -458,14 +407,14 @@ def _train_deep_alone(study, run: Path, data: _Data, dev: np.ndarray, *, seed: i
                       oof: bool, say, bar: bool) -> TrainSummary:
     """``dlr train --arms deep``: the deep arm added to an earlier ``dlr train`` of this run folder.
 
-    DLRCR takes its tabular inputs from what the clinical and radiomics arms left in
-    ``RUN/models/fusion/`` (none there: DLRCR is left out); the earlier models' rows of
+    DLRCR fuses with RCR's scores of the earlier train (its rows of predictions.csv and
+    predictions_oof.csv; none there: DLRCR is left out); the earlier models' rows of
     predictions.csv, predictions_oof.csv and models.csv, and their files in models/, are kept
     as they are, and the deep models' rows and ``models/deep/`` replaced.
     """
-    from .deep.arm import train_deep_arm
-    from .deep.settings import deep_settings
-    from .deep.slices import study_slices
+    import hashlib
+
+    from .deep.arm import FUSION_PARTNER
 
     config = study.config
     _check_earlier_train(run)
@@ -475,19 +424,28 @@ def _train_deep_alone(study, run: Path, data: _Data, dev: np.ndarray, *, seed: i
     if stale:
         raise InputError(f"{previous}: its patients differ from RUN/split.csv's ({', '.join(stale[:10])}); rerun "
                          "`dlr train` with every arm")
-    fusion_files = sorted((run / MODELS_DIR / FUSION_DIR).glob("*.csv"))
+    old_oof = run / OOF_PREDICTIONS
+    earlier_oof = (pd.read_csv(old_oof, dtype={"patient_id": str}, float_precision="round_trip")
+                   if old_oof.is_file() else None)
+    rcr = old[old["model"] == FUSION_PARTNER]
+    partner = None
+    if len(rcr):
+        partner = _partner({FUSION_PARTNER: rcr.set_index("patient_id")["y_score"].reindex(list(data.ids))},
+                           earlier_oof, data.ids)
+    # RCR's scores enter DLRCR: their digest is recorded (predictions.csv itself is rewritten here)
+    digest = hashlib.sha256()
+    if partner is not None:
+        digest.update(np.ascontiguousarray(partner.scores).tobytes() + np.ascontiguousarray(partner.oof).tobytes())
     info = provenance(inputs={"clinical.csv": study.root / "clinical.csv", "study.yaml": study.root / "study.yaml",
-                              SPLIT_FILE: run / SPLIT_FILE,
-                              **{f"{MODELS_DIR}/{FUSION_DIR}/{f.name}": f for f in fusion_files}},
-                      settings={"arms": ["deep"], "n_folds": len(set(data.fold[dev])), "oof": oof}, seed=seed)
-    tabular, oof_tabular = _read_fusion(run / MODELS_DIR / FUSION_DIR, list(data.ids))
-    if tabular is None:
-        say("deep: no DLRCR inputs in RUN/models/fusion/ (train the clinical and radiomics arms first); DLRCR is "
-            "left out")
-    settings = deep or deep_settings("quick")
-    slices = study_slices(study, run, settings, list(data.ids), jobs=jobs, seed=seed, progress=say)
-    result = train_deep_arm(slices, data.y, data.fold, dev, settings, seed=seed, device=device, tabular=tabular,
-                            oof_tabular=oof_tabular if oof else None, oof=oof, progress=say, bar=bar)
+                              SPLIT_FILE: run / SPLIT_FILE},
+                      settings={"arms": ["deep"], "n_folds": len(set(data.fold[dev])), "oof": oof,
+                                "dlrcr_partner_sha256": digest.hexdigest() if partner is not None else None},
+                      seed=seed)
+    if partner is None:
+        say(f"deep: no {FUSION_PARTNER} scores with out-of-fold predictions in the earlier train (train the clinical "
+            "and radiomics arms first); DLRCR is left out")
+    result = _deep_arm(study, run, data, dev, partner, settings=deep, device=device, jobs=jobs, seed=seed, oof=oof,
+                       say=say, bar=bar)
     rank = {m: k for k, m in enumerate(MODEL_ORDER + list(COMPARATORS))}
     new = _predictions(data, config, result.scores, None)
     predictions = pd.concat([old[~old["model"].isin(DEEP_MODELS)], new[old.columns]], ignore_index=True)
@@ -500,35 +458,12 @@ def _train_deep_alone(study, run: Path, data: _Data, dev: np.ndarray, *, seed: i
     empty = _ArmFit(None, None, None, {}, None)
     models = _models_table(empty, data, dev, result.scores, oof_frame, deep=result)
     old_models = pd.read_csv(table, float_precision="round_trip")
-    rcr = old_models.loc[old_models["model"] == "RCR", "features"]
-    if len(rcr) and "DLRCR" in set(models["model"]):  # DLRCR's tabular inputs are RCR's (RUN/models/fusion/)
-        models.loc[models["model"] == "DLRCR", "features"] = f"{result.best_network} deep features + {rcr.iloc[0]}"
     kept = old_models[~old_models["model"].isin(DEEP_MODELS)].copy()
-    kept["inner_auc"] = _inner_split_aucs(run / OOF_PREDICTIONS, kept["model"], data, result.settings["inner_fold"])
     # as a whole train writes it: the other arms' rows in their order, then the deep arm's
     models = pd.concat([kept, models], ignore_index=True)
     _write_deep_alone(run, predictions, models.reset_index(drop=True), oof_frame, result, info)
     return TrainSummary(run, models.reset_index(drop=True), _performance(predictions), _truth_auc(study, data), None,
                         predictions, config.dev_cohort)
-
-
-def _inner_split_aucs(path: Path, models, data: _Data, fold: int) -> list:
-    """The earlier models' AUCs on the deep arm's inner split (development fold ``fold``), from
-    their out-of-fold predictions (as :func:`_inner_split_auc` computes them in a whole train);
-    NaN where a model has none."""
-    if not path.is_file():
-        return [float("nan")] * len(models)
-    oof = pd.read_csv(path, dtype={"patient_id": str}, float_precision="round_trip")
-    fold_of = dict(zip(data.ids, data.fold))
-    rows = oof[oof["patient_id"].map(fold_of) == fold]
-    out = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for model in models:
-            held = rows[rows["model"] == model]
-            out.append(rank_auc(held["y_true"].to_numpy(dtype=int), held["y_score"].to_numpy(dtype=float))
-                       if len(held) else float("nan"))
-    return out
 
 
 def _write_deep_alone(run: Path, predictions: pd.DataFrame, models: pd.DataFrame, oof_frame, deep, info) -> None:
@@ -623,7 +558,7 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
     device : {"auto", "cpu", "cuda"}
         Where the deep arm trains.
     bar : bool
-        A progress bar per network (epoch, loss, inner AUC) on stderr.
+        A progress bar per fit (steps, loss) on stderr (with ``jobs`` 1; a line per finished fit otherwise).
     internal_validation_b : int
         Bootstrap resamples of the internal validation of the logistic models
         (``models/internal_validation.csv``; drawn with ``seed``); 0 skips it.
@@ -674,14 +609,13 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
     kwargs = {"arms": arms, "seed": seed, "lasso_rule": lasso_rule, "icc_threshold": icc_threshold, "alpha": alpha}
     say(f"fitting on the {int(dev.sum())} {config.dev_cohort!r} patients")
     fit = _fit_chain(data, config, dev, progress=say, rcr=False, **kwargs)
-    oof_frame = oof_log = oof_fusion = None
+    oof_frame = oof_log = None
     if oof:
         say("out-of-fold predictions: refitting the whole chain without each fold")
         fallback = _ArmFit(fit.cr, None, _Kept(tuple(fit.selection.features)) if fit.selection is not None else None,
                            {}, None)
-        oof_frame, oof_log, oof_fusion = _out_of_fold(data, config, kwargs, jobs=jobs, fallback=fallback,
-                                                      scheduler=scheduler, progress=say,
-                                                      fusion={"clinical", "radiomics"} <= set(arms))
+        oof_frame, oof_log = _out_of_fold(data, config, kwargs, jobs=jobs, fallback=fallback, scheduler=scheduler,
+                                          progress=say)
         for row in oof_log.itertuples():
             warnings.warn(f"out-of-fold refit without fold {row.fold}: {row.note}", stacklevel=2)
     if fit.selection is not None:
@@ -697,8 +631,8 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
                                        alpha=alpha, progress=say)
     deep_result = None
     if "deep" in arms:
-        deep_result = _deep_arm(study, run, data, dev, fit, oof_fusion if oof else None, settings=deep, device=device,
-                                jobs=jobs, seed=seed, oof=oof, say=say, bar=bar)
+        deep_result = _deep_arm(study, run, data, dev, _partner(scores, oof_frame, data.ids), settings=deep,
+                                device=device, jobs=jobs, seed=seed, oof=oof, say=say, bar=bar)
         scores.update(deep_result.scores)
         if oof_frame is not None and deep_result.oof is not None:
             y_of = dict(zip(data.ids, data.y))
@@ -713,8 +647,7 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
             warnings.warn(f"out-of-fold predictions of {', '.join(extra)} are dropped: the model was not fitted on "
                           "the whole development cohort", stacklevel=2)
             oof_frame = oof_frame[oof_frame["model"].isin(list(scores))].reset_index(drop=True)
-        _check_coverage(oof_frame, {m: v for m, v in scores.items() if m not in _deep_without_oof(deep_result)},
-                        data, dev)
+        _check_coverage(oof_frame, scores, data, dev)
 
     comparators, erasl_label = comparator_table(clinical, config) if "clinical" in arms else (None, None)
     predictions = _predictions(data, config, scores, comparators)
@@ -722,8 +655,7 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
     parameters = _parameters(fit, data, dev, models, seed, erasl_label)
     performance = _performance(predictions)
     truth = _truth_auc(study, data)
-    fusion = _fusion_tables(fit, data, oof_fusion if oof else None)
-    _write(run, predictions, fit, models, parameters, oof_frame, info, oof_log, deep=deep_result, fusion=fusion,
+    _write(run, predictions, fit, models, parameters, oof_frame, info, oof_log, deep=deep_result,
            tables=logistic_tables)
     return TrainSummary(run, models, performance, truth,
                         fit.selection.counts if fit.selection is not None else None, predictions, config.dev_cohort)
@@ -820,8 +752,7 @@ def _models_table(fit: _ArmFit, data: _Data, dev: np.ndarray, scores: dict,
         held = oof_frame[oof_frame["model"] == model] if oof_frame is not None else None
         y_oof = held["y_true"].to_numpy(dtype=int) if held is not None else None
         s_oof = held["y_score"].to_numpy(dtype=float) if held is not None else None
-        # as `dlr analyze` chooses them (contract 4.1): the networks without out-of-fold predictions
-        # (all but the best ResNet) get theirs on their apparent development predictions
+        # as `dlr analyze` chooses them (contract 4.1): on the out-of-fold predictions where they exist
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if held is not None and len(held):
@@ -829,7 +760,6 @@ def _models_table(fit: _ArmFit, data: _Data, dev: np.ndarray, scores: dict,
             else:
                 threshold, source = youden_threshold(data.y[ok], values[ok]), "apparent"
         oof_auc = rank_auc(y_oof, s_oof) if held is not None and len(held) else float("nan")
-        inner_auc = _inner_split_auc(model, values, held, data, dev, deep)
         slope = calibration_slope(y_oof, s_oof) if held is not None and len(held) else float("nan")
         if np.isfinite(slope) and not low <= slope <= high:
             warnings.warn(f"{model}: calibration slope {slope:.2f} on its out-of-fold development predictions, outside "
@@ -838,12 +768,10 @@ def _models_table(fit: _ArmFit, data: _Data, dev: np.ndarray, scores: dict,
         if model == "CR":
             features, classifier = ", ".join(fit.cr.columns), "logistic"
         elif model == "DLRCR":
-            features = f"{deep.best_network} deep features + " + (
-                f"{len(fit.selection.features)} radiomics + {', '.join(fit.cr.columns)}" if fit.cr is not None and
-                fit.selection is not None else f"{len(deep.tabular_columns)} radiomics and CR columns")
-            classifier = "fusion network"
+            features = f"DL-{deep.best_network} and {deep.fusion.get('partner', 'RCR')} log-odds (out-of-fold)"
+            classifier = "logistic (late fusion)"
         elif deep is not None and model in deep.scores:
-            features, classifier = "deep features of the phases", model.split("-", 1)[1]
+            features, classifier = "slices of the phases", model.split("-", 1)[1]
         elif model == "RCR":
             features, classifier = f"{len(fit.selection.features)} radiomics + {', '.join(fit.cr.columns)}", fit.best
         else:
@@ -852,31 +780,11 @@ def _models_table(fit: _ArmFit, data: _Data, dev: np.ndarray, scores: dict,
                      "cv_log_loss": tuned.cv_log_loss if tuned else float("nan"),
                      "cv_auc": tuned.cv_auc if tuned else float("nan"),
                      "cv_auc_sd": tuned.cv_auc_sd if tuned else float("nan"),
-                     "oof_auc": oof_auc, "inner_auc": inner_auc, "oof_calibration_slope": slope,
+                     "oof_auc": oof_auc, "oof_calibration_slope": slope,
                      "best_params": json.dumps(tuned.best_params, sort_keys=True, default=str) if tuned else "",
                      "threshold": threshold, "threshold_source": source,
                      "best_classifier": fit.best is not None and model == radiomics_model_name(fit.best)})
     return pd.DataFrame(rows)
-
-
-def _inner_split_auc(model: str, values: np.ndarray, held: Optional[pd.DataFrame], data: _Data, dev: np.ndarray,
-                     deep) -> float:
-    """AUC on the deep arm's inner split (the development fold its networks stop on), from
-    predictions no weight of the model saw: a network's own scores there, and for the other
-    models their out-of-fold scores of that fold. NaN without the deep arm."""
-    if deep is None:
-        return float("nan")
-    fold = deep.settings["inner_fold"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if model in deep.scores:
-            inner = dev & (data.fold == fold) & np.isfinite(values)
-            return rank_auc(data.y[inner], values[inner]) if inner.any() else float("nan")
-        if held is not None and len(held):
-            rows = held[held["fold"] == fold]
-            if len(rows):
-                return rank_auc(rows["y_true"].to_numpy(dtype=int), rows["y_score"].to_numpy(dtype=float))
-    return float("nan")
 
 
 def _parameters(fit: _ArmFit, data: _Data, dev: np.ndarray, models: pd.DataFrame, seed: int, erasl_label) -> dict:
@@ -929,7 +837,7 @@ def _oof_predictions(predictions: pd.DataFrame, oof_frame: pd.DataFrame) -> pd.D
 
 def _write(run: Path, predictions: pd.DataFrame, fit: _ArmFit, models: pd.DataFrame, parameters: dict,
            oof_frame: Optional[pd.DataFrame], info: Optional[dict] = None,
-           oof_log: Optional[pd.DataFrame] = None, deep=None, fusion: Optional[dict] = None,
+           oof_log: Optional[pd.DataFrame] = None, deep=None,
            tables: Optional[dict] = None) -> None:
     """Write predictions.csv, predictions_oof.csv and models/ together: all are replaced, or none.
 
@@ -966,8 +874,6 @@ def _write(run: Path, predictions: pd.DataFrame, fit: _ArmFit, models: pd.DataFr
                 _write_deep(mdir / "deep", deep)
             if oof_log is not None:
                 oof_log.to_csv(mdir / "oof_log.csv", index=False)
-            if fusion:
-                _write_fusion(mdir / FUSION_DIR, fusion)
             for name, table in (tables or {}).items():  # internal validation and nomograms
                 table.to_csv(mdir / name, index=False, float_format="%.17g")
         (run / OOF_PREDICTIONS).unlink(missing_ok=True)
@@ -1014,7 +920,7 @@ def _write_deep(folder: Path, deep) -> None:
     deep.deep_features.to_csv(folder / "deep_features.csv", index=False, float_format="%.9g")
     (folder / "settings.json").write_text(json.dumps({**deep.settings, "device": deep.device,
                                                       "best_network": deep.best_network,
-                                                      "dlrcr_tabular_columns": list(deep.tabular_columns)},
+                                                      "dlrcr_fusion": deep.fusion},
                                                      indent=2, sort_keys=True) + "\n")
     _training_curves(deep.log, folder / "training_curves.png")
     if deep.cam_rows:
@@ -1026,7 +932,7 @@ def _write_deep(folder: Path, deep) -> None:
 
 
 def _training_curves(log: pd.DataFrame, path: Path) -> None:
-    """Training and inner-split loss, and inner-split AUC, per epoch, one colour per network."""
+    """Training and held-out-fold loss, and held-out-fold AUC, per optimiser step, one colour per network."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -344,7 +344,8 @@ def draw_flow(run: Path):
 
 def draw_training(run: Path):
     """The deep arm's training curves (RUN/models/deep/training_log.csv): (A) training and
-    inner-split loss per epoch (log scale), (B) inner-split AUC, one colour per network."""
+    held-out-fold loss per optimiser step (log scale), (B) held-out-fold AUC, one colour per
+    network."""
     import matplotlib.pyplot as plt
 
     log = _csv(run / "models" / "deep" / "training_log.csv")
@@ -616,8 +617,10 @@ def draw_report_figures(run, out, *, dca_range=(0.05, 0.80), dpi: int = 300) -> 
         keep(draw_flow(run), "fig-selection-flow", "selection_flow", "Radiomics feature selection: the number of "
              "features kept at each step, on the development cohort only.", ())
         keep(draw_training(run), "fig-dl-training", "dl_training", "Training of the deep-learning networks on the "
-             "development cohort: (A) class-weighted cross-entropy of the training patients (solid) and of the "
-             "inner split that stops the training (dashed); (B) inner-split AUC per epoch, the kept epoch marked.",
+             "development cohort, against the optimiser step: (A) class-weighted cross-entropy of the training "
+             "slices (solid) and of the held-out fold in the out-of-fold refits, mean over the folds (dashed); "
+             "(B) the held-out folds' mean AUC (dotted: chance). Every fit runs its fixed budget of steps; nothing "
+             "is chosen on these curves.",
              ())
         best = km_model(run, results.get("settings", {}).get("reference"))
         if best is not None:

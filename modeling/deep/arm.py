@@ -1,35 +1,46 @@
-"""The deep-learning arm of `dlr train`: DL-ResNet10/18/34 and the jointly trained DLRCR.
+"""The deep-learning arm of `dlr train`: DL-ResNet10/18/34 and DLRCR.
 
-Patients and folds come from ``RUN/split.csv``. Every network is trained on the development
-patients outside the inner fold (``settings.inner_fold``) and stopped early on the inner fold's
-class-weighted loss; no validation patient is ever in a batch, a loss or a stopping rule. The
-best ResNet is the one with the lowest inner-fold loss (a proper scoring rule on development
-patients its weights never saw). DLRCR starts from that ResNet's weights and trains jointly the
-backbone and one fully connected layer over [deep features of the phases | selected radiomics
-features | CR factors' design columns], the tabular part z-scored with the training patients'
-means and SDs.
+Patients and folds come from ``RUN/split.csv``. Every network is fitted twice over: once on the
+whole development cohort (the model that scores every patient, validation included) and once
+without each development fold k, scoring fold k (its nested out-of-fold predictions, contract
+4.1). A fit runs a fixed budget of steps (:mod:`.fit`), so no patient outside its training set
+is used to stop it; no validation patient is ever in a batch, a loss or a choice. The fits are
+independent, seeded from ``--seed``, the network and the fold, and run in ``jobs`` processes
+(on a GPU, one after the other on the device).
 
-Out-of-fold development predictions (contract 4.1) of the best ResNet and of DLRCR: for each
-fold k the whole chain is refitted without fold k (the ResNet, then DLRCR on the tabular inputs
-of the fold's own radiomics selection and CR factors, passed in ``oof_tabular``), stopped early on
-the next fold, and fold k is scored.
+The best network is the one with the highest pooled out-of-fold AUC (the order of
+``settings.networks`` on ties), as the classical arm chooses RCR's classifier.
+
+DLRCR is a late fusion: a logistic model (slopes mildly ridge-penalised) of the outcome on the
+best network's log-odds and RCR's log-odds (the radiomics features and the CR factors), fitted on their out-of-fold
+development predictions, the only scores of development patients that no model of theirs was
+fitted on. Its out-of-fold predictions refit that logistic model without fold k on the other
+folds' out-of-fold scores (whose models saw fold k's outcomes: a second-order leak of two
+coefficients, stated in the report's methods) and score fold k's. The paper trained its fusion
+network jointly; on ~105 patients that fit lowered performance below RCR's (methods.md).
 """
 from __future__ import annotations
 
 import io
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional
+from typing import Callable, Optional
 
 import numpy as np
 import pandas as pd
 import torch
 
 from core.errors import InputError
+from core.stats.roc import rank_auc, youden_threshold
 
-from .fit import Fitted, fit_network, predict, resolve_device
+from .fit import fit_network, log_odds, resolve_device
 from .networks import MultiPhaseNet
 from .settings import DeepSettings, model_name
 from .slices import StudySlices
+
+#: DLRCR's tabular partner: the model whose out-of-fold and development scores it fuses with
+FUSION_PARTNER = "RCR"
 
 
 @dataclass
@@ -37,148 +48,284 @@ class DeepResult:
     """What the arm adds to ``dlr train``'s outputs."""
 
     scores: dict                     # model name -> scores of every patient (slices.ids order)
-    oof: Optional[pd.DataFrame]      # model, patient_id, fold, y_score (development patients)
-    networks: pd.DataFrame           # one row per network: best epoch, epochs run, inner loss / AUC, seconds
-    log: pd.DataFrame                # network, epoch, train_loss, inner_loss, inner_auc, seconds
-    checkpoints: dict                # name -> state dict (CPU tensors)
-    deep_features: pd.DataFrame      # patient_id + the best ResNet's pooled features
+    oof: Optional[pd.DataFrame]      # model, patient_id, fold, y_score (development patients, every deep model)
+    networks: pd.DataFrame           # one row per network and DLRCR: OOF and apparent AUC, steps, seconds, best
+    log: pd.DataFrame                # network, fit, epoch, step, train_loss, held_out_loss, held_out_auc, seconds
+    checkpoints: dict                # network -> state dict (CPU tensors) of its development fit
+    deep_features: pd.DataFrame      # patient_id + the best network's pooled features (mean over slices)
     best_network: str
     settings: dict
     device: str
-    tabular_columns: tuple = ()
+    fusion: dict = field(default_factory=dict)     # DLRCR's logistic model: partner, coefficients
     cam_rows: list = field(default_factory=list)   # Score-CAM examples for models/deep/scorecam.png
     phases: tuple = ()
 
 
-def _standardise(tab: pd.DataFrame, train: np.ndarray) -> torch.Tensor:
-    values = tab.to_numpy(dtype=np.float64)
-    mean = values[train].mean(axis=0)
-    sd = values[train].std(axis=0, ddof=0)
-    sd[~np.isfinite(sd) | (sd < 1e-12)] = 1.0
-    return torch.from_numpy(((values - mean) / sd).astype(np.float32))
+@dataclass(frozen=True)
+class Partner:
+    """DLRCR's partner model: its scores of every patient (slices.ids order) and its out-of-fold
+    scores of the development patients (NaN elsewhere)."""
+
+    name: str
+    scores: np.ndarray
+    oof: np.ndarray
 
 
-def _inner_and_train(dev: np.ndarray, fold: np.ndarray, inner_fold: int, exclude: Optional[int] = None):
-    """Indices of the inner (early-stopping) patients and of the training patients."""
-    usable = dev & (fold != exclude) if exclude is not None else dev
-    inner = usable & (fold == inner_fold)
-    train = usable & ~inner
-    if not inner.any() or not train.any():
-        raise InputError(f"the deep arm's inner split (fold {inner_fold} of RUN/split.csv) leaves no patient to "
-                         "train on or to stop on")
-    return np.nonzero(train)[0], np.nonzero(inner)[0]
+# --------------------------------------------------------------------------------------------
+# the fits
 
 
-def _state(model: torch.nn.Module) -> dict:
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+_WORKER_X: Optional[torch.Tensor] = None
 
 
-def _row(network: str, fitted: Fitted, device: torch.device) -> dict:
-    best = fitted.log.loc[fitted.log["epoch"] == fitted.best_epoch].iloc[0]
-    n_params = sum(p.numel() for p in fitted.model.parameters())
-    return {"network": network, "best_epoch": fitted.best_epoch, "n_epochs": fitted.n_epochs,
-            "inner_loss": float(best["inner_loss"]), "inner_auc": float(best["inner_auc"]),
-            "seconds": fitted.seconds, "n_parameters": n_params, "device": device.type}
+def _init_worker(x: np.ndarray) -> None:
+    global _WORKER_X
+    torch.set_num_threads(1)  # one process per core
+    _WORKER_X = torch.from_numpy(x)
+
+
+def _fit_task(task: dict, x: Optional[torch.Tensor] = None) -> dict:
+    """One fit: ``task`` names the network, its training and scored patients, the seed."""
+    x = _WORKER_X if x is None else x
+    settings: DeepSettings = task["settings"]
+    device = torch.device(task["device"])
+
+    def make():
+        return make_network(task["network"], task["n_phases"], settings)
+
+    fitted = fit_network(make, x, task["y"], task["train"], settings, seed=task["seed"], device=device,
+                         held_out=task["held"] if task["monitor"] else None, name=task["label"], bar=task["bar"])
+    scored = np.asarray(task["scored"])
+    z = log_odds(fitted.model, x[torch.as_tensor(scored)], tta=settings.tta)
+    state = {k: v.detach().cpu().clone() for k, v in fitted.model.state_dict().items()}
+    return {"key": task["key"], "state": state, "log": fitted.log, "z": z, "seconds": fitted.seconds,
+            "n_steps": fitted.n_steps, "n_epochs": fitted.n_epochs,
+            "n_parameters": sum(p.numel() for p in fitted.model.parameters())}
+
+
+def _run_fits(tasks: list[dict], x: torch.Tensor, *, jobs: int, device: torch.device, say) -> dict:
+    """key -> result of every task; in ``jobs`` spawned processes on the CPU (spawn, not fork:
+    XGBoost's OpenMP threads and torch's may have run in this process), else in this one."""
+    out = {}
+    if device.type == "cpu" and jobs > 1 and len(tasks) > 1:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_init_worker, initargs=(x.numpy(),)) as pool:
+            for done, result in enumerate(pool.map(_fit_task, tasks), start=1):
+                out[result["key"]] = result
+                say(f"deep: {tasks[done - 1]['label']} fitted ({done} of {len(tasks)}, {result['seconds']:.1f} s)")
+        return out
+    for done, task in enumerate(tasks, start=1):
+        result = _fit_task(task, x)
+        out[result["key"]] = result
+        say(f"deep: {task['label']} fitted ({done} of {len(tasks)}, {result['seconds']:.1f} s)")
+    return out
+
+
+def make_network(network: str, n_phases: int, settings: DeepSettings) -> MultiPhaseNet:
+    """The network of ``settings`` for ``n_phases`` phases."""
+    return MultiPhaseNet(network, n_phases, stem=settings.stem, width=settings.width, dropout=settings.dropout,
+                         pool=settings.pool)
+
+
+def network_input(slices: StudySlices, settings: DeepSettings) -> torch.Tensor:
+    """The networks' input (N, C, S, H, W): the phases, and with ``pool = "tumour"`` the tumour
+    mask (the union of the phases' registered masks) as the last channel."""
+    images = slices.images.astype(np.float32, copy=False)
+    if settings.pool == "tumour":
+        mask = slices.masks.max(axis=1, keepdims=True).astype(np.float32)
+        images = np.concatenate([images, mask], axis=1)
+    return torch.from_numpy(np.ascontiguousarray(images))
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float)))
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=float), 1e-9, 1 - 1e-9)
+    return np.log(p / (1 - p))
 
 
 def train_deep_arm(slices: StudySlices, y: np.ndarray, fold: np.ndarray, dev: np.ndarray, settings: DeepSettings, *,
-                   seed: int, device: str = "auto", tabular: Optional[pd.DataFrame] = None,
-                   oof_tabular: Optional[Mapping[int, pd.DataFrame]] = None, oof: bool = True,
-                   progress: Optional[Callable[[str], None]] = None, bar: bool = False) -> DeepResult:
+                   seed: int, device: str = "auto", partner: Optional[Partner] = None, oof: bool = True,
+                   jobs: int = 1, progress: Optional[Callable[[str], None]] = None, bar: bool = False) -> DeepResult:
     """Train the arm on ``slices`` (patients aligned with ``y``, ``fold`` and ``dev``).
 
-    ``tabular``: DLRCR's radiomics + CR inputs of every patient (rows in slices.ids order, not
-    standardised), None to leave DLRCR out. ``oof_tabular``: fold -> the same matrix from that
-    fold's refit of the radiomics and CR chain, for DLRCR's out-of-fold predictions.
+    ``partner``: RCR's scores for DLRCR (None leaves DLRCR out). ``oof``: the out-of-fold
+    refits (without them the best network is chosen on apparent AUC and DLRCR, which is fitted
+    on out-of-fold scores, is left out).
     """
     say = progress or (lambda message: None)
     dev = np.asarray(dev, dtype=bool)
     fold = np.asarray(fold, dtype=int)
     y = np.asarray(y, dtype=int)
     torch_device = resolve_device(device)
-    x = torch.from_numpy(np.ascontiguousarray(slices.images))
-    n_phases, n_slices = x.shape[1], x.shape[2]
-    train, inner = _inner_and_train(dev, fold, settings.inner_fold)
-    scores, rows, logs, checkpoints, fits = {}, [], [], {}, {}
-    for k, network in enumerate(settings.networks):
-        say(f"deep: training {model_name(network)} on {len(train)} development patients "
-            f"(early stopping on the {len(inner)} of fold {settings.inner_fold}, {torch_device.type})")
-        fitted = fit_network(lambda: MultiPhaseNet(network, n_phases, n_slices), x, y, train, inner, settings,
-                             seed=seed + 101 * k, device=torch_device, name=model_name(network), bar=bar)
-        fits[network] = fitted
-        scores[model_name(network)] = predict(fitted.model, x)
-        rows.append(_row(network, fitted, torch_device))
-        logs.append(fitted.log.assign(network=model_name(network)))
-        checkpoints[network] = _state(fitted.model)
-        say(f"deep: {model_name(network)} stopped at epoch {fitted.n_epochs} (best {fitted.best_epoch}, inner AUC "
-            f"{rows[-1]['inner_auc']:.3f}) in {fitted.seconds:.1f} s")
+    x = network_input(slices, settings)
+    n_phases = len(slices.phases)
+    n = len(y)
+    train_all = np.nonzero(dev)[0]
+    if len(set(y[train_all].tolist())) < 2:
+        raise InputError(f"the deep arm's development patients hold one outcome class only ({len(train_all)} patients)")
+    folds = sorted(set(fold[dev].tolist())) if oof else []
+    tasks = []
+    for j, network in enumerate(settings.networks):
+        for k in [0, *folds]:
+            train = train_all if k == 0 else np.nonzero(dev & (fold != k))[0]
+            held = np.arange(n) if k == 0 else np.nonzero(dev & (fold == k))[0]
+            tasks.append({"key": (network, k), "network": network, "n_phases": n_phases, "settings": settings,
+                          "device": str(torch_device),
+                          "y": y, "train": train, "held": held, "scored": held, "monitor": k != 0,
+                          "seed": int(seed) + 101 * j + 7919 * k, "bar": bar and jobs <= 1,
+                          "label": f"{model_name(network)} {'development' if k == 0 else f'without fold {k}'}"})
+    say(f"deep: {len(tasks)} fits ({len(settings.networks)} networks x {'the development cohort' if not folds else f'the development cohort and {len(folds)} out-of-fold refits'}) "
+        f"of {settings.steps} steps, on {torch_device.type}{f' in {jobs} processes' if torch_device.type == 'cpu' and jobs > 1 else ''}")
+    results = _run_fits(tasks, x, jobs=jobs, device=torch_device, say=say)
+
+    scores, rows, logs, checkpoints, oof_rows, oof_z = {}, [], [], {}, [], {}
+    for network in settings.networks:
+        name = model_name(network)
+        full = results[(network, 0)]
+        scores[name] = _sigmoid(full["z"])
+        checkpoints[network] = full["state"]
+        z_oof = np.full(n, np.nan)
+        for k in folds:
+            part = results[(network, k)]
+            held = np.nonzero(dev & (fold == k))[0]
+            z_oof[held] = part["z"]
+            oof_rows.append(pd.DataFrame({"model": name, "patient_id": slices.ids[held], "fold": k,
+                                          "y_score": _sigmoid(part["z"])}))
+        oof_z[network] = z_oof
+        for k in [0, *folds]:
+            logs.append(results[(network, k)]["log"].assign(network=name, fit="development" if k == 0 else f"fold {k}"))
+        oof_auc = rank_auc(y[dev], z_oof[dev]) if folds else float("nan")
+        rows.append({"network": name, "oof_auc": oof_auc, "apparent_auc": rank_auc(y[dev], full["z"][dev]),
+                     "n_steps": full["n_steps"], "n_epochs": full["n_epochs"],
+                     "seconds": sum(results[(network, k)]["seconds"] for k in [0, *folds]),
+                     "n_fits": 1 + len(folds), "n_parameters": full["n_parameters"], "device": torch_device.type})
+        say(f"deep: {name} out-of-fold AUC {oof_auc:.3f}, apparent {rows[-1]['apparent_auc']:.3f}")
     table = pd.DataFrame(rows)
-    best_network = str(table.sort_values(["inner_loss", "network"], kind="stable").iloc[0]["network"])
-    best_fit = fits[best_network]
-    with torch.no_grad():
-        best_fit.model.eval()
-        feats = torch.cat([best_fit.model.deep_features(x[i:i + 256].to(torch_device)).float().cpu()
-                           for i in range(0, x.shape[0], 256)]).numpy()
-    per_phase = feats.shape[1] // n_phases  # the blocks of deep_features, in phase order
-    deep_features = pd.DataFrame(feats, columns=[f"{best_network}_{phase}_{j}" for phase in slices.phases
-                                                 for j in range(per_phase)])
-    deep_features.insert(0, "patient_id", list(slices.ids))
-    tab_cols: tuple = ()
-    if tabular is not None and tabular.shape[1]:
-        tab_cols = tuple(tabular.columns)
-        fusion = _fit_dlrcr(x, y, train, inner, settings, best_network, checkpoints[best_network], tabular,
-                            seed=seed + 997, device=torch_device, bar=bar)
-        scores["DLRCR"] = predict(fusion.model, x, _standardise(tabular, train))
-        rows.append(_row("DLRCR", fusion, torch_device))
+    chosen_on = "oof_auc" if folds else "apparent_auc"
+    ranks = table[chosen_on].fillna(-np.inf).to_numpy()
+    best_network = settings.networks[int(np.argmax(ranks))]
+
+    model = make_network(best_network, n_phases, settings)
+    model.load_state_dict(checkpoints[best_network])
+    model.eval()
+    deep_features = _deep_features(model, x, best_network, slices.ids)
+
+    fusion = {}
+    if partner is not None and folds:
+        fused, fused_oof, fusion = _late_fusion(oof_z[best_network], _logit(partner.oof),
+                                                results[(best_network, 0)]["z"], _logit(partner.scores), y, fold, dev,
+                                                folds)
+        fusion = {"partner": partner.name, "network": model_name(best_network), **fusion}
+        scores["DLRCR"] = fused
+        for k in folds:
+            held = np.nonzero(dev & (fold == k))[0]
+            oof_rows.append(pd.DataFrame({"model": "DLRCR", "patient_id": slices.ids[held], "fold": k,
+                                          "y_score": fused_oof[held]}))
+        rows.append({"network": "DLRCR", "oof_auc": rank_auc(y[dev], fused_oof[dev]),
+                     "apparent_auc": rank_auc(y[dev], fused[dev]), "n_steps": 0, "n_epochs": 0, "seconds": 0.0,
+                     "n_fits": 1 + len(folds), "n_parameters": 3, "device": "cpu"})
         table = pd.DataFrame(rows)
-        logs.append(fusion.log.assign(network="DLRCR"))
-        checkpoints["DLRCR"] = _state(fusion.model)
-        say(f"deep: DLRCR ({best_network} + {len(tab_cols)} radiomics and CR columns) stopped at epoch "
-            f"{fusion.n_epochs} (inner AUC {rows[-1]['inner_auc']:.3f})")
-    cam_rows = _scorecam_rows(best_fit.model, x, slices, y, scores[model_name(best_network)], dev, inner, fold,
-                              settings, say=say)
-    oof_frame = None
-    if oof:
-        oof_frame = _out_of_fold(x, y, fold, dev, settings, best_network, tabular is not None and bool(tab_cols),
-                                 oof_tabular, seed=seed, device=torch_device, ids=slices.ids, say=say)
+        say(f"deep: DLRCR ({model_name(best_network)} + {partner.name}, logistic on out-of-fold log-odds) "
+            f"out-of-fold AUC {rows[-1]['oof_auc']:.3f}")
+    elif partner is not None:
+        say("deep: DLRCR is fitted on out-of-fold scores; without them (--no-oof) it is left out")
+    elif folds:
+        say(f"deep: DLRCR needs {FUSION_PARTNER}'s scores (the clinical and radiomics arms); left out")
+
+    best_oof = oof_z[best_network]
+    thr_scores = _sigmoid(best_oof) if folds else scores[model_name(best_network)]
+    cam_rows = _scorecam_rows(model, x, slices, y, scores[model_name(best_network)], thr_scores, dev, say=say)
+    oof_frame = pd.concat(oof_rows, ignore_index=True) if oof_rows else None
     log = pd.concat(logs, ignore_index=True)
-    log = log[["network"] + [c for c in log.columns if c != "network"]]
-    return DeepResult(scores, oof_frame, table.assign(best=table["network"] == best_network), log, checkpoints,
-                      deep_features, best_network, settings.to_dict(), torch_device.type, tab_cols,
+    log = log[["network", "fit"] + [c for c in log.columns if c not in ("network", "fit")]]
+    return DeepResult(scores, oof_frame, table.assign(best=table["network"] == model_name(best_network)), log,
+                      checkpoints, deep_features, best_network, settings.to_dict(), torch_device.type, fusion=fusion,
                       cam_rows=cam_rows, phases=tuple(slices.phases))
 
 
-def _scorecam_rows(model, x, slices: StudySlices, y, scores, dev, inner, fold, settings, *, say) -> list:
-    """Score-CAM of the best ResNet for the most confident correctly and wrongly classified
-    patients of the other cohorts (the development cohort when there is none), at the network's
-    Youden threshold on its inner split (never re-picked on the patients shown)."""
-    from scipy.ndimage import binary_dilation
+@torch.no_grad()
+def _deep_features(model: MultiPhaseNet, x: torch.Tensor, network: str, ids) -> pd.DataFrame:
+    """The pooled features of the last stage, averaged over each patient's slices."""
+    from .fit import slice_samples
 
-    from core.stats.roc import youden_threshold
+    device = next(model.parameters()).device
+    n, s = x.shape[0], x.shape[2]
+    feats = torch.cat([model.deep_features(slice_samples(x[i:i + 128]).to(device)).float().cpu()
+                       for i in range(0, n, 128)]).reshape(n, s, -1).mean(dim=1).numpy()
+    frame = pd.DataFrame(feats, columns=[f"{network}_{j}" for j in range(feats.shape[1])])
+    frame.insert(0, "patient_id", list(ids))
+    return frame
+
+
+#: the ridge penalty of DLRCR's two slopes (sklearn's C: 1 / lambda); mild, so that a separated
+#: development cohort (a network that classifies it perfectly) still gives finite coefficients
+FUSION_C = 1.0
+
+
+def _late_fusion(z_oof: np.ndarray, partner_oof: np.ndarray, z_all: np.ndarray, partner_all: np.ndarray,
+                 y: np.ndarray, fold: np.ndarray, dev: np.ndarray, folds: list) -> tuple[np.ndarray, np.ndarray, dict]:
+    """DLRCR: logit P(y = 1) = b0 + b1 z_network + b2 z_partner fitted on the development
+    patients' out-of-fold log-odds (slopes ridge-penalised, ``FUSION_C``); (scores of every
+    patient, out-of-fold scores, coefficients).
+
+    The out-of-fold score of fold k comes from the same model refitted without fold k's rows."""
+    from sklearn.linear_model import LogisticRegression
+
+    def fit(rows: np.ndarray):
+        model = LogisticRegression(C=FUSION_C, solver="lbfgs", max_iter=1000)
+        model.fit(np.column_stack([z_oof[rows], partner_oof[rows]]), y[rows])
+        return float(model.intercept_[0]), float(model.coef_[0, 0]), float(model.coef_[0, 1])
+
+    usable = dev & np.isfinite(z_oof) & np.isfinite(partner_oof)
+    if len(set(y[usable].tolist())) < 2:
+        raise InputError("DLRCR: the development patients with out-of-fold scores hold one outcome class only")
+    b0, b1, b2 = fit(usable)
+    fused = _sigmoid(b0 + b1 * z_all + b2 * partner_all)
+    fused_oof = np.full(len(y), np.nan)
+    for k in folds:
+        held = usable & (fold == k)
+        c0, c1, c2 = fit(usable & (fold != k))
+        fused_oof[held] = _sigmoid(c0 + c1 * z_oof[held] + c2 * partner_oof[held])
+    return fused, fused_oof, {"intercept": b0, "network_coefficient": b1, "partner_coefficient": b2,
+                              "n": int(usable.sum()), "ridge_C": FUSION_C}
+
+
+def _scorecam_rows(model, x, slices: StudySlices, y, scores, threshold_scores, dev, *, say) -> list:
+    """Score-CAM of the best network for the most confident correctly and wrongly classified
+    patients of the other cohorts (the development cohort when there is none), at the network's
+    Youden threshold on its out-of-fold development predictions (never re-picked on the patients
+    shown)."""
+    from scipy.ndimage import binary_dilation
 
     from .cam import CATEGORIES, cam_mass_inside, choose_examples, score_cam
 
     shown = np.nonzero(~dev)[0] if (~dev).any() else np.nonzero(dev)[0]
-    threshold = youden_threshold(y[inner], scores[inner])
+    ok = dev & np.isfinite(threshold_scores)
+    threshold = youden_threshold(y[ok], threshold_scores[ok])
     chosen = choose_examples(slices.ids[shown], y[shown], scores[shown], threshold)
     labels = {"true positive": "Event, correctly classified", "false negative": "Event, missed",
               "true negative": "No event, correctly classified", "false positive": "No event, wrongly flagged"}
     rows = []
+    middle = x.shape[2] // 2
     for category in CATEGORIES:
         k = chosen.get(category)
         if k is None:
             continue
         i = shown[k]
-        cams = [score_cam(model, x[i], phase=p) for p in range(x.shape[1])]
-        middle = slices.masks.shape[2] // 2
+        cam = score_cam(model, x[i, :, middle])
+        n_phases = len(slices.phases)
         rows.append({"title": f"{labels[category]} ({slices.ids[i]}, p = {scores[i]:.2f})", "image": slices.images[i],
-                     "mask": slices.masks[i], "cams": cams, "patient_id": str(slices.ids[i]), "category": category,
-                     "y_true": int(y[i]), "y_score": float(scores[i]),
-                     "mass_inside": [cam_mass_inside(c, slices.masks[i, p, middle], dilate=2)
-                                     for p, c in enumerate(cams)],
+                     "mask": slices.masks[i], "cams": [cam] * n_phases, "patient_id": str(slices.ids[i]),
+                     "category": category, "y_true": int(y[i]), "y_score": float(scores[i]),
+                     "mass_inside": [cam_mass_inside(cam, slices.masks[i, p, middle], dilate=2)
+                                     for p in range(n_phases)],
                      "area": [float(binary_dilation(slices.masks[i, p, middle] > 0, iterations=2).mean())
-                              for p in range(x.shape[1])]})
-    say(f"deep: Score-CAM maps of {len(rows)} patients (threshold {threshold:.3f} from the inner split)")
+                              for p in range(n_phases)]})
+    say(f"deep: Score-CAM maps of {len(rows)} patients (threshold {threshold:.3f} from the out-of-fold development "
+        "predictions)")
     return rows
 
 
@@ -194,43 +341,9 @@ def scorecam_table(rows: list, phases) -> pd.DataFrame:
                                  "region_fraction"])
 
 
-def _fit_dlrcr(x, y, train, inner, settings: DeepSettings, network: str, init: dict, tabular: pd.DataFrame, *,
-               seed: int, device, bar: bool) -> Fitted:
-    n_phases, n_slices = x.shape[1], x.shape[2]
-    tab = _standardise(tabular, train)
-    backbone_only = {k: v for k, v in init.items() if k.startswith("backbone.")}
-    return fit_network(lambda: MultiPhaseNet(network, n_phases, n_slices, n_tabular=tab.shape[1]), x, y, train, inner,
-                       settings, seed=seed, device=device, tabular=tab, epochs=settings.fusion_epochs,
-                       lr=settings.fusion_lr, init=backbone_only, name="DLRCR", bar=bar)
-
-
-def _out_of_fold(x, y, fold, dev, settings: DeepSettings, network: str, with_fusion: bool,
-                 oof_tabular: Optional[Mapping[int, pd.DataFrame]], *, seed: int, device, ids, say) -> pd.DataFrame:
-    """The best ResNet and DLRCR refitted without each development fold, scoring that fold."""
-    n_phases, n_slices = x.shape[1], x.shape[2]
-    folds = sorted(set(fold[dev].tolist()))
-    rows = []
-    for k in folds:
-        stop_on = folds[(folds.index(k) + 1) % len(folds)]
-        train, inner = _inner_and_train(dev, fold, stop_on, exclude=k)
-        held = np.nonzero(dev & (fold == k))[0]
-        say(f"deep: out-of-fold refit without fold {k} ({model_name(network)}"
-            f"{' and DLRCR' if with_fusion else ''}; early stopping on fold {stop_on})")
-        fitted = fit_network(lambda: MultiPhaseNet(network, n_phases, n_slices), x, y, train, inner, settings,
-                             seed=seed + 7919 * k, device=device, name=f"{model_name(network)} fold {k}")
-        p = predict(fitted.model, x[held])
-        rows.append(pd.DataFrame({"model": model_name(network), "patient_id": ids[held], "fold": k, "y_score": p}))
-        if with_fusion and oof_tabular is not None and k in oof_tabular:
-            tab = oof_tabular[k]
-            fusion = _fit_dlrcr(x, y, train, inner, settings, network, _state(fitted.model), tab,
-                                seed=seed + 7919 * k + 997, device=device, bar=False)
-            p = predict(fusion.model, x[held], _standardise(tab, train)[held])
-            rows.append(pd.DataFrame({"model": "DLRCR", "patient_id": ids[held], "fold": k, "y_score": p}))
-    return pd.concat(rows, ignore_index=True)
-
-
 def save_checkpoint(state: dict) -> bytes:
-    """A state dict as ``torch.save`` bytes (written under RUN/models/deep/)."""
+    """A state dict as ``torch.save`` bytes (written under RUN/models/deep/; read back with
+    ``torch.load(..., weights_only=True)``)."""
     buffer = io.BytesIO()
     torch.save(state, buffer)
     return buffer.getvalue()

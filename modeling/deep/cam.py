@@ -1,12 +1,10 @@
 """Score-CAM maps of the multi-phase network and the paper's overlay figure (Figure 4).
 
-The backbone is shared by the phases, so a hook on its last stage would see every phase at once.
-:func:`score_cam` therefore explains one phase at a time: the other phases' pooled features are
-computed once and held fixed, and only the explained phase's slices enter the hooked model, so
-the activations (and the masked inputs Score-CAM scores) belong to that phase alone.
-
-The maps are coarse: the last stage has a cell per 8 pixels for ResNet-10 (4 x 4 at 32 pixels,
-6 x 6 at the quick profile's 48, 32 x 32 at the paper's 256) and per 32 for ResNet-18/34.
+The network takes one slice position of every phase as the channels of one image, so a map
+explains that image as a whole: it is drawn over each phase's slice in the figure. The maps
+are as fine as the last stage's grid: with the small-image stem a cell per 2 pixels for
+ResNet-10 (16 x 16 at the quick profile's 32) and per 8 for ResNet-18/34 (4 x 4); with the
+paper's stem per 8 and per 32 pixels.
 
 References
 ----------
@@ -17,12 +15,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from .networks import MultiPhaseNet
 
@@ -30,38 +26,16 @@ from .networks import MultiPhaseNet
 CATEGORIES = ("true positive", "false negative", "true negative", "false positive")
 
 
-class _OnePhase(nn.Module):
-    """``model`` seen through one phase: that phase's slices (N, S, H, W) -> two-class logits,
-    the other phases' features and the tabular input fixed to one patient's."""
-
-    def __init__(self, model: MultiPhaseNet, x: torch.Tensor, phase: int, tabular: Optional[torch.Tensor]):
-        super().__init__()
-        self.model = model
-        self.phase = phase
-        with torch.no_grad():
-            self.fixed = model.backbone(x)          # (P, F): the patient's phases as one batch
-        self.tabular = tabular
-
-    def forward(self, slices: torch.Tensor) -> torch.Tensor:
-        n = slices.shape[0]
-        fixed = self.fixed.unsqueeze(0).expand(n, -1, -1)
-        own = self.model.backbone(slices).unsqueeze(1)
-        joined = torch.cat([fixed[:, :self.phase], own, fixed[:, self.phase + 1:]], dim=1).reshape(n, -1)
-        if self.model.n_tabular:
-            joined = torch.cat([joined, self.tabular.to(joined.dtype).expand(n, -1)], dim=1)
-        return self.model.fc(self.model.dropout(joined))
-
-
 def upsample_centred(cam: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """A last-stage map (N, 1, h, w) upsampled bilinearly to ``size`` (H, W) with cell i on pixel
     stride * i.
 
     The backbones' stages halve the grid with centred ("same"-padded) kernels, so the receptive
-    field of the last stage's cell i is centred on input pixel stride * i, stride = 2^k (8 for
-    ResNet-10, 32 for ResNet-18/34). The usual resize (``align_corners=False``, torchcam's and
-    PIL's) puts cell i on pixel stride * i + (stride - 1) / 2 instead, shifting the map by 3.5
-    pixels down and right for ResNet-10 and by 15.5 for ResNet-18/34. Past the last cell the
-    map is held at its border value.
+    field of the last stage's cell i is centred on input pixel stride * i, stride = 2^k (with
+    the paper's stem 8 for ResNet-10 and 32 for ResNet-18/34). The usual resize
+    (``align_corners=False``, torchcam's and PIL's) puts cell i on pixel
+    stride * i + (stride - 1) / 2 instead, shifting the map by 3.5 pixels down and right for a
+    stride of 8 and by 15.5 for 32. Past the last cell the map is held at its border value.
     """
     def axis(n_out: int, n_in: int) -> torch.Tensor:
         if n_in == 1:
@@ -82,16 +56,15 @@ def _unit_range(values: torch.Tensor) -> torch.Tensor:
     return (values - low) / (high - low)
 
 
-def score_cam(model: MultiPhaseNet, x: torch.Tensor, *, phase: int, tabular: Optional[torch.Tensor] = None,
-              target: int = 1, batch_size: int = 32) -> np.ndarray:
-    """Score-CAM of one patient's phase ``phase`` for class ``target``, on the backbone's last stage.
+def score_cam(model: MultiPhaseNet, x: torch.Tensor, *, target: int = 1, batch_size: int = 32) -> np.ndarray:
+    """Score-CAM of one patient's slice position (the phases as channels) for class ``target``,
+    on the backbone's last stage.
 
     Parameters
     ----------
     model : the trained network (put in eval mode for the computation, its modes restored after).
-    x : one patient's slices (P, S, H, W).
-    phase : the index of the phase to explain; the other phases are held at their own features.
-    tabular : the patient's tabular input (n_tabular,) when ``model.n_tabular`` > 0.
+    x : one slice position of every phase (P, H, W), and the tumour mask as one more channel when
+        the model pools over it (``model.pool == "tumour"``).
     target : the class explained (1: the outcome); the masked inputs are scored on its log-odds.
     batch_size : masked inputs per forward pass.
 
@@ -112,25 +85,21 @@ def score_cam(model: MultiPhaseNet, x: torch.Tensor, *, phase: int, tabular: Opt
     """
     from torchcam.methods import ScoreCAM
 
-    if x.ndim != 4 or x.shape[0] != model.n_phases:
-        raise ValueError(f"x: expected one patient's slices (P={model.n_phases}, S, H, W), got {tuple(x.shape)}")
-    if not 0 <= phase < model.n_phases:
-        raise ValueError(f"phase {phase}: the model has {model.n_phases} phases (0..{model.n_phases - 1})")
+    channels = model.n_phases + (1 if model.pool == "tumour" else 0)
+    if x.ndim != 3 or x.shape[0] != channels:
+        raise ValueError(f"x: expected one slice position of every phase{' and the mask' if channels > model.n_phases else ''}"
+                         f" ({channels}, H, W), got {tuple(x.shape)}")
     if target not in (0, 1):
         raise ValueError(f"target {target}: the network has two classes (0, 1)")
-    if model.n_tabular and tabular is None:
-        raise ValueError(f"the model takes {model.n_tabular} tabular inputs; pass the patient's as tabular=")
     device = next(model.parameters()).device
     x = x.to(device=device, dtype=torch.float32)
-    tab = tabular.to(device).reshape(1, -1) if model.n_tabular else None
     modes = [(m, m.training) for m in model.modules()]
     model.eval()
     try:
-        wrapper = _OnePhase(model, x, phase, tab)
-        with ScoreCAM(wrapper, target_layer=model.backbone.last_stage, batch_size=batch_size,
-                      input_shape=tuple(x.shape[1:])) as extractor:
+        with ScoreCAM(model, target_layer=model.backbone.last_stage, batch_size=batch_size,
+                      input_shape=tuple(x.shape)) as extractor:
             with torch.no_grad():
-                wrapper(x[phase:phase + 1])
+                model(x[None])
             cam = extractor(targets=lambda logits: logits[target] - logits[1 - target])[0]   # (1, h, w)
     finally:
         for module, training in modes:

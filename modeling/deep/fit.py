@@ -1,17 +1,22 @@
-"""Training one network: batched on-device augmentation, class-weighted cross-entropy, SGD, early
-stopping on an inner split of the development cohort, seeded so that a CPU rerun gives the same
-bytes.
+"""Training one network: slice samples, flips and quarter turns, AdamW with a one-cycle schedule
+over a fixed budget of optimiser steps, class-weighted cross-entropy, seeded so that a CPU rerun
+gives the same bytes.
 
-Augmentation draws one random rigid-plus-scale transform per patient (rotation, isotropic
-scaling, shift, horizontal and vertical flips) and applies it to all the patient's phases and
-slices at once with ``affine_grid`` / ``grid_sample`` on the whole batch, on the device where the
-batch already is: the data path is two tensor operations per batch, never a per-sample Python
-loop, so it cannot starve a GPU. The random numbers come from a generator seeded from
-``--seed`` (and the epoch), not from global state.
+Each slice position of a patient is a sample, its phases the channels (a patient of 3 slices is
+3 samples): with ~105 training patients a batch of 16 is ~20 steps an epoch, where whole
+patients at the paper's batch 64 were 2. A fit runs ``settings.steps`` steps whatever the
+epochs: the learning rate warms up over the first ``warmup`` of them and decays to ~0 by a
+cosine (``OneCycleLR``), so the last weights are the ones used, and no patient outside the
+training set is needed to stop on.
+
+Augmentation applies one of the eight flips and quarter turns (the dihedral group of the square)
+to each sample: exact permutations of pixels, so the texture is untouched (an interpolating
+affine blurs it: methods.md). A patient's score is the mean log-odds over its slices and, with
+``tta``, over the eight transforms of each; its probability is the logistic of that mean.
+The random numbers come from generators seeded from ``--seed``, not from global state.
 """
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import dataclass
@@ -43,47 +48,39 @@ def _bf16(device: torch.device) -> bool:
     return device.type == "cuda" and torch.cuda.is_bf16_supported()
 
 
-def augment(x: torch.Tensor, generator: torch.Generator, settings: DeepSettings) -> torch.Tensor:
-    """One random transform per patient of ``x`` (B, P, S, H, W), the same for its phases and slices."""
-    b = x.shape[0]
-    dev = x.device
-
-    def uniform(lo, hi):
-        return lo + (hi - lo) * torch.rand(b, generator=generator, device=dev)
-
-    angle = uniform(-1.0, 1.0) * math.radians(settings.rotate_deg)
-    scale = uniform(1 - settings.scale, 1 + settings.scale)
-    tx, ty = uniform(-2 * settings.shift, 2 * settings.shift), uniform(-2 * settings.shift, 2 * settings.shift)
-    if settings.flip:
-        fx = torch.where(torch.rand(b, generator=generator, device=dev) < 0.5, -1.0, 1.0)
-        fy = torch.where(torch.rand(b, generator=generator, device=dev) < 0.5, -1.0, 1.0)
-    else:
-        fx = fy = torch.ones(b, device=dev)
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos * fx, -sin * fy, tx], 1), torch.stack([sin * fx, cos * fy, ty], 1)], 1)
-    flat = x.reshape(b, -1, *x.shape[-2:])
-    grid = F.affine_grid(theta.to(flat.dtype), list(flat.shape), align_corners=False)
-    out = F.grid_sample(flat, grid, mode="bilinear", padding_mode="border", align_corners=False)
-    return out.reshape(x.shape)
+def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Transform ``k`` (0-7) of the dihedral group on the last two axes: ``k % 4`` quarter turns,
+    then a left-right flip when ``k >= 4``; 0 is the identity."""
+    out = torch.rot90(x, k % 4, dims=(-2, -1)) if k % 4 else x
+    return torch.flip(out, dims=(-1,)) if k >= 4 else out
 
 
-def _batches(n: int, size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """A permutation of 0..n-1 in batches of ``size``; a last batch of one patient (which batch
-    normalisation cannot train on) joins the one before."""
-    order = torch.randperm(n, generator=generator)
-    parts = list(torch.split(order, size))
-    if len(parts) > 1 and len(parts[-1]) < 2:
-        parts[-2] = torch.cat([parts[-2], parts.pop()])
-    return parts
+def augment(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A random flip / quarter turn per sample of ``x`` (B, C, H, W), the same for its channels;
+    batched: one call per transform drawn, never a Python loop over samples."""
+    k = torch.randint(0, 8, (x.shape[0],), generator=generator).to(x.device)
+    out = x.clone()
+    for t in range(1, 8):
+        chosen = k == t
+        if bool(chosen.any()):
+            out[chosen] = dihedral(x[chosen], t)
+    return out
+
+
+def slice_samples(x: torch.Tensor) -> torch.Tensor:
+    """(N, P, S, H, W) patients -> (N * S, P, H, W) samples, patient-major (patient i's slices
+    are rows i * S .. i * S + S - 1)."""
+    n, p, s, h, w = x.shape
+    return x.permute(0, 2, 1, 3, 4).reshape(n * s, p, h, w)
 
 
 @dataclass
 class Fitted:
-    """A trained network, loaded with its best inner-split weights."""
+    """A trained network (its last weights) and how the fit went."""
 
     model: torch.nn.Module
-    log: pd.DataFrame        # epoch, train_loss, inner_loss, inner_auc, seconds
-    best_epoch: int
+    log: pd.DataFrame        # epoch, step, lr, train_loss, held_out_loss, held_out_auc, seconds
+    n_steps: int
     n_epochs: int
     seconds: float
 
@@ -99,99 +96,110 @@ def class_weights(y: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, x: torch.Tensor, tabular: Optional[torch.Tensor] = None, *,
-            batch: int = 256) -> np.ndarray:
-    """P(outcome = 1) of every patient of ``x`` (float64), in eval mode, without augmentation."""
+def log_odds(model: torch.nn.Module, x: torch.Tensor, *, tta: bool = True, batch: int = 512) -> np.ndarray:
+    """Each patient's mean log-odds (float64) over its slices of ``x`` (N, P, S, H, W) and, with
+    ``tta``, the eight flips and quarter turns of each; in eval mode."""
     model.eval()
     device = next(model.parameters()).device
-    out = []
-    for start in range(0, x.shape[0], batch):
-        xb = x[start:start + batch].to(device)
-        tb = tabular[start:start + batch].to(device) if tabular is not None else None
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=_bf16(device)):
-            logits = model(xb, tb)
-        out.append(torch.softmax(logits.float(), dim=1)[:, 1].double().cpu())
-    return torch.cat(out).numpy()
+    n, s = x.shape[0], x.shape[2]
+    samples = slice_samples(x)
+    transforms = range(8) if tta else range(1)
+    total = torch.zeros(samples.shape[0], dtype=torch.float64)
+    for start in range(0, samples.shape[0], batch):
+        xb = samples[start:start + batch].to(device)
+        for t in transforms:
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=_bf16(device)):
+                logits = model(dihedral(xb, t)).float()
+            total[start:start + batch] += (logits[:, 1] - logits[:, 0]).double().cpu()
+    return (total / len(transforms)).reshape(n, s).mean(dim=1).numpy()
+
+
+def predict(model: torch.nn.Module, x: torch.Tensor, *, tta: bool = True) -> np.ndarray:
+    """P(outcome = 1) of every patient of ``x`` (N, P, S, H, W): the logistic of :func:`log_odds`."""
+    return 1.0 / (1.0 + np.exp(-log_odds(model, x, tta=tta)))
 
 
 def fit_network(make_model: Callable[[], torch.nn.Module], x: torch.Tensor, y: np.ndarray, train: np.ndarray,
-                inner: np.ndarray, settings: DeepSettings, *, seed: int, device: torch.device,
-                tabular: Optional[torch.Tensor] = None, epochs: Optional[int] = None, lr: Optional[float] = None,
-                init: Optional[dict] = None, name: str = "", bar: bool = False) -> Fitted:
-    """Train ``make_model()`` on the patients ``train`` (indices into ``x``), stopping early on the
-    class-weighted loss of the patients ``inner``; returns it with the weights of its best epoch.
+                settings: DeepSettings, *, seed: int, device: torch.device, held_out: Optional[np.ndarray] = None,
+                name: str = "", bar: bool = False) -> Fitted:
+    """Train ``make_model()`` on the slices of the patients ``train`` (indices into ``x``) for
+    ``settings.steps`` steps.
 
-    ``init``: a state dict to start from (DLRCR starts its backbone from the best ResNet's).
-    Every random number comes from ``seed``: the weights' initialisation and dropout from torch's
-    generator, seeded inside ``fork_rng`` (the caller's random state is restored afterwards), the
-    batches' order and the augmentation from generators of their own.
+    ``held_out``: patients scored after each epoch for the log only (the fold an out-of-fold
+    refit leaves out); nothing in the fit depends on them. Every random number comes from
+    ``seed``: the weights' initialisation and dropout from torch's generator, seeded inside
+    ``fork_rng`` (the caller's random state is restored afterwards), the batches' order and the
+    augmentation from generators of their own.
     """
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         torch.random.manual_seed(seed)
-        return _fit(make_model, x, y, train, inner, settings, seed=seed, device=device, tabular=tabular,
-                    epochs=epochs, lr=lr, init=init, name=name, bar=bar)
+        return _fit(make_model, x, y, train, settings, seed=seed, device=device, held_out=held_out, name=name,
+                    bar=bar)
 
 
-def _fit(make_model, x, y, train, inner, settings: DeepSettings, *, seed: int, device: torch.device, tabular,
-         epochs, lr, init, name: str, bar: bool) -> Fitted:
+def _fit(make_model, x, y, train, settings: DeepSettings, *, seed: int, device: torch.device, held_out, name: str,
+         bar: bool) -> Fitted:
     from tqdm.auto import tqdm
 
-    epochs = settings.epochs if epochs is None else epochs
-    lr = settings.lr if lr is None else lr
     deterministic = device.type == "cpu"
     bf16 = _bf16(device)  # asked once, not per batch
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(deterministic, warn_only=True)
-    model = make_model()
-    if init is not None:
-        model.load_state_dict(init, strict=False)
-    model.to(device)
-    x = x.to(device)
-    tab = tabular.to(device) if tabular is not None else None
-    y_t = torch.tensor(np.array(y, dtype=np.int64), device=device)
-    weights = class_weights(np.asarray(y)[train]).to(device)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=settings.momentum, weight_decay=settings.weight_decay)
+    y = np.asarray(y, dtype=np.int64)
+    train = np.asarray(train)
+    n_slices = x.shape[2]
+    model = make_model().to(device)
+    samples = slice_samples(x[torch.as_tensor(train)]).to(device)
+    targets = torch.as_tensor(np.repeat(y[train], n_slices), device=device)
+    weights = class_weights(y[train]).to(device)
+    batch = max(2, min(settings.batch_size, len(samples)))
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=settings.steps,
+                                                   pct_start=settings.warmup, anneal_strategy="cos")
     order_gen = torch.Generator().manual_seed(seed)
-    aug_gen = torch.Generator(device=device).manual_seed(seed + 1)
-    train_t = torch.as_tensor(np.asarray(train), device="cpu")
-    inner_t = torch.as_tensor(np.asarray(inner), device=device)
-    rows, best, best_loss, best_state = [], 0, math.inf, None
+    aug_gen = torch.Generator().manual_seed(seed + 1)
+    rows, step, epoch = [], 0, 0
     start = time.perf_counter()
-    progress = tqdm(total=epochs, desc=name or "network", unit="epoch", leave=False, disable=not bar)
+    progress = tqdm(total=settings.steps, desc=name or "network", unit="step", leave=False, disable=not bar)
     try:
-        for epoch in range(1, epochs + 1):
+        while step < settings.steps:
+            epoch += 1
             model.train()
             total, seen = 0.0, 0
-            for batch in _batches(len(train_t), settings.batch_size, order_gen):
-                idx = train_t[batch].to(device)
-                xb = augment(x[idx], aug_gen, settings)
-                tb = tab[idx] if tab is not None else None
+            order = torch.randperm(len(samples), generator=order_gen)
+            for part in torch.split(order, batch):
+                if step >= settings.steps:
+                    break
+                if len(part) < 2:  # batch normalisation cannot train on one sample
+                    continue
+                idx = part.to(device)
+                xb = augment(samples[idx], aug_gen) if settings.flip else samples[idx]
                 with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=bf16):
-                    logits = model(xb, tb)
-                loss = F.cross_entropy(logits.float(), y_t[idx], weight=weights)
+                    logits = model(xb)
+                loss = F.cross_entropy(logits.float(), targets[idx], weight=weights)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-                total += float(loss.detach()) * len(batch)
-                seen += len(batch)
-            model.eval()
-            with torch.no_grad(), torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=bf16):
-                logits = model(x[inner_t], tab[inner_t] if tab is not None else None).float()
-            inner_loss = float(F.cross_entropy(logits, y_t[inner_t], weight=weights))
-            p = torch.softmax(logits, 1)[:, 1].double().cpu().numpy()
-            inner_auc = rank_auc(np.asarray(y)[inner], p)
-            rows.append({"epoch": epoch, "train_loss": total / seen, "inner_loss": inner_loss, "inner_auc": inner_auc,
-                         "seconds": time.perf_counter() - start})
-            if inner_loss < best_loss:
-                best, best_loss = epoch, inner_loss
-                best_state = copy.deepcopy(model.state_dict())
-            progress.update(1)
-            progress.set_postfix(loss=f"{total / seen:.3f}", inner_auc=f"{inner_auc:.3f}", best=best)
-            if epoch >= settings.min_epochs and epoch - best >= settings.patience:
-                break
+                schedule.step()
+                step += 1
+                total += float(loss.detach()) * len(part)
+                seen += len(part)
+            progress.update(min(step, settings.steps) - progress.n)
+            row = {"epoch": epoch, "step": step, "train_loss": total / max(seen, 1),
+                   "held_out_loss": float("nan"), "held_out_auc": float("nan")}
+            if held_out is not None and len(held_out):
+                z = log_odds(model, x[torch.as_tensor(np.asarray(held_out))], tta=False)
+                yh = y[np.asarray(held_out)]
+                p = np.clip(1.0 / (1.0 + np.exp(-z)), 1e-12, 1 - 1e-12)
+                w = weights.cpu().numpy()[yh]
+                row["held_out_loss"] = float(-(w * (yh * np.log(p) + (1 - yh) * np.log(1 - p))).sum() / w.sum())
+                row["held_out_auc"] = rank_auc(yh, z) if 0 < yh.sum() < len(yh) else float("nan")
+            row["seconds"] = time.perf_counter() - start
+            rows.append(row)
+            progress.set_postfix(loss=f"{row['train_loss']:.3f}")
     finally:
         progress.close()
         torch.use_deterministic_algorithms(previous)
-    model.load_state_dict(best_state)
-    return Fitted(model, pd.DataFrame(rows), best, len(rows), time.perf_counter() - start)
+    model.eval()
+    return Fitted(model, pd.DataFrame(rows), step, epoch, time.perf_counter() - start)

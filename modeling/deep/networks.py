@@ -1,16 +1,22 @@
-"""The backbones (MONAI) and the multi-phase network.
+"""The backbones (MONAI blocks) and the multi-phase network.
 
-- ``ResNet10`` as the paper describes it: a 7 x 7 / 64 stem with batch normalisation, ReLU and
-  3 x 3 max pooling, then two residual stages of 64 and 128 channels (two MONAI
-  ``ResNetBlock``s each, the second stage with stride 2): 1 + 8 convolutions + the classifier.
-- ``ResNet18`` and ``ResNet34``: MONAI's ``resnet18`` / ``resnet34`` (2-D, stem stride 2).
+- ``ResNet10`` keeps the paper's structure: a stem, then two residual stages of two MONAI
+  ``ResNetBlock``s each (the second with stride 2): 1 + 8 convolutions + the classifier.
+- ``ResNet18`` and ``ResNet34``: MONAI's ``ResNet`` with basic blocks, stages of 2-2-2-2 and
+  3-4-6-3 blocks.
 
-One backbone is **shared by the phases**: each phase's slices pass through the same weights (the
-phases stacked along the batch dimension, one convolution call for all), and the pooled features
-of the phases are concatenated in phase order before the fully connected layer, so the
-classifier still knows which phase each feature came from. Sharing divides the convolutional
-parameters by the number of phases, which matters with ~130 development patients, and keeps
-the GPU busy with one large batch instead of three small ones.
+Two stems (``stem``): ``"paper"`` is the paper's 7 x 7 stride-2 convolution with 3 x 3 max
+pooling, which shrinks the input 4x before the first block (256 pixels -> 64); ``"small"`` is the
+small-image ResNet's 3 x 3 stride-1 convolution without max pooling, which keeps a 32-pixel
+crop's texture at full resolution for the first stage. Stage widths are ``width`` x 1, 2, 4, 8
+(ResNet-10: x 1, 2): 64 as in the paper for 256-pixel slices, 16 for the quick profile's crops,
+which ~105 patients can train.
+
+The phases enter as the channels of one image (a slice position of every registered phase), so
+the first convolution already compares the phases at each pixel: a texture that the phases
+share (the tumour's) adds up across them while each phase's noise does not. (The paper pooled
+each phase through the backbone and joined the features; on the synthetic study's development
+folds the channels did better at a third of the cost: methods.md section G.)
 """
 from __future__ import annotations
 
@@ -18,31 +24,40 @@ import torch
 from torch import nn
 
 
+def _stem(in_channels: int, width: int, stem: str) -> list[nn.Module]:
+    if stem == "small":
+        return [nn.Conv2d(in_channels, width, kernel_size=3, stride=1, padding=1, bias=False), nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True)]
+    if stem == "paper":
+        return [nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3, bias=False), nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True), nn.MaxPool2d(kernel_size=3, stride=2, padding=1)]
+    raise ValueError(f"unknown stem {stem!r}; the stems are small and paper")
+
+
 class ResNet10(nn.Module):
-    """The paper's ResNet-10 backbone: input (B, C, H, W) -> pooled features (B, 128)."""
+    """The paper's ResNet-10: input (B, C, H, W) -> pooled features (B, 2 * width)."""
 
-    n_features = 128
-
-    def __init__(self, in_channels: int = 3):
+    def __init__(self, in_channels: int = 3, *, stem: str = "paper", width: int = 64):
         super().__init__()
         from monai.networks.nets.resnet import ResNetBlock
 
-        self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.act = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        down = nn.Sequential(nn.Conv2d(64, 128, kernel_size=1, stride=2, bias=False), nn.BatchNorm2d(128))
-        self.layer1 = nn.Sequential(ResNetBlock(64, 64, spatial_dims=2), ResNetBlock(64, 64, spatial_dims=2))
-        self.layer2 = nn.Sequential(ResNetBlock(64, 128, spatial_dims=2, stride=2, downsample=down),
-                                    ResNetBlock(128, 128, spatial_dims=2))
+        self.stem = nn.Sequential(*_stem(in_channels, width, stem))
+        down = nn.Sequential(nn.Conv2d(width, 2 * width, kernel_size=1, stride=2, bias=False),
+                             nn.BatchNorm2d(2 * width))
+        self.layer1 = nn.Sequential(ResNetBlock(width, width, spatial_dims=2), ResNetBlock(width, width, spatial_dims=2))
+        self.layer2 = nn.Sequential(ResNetBlock(width, 2 * width, spatial_dims=2, stride=2, downsample=down),
+                                    ResNetBlock(2 * width, 2 * width, spatial_dims=2))
         self.pool = nn.AdaptiveAvgPool2d(1)
+        self.n_features = 2 * width
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer2(self.layer1(self.stem(x)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.act(self.bn1(self.conv1(x))))
-        return self.pool(self.layer2(self.layer1(x))).flatten(1)
+        return self.pool(self.feature_map(x)).flatten(1)
 
     @property
     def last_stage(self) -> nn.Module:
@@ -50,56 +65,76 @@ class ResNet10(nn.Module):
 
 
 class _MonaiResNet(nn.Module):
-    """MONAI's 2-D ResNet-18/34 without its classifier: (B, C, H, W) -> (B, 512)."""
+    """MONAI's 2-D ResNet-18/34 without its classifier: (B, C, H, W) -> (B, 8 * width)."""
 
-    n_features = 512
+    LAYERS = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3]}
 
-    def __init__(self, depth: int, in_channels: int = 3):
+    def __init__(self, depth: int, in_channels: int = 3, *, stem: str = "paper", width: int = 64):
         super().__init__()
-        from monai.networks.nets import resnet18, resnet34
+        from monai.networks.nets.resnet import ResNet, ResNetBlock
 
-        make = {18: resnet18, 34: resnet34}[depth]
-        self.net = make(spatial_dims=2, n_input_channels=in_channels, feed_forward=False, conv1_t_stride=2,
-                        pretrained=False)
+        if stem not in ("small", "paper"):
+            raise ValueError(f"unknown stem {stem!r}; the stems are small and paper")
+        small = stem == "small"
+        self.net = ResNet(ResNetBlock, self.LAYERS[depth], [width, 2 * width, 4 * width, 8 * width], spatial_dims=2,
+                          n_input_channels=in_channels, conv1_t_size=3 if small else 7,
+                          conv1_t_stride=1 if small else 2, no_max_pool=small, feed_forward=False)
+        self.n_features = 8 * width
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.net
+        x = n.act(n.bn1(n.conv1(x)))
+        if not n.no_max_pool:
+            x = n.maxpool(x)
+        return n.layer4(n.layer3(n.layer2(n.layer1(x))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.feature_map(x).mean(dim=(-2, -1))
 
     @property
     def last_stage(self) -> nn.Module:
         return self.net.layer4
 
 
-def backbone(network: str, in_channels: int = 3) -> nn.Module:
-    """``ResNet10``, ``ResNet18`` or ``ResNet34``."""
+def backbone(network: str, in_channels: int = 3, *, stem: str = "paper", width: int = 64) -> nn.Module:
+    """``ResNet10``, ``ResNet18`` or ``ResNet34`` with ``stem`` and first-stage ``width``."""
     if network == "ResNet10":
-        return ResNet10(in_channels)
+        return ResNet10(in_channels, stem=stem, width=width)
     if network in ("ResNet18", "ResNet34"):
-        return _MonaiResNet(int(network[6:]), in_channels)
+        return _MonaiResNet(int(network[6:]), in_channels, stem=stem, width=width)
     raise ValueError(f"unknown network {network!r}; the networks are ResNet10, ResNet18, ResNet34")
 
 
 class MultiPhaseNet(nn.Module):
-    """(B, P, S, H, W) slices of P phases -> two-class logits; ``n_tabular`` > 0 adds a second
-    input (B, n_tabular) joined to the deep features before the fully connected layer (DLRCR)."""
+    """(B, P, H, W) one slice position of P phases (the channels) -> two-class logits.
 
-    def __init__(self, network: str, n_phases: int, n_slices: int = 3, *, n_tabular: int = 0, dropout: float = 0.3):
+    ``pool``: ``"global"`` averages the last stage over the whole crop; ``"tumour"`` takes the
+    tumour mask as one more input channel (B, P + 1, H, W), which no convolution sees, and
+    averages the last stage over the tumour (the mask resampled to the stage's grid as weights)
+    beside the global average: the tumour's texture is not diluted by the liver's, whose
+    cirrhotic texture is as strong."""
+
+    def __init__(self, network: str, n_phases: int, *, stem: str = "small", width: int = 16, dropout: float = 0.2,
+                 pool: str = "global"):
         super().__init__()
+        if pool not in ("global", "tumour"):
+            raise ValueError(f"unknown pool {pool!r}; use global or tumour")
         self.network = network
         self.n_phases = n_phases
-        self.backbone = backbone(network, n_slices)
-        self.n_deep = self.backbone.n_features * n_phases
-        self.n_tabular = n_tabular
+        self.pool = pool
+        self.backbone = backbone(network, n_phases, stem=stem, width=width)
+        self.n_deep = self.backbone.n_features * (2 if pool == "tumour" else 1)
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(self.n_deep + n_tabular, 2)
+        self.fc = nn.Linear(self.n_deep, 2)
 
     def deep_features(self, x: torch.Tensor) -> torch.Tensor:
-        """The phases' pooled features, concatenated in phase order: (B, P * F)."""
-        b, p = x.shape[:2]
-        return self.backbone(x.reshape(b * p, *x.shape[2:])).reshape(b, p * self.backbone.n_features)
+        """The pooled features of the last stage: (B, F)."""
+        if self.pool == "global":
+            return self.backbone(x)
+        fmap = self.backbone.feature_map(x[:, :self.n_phases])
+        weights = nn.functional.adaptive_avg_pool2d(x[:, self.n_phases:self.n_phases + 1].float(), fmap.shape[-2:])
+        inside = (fmap * weights).sum(dim=(-2, -1)) / weights.sum(dim=(-2, -1)).clamp_min(1e-6)
+        return torch.cat([fmap.mean(dim=(-2, -1)), inside], dim=1)
 
-    def forward(self, x: torch.Tensor, tabular: torch.Tensor | None = None) -> torch.Tensor:
-        joined = self.deep_features(x)
-        if self.n_tabular:
-            joined = torch.cat([joined, tabular.to(joined.dtype)], dim=1)
-        return self.fc(self.dropout(joined))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(self.deep_features(x)))

@@ -1,5 +1,10 @@
 """The networks' input: per phase, three consecutive axial slices around the tumour's largest
-cross-section, cropped to the tumour with a margin, resized and normalised (methods.md G).
+cross-section, cut as a square of a fixed field of view in mm centred on the tumour (resampled
+only where the voxels are not the target size) and divided by the liver background around the
+tumour (methods.md G; :func:`phase_slices`). A fixed field of view keeps the tumour's size and
+its texture's scale, which resizing every tumour's box to one side (the paper's crop, still
+available as ``fov_mm: 0``) discards; dividing by the background keeps the tumour's contrast and
+heterogeneity relative to the liver, which z-scoring the crop mixes with how much liver it holds.
 
 Later phases are registered rigidly to the first (ANTsPy ``QuickRigid``, as the paper did:
 "PVP and DP registered to AP"); each registered mask is carried by the same transform
@@ -34,7 +39,7 @@ os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
 SLICES_DIR = Path("deep") / "slices"
 TRANSFORMS_DIR = Path("deep") / "transforms"
 #: bumped when the slices' computation changes, so old caches are not reused
-SLICES_VERSION = 1
+SLICES_VERSION = 2
 
 
 class SliceError(InputError):
@@ -107,41 +112,95 @@ def crop_box(mask2d: np.ndarray, *, margin: float, min_side: int) -> tuple[int, 
     return int(np.floor(center_r - side / 2)), int(np.floor(center_c - side / 2)), side
 
 
-def _cut(volume: np.ndarray, box: tuple[int, int, int], fill: float) -> np.ndarray:
-    """The box of every slice of ``volume`` (slices first), padded with ``fill`` outside the volume."""
-    r0, c0, side = box
-    out = np.full((volume.shape[0], side, side), fill, dtype=volume.dtype)
+def _resize(stack: np.ndarray, size: int, *, nearest: bool) -> np.ndarray:
+    """(slices, h, w) -> (slices, size, size); the stack unchanged where it already has that size
+    (no interpolation: a crop at the volume's own resolution keeps its texture as acquired)."""
+    import torch
+    import torch.nn.functional as F
+
+    if stack.shape[1] == size and stack.shape[2] == size:
+        return np.ascontiguousarray(stack, dtype=np.float32)
+    t = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))[None]
+    if nearest:
+        return F.interpolate(t, size=(size, size), mode="nearest")[0].numpy()
+    shrink = stack.shape[1] > size or stack.shape[2] > size
+    return F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)[0].numpy()
+
+
+def background_level(image2d: np.ndarray, mask2d: np.ndarray, spacing: tuple, ring_mm: tuple) -> float:
+    """The median intensity of the ring ``ring_mm`` = (inner, outer) mm outside the tumour of
+    ``mask2d`` on ``image2d`` (the liver around the tumour), the median of everything outside
+    the tumour when the ring is empty or not positive."""
+    from scipy.ndimage import distance_transform_edt
+
+    outside = ~(mask2d > 0)
+    distance = distance_transform_edt(outside, sampling=spacing)
+    ring = outside & (distance > ring_mm[0]) & (distance <= ring_mm[1])
+    level = float(np.median(image2d[ring])) if ring.any() else float("nan")
+    if not np.isfinite(level) or level <= 0:
+        level = float(np.median(image2d[outside])) if outside.any() else float("nan")
+    return level
+
+
+def _square_box(mask2d: np.ndarray, side: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(row0, col0, rows, cols) of a box of ``side`` voxels centred on the tumour's bounding box."""
+    rows, cols = np.nonzero(mask2d)
+    centre_r, centre_c = (rows.min() + rows.max() + 1) / 2, (cols.min() + cols.max() + 1) / 2
+    return (int(np.floor(centre_r - side[0] / 2)), int(np.floor(centre_c - side[1] / 2)), int(side[0]),
+            int(side[1]))
+
+
+def _cut_box(volume: np.ndarray, box: tuple[int, int, int, int], fill: float) -> np.ndarray:
+    """The box (row0, col0, rows, cols) of every slice of ``volume`` (slices first), padded with
+    ``fill`` outside the volume."""
+    r0, c0, nr, nc = box
+    out = np.full((volume.shape[0], nr, nc), fill, dtype=volume.dtype)
     rs, cs = max(r0, 0), max(c0, 0)
-    re, ce = min(r0 + side, volume.shape[1]), min(c0 + side, volume.shape[2])
+    re, ce = min(r0 + nr, volume.shape[1]), min(c0 + nc, volume.shape[2])
     if re > rs and ce > cs:
         out[:, rs - r0:re - r0, cs - c0:ce - c0] = volume[:, rs:re, cs:ce]
     return out
 
 
-def _resize(stack: np.ndarray, size: int, *, nearest: bool) -> np.ndarray:
-    import torch
-    import torch.nn.functional as F
+def phase_slices(image: np.ndarray, mask: np.ndarray, settings: DeepSettings,
+                 spacing: tuple = (1.0, 1.0)) -> tuple[np.ndarray, np.ndarray, int, tuple]:
+    """One phase (arrays in x, y, z order, in-plane ``spacing`` in mm): its slices (n_slices,
+    size, size), the crop's mask, the largest cross-section's index and the crop box
+    (row0, col0, side in voxels).
 
-    t = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))[None]
-    if nearest:
-        return F.interpolate(t, size=(size, size), mode="nearest")[0].numpy()
-    return F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)[0].numpy()
-
-
-def phase_slices(image: np.ndarray, mask: np.ndarray, settings: DeepSettings) -> tuple[np.ndarray, np.ndarray, int, tuple]:
-    """One phase (arrays in x, y, z order): its slices (n_slices, size, size), z-scored within the
-    crop, the crop's mask, the largest cross-section's index and the crop box."""
+    With ``settings.fov_mm`` > 0 the crop is a square of that many mm centred on the tumour, the
+    same physical field for every tumour (the tumour's size and the texture's scale are kept),
+    resampled to ``image_size`` pixels only where the voxels are not already that size; with 0
+    it is the tumour's box grown by ``margin`` and resized (the paper's crop). Intensities are
+    divided by the liver background (:func:`background_level` on the largest cross-section)
+    minus 1 with ``normalise = "background"`` (0 is the liver, 0.5 half as bright again), or
+    z-scored within the crop with ``"crop"``.
+    """
     z = largest_cross_section(mask)
     window = slice_window(z, mask.shape[-1], settings.n_slices)
     img = np.moveaxis(image[..., window], -1, 0).astype(np.float32)   # (slices, x, y)
     msk = np.moveaxis(mask[..., window], -1, 0)
-    box = crop_box(msk.max(axis=0), margin=settings.margin, min_side=settings.min_crop)
+    if settings.fov_mm > 0:
+        side = tuple(max(int(round(settings.fov_mm / float(s))), 1) for s in spacing[:2])
+        box = _square_box(msk.max(axis=0), side)
+    else:
+        r0, c0, sq = crop_box(msk.max(axis=0), margin=settings.margin, min_side=settings.min_crop)
+        box = (r0, c0, sq, sq)
     fill = float(np.min(image))
-    img = _resize(_cut(img, box, fill), settings.image_size, nearest=False)
-    msk = _resize(_cut(msk.astype(np.float32), box, 0.0), settings.image_size, nearest=True).astype(np.uint8)
-    sd = float(img.std())
-    img = (img - float(img.mean())) / (sd if sd > 1e-6 else 1.0)
-    return img.astype(np.float32), msk, z, box
+    if settings.normalise == "background":
+        level = background_level(image[..., z], mask[..., z], tuple(float(s) for s in spacing[:2]),
+                                 settings.ring_mm)
+        if not np.isfinite(level) or level <= 0:
+            raise SliceError(f"no positive background intensity around the tumour (median {level}); use "
+                             "normalise: crop")
+    img = _resize(_cut_box(img, box, fill), settings.image_size, nearest=False)
+    msk = _resize(_cut_box(msk.astype(np.float32), box, 0.0), settings.image_size, nearest=True).astype(np.uint8)
+    if settings.normalise == "background":
+        img = img / np.float32(level) - np.float32(1.0)
+    else:
+        sd = float(img.std())
+        img = (img - float(img.mean())) / (sd if sd > 1e-6 else 1.0)
+    return img.astype(np.float32), msk, z, (box[0], box[1], box[2])
 
 
 def case_slices(patient_id: str, images: Mapping[str, Path], masks: Mapping[str, Path], phases: list,
@@ -165,7 +224,7 @@ def case_slices(patient_id: str, images: Mapping[str, Path], masks: Mapping[str,
                 shutil.copyfile(transforms[0], transform_dir / f"{phase}_to_{phases[0]}.mat")
         tumour = (np.asarray(mask.numpy()) == label).astype(np.uint8)
         try:
-            img, msk, z, box = phase_slices(np.asarray(image.numpy()), tumour, settings)
+            img, msk, z, box = phase_slices(np.asarray(image.numpy()), tumour, settings, tuple(image.spacing))
         except SliceError as exc:
             raise SliceError(f"patient {patient_id}, phase {phase} ({masks[phase]}): {exc}") from None
         out_img.append(img)
@@ -180,7 +239,8 @@ def case_slices(patient_id: str, images: Mapping[str, Path], masks: Mapping[str,
 
 
 def _shape_settings(settings: DeepSettings) -> dict:
-    return {k: getattr(settings, k) for k in ("image_size", "n_slices", "margin", "min_crop", "register")}
+    return {k: getattr(settings, k) for k in ("image_size", "n_slices", "margin", "min_crop", "register", "fov_mm",
+                                              "normalise", "ring_mm")}
 
 
 def case_key(images: Mapping[str, Path], masks: Mapping[str, Path], phases: list, settings: DeepSettings, *,
