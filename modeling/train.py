@@ -918,9 +918,14 @@ def _write_deep(folder: Path, deep) -> None:
     deep.log.to_csv(folder / "training_log.csv", index=False, float_format="%.10g")
     deep.networks.to_csv(folder / "networks.csv", index=False, float_format="%.10g")
     deep.deep_features.to_csv(folder / "deep_features.csv", index=False, float_format="%.9g")
+    from .deep.settings import PAPER_SETTINGS, DeepSettings
+
+    recipe = DeepSettings(**{**deep.settings, "networks": tuple(deep.settings["networks"]),
+                             "ring_mm": tuple(deep.settings["ring_mm"])}).recipe()
     (folder / "settings.json").write_text(json.dumps({**deep.settings, "device": deep.device,
                                                       "best_network": deep.best_network,
-                                                      "dlrcr_fusion": deep.fusion},
+                                                      "dlrcr_fusion": deep.fusion, "recipe": recipe,
+                                                      "paper_settings": PAPER_SETTINGS},
                                                      indent=2, sort_keys=True) + "\n")
     _training_curves(deep.log, folder / "training_curves.png")
     if deep.cam_rows:

@@ -7,6 +7,7 @@ its number; :func:`tripod_facts` fills the TRIPOD+AI checklist.
 """
 from __future__ import annotations
 
+import json
 import math
 import platform
 from typing import Optional
@@ -259,35 +260,120 @@ def methods_models(facts: RunFacts, *, figures: set) -> str:
     return "\n\n".join(lines) + "\n"
 
 
-def _methods_deep(facts: RunFacts) -> str:
-    """The deep arm as it ran, from RUN/models/deep/settings.json and networks.csv."""
-    import json
-
+def _deep_settings(facts: RunFacts) -> dict:
     path = facts.run / "models" / "deep" / "settings.json"
-    s = json.loads(path.read_text()) if path.is_file() else {}
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _deep_networks(facts: RunFacts) -> Optional[pd.DataFrame]:
+    path = facts.run / "models" / "deep" / "networks.csv"
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def _methods_deep(facts: RunFacts) -> str:
+    """The deep arm as it ran, from RUN/models/deep/settings.json (the recipe in words, written by
+    `dlr train`) and networks.csv, with the paper's settings beside it."""
+    s = _deep_settings(facts)
     phases = ", ".join(getattr(facts.config, "phases", []) or [])
-    nets = pd.read_csv(facts.run / "models" / "deep" / "networks.csv") if \
-        (facts.run / "models" / "deep" / "networks.csv").is_file() else None
-    stopped = ""
+    registered = (f"Phases after the first ({phases}) were registered rigidly to it (ANTsPy QuickRigid). "
+                  if s.get("register", True) else "The phases were used as acquired. ")
+    nets = _deep_networks(facts)
+    fits = ""
     if nets is not None and len(nets):
-        stopped = " Epochs kept (of those run): " + "; ".join(
-            f"{r.network} {int(r.best_epoch)} of {int(r.n_epochs)}" for r in nets.itertuples()) + "."
-    return (f"**Deep learning.** Phases after the first ({phases}) were registered rigidly to it (ANTsPy QuickRigid)"
-            if s.get("register", True) else "**Deep learning.** The phases were used as acquired") + (
-        f"; per phase the {s.get('n_slices', 3)} consecutive axial slices around the tumour's largest "
-        f"cross-section were cropped to the tumour with a {100 * s.get('margin', 0.25):.0f}% margin, resized to "
-        f"{s.get('image_size', '?')} x {s.get('image_size', '?')} pixels and z-scored. ResNet-10 (a 7 x 7/64 stem, "
-        "residual stages of 64 and 128 channels), ResNet-18 and ResNet-34 (MONAI) shared one backbone across the "
-        "phases, whose pooled features were concatenated before the fully connected layer. Training: "
-        f"class-weighted cross-entropy, SGD (learning rate {s.get('lr', '?'):g}, momentum {s.get('momentum', '?')}, "
-        f"weight decay {s.get('weight_decay', '?'):g}), batch {s.get('batch_size', '?')}, up to "
-        f"{s.get('epochs', '?')} epochs with augmentation (rotation ±{s.get('rotate_deg', '?'):g}°, scaling "
-        f"±{100 * s.get('scale', 0):.0f}%, shifts ±{100 * s.get('shift', 0):.0f}%, flips), stopped early on the "
-        f"class-weighted loss of development fold {s.get('inner_fold', '?')} (patience {s.get('patience', '?')}); "
-        f"profile {s.get('profile', '?')}, device {s.get('device', '?')}. DLRCR joined the best network "
-        f"({s.get('best_network', '?')}, lowest inner-split loss) with the selected radiomics features and the CR "
-        "factors before one fully connected layer, trained jointly from that network's weights. The best network "
-        "and DLRCR were also refitted without each development fold for out-of-fold predictions." + stopped)
+        fitted = nets[nets["network"] != "DLRCR"]
+        if len(fitted):
+            fits = (f" Each network was fitted {int(fitted['n_fits'].iloc[0])} times: on the whole {facts.dev_cohort} "
+                    f"cohort and once without each of its folds (nested out-of-fold predictions), "
+                    f"{int(fitted['n_steps'].iloc[0])} optimiser steps a fit.")
+    fusion = s.get("dlrcr_fusion") or {}
+    dlrcr = ""
+    if fusion:
+        dlrcr = (f" DLRCR was a late fusion: a logistic model of the outcome on the log-odds of {fusion['network']} and "
+                 f"of {fusion['partner']} (the radiomics features and the CR factors), slopes ridge-penalised "
+                 f"(C = {num(fusion.get('ridge_C'), 1)}), fitted on the {fusion['n']} development patients' "
+                 f"out-of-fold predictions (coefficients {num(fusion['network_coefficient'], 2)} and "
+                 f"{num(fusion['partner_coefficient'], 2)}, intercept {num(fusion['intercept'], 2)}); its own "
+                 "out-of-fold predictions refit that model without each fold (the other folds' out-of-fold scores "
+                 "come from networks that saw the held-out fold's outcomes: a second-order leak through three "
+                 "coefficients). The paper instead joined the deep features, the radiomics features and the CR "
+                 "factors before one fully connected layer trained jointly.")
+    best = s.get("best_network")
+    chosen = (f" The best network, DL-{best}, was the one with the highest nested out-of-fold AUC." if best else "")
+    return ("**Deep learning.** " + registered
+            + (f"Recipe (profile {s.get('profile', '?')}, device {s.get('device', '?')}): {s['recipe']}. "
+               if s.get("recipe") else "")
+            + (f"The paper's settings were {s['paper_settings']}; with ~{_dev_size(facts)} development patients "
+               "that is 2 optimiser steps an epoch, too few to learn, so the recipe above replaces them, chosen on "
+               "development folds of the synthetic study (README, \"The deep-learning arm\")." if s.get("paper_settings")
+               else "")
+            + fits + chosen + dlrcr + "\n")
+
+
+def _dev_size(facts: RunFacts) -> str:
+    counts = facts.cohort_counts()
+    return str(counts[facts.dev_cohort][0]) if facts.dev_cohort in counts else "100"
+
+
+def results_deep(facts: RunFacts) -> str:
+    """How each network and DLRCR did, in words: against chance (its nested out-of-fold AUC's
+    DeLong CI against 0.5) and against the best radiomics model and RCR (the paired DeLong
+    tests of comparisons.csv on the out-of-fold development predictions and in each other
+    cohort). Every number is read from results/; nothing is computed here."""
+    if not facts.has_deep:
+        return ""
+    dev = facts.dev_cohort
+    oof = facts.oof_cohort
+    others = [c for c in facts.cohorts if c != dev]
+    radiomics = facts.best_radiomics
+    lines = []
+
+    def chance(row) -> str:
+        if row is None:
+            return "has no estimate"
+        low, high = float(row["auc_ci_low"]), float(row["auc_ci_high"])
+        if low > 0.5:
+            return f"was better than chance ({auc_text(row)})"
+        if high < 0.5:
+            return f"was worse than chance ({auc_text(row)})"
+        return f"did not differ from chance ({auc_text(row)}, the CI includes 0.5)"
+
+    def versus(model: str, other: Optional[str], cohort: Optional[str]) -> str:
+        if other is None or cohort is None or facts.comparisons is None:
+            return ""
+        c = facts.comparisons
+        rows = c[(c["cohort"] == cohort) & (((c["model_a"] == model) & (c["model_b"] == other))
+                                            | ((c["model_a"] == other) & (c["model_b"] == model)))]
+        if rows.empty:
+            return ""
+        r = rows.iloc[0]
+        mine, theirs = (r["auc_a"], r["auc_b"]) if r["model_a"] == model else (r["auc_b"], r["auc_a"])
+        diff = r["diff"] if r["model_a"] == model else -r["diff"]
+        word = "higher than" if diff > 0 else "lower than" if diff < 0 else "equal to"
+        verdict = "significantly" if float(r["p_adjusted"]) < 0.05 else "not significantly"
+        return (f"{num(mine)}, {word} {other}'s {num(theirs)} (difference {num(diff)}, {pval(r['p_value'])}, "
+                f"Holm {pval(r['p_adjusted']).replace('P ', '')}: {verdict})")
+
+    for model in [m for m in ("DL-ResNet10", "DL-ResNet18", "DL-ResNet34") if m in facts.model_names]:
+        parts = [f"**{model}**: out of fold it {chance(facts.perf(model, oof) if oof else None)}"]
+        if others:
+            parts.append(f"in the {others[0]} cohort it {chance(facts.perf(model, others[0]))}")
+        against = [v for v in (versus(model, radiomics, oof), versus(model, radiomics, others[0] if others else None))
+                   if v]
+        if against:
+            parts.append("against the best radiomics model its AUC was " + " out of fold and ".join(against)
+                         + (f" in the {others[0]} cohort" if len(against) == 2 else ""))
+        lines.append("- " + "; ".join(parts) + ".")
+    if "DLRCR" in facts.model_names:
+        parts = [f"**DLRCR**: out of fold it {chance(facts.perf('DLRCR', oof) if oof else None)}"]
+        against = [v for v in (versus("DLRCR", "RCR", oof), versus("DLRCR", "RCR", others[0] if others else None)) if v]
+        if against:
+            parts.append("against RCR its AUC was " + " out of fold and ".join(against)
+                         + (f" in the {others[0]} cohort" if len(against) == 2 else ""))
+        lines.append("- " + "; ".join(parts) + ".")
+    if not lines:
+        return ""
+    return ("How the deep-learning models did, against chance (the DeLong 95% CI of the AUC against 0.5) and "
+            "against the radiomics models (paired DeLong tests):\n\n" + "\n".join(lines))
 
 
 def methods_performance(facts: RunFacts) -> str:
@@ -419,6 +505,9 @@ def results_performance(facts: RunFacts, *, tables: set, figures: set) -> str:
         lines.append(f"Against the staging systems and inflammation indexes ({', '.join(comparators)})"
                      + (", see @tbl-s-staging" if "tbl-s-staging" in tables else "")
                      + (" and @fig-roc-comparators" if "fig-roc-comparators" in figures else "") + ".")
+    deep = results_deep(facts)
+    if deep:
+        lines.append(deep)
     if "tbl-s-delong" in tables:
         lines.append("Every paired comparison is in @tbl-s-delong.")
     return "\n\n".join(lines) + "\n"

@@ -1,5 +1,5 @@
 """`dlr run` with the deep-learning arm: a small synthetic study from images to the report, the
-deep models in predictions.csv (and the best ResNet and DLRCR out of fold), RUN/models/deep/,
+deep models in predictions.csv (every network and DLRCR out of fold), RUN/models/deep/,
 the report's Table 4 rows, training curves and Score-CAM figure; a second run does no work."""
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ pytest.importorskip("ants")
 pytest.importorskip("radiomics")
 
 LIGHT = REPO / "tests" / "data" / "radiomics_light.yaml"
-#: a budget of seconds: tiny slices, few epochs, two networks
-TINY = {"image_size": 16, "epochs": 3, "patience": 3, "fusion_epochs": 2, "batch_size": 32,
+#: a budget of seconds: tiny crops (16 px of the study's 3 mm voxels), few steps, narrow networks
+TINY = {"image_size": 16, "fov_mm": 48.0, "steps": 12, "batch_size": 16, "width": 4,
         "networks": ["ResNet10", "ResNet18"]}
 
 
@@ -45,18 +45,20 @@ def test_the_deep_models_reach_predictions_and_out_of_fold_files(deep_run):
     oof = pd.read_csv(run / "predictions_oof.csv")
     settings = json.loads((run / "models" / "deep" / "settings.json").read_text())
     best = f"DL-{settings['best_network']}"
-    assert {best, "DLRCR"} <= set(oof["model"])
+    deep = ["DL-ResNet10", "DL-ResNet18", "DLRCR"]
+    assert set(deep) <= set(oof["model"])
     dev = pd.read_csv(run / "split.csv").query("cohort == 'training'")
-    for model in (best, "DLRCR"):
+    for model in deep:   # every deep model out of fold for every development patient
         assert sorted(oof.loc[oof["model"] == model, "patient_id"]) == sorted(dev["patient_id"]), model
     table = pd.read_csv(run / "models" / "models.csv").set_index("model")
-    assert table.loc["DLRCR", "threshold_source"] == "out-of-fold"
-    other = "DL-ResNet18" if best == "DL-ResNet10" else "DL-ResNet10"
-    assert table.loc[other, "threshold_source"] == "apparent"  # as `dlr analyze` chooses it (contract 4.1)
+    assert (table.loc[deep, "threshold_source"] == "out-of-fold").all()
     nets = pd.read_csv(run / "models" / "deep" / "networks.csv")
-    assert list(nets["network"]) == ["ResNet10", "ResNet18", "DLRCR"]
+    assert list(nets["network"]) == deep
+    # the best network: the highest out-of-fold AUC of the networks
+    assert best == nets.iloc[:2].sort_values("oof_auc", ascending=False, kind="stable")["network"].iloc[0]
     log = pd.read_csv(run / "models" / "deep" / "training_log.csv")
-    assert set(log["network"]) == {"DL-ResNet10", "DL-ResNet18", "DLRCR"}
+    assert set(log["network"]) == {"DL-ResNet10", "DL-ResNet18"}
+    assert set(log["fit"]) == {"development", *(f"fold {k}" for k in range(1, 6))}
     assert (run / "models" / "deep" / "scorecam.png").stat().st_size > 10_000
     assert settings["image_size"] == 16 and settings["device"] == "cpu"
 
@@ -80,27 +82,26 @@ def test_a_second_run_with_the_deep_arm_does_no_work(deep_run):
 
 
 def test_train_with_the_deep_arm_alone_reuses_the_other_arms_and_gives_the_same_files(deep_run, tmp_path):
-    """`dlr train --arms deep` on the run folder: DLRCR's tabular inputs come from RUN/models/fusion/
-    (left by the clinical and radiomics arms), the other models' rows and files are kept, and with
-    the same seed every prediction comes back byte-identical."""
+    """`dlr train --arms deep` on the run folder: DLRCR fuses with RCR's scores in the earlier
+    predictions.csv and predictions_oof.csv, the other models' rows and files are kept, and with
+    the same seed every prediction comes back byte-identical (though this train runs its fits in
+    one process and `dlr run --jobs 2` ran them in two)."""
     import shutil
 
     study, run, _ = deep_run
     copy = tmp_path / "run"
     shutil.copytree(run, copy)
-    assert (copy / "models" / "fusion" / "development.csv").is_file()
-    assert len(list((copy / "models" / "fusion").glob("fold_*.csv"))) == 5
     done = run_dlr("train", study, "--out", copy, "--arms", "deep", "--device", "cpu")
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "no DLRCR inputs" not in done.stderr
+    assert "DLRCR is left out" not in done.stderr
     for name in ("predictions.csv", "predictions_oof.csv"):
         assert (copy / name).read_bytes() == (run / name).read_bytes(), name
-    for name in ("cr_selection.csv", "radiomics_selected.csv", "tuning.csv", "fusion/development.csv"):
+    for name in ("cr_selection.csv", "radiomics_selected.csv", "tuning.csv", "deep/deep_features.csv"):
         assert (copy / "models" / name).read_bytes() == (run / "models" / name).read_bytes(), name
     before = pd.read_csv(run / "models" / "models.csv")
     after = pd.read_csv(copy / "models" / "models.csv")
     pd.testing.assert_frame_equal(before, after)
-    assert "DLRCR" in done.stdout and "inner split" in done.stdout
+    assert "DLRCR" in done.stdout and "nested OOF" in done.stdout
 
 
 def test_train_with_the_deep_arm_alone_needs_an_earlier_train(deep_run, tmp_path):

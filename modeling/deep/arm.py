@@ -93,10 +93,16 @@ def _fit_task(task: dict, x: Optional[torch.Tensor] = None) -> dict:
     def make():
         return make_network(task["network"], task["n_phases"], settings)
 
-    fitted = fit_network(make, x, task["y"], task["train"], settings, seed=task["seed"], device=device,
-                         held_out=task["held"] if task["monitor"] else None, name=task["label"], bar=task["bar"])
-    scored = np.asarray(task["scored"])
-    z = log_odds(fitted.model, x[torch.as_tensor(scored)], tta=settings.tta)
+    # one thread on the CPU, in this process or a worker: a fit's bytes then do not depend on --jobs
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        fitted = fit_network(make, x, task["y"], task["train"], settings, seed=task["seed"], device=device,
+                             held_out=task["held"] if task["monitor"] else None, name=task["label"], bar=task["bar"])
+        z = log_odds(fitted.model, x[torch.as_tensor(np.asarray(task["scored"]))], tta=settings.tta)
+    finally:
+        torch.set_num_threads(threads)
     state = {k: v.detach().cpu().clone() for k, v in fitted.model.state_dict().items()}
     return {"key": task["key"], "state": state, "log": fitted.log, "z": z, "seconds": fitted.seconds,
             "n_steps": fitted.n_steps, "n_epochs": fitted.n_epochs,

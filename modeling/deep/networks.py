@@ -54,6 +54,7 @@ class ResNet10(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The last stage's output (B, 2 * width, h, w)."""
         return self.layer2(self.layer1(self.stem(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -82,6 +83,7 @@ class _MonaiResNet(nn.Module):
         self.n_features = 8 * width
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The last stage's output (B, 8 * width, h, w)."""
         n = self.net
         x = n.act(n.bn1(n.conv1(x)))
         if not n.no_max_pool:
@@ -96,13 +98,25 @@ class _MonaiResNet(nn.Module):
         return self.net.layer4
 
 
-def backbone(network: str, in_channels: int = 3, *, stem: str = "paper", width: int = 64) -> nn.Module:
-    """``ResNet10``, ``ResNet18`` or ``ResNet34`` with ``stem`` and first-stage ``width``."""
+def backbone(network: str, in_channels: int = 3, *, stem: str = "paper", width: int = 64,
+             zero_init: bool = False) -> nn.Module:
+    """``ResNet10``, ``ResNet18`` or ``ResNet34`` with ``stem`` and first-stage ``width``.
+
+    ``zero_init``: the last batch normalisation of every residual block starts at 0, so each
+    block starts as the identity and a deep network as a shallow one (Goyal et al. 2017)."""
     if network == "ResNet10":
-        return ResNet10(in_channels, stem=stem, width=width)
-    if network in ("ResNet18", "ResNet34"):
-        return _MonaiResNet(int(network[6:]), in_channels, stem=stem, width=width)
-    raise ValueError(f"unknown network {network!r}; the networks are ResNet10, ResNet18, ResNet34")
+        net = ResNet10(in_channels, stem=stem, width=width)
+    elif network in ("ResNet18", "ResNet34"):
+        net = _MonaiResNet(int(network[6:]), in_channels, stem=stem, width=width)
+    else:
+        raise ValueError(f"unknown network {network!r}; the networks are ResNet10, ResNet18, ResNet34")
+    if zero_init:
+        from monai.networks.nets.resnet import ResNetBlock
+
+        for m in net.modules():
+            if isinstance(m, ResNetBlock):
+                nn.init.zeros_(m.bn2.weight)
+    return net
 
 
 class MultiPhaseNet(nn.Module):
@@ -115,14 +129,14 @@ class MultiPhaseNet(nn.Module):
     cirrhotic texture is as strong."""
 
     def __init__(self, network: str, n_phases: int, *, stem: str = "small", width: int = 16, dropout: float = 0.2,
-                 pool: str = "global"):
+                 pool: str = "global", zero_init: bool = False):
         super().__init__()
         if pool not in ("global", "tumour"):
             raise ValueError(f"unknown pool {pool!r}; use global or tumour")
         self.network = network
         self.n_phases = n_phases
         self.pool = pool
-        self.backbone = backbone(network, n_phases, stem=stem, width=width)
+        self.backbone = backbone(network, n_phases, stem=stem, width=width, zero_init=zero_init)
         self.n_deep = self.backbone.n_features * (2 if pool == "tumour" else 1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(self.n_deep, 2)
