@@ -619,8 +619,8 @@ def draw_report_figures(run, out, *, dca_range=(0.05, 0.80), dpi: int = 300) -> 
         keep(draw_training(run), "fig-dl-training", "dl_training", "Training of the deep-learning networks on the "
              "development cohort, against the optimiser step: (A) class-weighted cross-entropy of the training "
              "slices (solid) and of the held-out fold in the out-of-fold refits, mean over the folds (dashed); "
-             "(B) the held-out folds' mean AUC (dotted: chance). Every fit runs its fixed budget of steps; nothing "
-             "is chosen on these curves.",
+             "(B) the held-out folds' mean AUC, without test-time augmentation (dotted: chance). Every fit runs its "
+             "fixed budget of steps; nothing is chosen on these curves.",
              ())
         best = km_model(run, results.get("settings", {}).get("reference"))
         if best is not None:
@@ -655,7 +655,9 @@ def draw_report_figures(run, out, *, dca_range=(0.05, 0.80), dpi: int = 300) -> 
     cam = run / "models" / "deep" / "scorecam.png"
     if cam.is_file():  # drawn by `dlr train` (it needs the network); copied, not redrawn
         shutil.copyfile(cam, out / "scorecam.png")
-        records.append(FigureRecord("fig-scorecam", "scorecam", "Score-CAM maps of the best network on the middle "
-                                    "slice of each phase, for the most confident correctly and wrongly classified "
-                                    "patients of the validation cohort (rows); white: the tumour's outline.", (), ()))
+        records.append(FigureRecord("fig-scorecam", "scorecam", "Score-CAM maps of the best network for the most "
+                                    "confident correctly and wrongly classified patients of the validation cohort "
+                                    "(rows), at its Youden threshold on the out-of-fold development predictions: "
+                                    "one map per patient (the network sees the phases' middle slices together, as "
+                                    "channels), drawn over each phase; white: the tumour's outline.", (), ()))
     return tuple(records)

@@ -331,11 +331,12 @@ def results_deep(facts: RunFacts) -> str:
         if row is None:
             return "has no estimate"
         low, high = float(row["auc_ci_low"]), float(row["auc_ci_high"])
+        shown = f"AUC {num(row['auc'])}, 95% CI {num(low)}-{num(high)}"
         if low > 0.5:
-            return f"was better than chance ({auc_text(row)})"
+            return f"was better than chance ({shown})"
         if high < 0.5:
-            return f"was worse than chance ({auc_text(row)})"
-        return f"did not differ from chance ({auc_text(row)}, the CI includes 0.5)"
+            return f"was worse than chance ({shown})"
+        return f"did not differ from chance ({shown}: the CI includes 0.5)"
 
     def versus(model: str, other: Optional[str], cohort: Optional[str]) -> str:
         if other is None or cohort is None or facts.comparisons is None:
@@ -365,6 +366,8 @@ def results_deep(facts: RunFacts) -> str:
         lines.append("- " + "; ".join(parts) + ".")
     if "DLRCR" in facts.model_names:
         parts = [f"**DLRCR**: out of fold it {chance(facts.perf('DLRCR', oof) if oof else None)}"]
+        if others:
+            parts.append(f"in the {others[0]} cohort it {chance(facts.perf('DLRCR', others[0]))}")
         against = [v for v in (versus("DLRCR", "RCR", oof), versus("DLRCR", "RCR", others[0] if others else None)) if v]
         if against:
             parts.append("against RCR its AUC was " + " out of fold and ".join(against)

@@ -184,7 +184,7 @@ def test_train_records_provenance_beside_predictions_and_models(trained):
     assert doc["split.csv"]["inputs"] == {"clinical.csv": file_sha256(root / "clinical.csv")}
     models = read_provenance(run / "models")
     files = sorted(p.relative_to(run / "models").as_posix() for p in (run / "models").rglob("*")
-                   if p.is_file() and p.name != "provenance.json")  # fusion/: DLRCR's tabular inputs
+                   if p.is_file() and p.name != "provenance.json")
     assert sorted(models) == files and "parameters.json" in files
     for name, record in models.items():
         assert record["sha256"] == file_sha256(run / "models" / name), name

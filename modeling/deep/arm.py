@@ -130,7 +130,8 @@ def _run_fits(tasks: list[dict], x: torch.Tensor, *, jobs: int, device: torch.de
 def make_network(network: str, n_phases: int, settings: DeepSettings) -> MultiPhaseNet:
     """The network of ``settings`` for ``n_phases`` phases."""
     return MultiPhaseNet(network, n_phases, stem=settings.stem, width=settings.width, dropout=settings.dropout,
-                         pool=settings.pool)
+                         pool=settings.pool, zero_init=settings.zero_init, image_size=settings.image_size,
+                         min_grid=settings.min_grid)
 
 
 def network_input(slices: StudySlices, settings: DeepSettings) -> torch.Tensor:

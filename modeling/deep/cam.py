@@ -2,9 +2,9 @@
 
 The network takes one slice position of every phase as the channels of one image, so a map
 explains that image as a whole: it is drawn over each phase's slice in the figure. The maps
-are as fine as the last stage's grid: with the small-image stem a cell per 2 pixels for
-ResNet-10 (16 x 16 at the quick profile's 32) and per 8 for ResNet-18/34 (4 x 4); with the
-paper's stem per 8 and per 32 pixels.
+are as fine as the last stage's grid: at the quick profile's 32 pixels a cell per 2 pixels for
+ResNet-10 (16 x 16) and per 4 for ResNet-18/34 (8 x 8, ``min_grid``); at the paper profile's 256
+pixels with the paper's stem per 8 (32 x 32) and per 32 (8 x 8).
 
 References
 ----------

@@ -98,18 +98,48 @@ class _MonaiResNet(nn.Module):
         return self.net.layer4
 
 
+def _stages(net: nn.Module) -> list[nn.Sequential]:
+    if isinstance(net, ResNet10):
+        return [net.layer1, net.layer2]
+    return [net.net.layer1, net.net.layer2, net.net.layer3, net.net.layer4]
+
+
+def _keep_grid(net: nn.Module, image_size: int, min_grid: int) -> None:
+    """Stride 1 instead of 2 for every stage whose halving would leave its grid under
+    ``min_grid`` cells (the stage's first block and its shortcut), so the last stage keeps
+    enough cells to pool over a small tumour."""
+    grid = image_size
+    stem = net.stem if isinstance(net, ResNet10) else None
+    if stem is not None:
+        grid //= 4 if any(isinstance(m, nn.MaxPool2d) for m in stem) else 1
+    elif net.net.conv1.stride[0] == 2:
+        grid //= 2 if net.net.no_max_pool else 4
+    for stage in _stages(net):
+        block = stage[0]
+        if block.conv1.stride[0] == 2:
+            if grid // 2 < min_grid:
+                block.conv1.stride = (1, 1)
+                block.downsample[0].stride = (1, 1)
+            else:
+                grid //= 2
+
+
 def backbone(network: str, in_channels: int = 3, *, stem: str = "paper", width: int = 64,
-             zero_init: bool = False) -> nn.Module:
+             zero_init: bool = False, image_size: int = 0, min_grid: int = 0) -> nn.Module:
     """``ResNet10``, ``ResNet18`` or ``ResNet34`` with ``stem`` and first-stage ``width``.
 
     ``zero_init``: the last batch normalisation of every residual block starts at 0, so each
-    block starts as the identity and a deep network as a shallow one (Goyal et al. 2017)."""
+    block starts as the identity and a deep network as a shallow one (Goyal et al. 2017).
+    ``min_grid`` (with the input's ``image_size``): no stage halves its grid below this many
+    cells (:func:`_keep_grid`); 0 keeps every stage's stride."""
     if network == "ResNet10":
         net = ResNet10(in_channels, stem=stem, width=width)
     elif network in ("ResNet18", "ResNet34"):
         net = _MonaiResNet(int(network[6:]), in_channels, stem=stem, width=width)
     else:
         raise ValueError(f"unknown network {network!r}; the networks are ResNet10, ResNet18, ResNet34")
+    if min_grid:
+        _keep_grid(net, image_size, min_grid)
     if zero_init:
         from monai.networks.nets.resnet import ResNetBlock
 
@@ -129,14 +159,15 @@ class MultiPhaseNet(nn.Module):
     cirrhotic texture is as strong."""
 
     def __init__(self, network: str, n_phases: int, *, stem: str = "small", width: int = 16, dropout: float = 0.2,
-                 pool: str = "global", zero_init: bool = False):
+                 pool: str = "global", zero_init: bool = False, image_size: int = 0, min_grid: int = 0):
         super().__init__()
         if pool not in ("global", "tumour"):
             raise ValueError(f"unknown pool {pool!r}; use global or tumour")
         self.network = network
         self.n_phases = n_phases
         self.pool = pool
-        self.backbone = backbone(network, n_phases, stem=stem, width=width, zero_init=zero_init)
+        self.backbone = backbone(network, n_phases, stem=stem, width=width, zero_init=zero_init,
+                                 image_size=image_size, min_grid=min_grid)
         self.n_deep = self.backbone.n_features * (2 if pool == "tumour" else 1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(self.n_deep, 2)

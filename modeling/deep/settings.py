@@ -19,7 +19,10 @@ measurements are in methods.md and README "The deep-learning arm"):
 - **networks**: ResNet-10/18/34 block structures with the small-image stem (3 x 3, stride 1,
   no max pooling) and widths from ``width`` for small crops, the paper's 7 x 7 stride-2 stem
   with max pooling and widths from 64 for the paper profile's 256 pixels; the last stage
-  averaged over the tumour mask as well as over the whole crop (``pool``).
+  averaged over the tumour mask as well as over the whole crop (``pool``) on a grid of at least
+  ``min_grid`` cells (a stage that would halve it below keeps stride 1: ResNet-18/34's last stage
+  is 8 x 8 at 32 pixels, not 4 x 4), every residual block starting as the identity
+  (``zero_init``, Goyal et al. 2017).
 
 ``paper`` keeps the paper's 256-pixel slices, stem and widths with the same optimisation (its
 SGD at 1e-4 and batch 64 gave 2 steps an epoch, too few to learn: methods.md). ``quick`` fits a
@@ -61,6 +64,8 @@ class DeepSettings:
     stem: str = "small"           # "small": 3 x 3 stride 1, no max pooling; "paper": 7 x 7 stride 2 + max pooling
     width: int = 16               # channels of the first stage (doubled at each further stage)
     pool: str = "tumour"          # "tumour": the last stage averaged over the tumour mask and the crop; "global"
+    min_grid: int = 8             # no stage halves its grid below this many cells (0: the usual strides)
+    zero_init: bool = True        # each residual block's last batch normalisation starts at 0
     dropout: float = 0.2
     # the optimisation
     steps: int = 250              # optimiser steps of a fit (a fixed budget, no early stopping)
@@ -89,6 +94,10 @@ class DeepSettings:
                 else "the paper's stem (7 x 7, stride 2, max pooling)")
         pool = ("the last stage averaged over the tumour mask beside the whole crop" if self.pool == "tumour"
                 else "the last stage averaged over the crop")
+        if self.min_grid:
+            pool += f", no stage halving its grid below {self.min_grid} x {self.min_grid} cells"
+        if self.zero_init:
+            pool += ", each residual block starting as the identity (zero-initialised last batch normalisation)"
         return (f"{self.n_slices} axial slices per phase cut as {crop}, intensities {norm}; each slice position a "
                 f"sample with the phases as channels; {stem}, first-stage width {self.width}, {pool}; AdamW "
                 f"(peak learning rate {self.lr:g}, weight decay {self.weight_decay:g}) with a one-cycle schedule, "
