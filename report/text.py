@@ -304,7 +304,7 @@ def _methods_deep(facts: RunFacts) -> str:
                if s.get("recipe") else "")
             + (f"The paper's settings were {s['paper_settings']}; with ~{_dev_size(facts)} development patients "
                "that is 2 optimiser steps an epoch, too few to learn, so the recipe above replaces them, chosen on "
-               "development folds of the synthetic study (README, \"The deep-learning arm\")." if s.get("paper_settings")
+               "development folds of the synthetic study (docs/deep_learning.md in the dlr repository)." if s.get("paper_settings")
                else "")
             + fits + chosen + dlrcr + "\n")
 
