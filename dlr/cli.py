@@ -192,7 +192,6 @@ def _models_table(summary, intervals=None) -> str:
     (tuning folds), nested out-of-fold (the honest development figure), the other
     cohorts with their DeLong 95% CIs (``intervals``: (model, cohort) -> (auc, low, high)), and
     the true risk's on a synthetic study (the best achievable)."""
-    import numpy as np  # here, not at import time: `dlr analyze` sets the BLAS threads before numpy loads
 
     table = summary.performance.pivot(index="model", columns="cohort", values="auc")
     table = table.loc[list(dict.fromkeys(summary.performance["model"]))]

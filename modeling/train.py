@@ -325,7 +325,7 @@ def _out_of_fold(data: _Data, config, kwargs: dict, *, jobs: int, fallback: Opti
 # the deep arm
 
 
-def _partner(scores: dict, oof_frame: Optional[pd.DataFrame], ids) -> Optional["Partner"]:
+def _partner(scores: dict, oof_frame: Optional[pd.DataFrame], ids):
     """DLRCR's partner (RCR): its scores of ``ids`` and its out-of-fold scores (NaN for patients
     without one); None when RCR was not fitted or has no out-of-fold predictions."""
     from .deep.arm import FUSION_PARTNER, Partner

@@ -17,7 +17,6 @@ The random numbers come from generators seeded from ``--seed``, not from global 
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
