@@ -30,11 +30,12 @@ from typing import Callable, Optional
 import numpy as np
 import pandas as pd
 import torch
+from scipy import special
 
 from core.errors import InputError
 from core.stats.roc import rank_auc, youden_threshold
 
-from .fit import fit_network, log_odds, resolve_device
+from .fit import fit_network, log_odds, resolve_device, slice_samples
 from .networks import MultiPhaseNet
 from .settings import DeepSettings, model_name
 from .slices import StudySlices
@@ -144,13 +145,9 @@ def network_input(slices: StudySlices, settings: DeepSettings) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images))
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(z, dtype=float)))
-
-
 def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=float), 1e-9, 1 - 1e-9)
-    return np.log(p / (1 - p))
+    """Log-odds of probabilities, clipped away from 0 and 1 (a partner's score of exactly 0 or 1)."""
+    return special.logit(np.clip(np.asarray(p, dtype=float), 1e-9, 1 - 1e-9))
 
 
 def train_deep_arm(slices: StudySlices, y: np.ndarray, fold: np.ndarray, dev: np.ndarray, settings: DeepSettings, *,
@@ -192,7 +189,7 @@ def train_deep_arm(slices: StudySlices, y: np.ndarray, fold: np.ndarray, dev: np
     for network in settings.networks:
         name = model_name(network)
         full = results[(network, 0)]
-        scores[name] = _sigmoid(full["z"])
+        scores[name] = special.expit(full["z"])
         checkpoints[network] = full["state"]
         z_oof = np.full(n, np.nan)
         for k in folds:
@@ -200,7 +197,7 @@ def train_deep_arm(slices: StudySlices, y: np.ndarray, fold: np.ndarray, dev: np
             held = np.nonzero(dev & (fold == k))[0]
             z_oof[held] = part["z"]
             oof_rows.append(pd.DataFrame({"model": name, "patient_id": slices.ids[held], "fold": k,
-                                          "y_score": _sigmoid(part["z"])}))
+                                          "y_score": special.expit(part["z"])}))
         oof_z[network] = z_oof
         for k in [0, *folds]:
             logs.append(results[(network, k)]["log"].assign(network=name, fit="development" if k == 0 else f"fold {k}"))
@@ -243,7 +240,7 @@ def train_deep_arm(slices: StudySlices, y: np.ndarray, fold: np.ndarray, dev: np
         say(f"deep: DLRCR needs {FUSION_PARTNER}'s scores (the clinical and radiomics arms); left out")
 
     best_oof = oof_z[best_network]
-    thr_scores = _sigmoid(best_oof) if folds else scores[model_name(best_network)]
+    thr_scores = special.expit(best_oof) if folds else scores[model_name(best_network)]
     cam_rows = _scorecam_rows(model, x, slices, y, scores[model_name(best_network)], thr_scores, dev, say=say)
     oof_frame = pd.concat(oof_rows, ignore_index=True) if oof_rows else None
     log = pd.concat(logs, ignore_index=True)
@@ -256,8 +253,6 @@ def train_deep_arm(slices: StudySlices, y: np.ndarray, fold: np.ndarray, dev: np
 @torch.no_grad()
 def _deep_features(model: MultiPhaseNet, x: torch.Tensor, network: str, ids) -> pd.DataFrame:
     """The pooled features of the last stage, averaged over each patient's slices."""
-    from .fit import slice_samples
-
     device = next(model.parameters()).device
     n, s = x.shape[0], x.shape[2]
     feats = torch.cat([model.deep_features(slice_samples(x[i:i + 128]).to(device)).float().cpu()
@@ -290,12 +285,12 @@ def _late_fusion(z_oof: np.ndarray, partner_oof: np.ndarray, z_all: np.ndarray, 
     if len(set(y[usable].tolist())) < 2:
         raise InputError("DLRCR: the development patients with out-of-fold scores hold one outcome class only")
     b0, b1, b2 = fit(usable)
-    fused = _sigmoid(b0 + b1 * z_all + b2 * partner_all)
+    fused = special.expit(b0 + b1 * z_all + b2 * partner_all)
     fused_oof = np.full(len(y), np.nan)
     for k in folds:
         held = usable & (fold == k)
         c0, c1, c2 = fit(usable & (fold != k))
-        fused_oof[held] = _sigmoid(c0 + c1 * z_oof[held] + c2 * partner_oof[held])
+        fused_oof[held] = special.expit(c0 + c1 * z_oof[held] + c2 * partner_oof[held])
     return fused, fused_oof, {"intercept": b0, "network_coefficient": b1, "partner_coefficient": b2,
                               "n": int(usable.sum()), "ridge_C": FUSION_C}
 
