@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from core.errors import UndefinedStatisticWarning
-from core.stats.logistic import fit_logistic
+from dlr.core.errors import UndefinedStatisticWarning
+from dlr.core.stats.logistic import fit_logistic
 from .thresholds import wilson_interval
 
 #: probabilities are clipped to [EPS, 1 - EPS] before the logit

@@ -1,7 +1,7 @@
 """Decision curve analysis and the development-cohort mapping of index scores to risk.
 
 Net benefit (Vickers & Elkin 2006) with percentile bootstrap bands over the stratified
-resamples the AUC bootstrap draws (:func:`analysis.discrimination.stratified_resamples`), the
+resamples the AUC bootstrap draws (:func:`dlr.analysis.discrimination.stratified_resamples`), the
 paired difference in net benefit between two models, and interventions avoided per 100
 patients (Vickers et al. 2008; Kerr et al. 2016).
 """
@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from core.errors import UndefinedStatisticWarning
-from core.stats.logistic import fit_logistic
+from dlr.core.errors import UndefinedStatisticWarning
+from dlr.core.stats.logistic import fit_logistic
 
 from .discrimination import BootstrapResamples, percentile_interval
 
@@ -109,7 +109,7 @@ def bootstrap_net_benefit(y_prob, resamples: BootstrapResamples, thresholds=THRE
     ----------
     y_prob : array of predicted risks of the patients of ``resamples`` (in its order).
     resamples : BootstrapResamples
-        From :func:`analysis.discrimination.stratified_resamples` (or its ``subset``); the same
+        From :func:`dlr.analysis.discrimination.stratified_resamples` (or its ``subset``); the same
         object as the AUC bootstrap's, so every statistic of a cohort uses the same resamples.
     thresholds : array of threshold probabilities in (0, 1).
 

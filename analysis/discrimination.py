@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from core.errors import UndefinedStatisticWarning
-from core.stats.roc import midranks as _midranks
+from dlr.core.errors import UndefinedStatisticWarning
+from dlr.core.stats.roc import midranks as _midranks
 
 
 def _upper_tail(stat, df=float("inf")):

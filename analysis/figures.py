@@ -40,7 +40,7 @@ class _Interval:
 
 @dataclass(frozen=True)
 class _RocLines:
-    """What :func:`analysis.plotting.plot_roc` reads of a RocCurve, without its module."""
+    """What :func:`dlr.analysis.plotting.plot_roc` reads of a RocCurve, without its module."""
 
     fpr: list
     tpr: list
@@ -52,7 +52,7 @@ class _RocLines:
 
 @dataclass(frozen=True)
 class _KmLines:
-    """What :func:`analysis.plotting.plot_km` reads of a KaplanMeier curve."""
+    """What :func:`dlr.analysis.plotting.plot_km` reads of a KaplanMeier curve."""
 
     time: object
     survival: object
@@ -70,7 +70,7 @@ class _PValue:
 
 @dataclass(frozen=True)
 class _KmFigure:
-    """What :func:`analysis.plotting.plot_km` reads of a RiskGroupSurvival, without its module."""
+    """What :func:`dlr.analysis.plotting.plot_km` reads of a RiskGroupSurvival, without its module."""
 
     km_high: _KmLines
     km_low: _KmLines
@@ -267,12 +267,13 @@ def _figure_server(conn) -> None:
 class FigureWorkers:
     """A process that draws the figures beside the statistics.
 
-    Forked before the statistics start (from the command line, before numpy and pandas are
-    imported), it imports matplotlib and warms up on the second core, then forks a warm
+    Started through a fork server before the statistics start (a fresh, single-threaded
+    interpreter: never a fork of this process, which may have run torch's, XGBoost's or ITK's
+    threads), it imports matplotlib and warms up on the second core, then forks a warm
     drawing process for each cohort's figures as soon as :meth:`submit_cohort` hands them over
     (pass it as ``analyze(cohort_done=...)``), one process per figure. The figures go to a
     staging folder that
-    :func:`analysis.output.write_analysis` moves into place. Without ``fork`` (Windows, macOS)
+    :func:`dlr.analysis.output.write_analysis` moves into place. Without a fork server (Windows)
     the figures are drawn in this process. Use as a context manager so the process always ends.
     """
 
@@ -284,9 +285,9 @@ class FigureWorkers:
         self.submitted: set[str] = set()
         self.staging = Path(tempfile.mkdtemp(prefix="dlr-figures-"))
         self.staging.chmod(0o755)  # mkdtemp's 0700 would otherwise stay on results/figures
-        if "fork" not in multiprocessing.get_all_start_methods():
+        if "forkserver" not in multiprocessing.get_all_start_methods():
             return
-        context = multiprocessing.get_context("fork")
+        context = multiprocessing.get_context("forkserver")
         self.conn, child = context.Pipe()
         self.process = context.Process(target=_figure_server, args=(child,), daemon=True)
         self.process.start()

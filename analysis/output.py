@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from core.output import json_safe, provenance, staged_folder
+from dlr.core.output import json_safe, provenance, staged_folder
+from dlr.core.run_folder import RESULTS_JSON
 
 from .figures import FigureWorkers, draw_figures, figure_jobs
 from .pipeline import AnalysisResult
@@ -27,7 +28,7 @@ TABLES = {
 
 
 def analysis_provenance(predictions_path, *, oof_path=None, settings=None, seed=None, command=None) -> dict:
-    """Provenance of an analysis: :func:`core.output.provenance` of the predictions file (and,
+    """Provenance of an analysis: :func:`dlr.core.output.provenance` of the predictions file (and,
     when given, of its out-of-fold predictions, input ``oof_predictions``), plus ``input``
     ({path, sha256} of the predictions file) as ``results.json`` has always carried it."""
     inputs = {"predictions": predictions_path}
@@ -47,7 +48,7 @@ def write_analysis(result: AnalysisResult, out, *, figures: bool = True, provena
     """Write every table, ``results.json`` and (optionally) the figures into ``out``.
 
     Everything is written into a temporary sibling folder first and moved into place only
-    when complete (:func:`core.output.staged_folder`), so a failure never leaves a
+    when complete (:func:`dlr.core.output.staged_folder`), so a failure never leaves a
     half-written result nor clobbers an earlier one; ``provenance_info`` goes into
     ``results.json`` and, per file, into ``provenance.json``.
     """
@@ -70,7 +71,7 @@ def write_analysis(result: AnalysisResult, out, *, figures: bool = True, provena
             result.survival.to_csv(tmp / "survival.csv", index=False)
             result.km_curves.to_csv(tmp / "km_curve.csv", index=False)
             document["survival"] = _records(result.survival)
-        (tmp / "results.json").write_text(json.dumps(json_safe(document), indent=1, allow_nan=False) + "\n")
+        (tmp / RESULTS_JSON).write_text(json.dumps(json_safe(document), indent=1, allow_nan=False) + "\n")
         if figures:
             if progress:
                 progress("drawing figures")

@@ -23,8 +23,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from core.errors import InputError, UndefinedStatisticWarning
-from core.stats.roc import youden_threshold
+from dlr.core.errors import InputError, UndefinedStatisticWarning
+from dlr.core.stats.roc import youden_threshold
 from .calibration import GROUP_COLUMNS, calibration_curve, calibration_summary, grouped_calibration
 from .defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from .decision_curve import (DIFFERENCE_COLUMNS, THRESHOLDS, DecisionCurve, compare_decision_curves,
@@ -96,17 +96,17 @@ class AnalysisResult:
     calibration_groups : DataFrame
         Calibration in quantile groups sized to the cohort (``cohort``, ``model``, ``group``,
         ``n``, ``mean_predicted``, ``observed``, ``observed_ci_low``, ``observed_ci_high``;
-        :func:`analysis.calibration.grouped_calibration`), every probability model and cohort.
+        :func:`dlr.analysis.calibration.grouped_calibration`), every probability model and cohort.
     decision_curve_differences : DataFrame
         Net benefit of each model minus the reference model's (paired bootstrap CI), and each
         model's interventions avoided per 100 patients against treat all, per cohort and
         threshold (``DCA_DIFFERENCE_COLUMNS``).
     survival, km_curves : DataFrame
         With ``analyze(time=..., event=...)`` (contract 5.1): ``survival.csv`` (one row per model
-        and cohort, :data:`analysis.survival.SURVIVAL_COLUMNS`) and ``km_curve.csv``
-        (:data:`analysis.survival.KM_COLUMNS`); empty without them.
+        and cohort, :data:`dlr.analysis.survival.SURVIVAL_COLUMNS`) and ``km_curve.csv``
+        (:data:`dlr.analysis.survival.KM_COLUMNS`); empty without them.
     survival_fits : dict
-        (cohort, model) -> :class:`analysis.survival.RiskGroupSurvival`, for the figures.
+        (cohort, model) -> :class:`dlr.analysis.survival.RiskGroupSurvival`, for the figures.
     """
 
     performance: pd.DataFrame
@@ -143,7 +143,7 @@ class CohortCurves:
     threshold_range : (float, float)
         The threshold probabilities the decision-curve figures show.
     survival : dict
-        With survival columns: model -> :class:`analysis.survival.RiskGroupSurvival` (the KM figures).
+        With survival columns: model -> :class:`dlr.analysis.survival.RiskGroupSurvival` (the KM figures).
     survival_time : str
         The time column (the KM figures' axis label).
     """
@@ -470,7 +470,7 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
     Parameters
     ----------
     predictions : Predictions
-        From :func:`analysis.predictions.read_predictions`; its out-of-fold development
+        From :func:`dlr.analysis.predictions.read_predictions`; its out-of-fold development
         predictions (``predictions.oof``), when it has them, add the cohort
         ``"<dev> (out-of-fold)"`` and give each of their models its threshold.
     strata : sequence of str, keyword-only
@@ -487,18 +487,18 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
         Seeds one SeedSequence; cohort k draws from its k-th spawned child, the out-of-fold
         cohort from the child after the last cohort's.
     oof : DataFrame or path, optional
-        Out-of-fold development predictions to attach here (:func:`analysis.predictions.attach_oof`)
+        Out-of-fold development predictions to attach here (:func:`dlr.analysis.predictions.attach_oof`)
         instead of when reading.
     time, event : str, optional
         Patient columns of the time to recurrence or censoring and the event (1 = recurrence,
-        0 = censored; contract 5.1), validated here (:func:`analysis.predictions.attach_survival`)
+        0 = censored; contract 5.1), validated here (:func:`dlr.analysis.predictions.attach_survival`)
         unless ``predictions`` was read with them: adds ``survival`` and ``km_curves``, every model
         and cohort (the out-of-fold one too), risk groups split at the development threshold.
     horizon : float
         Time at which the cumulative incidence of ``survival.csv`` is read (same unit as ``time``).
     threshold_range : (low, high) or ``"LOW:HIGH"``, optional
         Threshold probabilities the decision-curve figures show (0 < low < high < 1;
-        :func:`analysis.decision_curve.threshold_range`), recorded as
+        :func:`dlr.analysis.decision_curve.threshold_range`), recorded as
         ``settings["decision_curve_range"]``; the tables keep every threshold 0.01-0.99.
         Default: all of them (and None in the settings).
     progress : callable, optional

@@ -308,7 +308,7 @@ def plot_km(result, *, ax=None, title: str | None = None, xlabel: str = "Time",
 
     Parameters
     ----------
-    result : :class:`analysis.survival.RiskGroupSurvival` (or any object with its ``km_high``,
+    result : :class:`dlr.analysis.survival.RiskGroupSurvival` (or any object with its ``km_high``,
         ``km_low`` (``time``, ``survival``, ``ci_low``, ``ci_high``, ``at_risk``, ``n_events``,
         ``n``), ``logrank.p_value``, ``hazard_ratio`` (``estimate``, ``ci_low``, ``ci_high``) and
         ``threshold`` attributes).

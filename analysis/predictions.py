@@ -16,14 +16,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.errors import InputError
-from core.tables import foreign_separator, separator_problem
+from dlr.core.errors import InputError
+from dlr.core.run_folder import OOF_SUFFIX
+from dlr.core.tables import foreign_separator, separator_problem
 
 REQUIRED = ("patient_id", "cohort", "model", "y_true", "y_score")
 #: rows of decision_curve.csv that are strategies, not models
 RESERVED_MODELS = ("treat_all", "treat_none")
 #: the cohort label of the out-of-fold development rows: ``OOF_LABEL.format(dev_cohort)``
-OOF_LABEL = "{} (out-of-fold)"
+OOF_LABEL = "{}" + OOF_SUFFIX
 #: at most this many problems are listed in one error message
 MAX_LISTED = 12
 

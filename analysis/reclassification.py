@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from core.errors import UndefinedStatisticWarning
+from dlr.core.errors import UndefinedStatisticWarning
 from .discrimination import BootstrapResamples, percentile_interval
 
 

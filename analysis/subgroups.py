@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core.errors import UndefinedStatisticWarning
+from dlr.core.errors import UndefinedStatisticWarning
 from .discrimination import (auc_heterogeneity_test, delong_placements,
                              delong_unpaired_test, roc_auc_delong)
 

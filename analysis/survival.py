@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from core.errors import UndefinedStatisticWarning
+from dlr.core.errors import UndefinedStatisticWarning
 
 #: contract 5.1's columns of survival.csv, then the cumulative incidence at the horizon
 SURVIVAL_COLUMNS = [

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core.errors import InputError
-from core.stats.group_tests import NOT_TESTABLE, compare_categorical, compare_continuous
-from core.tables import (ParsedColumn, candidate_variables, check_categorical, cohort_values, in_order, outcome_values,
+from dlr.core.errors import InputError
+from dlr.core.stats.group_tests import NOT_TESTABLE, compare_categorical, compare_continuous
+from dlr.core.tables import (ParsedColumn, candidate_variables, check_categorical, cohort_values, in_order, outcome_values,
                          parse_column)
 
 TEST_COLUMNS = ["variable", "scope", "test", "statistic", "p_value", "df", "n", "n_missing", "normality_p"]
@@ -78,7 +78,7 @@ def table1(frame: pd.DataFrame, *, outcome: str, cohort: str | None = None, cate
         Columns to treat as categorical although they hold numbers. Columns holding text
         (any non-missing value that does not read as a number) and pandas ``Categorical``
         columns are categorical anyway. Levels are listed in the column's level order
-        (:func:`core.tables.parse_column`): a ``Categorical``'s categories in order, each shown
+        (:func:`dlr.core.tables.parse_column`): a ``Categorical``'s categories in order, each shown
         even when no patient has it (0 counts; as R's ``table()`` of a ``factor``); study.yaml's
         ``levels`` arrive this way through ``StudyConfig.clinical_variables``. Otherwise the
         levels present, numbers by value, then text by code point (R's ``factor()`` under

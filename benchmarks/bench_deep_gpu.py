@@ -36,10 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from modeling.deep.arm import Partner, train_deep_arm  # noqa: E402
-from modeling.deep.fit import resolve_device  # noqa: E402
-from modeling.deep.settings import deep_settings  # noqa: E402
-from modeling.deep.slices import StudySlices  # noqa: E402
+from dlr.modeling.deep.arm import Partner, train_deep_arm  # noqa: E402
+from dlr.modeling.deep.fit import resolve_device  # noqa: E402
+from dlr.modeling.deep.settings import deep_settings  # noqa: E402
+from dlr.modeling.deep.slices import StudySlices  # noqa: E402
 
 ANCHORS = {"ResNet10": 7.9, "ResNet18": 9.8, "ResNet34": 14.2}
 

@@ -34,7 +34,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from analysis.discrimination import delong_placements, roc_auc_delong  # noqa: E402
+from dlr.analysis.discrimination import delong_placements, roc_auc_delong  # noqa: E402
 
 TOL = 1e-12
 

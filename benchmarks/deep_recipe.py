@@ -24,11 +24,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import yaml  # noqa: E402
 
-from core.stats.roc import rank_auc  # noqa: E402
-from modeling.deep.arm import train_deep_arm  # noqa: E402
-from modeling.deep.settings import deep_settings  # noqa: E402
-from modeling.deep.slices import study_slices  # noqa: E402
-from modeling.study import load_study  # noqa: E402
+from dlr.core.stats.roc import rank_auc  # noqa: E402
+from dlr.modeling.deep.arm import train_deep_arm  # noqa: E402
+from dlr.modeling.deep.settings import deep_settings  # noqa: E402
+from dlr.modeling.deep.slices import study_slices  # noqa: E402
+from dlr.modeling.study import load_study  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -44,12 +44,9 @@ PROVENANCE_FILE = "provenance.json"
 
 
 def file_sha256(path) -> str:
-    """SHA-256 of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
+    """SHA-256 of a file's bytes (:func:`hashlib.file_digest`)."""
     with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def _git(*args: str) -> str | None:

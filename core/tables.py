@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.errors import InputError
+from dlr.core.errors import InputError
 
 ID_COLUMN = "patient_id"
 #: the single scope of a table without a cohort column

@@ -1,5 +1,6 @@
 """The `dlr` command line: each handler parses its arguments, calls one function of
-`dlr.verbs` and reports what it returns (progress and warnings on stderr).
+`dlr.verbs` (one stage), `dlr.runner` (the whole run) or `dlr.package` (the reviewer package)
+and reports what it returns (progress and warnings on stderr).
 
 Exit codes (contract section 1): 0 success, 2 bad input or usage, 1 internal error.
 """
@@ -13,9 +14,9 @@ import time
 import traceback
 import warnings
 
-from analysis.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
-from core.errors import InputError
-from dlr import verbs
+from dlr.analysis.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
+from dlr.core.errors import InputError
+from dlr import package, runner, verbs
 
 EXIT_OK, EXIT_BUG, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_DIFFERENT = 1  # dlr verify: some recomputed number differs from the package's
@@ -182,7 +183,7 @@ def _report_extraction(done) -> None:
 def _cmd_extract(args) -> int:
     with contextlib.ExitStack() as stack:
         done = verbs.extract(args.study, args.out, jobs=args.jobs, scheduler=args.scheduler, params=args.params,
-                             progress=_progress, case_done=_CaseBar(stack))
+                             profile=args.profile, progress=_progress, case_done=_CaseBar(stack))
     _report_extraction(done)
     return EXIT_OK
 
@@ -256,12 +257,9 @@ def _stage_bar(stack: contextlib.ExitStack):
     return _CaseBar(stack)
 
 
-def _report_run(done) -> int:
-    from dlr.runner import stage_table
-
-    summary = done.result
-    _warn(done.warnings)
-    print(stage_table(summary))
+def _report_run(summary) -> int:
+    _warn(summary.warnings)
+    print(runner.stage_table(summary))
     report = summary.out / "report" / "index.html"
     if report.is_file():
         _progress(f"report: {report}")
@@ -271,17 +269,18 @@ def _report_run(done) -> int:
 
 def _cmd_run(args) -> int:
     with contextlib.ExitStack() as stack:
-        done = verbs.run(args.study, args.out, profile=args.profile, arms=_columns(args.arms), jobs=args.jobs,
-                         seed=args.seed, scheduler=args.scheduler, params=args.params, n_bootstrap=args.bootstrap,
-                         progress=_progress, case_done=_stage_bar(stack), device=args.device)
-    return _report_run(done)
+        summary = runner.run_study(args.study, args.out, profile=args.profile, arms=_columns(args.arms),
+                                   jobs=args.jobs, seed=args.seed, scheduler=args.scheduler, params=args.params,
+                                   n_bootstrap=args.bootstrap, progress=_progress, case_done=_stage_bar(stack),
+                                   device=args.device)
+    return _report_run(summary)
 
 
 def _cmd_demo(args) -> int:
     with contextlib.ExitStack() as stack:
-        done = verbs.demo(args.out, profile=args.profile, jobs=args.jobs, seed=args.seed, progress=_progress,
-                          case_done=_stage_bar(stack))
-    return _report_run(done)
+        summary = runner.demo(args.out, profile=args.profile, jobs=args.jobs, seed=args.seed, progress=_progress,
+                              case_done=_stage_bar(stack))
+    return _report_run(summary)
 
 
 def _cmd_report(args) -> int:
@@ -294,16 +293,14 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_package(args) -> int:
-    done = verbs.package(args.run, args.out, progress=_progress)
-    result = done.result
+    result = package.package_run(args.run, args.out, progress=_progress)
     _progress(f"wrote {result.path}: {result.n_files} files, {result.pseudonymised} patients pseudonymised; "
               f"it verifies itself with `dlr verify {result.path}`")
     return EXIT_OK
 
 
 def _cmd_verify(args) -> int:
-    done = verbs.verify(args.package, progress=_progress)
-    result = done.result
+    result = package.verify_package(args.package, progress=_progress)
     if result.identical:
         _progress(f"identical: {result.n_numbers} numbers in {len(result.checked)} files recomputed from "
                   f"{args.package}")
@@ -334,7 +331,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for every error")
     parser.add_argument("--version", action="version", version=f"dlr {_version()}")
     subparsers = parser.add_subparsers(dest="verb", metavar="COMMAND", parser_class=_Parser)
+    _add_analyze(subparsers)
+    _add_table1(subparsers)
+    _add_logistic(subparsers)
+    _add_staging(subparsers)
+    _add_validate(subparsers)
+    _add_synth(subparsers)
+    _add_extract(subparsers)
+    _add_train(subparsers)
+    _add_import_dicom(subparsers)
+    _add_run(subparsers)
+    _add_demo(subparsers)
+    _add_report(subparsers)
+    _add_package(subparsers)
+    _add_verify(subparsers)
+    return parser
 
+
+def _add_analyze(subparsers) -> None:
     p = subparsers.add_parser(
         "analyze", help="every validation statistic from a predictions file",
         description="Discrimination (AUC, DeLong and bootstrap CIs), paired and between-cohort DeLong tests, "
@@ -371,6 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-figures", action="store_true", help="skip the PNG/SVG figures")
     p.set_defaults(func=_cmd_analyze)
 
+
+def _add_table1(subparsers) -> None:
     p = _clinical_verb(
         subparsers, "table1", "Table 1: characteristics by outcome and cohort, with tests",
         "Characteristics by outcome group within each cohort (and between cohorts) with the test rule of "
@@ -378,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
         "Mann-Whitney by Shapiro-Wilk for continuous ones.", cohort_help="cohort column (e.g. cohort)")
     p.set_defaults(func=_cmd_table1)
 
+
+def _add_logistic(subparsers) -> None:
     p = _clinical_verb(
         subparsers, "logistic", "univariate then multivariate logistic regression (the CR model's factors)",
         "Univariate logistic regression of the outcome on each variable in the development cohort; variables "
@@ -394,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 0.15, their suggestion when nothing better is known)")
     p.set_defaults(func=_cmd_logistic)
 
+
+def _add_staging(subparsers) -> None:
     p = subparsers.add_parser(
         "staging", help="staging systems and indexes from raw clinical variables",
         description="BCLC, CNLC, CLIP, Okuda, Child-Pugh, ALBI, ERASL, NLR, PLR and LMR for every patient from the "
@@ -412,6 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=".", help="output folder (default: the current folder)")
     p.set_defaults(func=_cmd_staging)
 
+
+def _add_validate(subparsers) -> None:
     p = subparsers.add_parser(
         "validate", help="check a study folder without running anything",
         description="Checks study.yaml, clinical.csv and every image and mask of a study folder (contract "
@@ -422,6 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", default=None, metavar="CSV", help="also write the problems to this CSV")
     p.set_defaults(func=_cmd_validate)
 
+
+def _add_synth(subparsers) -> None:
     p = subparsers.add_parser(
         "synth", help="write the embedded synthetic HCC study",
         description="Writes the synthetic hepatocellular carcinoma study (contract section 2): clinical.csv with "
@@ -437,9 +461,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing study folder")
     p.set_defaults(func=_cmd_synth)
 
+
+def _add_extract(subparsers) -> None:
     p = subparsers.add_parser(
         "extract", help="radiomics features of every patient, reader and phase (cached, parallel)",
-        description="Resamples each phase to 1 x 1 x 1 mm, normalises its intensities and extracts PyRadiomics "
+        description="Resamples each phase to study.yaml's preprocessing spacing (the quick profile: 2 x 2 x 2 mm; "
+                    "paper: 1 x 1 x 1 mm, as `dlr run` does), normalises its intensities and extracts PyRadiomics "
                     "features (default parameters: Original + Wavelet + LoG, 1037 per phase) for every patient, "
                     "reader and phase, into RUN/features/radiomics.csv. Cached per image, mask and parameters: a "
                     "rerun recomputes nothing and an interrupted run resumes. A case that fails is listed with "
@@ -453,8 +480,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "workers see the study at the same path")
     p.add_argument("--params", default=None, metavar="YAML",
                    help="PyRadiomics parameter file (default: study.yaml's radiomics_params, else dlr's own)")
+    p.add_argument("--profile", choices=("quick", "paper"), default=None,
+                   help="quick resamples to 2 mm unless study.yaml's preprocessing says otherwise, paper to 1 mm "
+                        "(default: study.yaml's profile, as `dlr run`)")
     p.set_defaults(func=_cmd_extract)
 
+
+def _add_train(subparsers) -> None:
     p = subparsers.add_parser(
         "train", help="fit the CR, radiomics and RCR models; write RUN/predictions.csv",
         description="Fits every model on the development cohort only (split file, CR factor selection, median fill, "
@@ -475,8 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validate-b", type=int, default=200, metavar="B",
                    help="bootstrap resamples of the internal validation of the logistic models (Harrell's "
                         "optimism correction, models/internal_validation.csv; default 200, 0 skips it)")
-    p.add_argument("--profile", choices=("quick", "paper"), default="quick",
-                   help="the deep arm's budget: quick (32 x 32 crops of 96 mm, 250 steps; a CPU) or paper "
+    p.add_argument("--profile", choices=("quick", "paper"), default=None,
+                   help="default: study.yaml's profile, as `dlr run`; the deep arm's budget: quick (32 x 32 crops of 96 mm, 250 steps; a CPU) or paper "
                         "(256 x 256 crops of 128 mm, the paper's stem and widths, 1000 steps; a GPU)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where the deep arm trains (auto: a CUDA GPU when there is one)")
@@ -484,6 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--params", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_train)
 
+
+def _add_import_dicom(subparsers) -> None:
     p = subparsers.add_parser(
         "import-dicom", help="convert DICOM series to the study layout (NIfTI)",
         description="Converts DICOM series to NIfTI with their geometry (slices ordered by position along the "
@@ -498,6 +532,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace images already in the study folder")
     p.set_defaults(func=_cmd_import_dicom)
 
+
+def _add_run(subparsers) -> None:
     p = subparsers.add_parser(
         "run", help="every stage from a study folder to the report (cached, resumable)",
         description="Validates the study, splits it, extracts the radiomics features, computes Table 1, Table 3 "
@@ -523,6 +559,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the deep arm trains (auto: a CUDA GPU when there is one)")
     p.set_defaults(func=_cmd_run)
 
+
+def _add_demo(subparsers) -> None:
     p = subparsers.add_parser(
         "demo", help="the embedded synthetic study, run to its report",
         description="`dlr synth` into OUT/study, then `dlr run OUT/study --out OUT`, rendering OUT/report/.")
@@ -532,6 +570,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="seed (default: the synthetic study's)")
     p.set_defaults(func=_cmd_demo)
 
+
+def _add_report(subparsers) -> None:
     p = subparsers.add_parser(
         "report", help="render RUN/report/ (HTML, DOCX, TRIPOD+AI) from the saved results",
         description="Renders the Quarto report of a run from its saved results only: with `quarto` on PATH by "
@@ -543,6 +583,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: quarto when on PATH, else pandoc (default)")
     p.set_defaults(func=_cmd_report)
 
+
+def _add_package(subparsers) -> None:
     p = subparsers.add_parser(
         "package", help="the reviewer package of a run (a zip that verifies itself)",
         description="Writes study.yaml, the split, settings, an environment lock, seeds, input checksums, "
@@ -552,6 +594,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the zip file to write")
     p.set_defaults(func=_cmd_package)
 
+
+def _add_verify(subparsers) -> None:
     p = subparsers.add_parser(
         "verify", help="recompute a reviewer package's analysis and list every number that differs",
         description="Exit 0 when every recomputed number equals the packaged one, 1 otherwise (each difference "
@@ -561,7 +605,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     for verb in subparsers.choices.values():  # `dlr VERB ... --debug` as well as `dlr --debug VERB ...`
         verb.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
-    return parser
 
 
 def _version() -> str:

@@ -51,30 +51,27 @@ import shutil
 import socket
 import sys
 import tempfile
-import uuid
 import warnings
 import zipfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Optional
 
 import pandas as pd
 
-from core.errors import InputError
-
-Progress = Optional[Callable[[str], None]]
+from dlr.core.errors import InputError
+from dlr.core.output import staged_file
+from dlr.core.progress import Progress, say as _say
+from dlr.core.run_folder import OOF_PREDICTIONS, PREDICTIONS, RESULTS_DIR, SPLIT
 
 PACKAGE_FORMAT = "dlr-package"
 PACKAGE_FORMAT_VERSION = 1
 MANIFEST = "MANIFEST.csv"
-RESULTS = "results"
+RESULTS = RESULTS_DIR
 RESULTS_JSON = f"{RESULTS}/results.json"
-PREDICTIONS = "predictions.csv"
-OOF_PREDICTIONS = "predictions_oof.csv"
 DIFFERENCE_COLUMNS = ["file", "row", "column", "packaged", "recomputed", "key"]
 #: the run's files and folders that are packaged (features: its tables, not its cache)
-RUN_FILES = ("split.csv", PREDICTIONS, OOF_PREDICTIONS, "provenance.json", "run.log")
+RUN_FILES = (SPLIT, PREDICTIONS, OOF_PREDICTIONS, "provenance.json", "run.log")
 RUN_FOLDERS = ("features", "models", "clinical", "staging", RESULTS, "report", "stages")
 #: never packaged: caches, the stages' memo of absolute paths, the study copy of `dlr demo`
 SKIPPED_PARTS = ("cache",)
@@ -86,11 +83,6 @@ BINARY_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".pdf")
 ZIP_SUFFIXES = (".docx", ".xlsx", ".pptx")
 ID_COLUMNS = ("patient_id",)
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed member times: the same run gives the same zip bytes
-
-
-def _say(progress: Progress, message: str) -> None:
-    if progress is not None:
-        progress(message)
 
 
 # --------------------------------------------------------------------------------------------
@@ -722,7 +714,7 @@ def environment(recorded_versions: dict | None = None) -> dict:
     """The environment lock: Python, the OS, the CPU, the GPU and every distribution's version;
     with ``recorded_versions`` (a provenance record's), those that differ from the installed ones.
     No host name, user name or path."""
-    from core.output import git_modified, git_sha, package_versions
+    from dlr.core.output import git_modified, git_sha, package_versions
 
     installed = dict(distributions())
     env = {
@@ -855,7 +847,7 @@ def _manifest(folder: Path, names) -> pd.DataFrame:
 
 
 def _sha256(path: Path) -> str:
-    from core.output import file_sha256
+    from dlr.core.output import file_sha256
 
     return file_sha256(path)
 
@@ -897,7 +889,7 @@ def package_run(run, out_zip, *, progress: Progress = None) -> PackageResult:
     if out_zip.is_dir():
         raise InputError(f"{out_zip}: is a folder; give the path of the zip to write (e.g. {out_zip / 'package.zip'})")
     study_yaml = _study_yaml(run)
-    _require(run, "split.csv", f"rerun `dlr run STUDY --out {run}`")
+    _require(run, SPLIT, f"rerun `dlr run STUDY --out {run}`")
     predictions = _require(run, PREDICTIONS, f"rerun `dlr run STUDY --out {run}` (or `dlr train`)")
     results_json = _require(run, RESULTS_JSON, f"analyse the run first: `dlr analyze {predictions} --out "
                                                f"{run / RESULTS}` (or `dlr run`)")
@@ -920,18 +912,7 @@ def package_run(run, out_zip, *, progress: Progress = None) -> PackageResult:
     study = Path(info["study"]) if info.get("study") else None
     ids = pseudonyms(_patient_ids(run, members, id_columns, study))
     home = Path.home()
-    roots = [(p, "<run>") for p in _path_variants(run)]
-    if study is not None:
-        roots += [(p, "<study>") for p in _path_variants(study)]
-    roots += [(p, "<home>") for p in _path_variants(home)]
-    recorded_strings = list(_strings(info)) + list(_strings(provenance))
-    aliases = _aliases(run, "<run>", recorded_strings)
-    if study is not None:
-        aliases += _aliases(study, "<study>", recorded_strings)
-    # a name of a folder inside the run or the study is a member's name, not the folder's alias
-    aliases = [(a, label) for a, label in aliases
-               if not (run / a).exists() and not (study is not None and (study / a).exists())]
-    scrub = Scrubber(roots, aliases, ids, socket.gethostname())
+    scrub = _scrubber(run, study, home, ids, info, provenance)
     _say(progress, f"{len(ids)} patients pseudonymised (P0001, ... in the sorted order of their ids); "
                    f"{len(members)} files of the run")
 
@@ -967,19 +948,9 @@ def package_run(run, out_zip, *, progress: Progress = None) -> PackageResult:
             _self_check_failed(check, provenance, results_json)
         _say(progress, f"identical: {check.n_numbers} numbers in {len(check.checked)} files")
 
-        out_zip.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out_zip.with_name(f".{out_zip.name}.tmp-{uuid.uuid4().hex[:12]}")
-        try:
-            with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
-                for name in names:
-                    member = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
-                    member.compress_type = zipfile.ZIP_DEFLATED
-                    member.external_attr = 0o644 << 16
-                    archive.writestr(member, (staging / name).read_bytes())
+        with staged_file(out_zip) as tmp:
+            _zip_folder(staging, names, tmp)
             _scan_for_leaks(tmp, run=run, study=study, home=home, ids=ids)
-            os.replace(tmp, out_zip)
-        finally:
-            tmp.unlink(missing_ok=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     size = out_zip.stat().st_size
@@ -987,9 +958,37 @@ def package_run(run, out_zip, *, progress: Progress = None) -> PackageResult:
     return PackageResult(out_zip, len(names), tuple(names), len(ids), size, check.n_numbers, tuple(left_out))
 
 
+def _scrubber(run: Path, study: Path | None, home: Path, ids: dict, info: dict, provenance: dict) -> "Scrubber":
+    """What the package must not carry: the run's, the study's and the home folder's paths (and
+    the aliases recorded for them), the host name, and the patients' ids (to pseudonyms)."""
+    roots = [(p, "<run>") for p in _path_variants(run)]
+    if study is not None:
+        roots += [(p, "<study>") for p in _path_variants(study)]
+    roots += [(p, "<home>") for p in _path_variants(home)]
+    recorded_strings = list(_strings(info)) + list(_strings(provenance))
+    aliases = _aliases(run, "<run>", recorded_strings)
+    if study is not None:
+        aliases += _aliases(study, "<study>", recorded_strings)
+    # a name of a folder inside the run or the study is a member's name, not the folder's alias
+    aliases = [(a, label) for a, label in aliases
+               if not (run / a).exists() and not (study is not None and (study / a).exists())]
+    return Scrubber(roots, aliases, ids, socket.gethostname())
+
+
+def _zip_folder(folder: Path, names: list, path: Path) -> None:
+    """The files ``names`` of ``folder`` into the zip ``path``, with fixed member times and
+    modes (the same files give the same bytes)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive:
+        for name in names:
+            member = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+            member.compress_type = zipfile.ZIP_DEFLATED
+            member.external_attr = 0o644 << 16
+            archive.writestr(member, (folder / name).read_bytes())
+
+
 def _check_current(run: Path, path: Path, recorded: str | None, what: str, settings: dict) -> None:
     """InputError when results.json was computed from another file than ``path``."""
-    from core.output import file_sha256
+    from dlr.core.output import file_sha256
 
     if recorded and file_sha256(path) != recorded:
         raise InputError(
@@ -999,7 +998,7 @@ def _check_current(run: Path, path: Path, recorded: str | None, what: str, setti
 
 
 def _self_check_failed(check: VerifyResult, provenance: dict, results_json: Path) -> None:
-    from core.output import git_sha, package_versions
+    from dlr.core.output import git_sha, package_versions
 
     shown = "; ".join(check.lines()[:5])
     more = f" (and {len(check.differences) - 5} more)" if len(check.differences) > 5 else ""

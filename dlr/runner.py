@@ -26,18 +26,19 @@ voxels are 3 x 3 x 5 mm, so 1 mm only interpolates). Both use B = 2000 bootstrap
 from __future__ import annotations
 
 import datetime
+import functools
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from core.errors import InputError
+from dlr.core import run_folder as rf
+from dlr.core.errors import InputError
 
+from .settings import PROFILES, RunSettings, resolve_settings
 from .stages import FileHashes, Stage, StageOutcome, check_run_folder, run_stage, write_run_marker
 
-PROFILES = ("quick", "paper")
-QUICK_SPACING = (2.0, 2.0, 2.0)
 STAGE_NAMES = ("validate", "split", "features", "clinical", "staging", "models", "analysis", "report")
 
 
@@ -120,7 +121,7 @@ def run_study(study, out, *, profile: Optional[str] = None, arms=None, jobs: int
     InputError
         Bad input (the message names the file, patient and column); nothing half-written.
     """
-    from modeling.config import load_study_config
+    from dlr.modeling.config import load_study_config
 
     root, run = Path(study), Path(out)
     if not (root / "study.yaml").is_file():
@@ -128,29 +129,20 @@ def run_study(study, out, *, profile: Optional[str] = None, arms=None, jobs: int
                          "contract section 2)")
     if jobs < 1:
         raise InputError(f"--jobs must be 1 or more, got {jobs}")
-    if n_bootstrap < 0:
-        raise InputError(f"--bootstrap must be 0 or more, got {n_bootstrap}")
     config = load_study_config(root / "study.yaml")
-    profile = profile or config.profile
-    if profile not in PROFILES:
-        raise InputError(f"--profile must be one of {', '.join(PROFILES)}, got {profile!r}")
-    arms = tuple(arms) if arms else (("clinical", "radiomics", "deep") if config.phases else ("clinical",))
-    imaging = [a for a in arms if a in ("radiomics", "deep")]
-    if imaging and not config.phases:
-        raise InputError(f"{root / 'study.yaml'} lists no phases (a clinical-only study): run it with --arms clinical")
-    seed = config.seed if seed is None else int(seed)
+    settings = resolve_settings(root, config, profile=profile, arms=arms, seed=seed, params=params,
+                                n_bootstrap=n_bootstrap, device=device)
     previous = check_run_folder(run, creating=True)
     if previous is not None and Path(previous.get("study", root)).resolve() != root.resolve():
         raise InputError(f"{run / 'run.json'}: this run folder holds a run of the study {previous.get('study')}, "
                          f"not {root}; choose another --out folder")
-    write_run_marker(run, {"study": str(root.resolve()), "profile": profile, "arms": list(arms), "seed": seed,
-                           "n_bootstrap": n_bootstrap})
+    write_run_marker(run, {"study": str(root.resolve()), "profile": settings.profile, "arms": list(settings.arms),
+                           "seed": settings.seed, "n_bootstrap": settings.n_bootstrap})
     say = _Log(run / "run.log", progress)
-    say(f"dlr run {root} -> {run} (profile {profile}, arms {', '.join(arms)}, seed {seed}, {jobs} job(s)"
-        f"{', scheduler ' + scheduler if scheduler else ''})")
-    stages = _stages(root, run, config, profile=profile, arms=arms, jobs=jobs, seed=seed, scheduler=scheduler,
-                     params=params, n_bootstrap=n_bootstrap, say=say, case_done=case_done,
-                     report_formats=report_formats, device=device)
+    say(f"dlr run {root} -> {run} (profile {settings.profile}, arms {', '.join(settings.arms)}, seed {settings.seed}, "
+        f"{jobs} job(s){', scheduler ' + scheduler if scheduler else ''})")
+    stages = _stages(root, run, config, settings, jobs=jobs, scheduler=scheduler, say=say, case_done=case_done,
+                     report_formats=report_formats)
     hashes = FileHashes(run)
     outcomes, warnings = [], []
     try:
@@ -172,215 +164,272 @@ def run_study(study, out, *, profile: Optional[str] = None, arms=None, jobs: int
         raise
     total = sum(o.seconds for o in outcomes)
     say(f"finished in {total:.1f} s: " + ", ".join(f"{o.name} {o.status}" for o in outcomes))
-    return RunSummary(run, tuple(outcomes), tuple(warnings), profile, arms)
+    return RunSummary(run, tuple(outcomes), tuple(warnings), settings.profile, settings.arms)
 
 
-def _stages(root: Path, run: Path, config, *, profile, arms, jobs, seed, scheduler, params, n_bootstrap, say,
-            case_done, report_formats, device="auto") -> list:
+@dataclass
+class _Context:
+    """What every stage of one run needs: the study, the run folder, the resolved settings and
+    the study, loaded once (validated) by the first stage that asks for it."""
+
+    root: Path
+    run: Path
+    config: object
+    settings: RunSettings
+    jobs: int
+    scheduler: Optional[str]
+    say: Callable[[str], None]
+    case_done: Optional[Callable]
+    report_formats: tuple
+    loaded: object = None
+
+    @property
+    def study_yaml(self) -> Path:
+        return self.root / "study.yaml"
+
+    @property
+    def clinical(self) -> Path:
+        return self.root / "clinical.csv"
+
+    @property
+    def images_used(self) -> bool:
+        return "radiomics" in self.settings.arms or "deep" in self.settings.arms
+
+    @functools.cached_property
+    def files(self) -> dict:
+        """The study's files the run reads (images and masks only when an imaging arm runs)."""
+        return _study_files(self.root, self.config.phases if self.images_used else ())
+
+    def study(self):
+        if self.loaded is None:
+            from dlr.modeling.study import load_study
+
+            self.loaded = load_study(self.root, check_images=bool(self.config.phases)
+                                     and "radiomics" in self.settings.arms)
+        return self.loaded
+
+
+def _stages(root: Path, run: Path, config, settings: RunSettings, *, jobs, scheduler, say, case_done,
+            report_formats) -> list:
     """[(Stage, list collecting its warnings)] in order."""
-    from . import verbs
+    ctx = _Context(root, run, config, settings, jobs, scheduler, say, case_done, tuple(report_formats))
+    makers = [_validate_stage, _split_stage]
+    if "radiomics" in settings.arms:
+        makers.append(_features_stage)
+    makers += [_clinical_stage, _staging_stage, _models_stage, _analysis_stage]
+    stages = [maker(ctx) for maker in makers]
+    stages.append(_report_stage(ctx, upstream=tuple(stage.name for stage, _ in stages)))
+    return stages
 
-    phases = list(config.phases)
-    study_yaml, clinical = root / "study.yaml", root / "clinical.csv"
-    loaded: dict = {}
 
-    def study_loaded():
-        if "study" not in loaded:
-            from modeling.study import load_study
-
-            loaded["study"] = load_study(root, check_images=bool(phases) and "radiomics" in arms)
-        return loaded["study"]
-
-    stages = []
-
-    def add(stage, caught):
-        stages.append((stage, caught))
-
-    # validate ------------------------------------------------------------------------------
-    images_used = "radiomics" in arms or "deep" in arms
-    files = _study_files(root, phases if images_used else ())
-    validate_caught: list = []
-
+def _validate_stage(ctx: _Context):
     def validate():
-        from core.output import write_files
         import pandas as pd
 
-        study = study_loaded()
-        hashes = FileHashes(run)
-        table = pd.DataFrame([{"file": name, "sha256": hashes(path)} for name, path in files.items()])
-        write_files(run / "inputs", {"checksums.csv": table})
-        shutil.copyfile(study_yaml, run / "inputs" / "study.yaml")
-        return f"{len(study.patient_ids)} patients, {len(files)} files"
+        from dlr.core.output import write_files
 
-    add(Stage("validate", lambda: files, lambda: ["inputs/study.yaml", "inputs/checksums.csv"], validate,
-              {"check_images": images_used}), validate_caught)
+        study = ctx.study()
+        hashes = FileHashes(ctx.run)
+        table = pd.DataFrame([{"file": name, "sha256": hashes(path)} for name, path in ctx.files.items()])
+        write_files(ctx.run / "inputs", {"checksums.csv": table})
+        shutil.copyfile(ctx.study_yaml, ctx.run / "inputs" / "study.yaml")
+        return f"{len(study.patient_ids)} patients, {len(ctx.files)} files"
 
-    # split ---------------------------------------------------------------------------------
+    return Stage("validate", lambda: ctx.files, lambda: ["inputs/study.yaml", "inputs/checksums.csv"], validate,
+                 {"check_images": ctx.images_used}, code=("dlr.modeling.study", "dlr.core.output")), []
+
+
+def _split_stage(ctx: _Context):
+    config = ctx.config
+
     def split():
-        from modeling.splits import load_or_make_split
+        from dlr.modeling.splits import load_or_make_split
 
-        study = study_loaded()
-        (run / "split.csv").unlink(missing_ok=True)  # the inputs or the seed changed: split anew
-        frame = study.clinical.copy()
+        (ctx.run / rf.SPLIT).unlink(missing_ok=True)  # the inputs or the seed changed: split anew
+        frame = ctx.study().clinical.copy()
         frame[config.id_column] = frame[config.id_column].astype(str)
-        table = load_or_make_split(run, frame, id_column=config.id_column, cohort_column=config.cohort_column,
+        table = load_or_make_split(ctx.run, frame, id_column=config.id_column, cohort_column=config.cohort_column,
                                    outcome_column=config.outcome_column, dev_cohort=config.dev_cohort,
-                                   n_folds=config.n_folds, seed=seed, clinical_path=clinical)
+                                   n_folds=config.n_folds, seed=ctx.settings.seed, clinical_path=ctx.clinical)
         dev = table[table["cohort"] == config.dev_cohort]
         return f"{len(table)} patients, {dev['fold'].nunique()} folds of the {len(dev)} {config.dev_cohort!r} patients"
 
-    add(Stage("split", lambda: {"clinical.csv": clinical, "study.yaml": study_yaml}, lambda: ["split.csv"], split,
-              {"seed": seed}), [])
+    return Stage("split", lambda: {"clinical.csv": ctx.clinical, "study.yaml": ctx.study_yaml}, lambda: [rf.SPLIT],
+                 split, {"seed": ctx.settings.seed}, code=("dlr.modeling.study", "dlr.modeling.splits"),
+                 upstream=("validate",)), []
 
-    # features ------------------------------------------------------------------------------
-    if "radiomics" in arms:
-        from modeling.radiomics.extraction import DEFAULT_PARAMS
-        from modeling.radiomics.preprocess import PreprocessSettings
 
-        settings = dict(config.preprocessing or {})
-        if profile == "quick" and "spacing" not in settings:
-            settings["spacing"] = list(QUICK_SPACING)
-        params_file = Path(params) if params else (root / config.radiomics_params if config.radiomics_params
-                                                   else DEFAULT_PARAMS)
-        features_caught: list = []
+def _features_stage(ctx: _Context):
+    settings, caught = ctx.settings, []
 
-        def features():
-            from core.errors import collected_warnings
-            from modeling.radiomics.extraction import extract_study
+    def features():
+        from dlr.core.errors import collected_warnings
+        from dlr.modeling.radiomics.extraction import extract_study
 
-            where = f"the Dask cluster at {scheduler}" if scheduler else f"{jobs} process(es)"
-            say(f"extracting radiomics features with {where} (voxels resampled to "
-                f"{' x '.join(f'{s:g}' for s in settings.get('spacing', (1, 1, 1)))} mm)")
-            with collected_warnings() as caught:
-                summary = extract_study(study_loaded(), run, jobs=jobs, scheduler=scheduler, params_path=params_file,
-                                        preprocessing=PreprocessSettings(**settings), progress=case_done)
-            features_caught.extend(caught)
-            return (f"{summary.n_cases} cases, {summary.n_features_per_phase} features per phase: "
-                    f"{summary.n_computed} computed, {summary.n_cached} from the cache, {summary.n_failed} failed")
+        where = f"the Dask cluster at {ctx.scheduler}" if ctx.scheduler else f"{ctx.jobs} process(es)"
+        say_spacing = " x ".join(f"{s:g}" for s in settings.preprocess().spacing)
+        ctx.say(f"extracting radiomics features with {where} (voxels resampled to {say_spacing} mm)")
+        with collected_warnings() as warned:
+            summary = extract_study(ctx.study(), ctx.run, jobs=ctx.jobs, scheduler=ctx.scheduler,
+                                    params_path=settings.params_file, preprocessing=settings.preprocess(),
+                                    progress=ctx.case_done)
+        caught.extend(warned)
+        return (f"{summary.n_cases} cases, {summary.n_features_per_phase} features per phase: "
+                f"{summary.n_computed} computed, {summary.n_cached} from the cache, {summary.n_failed} failed")
 
-        image_files = {k: v for k, v in files.items() if k not in ("clinical.csv",)}
-        add(Stage("features", lambda: {**image_files, "radiomics_params": params_file},
-                  lambda: ["features/radiomics.csv", "features/extraction_log.csv"], features,
-                  {"preprocessing": settings}), features_caught)
+    def inputs():
+        return {**{k: v for k, v in ctx.files.items() if k != "clinical.csv"}, "radiomics_params": settings.params_file}
 
-    # clinical statistics -------------------------------------------------------------------
-    clinical_caught: list = []
+    return Stage("features", inputs, lambda: ["features/radiomics.csv", "features/extraction_log.csv"], features,
+                 {"preprocessing": settings.preprocessing_dict},
+                 code=("dlr.modeling.study", "dlr.modeling.radiomics.extraction", "dlr.core.errors"),
+                 upstream=("validate",)), caught
+
+
+CLINICAL_OUTPUTS = ("table1.csv", "table1_tests.csv", "univariate.csv", "multivariate.csv", "selected.txt",
+                    "sample_size.csv")
+
+
+def _clinical_stage(ctx: _Context):
+    from . import verbs
+
+    config, caught = ctx.config, []
+    pairs = {v.name: v.reader2_column for v in config.variables if v.reader2_column}
 
     def clinical_stats():
-        done1 = verbs.table1(clinical, run / "clinical", outcome=config.outcome_column, cohort=config.cohort_column,
-                             study_yaml=study_yaml)
-        done3 = verbs.logistic(clinical, run / "clinical", outcome=config.outcome_column, cohort=config.cohort_column,
-                               dev_cohort=config.dev_cohort, study_yaml=study_yaml)
-        clinical_caught.extend([*done1.warnings, *done3.warnings])
-        pairs = {v.name: v.reader2_column for v in config.variables if v.reader2_column}
+        done1 = verbs.table1(ctx.clinical, ctx.run / "clinical", outcome=config.outcome_column,
+                             cohort=config.cohort_column, study_yaml=ctx.study_yaml)
+        done3 = verbs.logistic(ctx.clinical, ctx.run / "clinical", outcome=config.outcome_column,
+                               cohort=config.cohort_column, dev_cohort=config.dev_cohort, study_yaml=ctx.study_yaml)
+        caught.extend([*done1.warnings, *done3.warnings])
         if pairs:  # the radiological features read twice: Cohen's kappa (the paper's reader agreement)
-            from core.output import write_files
-            from core.stats.agreement import kappa_table
-            from core.tables import read_table
+            from dlr.core.output import write_files
+            from dlr.core.stats.agreement import kappa_table
+            from dlr.core.tables import read_table
 
-            write_files(run / "clinical", {"agreement.csv": kappa_table(read_table(clinical, what="clinical"), pairs)})
+            write_files(ctx.run / "clinical",
+                        {"agreement.csv": kappa_table(read_table(ctx.clinical, what="clinical"), pairs)})
         return f"Table 1 and Table 3; CR factors: {', '.join(done3.result.selected) or 'none'}"
 
-    clinical_outputs = ["table1.csv", "table1_tests.csv", "univariate.csv", "multivariate.csv", "selected.txt",
-                        "sample_size.csv"]
-    add(Stage("clinical", lambda: {"clinical.csv": clinical, "study.yaml": study_yaml},
-              lambda: [f"clinical/{n}" for n in clinical_outputs]
-              + (["clinical/agreement.csv"] if any(v.reader2_column for v in config.variables) else []),
-              clinical_stats, {}), clinical_caught)
+    outputs = [f"clinical/{n}" for n in CLINICAL_OUTPUTS] + (["clinical/agreement.csv"] if pairs else [])
+    return Stage("clinical", lambda: {"clinical.csv": ctx.clinical, "study.yaml": ctx.study_yaml}, lambda: outputs,
+                 clinical_stats, {}, code=("dlr.analysis.table1", "dlr.modeling.cr_factors", "dlr.modeling.sample_size",
+                                           "dlr.core.stats.agreement", "dlr.core.tables", "dlr.core.output"),
+                 upstream=("validate",)), caught
 
-    # staging -------------------------------------------------------------------------------
-    staging_caught: list = []
+
+def _staging_stage(ctx: _Context):
+    from . import verbs
+
+    config, caught = ctx.config, []
 
     def staging():
-        done = verbs.staging(clinical, run / "staging", study_yaml=study_yaml, outcome=config.outcome_column,
-                             cohort=config.cohort_column, dev_cohort=config.dev_cohort)
-        staging_caught.extend(done.warnings)
+        done = verbs.staging(ctx.clinical, ctx.run / "staging", study_yaml=ctx.study_yaml,
+                             outcome=config.outcome_column, cohort=config.cohort_column, dev_cohort=config.dev_cohort)
+        caught.extend(done.warnings)
         return f"{len(done.result.table)} patients staged"
 
-    add(Stage("staging", lambda: {"clinical.csv": clinical, "study.yaml": study_yaml},
-              lambda: ["staging/staging.csv", "staging/staging_missing.csv"], staging, {}), staging_caught)
+    return Stage("staging", lambda: {"clinical.csv": ctx.clinical, "study.yaml": ctx.study_yaml},
+                 lambda: ["staging/staging.csv", "staging/staging_missing.csv"], staging, {},
+                 code=("dlr.modeling.staging", "dlr.modeling.config", "dlr.core.tables", "dlr.core.output"),
+                 upstream=("validate",)), caught
 
-    # models --------------------------------------------------------------------------------
-    models_caught: list = []
+
+def _models_stage(ctx: _Context):
+    settings, run, caught = ctx.settings, ctx.run, []
+    arms = settings.arms
 
     def models():
-        from core.errors import collected_warnings
-        from modeling.train import train_study
+        from dlr.core.errors import collected_warnings
+        from dlr.modeling.train import train_study
 
-        with collected_warnings(ignore=(FutureWarning, DeprecationWarning)) as caught:
-            summary = train_study(study_loaded(), run, arms=arms, jobs=jobs, seed=seed, oof=True, scheduler=scheduler,
-                                  progress=say, deep=deep, device=device)
-        models_caught.extend(caught)
-        best = summary.models.loc[summary.models["best_classifier"], "model"]
-        return f"{len(summary.models)} models" + (f"; best classifier {best.iloc[0]}" if len(best) else "")
+        with collected_warnings(ignore=(FutureWarning, DeprecationWarning)) as warned:
+            summary = train_study(ctx.study(), run, arms=arms, jobs=ctx.jobs, seed=settings.seed, oof=True,
+                                  scheduler=ctx.scheduler, progress=ctx.say, deep=settings.deep,
+                                  device=settings.device)
+        caught.extend(warned)
+        table = summary.models
+        # a run without the radiomics arm chose no classifier: models.csv has no such column
+        best = list(table.loc[table["best_classifier"].astype(bool), "model"]) if "best_classifier" in table else []
+        return f"{len(table)} models" + (f"; best classifier {best[0]}" if best else "")
 
-    def models_inputs():
-        inputs = {"clinical.csv": clinical, "study.yaml": study_yaml, "split.csv": run / "split.csv"}
+    def inputs():
+        files = {"clinical.csv": ctx.clinical, "study.yaml": ctx.study_yaml, rf.SPLIT: run / rf.SPLIT}
         if "radiomics" in arms:
-            inputs["features/radiomics.csv"] = run / "features" / "radiomics.csv"
+            files["features/radiomics.csv"] = run / "features" / "radiomics.csv"
         if "deep" in arms:  # the networks read the images and masks themselves
-            inputs.update({k: v for k, v in files.items() if k not in inputs})
-        return inputs
+            files.update({k: v for k, v in ctx.files.items() if k not in files})
+        return files
 
-    deep = None
+    written = [rf.PREDICTIONS, rf.OOF_PREDICTIONS, "models/models.csv", "models/parameters.json"]
     if "deep" in arms:
-        from modeling.deep.settings import deep_settings
+        written += ["models/deep/networks.csv", "models/deep/training_log.csv"]
 
-        deep = deep_settings(profile, **(config.deep or {}))
-    outputs = ["predictions.csv", "predictions_oof.csv", "models/models.csv", "models/parameters.json"]
-    if "deep" in arms:
-        outputs += ["models/deep/networks.csv", "models/deep/training_log.csv"]
-    add(Stage("models", models_inputs, lambda: outputs, models,
-              {"arms": list(arms), "seed": seed, **({"deep": deep.to_dict(), "device": device} if deep else {})}),
-        models_caught)
+    def outputs():  # no out-of-fold file when no model was refitted (no CR factor, no imaging arm)
+        return [o for o in written if o != rf.OOF_PREDICTIONS or (run / o).is_file()]
 
-    # analysis ------------------------------------------------------------------------------
+    deep = settings.deep
+    return Stage("models", inputs, outputs, models,
+                 {"arms": list(arms), "seed": settings.seed,
+                  **({"deep": deep.to_dict(), "device": settings.device} if deep else {})},
+                 code=("dlr.modeling.study", "dlr.modeling.train", "dlr.core.errors"),
+                 upstream=("validate", "split") + (("features",) if "radiomics" in arms else ())), caught
+
+
+def _analysis_stage(ctx: _Context):
+    from . import verbs
+
+    config, run, settings, caught = ctx.config, ctx.run, ctx.settings, []
     strata = [config.scanner_column] if config.scanner_column else []
     # follow-up (contract 5.1) when study.yaml names both columns; predictions.csv carries them
     follow_up = ({"time": config.time_column, "event": config.event_column, "horizon": config.horizon}
                  if config.time_column and config.event_column else {})
-    analysis_caught: list = []
 
     def analysis():
-        done = verbs.analyze(run / "predictions.csv", run / "results", dev_cohort=config.dev_cohort, strata=strata,
-                             n_bootstrap=n_bootstrap, seed=seed, oof=run / "predictions_oof.csv",
-                             command=["dlr", "run"], progress=say, **follow_up)
-        analysis_caught.extend(done.warnings)
+        oof = run / rf.OOF_PREDICTIONS
+        done = verbs.analyze(run / rf.PREDICTIONS, run / "results", dev_cohort=config.dev_cohort, strata=strata,
+                             n_bootstrap=settings.n_bootstrap, seed=settings.seed, oof=oof if oof.is_file() else None,
+                             command=["dlr", "run"], progress=ctx.say, **follow_up)
+        caught.extend(done.warnings)
         ref = done.result.settings.get("reference")
         return f"{len(done.result.performance)} model-cohort rows" + (f"; reference {ref}" if ref else "")
 
-    add(Stage("analysis", lambda: {"predictions.csv": run / "predictions.csv",
-                                   "predictions_oof.csv": run / "predictions_oof.csv"},
-              lambda: ["results/performance.csv", "results/comparisons.csv", "results/results.json"], analysis,
-              {"dev_cohort": config.dev_cohort, "strata": strata, "n_bootstrap": n_bootstrap, "seed": seed,
-               **follow_up}),
-        analysis_caught)
+    return Stage("analysis", lambda: {rf.PREDICTIONS: run / rf.PREDICTIONS,
+                                      rf.OOF_PREDICTIONS: run / rf.OOF_PREDICTIONS},
+                 lambda: ["results/performance.csv", "results/comparisons.csv", "results/results.json"], analysis,
+                 {"dev_cohort": config.dev_cohort, "strata": strata, "n_bootstrap": settings.n_bootstrap,
+                  "seed": settings.seed, **follow_up},
+                 code=("dlr.analysis.pipeline", "dlr.analysis.figures", "dlr.analysis.output",
+                       "dlr.analysis.predictions", "dlr.analysis.decision_curve", "dlr.analysis.defaults"),
+                 upstream=("models",)), caught
 
-    # report --------------------------------------------------------------------------------
-    report_caught: list = []
+
+def _report_stage(ctx: _Context, *, upstream: tuple):
+    from . import verbs
+
+    run, formats, caught = ctx.run, ctx.report_formats, []
 
     def report():
-        done = verbs.report(run, formats=report_formats, progress=say)
-        report_caught.extend(done.warnings)
+        done = verbs.report(run, formats=formats, progress=ctx.say)
+        caught.extend(done.warnings)
         return f"{', '.join(p.name for p in done.result.outputs)} ({done.result.renderer})"
 
-    def report_inputs():
-        inputs = {}
+    def inputs():
+        files = {}
         for sub in ("results", "clinical", "staging", "models", "features", "inputs"):
             folder = run / sub
             if folder.is_dir():
                 for path in sorted(folder.rglob("*")):
                     if path.is_file() and "cache" not in path.relative_to(run).parts and \
                             not path.name.startswith(".tmp"):
-                        inputs[str(path.relative_to(run))] = path
+                        files[str(path.relative_to(run))] = path
         for name in STAGE_NAMES[:-1]:
-            inputs[f"stages/{name}.json"] = run / "stages" / f"{name}.json"
-        return inputs
+            files[f"stages/{name}.json"] = run / "stages" / f"{name}.json"
+        return files
 
-    add(Stage("report", report_inputs,
-              lambda: [f"report/index.{'html' if f == 'html' else f}" for f in report_formats]
-              + ["report/tripod_ai.csv"], report, {"formats": list(report_formats)}), report_caught)
-    return stages
+    return Stage("report", inputs, lambda: [f"report/index.{'html' if f == 'html' else f}" for f in formats]
+                 + ["report/tripod_ai.csv"], report, {"formats": list(formats)}, code=("dlr.report.build",),
+                 upstream=upstream), caught
 
 
 def demo(out, *, profile: str = "quick", jobs: int = 2, seed: Optional[int] = None, n: int = 165,
@@ -388,8 +437,10 @@ def demo(out, *, profile: str = "quick", jobs: int = 2, seed: Optional[int] = No
          case_done: Optional[Callable[[int, int, dict], None]] = None,
          synth_progress: Optional[Callable[[int, int], None]] = None) -> RunSummary:
     """`dlr demo`: the embedded synthetic study into ``out/study`` (once), then :func:`run_study` into ``out``."""
-    from modeling.synthetic import synthesize_study
+    from dlr.modeling.synthetic import synthesize_study
 
+    if jobs < 1:
+        raise InputError(f"--jobs must be 1 or more, got {jobs}")
     run = Path(out)
     previous = check_run_folder(run, creating=True)
     study = run / "study"

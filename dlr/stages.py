@@ -4,7 +4,8 @@ A stage is a name, the files it reads (``inputs``), the settings that change wha
 (``settings``), the files it writes (``outputs``, relative to the run folder) and an action. When
 it finishes, ``RUN/stages/<name>.json`` records the SHA-256 of every input and output, its
 settings and its wall time. On the next run the stage is skipped when its record exists, its
-key (the inputs' hashes, the settings and dlr's version) is unchanged and every output is still
+key (the inputs' hashes, the settings, dlr's version, the fingerprint of the code the stage runs
+and the keys of the stages it reads from) is unchanged and every output is still
 there with the recorded hash; otherwise it runs again, and so does every stage after it whose
 inputs it changed. A stage killed half-way leaves no record, so it runs again (extraction
 resumes from its per-case cache: a finished case is never recomputed); the stage writes its
@@ -22,13 +23,13 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, Optional
 
-from core.errors import InputError
+from dlr.core.errors import InputError
+from dlr.core.output import file_sha256, staged_file
 
 RUN_FORMAT = "dlr-run"
 #: bump when the layout of a run folder changes meaning; older runs are then refused
@@ -73,20 +74,15 @@ class FileHashes:
         hit = self.memo.get(key)
         if hit is not None and hit[:2] == stamp:
             return hit[2]
-        digest = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
-        self.memo[key] = [*stamp, digest.hexdigest()]
+        digest = file_sha256(path)
+        self.memo[key] = [*stamp, digest]
         self.changed = True
-        return digest.hexdigest()
+        return digest
 
     def save(self) -> None:
         if self.changed:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.memo, sort_keys=True))
-            os.replace(tmp, self.path)
+            with staged_file(self.path) as tmp:
+                tmp.write_text(json.dumps(self.memo, sort_keys=True))
             self.changed = False
 
 
@@ -111,6 +107,13 @@ class Stage:
         ``action() -> str`` runs the stage and returns a one-line summary.
     settings : dict
         What changes its outputs besides the inputs (seed, profile, options; never ``jobs``).
+    code : tuple of str
+        The package modules the stage runs (its entry points): the source of these and of every
+        module they import enters the key (:func:`dlr.codebase.code_fingerprint`), beside the
+        run's own glue (:data:`GLUE`), so a change to that code redoes the stage.
+    upstream : tuple of str
+        The earlier stages whose outputs it reads: their keys enter its key, so a stage that ran
+        again makes the stages after it run again (as make does), even when its files came out the same.
     """
 
     name: str
@@ -118,6 +121,23 @@ class Stage:
     outputs: Callable[[], list]
     action: Callable[[], str]
     settings: dict = field(default_factory=dict)
+    code: tuple = ()
+    upstream: tuple = ()
+
+
+#: the modules that run every stage (hashed as files, not followed: the verbs import everything)
+GLUE = ("dlr.stages", "dlr.runner", "dlr.verbs")
+
+
+def stage_code(stage: Stage) -> str:
+    """The fingerprint of the code ``stage`` runs: its entry modules' import closure and the glue."""
+    from .codebase import code_fingerprint, modules
+
+    digest = hashlib.sha256(code_fingerprint(stage.code).encode() if stage.code else b"")
+    for name in GLUE:
+        with open(modules()[name], "rb") as fh:
+            digest.update(hashlib.file_digest(fh, "sha256").digest())
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -130,8 +150,10 @@ class StageOutcome:
     summary: str
 
 
-def _key(input_hashes: Mapping[str, Optional[str]], settings: Mapping, version: str) -> str:
-    content = {"inputs": dict(sorted(input_hashes.items())), "settings": settings, "dlr": version}
+def _key(input_hashes: Mapping[str, Optional[str]], settings: Mapping, version: str, code: str = "",
+         upstream: Optional[Mapping[str, Optional[str]]] = None) -> str:
+    content = {"inputs": dict(sorted(input_hashes.items())), "settings": settings, "dlr": version, "code": code,
+               "upstream": dict(sorted((upstream or {}).items()))}
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -150,7 +172,9 @@ def run_stage(run: Path, stage: Stage, hashes: FileHashes, *, say: Callable[[str
     """Run ``stage`` unless its record shows nothing it reads changed and its outputs are intact."""
     version = dlr_version()
     input_hashes = {label: hashes(path) for label, path in stage.inputs().items()}
-    key = _key(input_hashes, stage.settings, version)
+    code = stage_code(stage)
+    upstream = {name: (read_stage_record(run, name) or {}).get("key") for name in stage.upstream}
+    key = _key(input_hashes, stage.settings, version, code, upstream)
     record = read_stage_record(run, stage.name)
     if record is not None and record.get("key") == key:
         outputs = record.get("outputs", {})
@@ -171,15 +195,14 @@ def run_stage(run: Path, stage: Stage, hashes: FileHashes, *, say: Callable[[str
         if digest is None:
             raise RuntimeError(f"stage {stage.name} did not write {rel}")
         outputs[str(rel)] = digest
-    record = {"stage": stage.name, "key": key, "dlr_version": version, "settings": stage.settings,
+    record = {"stage": stage.name, "key": key, "dlr_version": version, "code": code, "code_modules": list(stage.code),
+              "upstream": upstream, "settings": stage.settings,
               "inputs": {label: {"path": _relative(path, run), "sha256": digest}
                          for label, digest, path in ((lb, input_hashes[lb], p) for lb, p in stage.inputs().items())},
               "outputs": outputs, "seconds": round(seconds, 3), "summary": summary,
               "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    record_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = record_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=1, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, record_path)
+    with staged_file(record_path) as tmp:
+        tmp.write_text(json.dumps(record, indent=1, sort_keys=True, default=str) + "\n")
     hashes.save()
     return StageOutcome(stage.name, "ran", seconds, summary)
 
@@ -229,8 +252,6 @@ def check_run_folder(run: Path, *, creating: bool) -> Optional[dict]:
 
 
 def write_run_marker(run: Path, info: Mapping) -> None:
-    run.mkdir(parents=True, exist_ok=True)
     content = {"format": RUN_FORMAT, "format_version": RUN_FORMAT_VERSION, "dlr_version": dlr_version(), **info}
-    tmp = run / "run.json.tmp"
-    tmp.write_text(json.dumps(content, indent=1, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, run / "run.json")
+    with staged_file(run / "run.json") as tmp:
+        tmp.write_text(json.dumps(content, indent=1, sort_keys=True, default=str) + "\n")

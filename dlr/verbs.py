@@ -3,7 +3,7 @@
 `dlr/cli.py` parses a command line, calls one of these and reports what it returns; `dlr run`
 calls them in turn. They never print or exit: progress goes to the ``progress`` callback,
 warnings come back in the result (``warnings``, one line each), bad input raises
-:class:`core.errors.InputError` (exit status 2). Each is a short composition of the stages'
+:class:`dlr.core.errors.InputError` (exit status 2). Each is a short composition of the stages'
 libraries, and the only place where a study folder meets both `modeling/` and `analysis/`.
 
 Imports are made inside the functions: `dlr --help` stays instant, and `analyze` can fork its
@@ -14,16 +14,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
-from core.errors import InputError, collected_warnings
+from dlr.core.errors import InputError, collected_warnings
+from dlr.core.progress import Progress, say as _say
 
-Progress = Optional[Callable[[str], None]]
+from .settings import resolve_settings
 
-
-def _say(progress: Progress, message: str) -> None:
-    if progress is not None:
-        progress(message)
 
 
 @dataclass(frozen=True)
@@ -65,19 +62,18 @@ def analyze(predictions, out, *, dev_cohort: str = "training", strata=(), refere
     ``km_curve.csv`` and the KM figures (contract 5.1), the cumulative incidence read at
     ``horizon`` (default 24, the unit of ``time``).
 
-    The figure process is forked once numpy is loaded (both need it) and before the rest, so
-    that its matplotlib import and warm-up run on a second core beside the statistics;
-    `analysis.figures` imports nothing else heavy and the jobs carry plain data, so that
-    process never loads pandas. One BLAS thread: the analysis is memory-bound vector work and
+    The figure process starts from a fork server (never a fork of this process, whose
+    threads may have run) before the statistics, so that its matplotlib import and warm-up
+    run on a second core beside them; `analysis.figures` imports nothing else heavy and the
+    jobs carry plain data, so that process never loads pandas. One BLAS thread: the analysis is memory-bound vector work and
     idle BLAS threads would spin against the figure process on a two-core machine.
     """
     import contextlib
 
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    import numpy  # noqa: F401  (before the fork: the figure process needs it too)
 
-    from analysis.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
-    from analysis.figures import FigureWorkers
+    from dlr.analysis.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
+    from dlr.analysis.figures import FigureWorkers
 
     n_bootstrap = DEFAULT_BOOTSTRAP if n_bootstrap is None else n_bootstrap
     seed = DEFAULT_SEED if seed is None else seed
@@ -85,7 +81,7 @@ def analyze(predictions, out, *, dev_cohort: str = "training", strata=(), refere
         raise InputError(f"--bootstrap must be 0 or more, got {n_bootstrap}")
     threshold_range = None
     if thresholds is not None:
-        from analysis.decision_curve import threshold_range as parse_range
+        from dlr.analysis.decision_curve import threshold_range as parse_range
 
         try:
             threshold_range = parse_range(thresholds)
@@ -96,9 +92,9 @@ def analyze(predictions, out, *, dev_cohort: str = "training", strata=(), refere
         raise InputError(f"--horizon {horizon:g} needs --time COL and --event COL (the survival analysis)")
     with contextlib.ExitStack() as stack:
         workers = stack.enter_context(FigureWorkers()) if figures else None
-        from analysis.output import analysis_provenance, write_analysis
-        from analysis.pipeline import analyze as analyze_predictions
-        from analysis.predictions import read_predictions
+        from dlr.analysis.output import analysis_provenance, write_analysis
+        from dlr.analysis.pipeline import analyze as analyze_predictions
+        from dlr.analysis.predictions import read_predictions
 
         _say(progress, f"reading {predictions}")
         data = read_predictions(predictions, dev_cohort=dev_cohort, strata=strata, reference=reference, oof=oof,
@@ -133,12 +129,12 @@ def analyze(predictions, out, *, dev_cohort: str = "training", strata=(), refere
 def _clinical(clinical, study_yaml, *, variables=None, categorical=()):
     """(frame, variables, categorical, study config or None) of a clinical CSV, with study.yaml's
     cut points, candidates and types applied when it is given."""
-    from core.tables import read_table
+    from dlr.core.tables import read_table
 
     frame = read_table(clinical, what="clinical")
     if study_yaml is None:
         return frame, (list(variables) if variables else None), list(categorical), None
-    from modeling.config import load_study_config
+    from dlr.modeling.config import load_study_config
 
     config = load_study_config(study_yaml)
     try:
@@ -149,7 +145,7 @@ def _clinical(clinical, study_yaml, *, variables=None, categorical=()):
 
 
 def _clinical_provenance(clinical, study_yaml, settings: dict) -> dict:
-    from core.output import provenance
+    from dlr.core.output import provenance
 
     return provenance(inputs={"clinical": clinical, "study.yaml": study_yaml}, settings=settings)
 
@@ -157,8 +153,8 @@ def _clinical_provenance(clinical, study_yaml, settings: dict) -> dict:
 def table1(clinical, out, *, outcome: str, cohort: str | None = None, categorical=(), study_yaml=None,
            progress: Progress = None) -> VerbResult:
     """`dlr table1`: Table 1 of a clinical CSV (contract section 6) into ``out``."""
-    from analysis.table1 import table1 as make_table1
-    from core.output import write_files
+    from dlr.analysis.table1 import table1 as make_table1
+    from dlr.core.output import write_files
 
     frame, variables, categorical, _ = _clinical(clinical, study_yaml, categorical=categorical)
     _say(progress, f"Table 1 of {clinical}: {len(frame)} patients, outcome {outcome!r}")
@@ -175,9 +171,9 @@ def logistic(clinical, out, *, outcome: str, cohort: str | None = None, dev_coho
              progress: Progress = None) -> VerbResult:
     """`dlr logistic`: the univariate and multivariate tables selecting the CR factors, and
     Riley et al.'s minimum sample size (``extra["sample_size"]``), into ``out``."""
-    from core.output import write_files
-    from modeling.cr_factors import select_cr_factors
-    from modeling.sample_size import screen_sample_size
+    from dlr.core.output import write_files
+    from dlr.modeling.cr_factors import select_cr_factors
+    from dlr.modeling.sample_size import screen_sample_size
 
     frame, variables, categorical, _ = _clinical(clinical, study_yaml, variables=variables, categorical=categorical)
     _say(progress, f"logistic regression of {outcome!r} on the {dev_cohort!r} cohort of {clinical}")
@@ -198,14 +194,14 @@ def logistic(clinical, out, *, outcome: str, cohort: str | None = None, dev_coho
 def staging(clinical, out, *, study_yaml=None, bclc_version: str = "2022", outcome: str | None = None,
             cohort: str = "cohort", dev_cohort: str = "training", progress: Progress = None) -> VerbResult:
     """`dlr staging`: every staging system and index of each patient into ``out``."""
-    from core.output import write_files
-    from core.tables import read_table
-    from modeling.staging import compute_staging, map_staging_columns
+    from dlr.core.output import write_files
+    from dlr.core.tables import read_table
+    from dlr.modeling.staging import compute_staging, map_staging_columns
 
     frame = read_table(clinical, what="clinical")
     config = None
     if study_yaml is not None:
-        from modeling.config import load_study_config
+        from dlr.modeling.config import load_study_config
 
         config = load_study_config(study_yaml)
     frame = map_staging_columns(frame, staging_columns=config.staging_columns if config else {},
@@ -229,12 +225,12 @@ def staging(clinical, out, *, study_yaml=None, bclc_version: str = "2022", outco
 def validate(study, *, images: bool = True, report=None, progress: Progress = None) -> VerbResult:
     """`dlr validate`: every problem of a study folder (``result``: a list of Problem, empty when
     there is none); with ``report``, the problems also go to that CSV."""
-    from modeling.study import problems_frame, validate_study
+    from dlr.modeling.study import problems_frame, validate_study
 
     _say(progress, f"validating {study}{'' if images else ' (clinical data only)'}")
     problems = validate_study(study, check_images=images)
     if problems and report is not None:
-        from core.output import write_files
+        from dlr.core.output import write_files
 
         report = Path(report)
         write_files(report.parent, {report.name: problems_frame(problems)})
@@ -244,7 +240,7 @@ def validate(study, *, images: bool = True, report=None, progress: Progress = No
 def import_dicom(source, output, *, series_uid: str | None = None, phases=None, overwrite: bool = False,
                  progress: Progress = None) -> VerbResult:
     """`dlr import-dicom`: one series to a ``.nii.gz`` file, or a folder of series into a study folder."""
-    from modeling.dicom import dicom_to_nifti, import_dicom_study
+    from dlr.modeling.dicom import dicom_to_nifti, import_dicom_study
 
     if str(output).endswith((".nii", ".nii.gz")):
         return VerbResult(Path(output), dicom_to_nifti(source, output, series_uid=series_uid))
@@ -254,7 +250,7 @@ def import_dicom(source, output, *, series_uid: str | None = None, phases=None, 
 def synth(out, *, n: int = 165, seed: int | None = None, profile: str = "quick", images: bool = True,
           overwrite: bool = False, progress: Callable[[int, int], None] | None = None) -> VerbResult:
     """`dlr synth`: the embedded synthetic HCC study; ``progress(done, total)`` per patient's images."""
-    from modeling.synthetic import synthesize_study
+    from dlr.modeling.synthetic import synthesize_study
 
     if n < 10:
         raise InputError(f"--n must be at least 10, got {n}")
@@ -273,46 +269,53 @@ def synth(out, *, n: int = 165, seed: int | None = None, profile: str = "quick",
 # Features and models
 
 
-def extract(study, out, *, jobs: int = 1, scheduler: str | None = None, params=None,
+def extract(study, out, *, jobs: int = 1, scheduler: str | None = None, params=None, profile: str | None = None,
             progress: Progress = None, case_done: Callable[[int, int, dict], None] | None = None) -> VerbResult:
-    """`dlr extract`: radiomics features of every patient, reader and phase into ``out/features``.
+    """`dlr extract`: radiomics features of every patient, reader and phase into ``out/features``,
+    with the preprocessing and parameter file `dlr run` would use (:func:`dlr.settings.resolve_settings`:
+    ``profile`` None is study.yaml's).
 
     ``case_done(done, total, record)`` is called once before the first case (with the number
     found in the cache) and after each case.
     """
-    from modeling.study import load_study
+    from dlr.modeling.study import load_study
 
     if jobs < 1:
         raise InputError(f"--jobs must be 1 or more, got {jobs}")
     _say(progress, f"checking {study}")
-    return _extract(load_study(study), out, jobs=jobs, scheduler=scheduler, params=params, progress=progress,
-                    case_done=case_done)
+    loaded = load_study(study)
+    settings = resolve_settings(study, loaded.config, profile=profile, arms=("clinical", "radiomics"), params=params)
+    return _extract(loaded, out, settings, jobs=jobs, scheduler=scheduler, progress=progress, case_done=case_done)
 
 
-def _extract(loaded, out, *, jobs, scheduler, params, progress, case_done) -> VerbResult:
+def _extract(loaded, out, settings, *, jobs, scheduler, progress, case_done) -> VerbResult:
     """:func:`extract` of a study already loaded (and validated) by ``modeling.study.load_study``."""
-    from modeling.radiomics.extraction import extract_study
+    from dlr.modeling.radiomics.extraction import extract_study
 
     where = f"the Dask cluster at {scheduler}" if scheduler else f"{jobs} process(es)"
-    _say(progress, f"extracting radiomics features of {len(loaded.patient_ids)} patients with {where}")
-    summary = extract_study(loaded, out, jobs=jobs, scheduler=scheduler, params_path=params, progress=case_done)
+    preprocessing = settings.preprocess()
+    _say(progress, f"extracting radiomics features of {len(loaded.patient_ids)} patients with {where} (voxels "
+                   f"resampled to {' x '.join(f'{s:g}' for s in preprocessing.spacing)} mm, {settings.profile} profile)")
+    summary = extract_study(loaded, out, jobs=jobs, scheduler=scheduler, params_path=settings.params_file,
+                            preprocessing=preprocessing, progress=case_done)
     lines = tuple(f"{r.patient_id} reader {r.reader} {r.phase}: {r.reason}" for r in summary.failures.itertuples())
     return VerbResult(summary.out, summary, lines)
 
 
 def train(study, out, *, arms=None, jobs: int = 1, seed: int | None = None,
           lasso_rule: str = "min", oof: bool = True, scheduler: str | None = None, params=None,
-          profile: str = "quick", device: str = "auto", progress: Progress = None,
+          profile: str | None = None, device: str = "auto", progress: Progress = None,
           case_done: Callable[[int, int, dict], None] | None = None, internal_validation_b: int = 200) -> VerbResult:
     """`dlr train`: every model on the development cohort into ``out/predictions.csv`` and
     ``out/models/`` (``arms`` None: clinical and radiomics, or clinical alone for a study with no
     phases); extracts the radiomics features first (as :func:`extract`, on the study
     loaded here) when ``out/features/radiomics.csv`` is missing. ``extra["extraction"]`` holds
-    that extraction's result."""
-    from modeling.config import load_study_config
-    from modeling.radiomics.extraction import FEATURES_DIR
-    from modeling.study import load_study
-    from modeling.train import train_study
+    that extraction's result. The profile, seed and the deep arm's settings are resolved as
+    `dlr run` resolves them (:func:`dlr.settings.resolve_settings`)."""
+    from dlr.modeling.config import load_study_config
+    from dlr.modeling.radiomics.extraction import FEATURES_DIR
+    from dlr.modeling.study import load_study
+    from dlr.modeling.train import train_study
 
     _say(progress, f"checking {study}")
     if arms is None:  # what the study has: a study with no phases is clinical only
@@ -323,23 +326,20 @@ def train(study, out, *, arms=None, jobs: int = 1, seed: int | None = None,
         arms = ["clinical", "radiomics"] if phases else ["clinical"]
     arms = list(arms)
     loaded = load_study(study, check_images="radiomics" in arms or "deep" in arms)
+    settings = resolve_settings(study, loaded.config, profile=profile, arms=arms, seed=seed, params=params,
+                                device=device)
     extra, lines = {}, []
     if "radiomics" in arms and not (Path(out) / FEATURES_DIR / "radiomics.csv").is_file():
         _say(progress, "no RUN/features/radiomics.csv yet: extracting first (as `dlr extract`)")
         if jobs < 1:
             raise InputError(f"--jobs must be 1 or more, got {jobs}")
         # the study loaded above, images checked: not read and validated a second time
-        extra["extraction"] = _extract(loaded, out, jobs=jobs, scheduler=scheduler, params=params,
-                                       progress=progress, case_done=case_done)
+        extra["extraction"] = _extract(loaded, out, settings, jobs=jobs, scheduler=scheduler, progress=progress,
+                                       case_done=case_done)
         lines.extend(extra["extraction"].warnings)
     with collected_warnings(ignore=(FutureWarning, DeprecationWarning)) as caught:
-        deep = None
-        if "deep" in arms:
-            from modeling.deep.settings import deep_settings
-
-            deep = deep_settings(profile, **(loaded.config.deep or {}))
-        summary = train_study(loaded, out, arms=arms, jobs=jobs, seed=seed, lasso_rule=lasso_rule, oof=oof,
-                              scheduler=scheduler, progress=progress, deep=deep, device=device,
+        summary = train_study(loaded, out, arms=arms, jobs=jobs, seed=settings.seed, lasso_rule=lasso_rule, oof=oof,
+                              scheduler=scheduler, progress=progress, deep=settings.deep, device=device,
                               bar=progress is not None, internal_validation_b=internal_validation_b)
         extra["auc_ci"] = _auc_intervals(summary.predictions)
     return VerbResult(summary.out, summary, (*lines, *caught), extra)
@@ -350,7 +350,7 @@ def _auc_intervals(predictions) -> dict:
     that `dlr train` prints (`dlr analyze` computes them all again, with the rest)."""
     import warnings
 
-    from analysis.discrimination import roc_auc_delong
+    from dlr.analysis.discrimination import roc_auc_delong
 
     out = {}
     with warnings.catch_warnings():
@@ -362,37 +362,13 @@ def _auc_intervals(predictions) -> dict:
 
 
 # --------------------------------------------------------------------------------------------
-# The whole study, the report and the reviewer package
-
-
-def run(study, out, *, profile: str | None = None, arms=None, jobs: int = 1, seed: int | None = None,
-        scheduler: str | None = None, params=None, n_bootstrap: int = 2000, progress: Progress = None,
-        case_done: Callable[[int, int, dict], None] | None = None, device: str = "auto") -> VerbResult:
-    """`dlr run`: every stage from the study folder to the report (:mod:`dlr.runner`), each
-    skipped when nothing it reads changed. ``result`` is a ``RunSummary``."""
-    from .runner import run_study
-
-    summary = run_study(study, out, profile=profile, arms=arms, jobs=jobs, seed=seed, scheduler=scheduler,
-                        params=params, n_bootstrap=n_bootstrap, progress=progress, case_done=case_done,
-                        device=device)
-    return VerbResult(summary.out, summary, summary.warnings)
-
-
-def demo(out, *, profile: str = "quick", jobs: int = 2, seed: int | None = None, progress: Progress = None,
-         case_done: Callable[[int, int, dict], None] | None = None) -> VerbResult:
-    """`dlr demo`: the embedded synthetic study into ``out/study``, then `dlr run` into ``out``."""
-    from .runner import demo as run_demo
-
-    if jobs < 1:
-        raise InputError(f"--jobs must be 1 or more, got {jobs}")
-    summary = run_demo(out, profile=profile, jobs=jobs, seed=seed, progress=progress, case_done=case_done)
-    return VerbResult(summary.out, summary, summary.warnings)
+# The report (the whole run, `dlr run`, is dlr.runner's; the reviewer package, dlr.package's)
 
 
 def report(run, *, formats=("html", "docx"), renderer: str = "auto", progress: Progress = None) -> VerbResult:
     """`dlr report`: ``RUN/report/`` (HTML, DOCX, the TRIPOD+AI checklist) from the run's saved
     results only. ``result`` is the ``RenderResult`` (which renderer ran, the files)."""
-    from report.build import build_report
+    from dlr.report.build import build_report
 
     from .stages import check_run_folder
 
@@ -400,22 +376,3 @@ def report(run, *, formats=("html", "docx"), renderer: str = "auto", progress: P
     with collected_warnings() as caught:
         result = build_report(run, formats=formats, renderer=renderer, progress=progress)
     return VerbResult(Path(run) / "report", result, tuple(caught))
-
-
-def package(run, out, *, progress: Progress = None) -> VerbResult:
-    """`dlr package`: the reviewer package of a run, a zip that verifies itself."""
-    from .package import package_run
-    from .stages import check_run_folder
-
-    check_run_folder(Path(run), creating=False)
-    result = package_run(run, out, progress=progress)
-    return VerbResult(Path(out), result)
-
-
-def verify(package_file, *, progress: Progress = None) -> VerbResult:
-    """`dlr verify`: recompute the analysis of a reviewer package; ``result.differences`` lists
-    every number that differs (file, row, column, packaged, recomputed)."""
-    from .package import verify_package
-
-    result = verify_package(package_file, progress=progress)
-    return VerbResult(Path(package_file), result)

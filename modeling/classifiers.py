@@ -18,9 +18,11 @@ from functools import partial
 import numpy as np
 import pandas as pd
 
+from dlr.core.run_folder import RADIOMICS_CLASSIFIERS
+
 from .splits import fold_array, outcome_array
 
-CLASSIFIERS = ("LR", "SVM", "KNN", "XGBoost", "MLP")
+CLASSIFIERS = RADIOMICS_CLASSIFIERS
 CV_RESULT_COLUMNS = ["params", "mean_log_loss", "sd_log_loss", "mean_auc", "sd_auc", "rank"]
 #: times a grid is extended past an edge where the CV log loss is best, before warning instead
 MAX_EXTENSIONS = 3

@@ -2,7 +2,7 @@
 
 CR model (the paper's "Clinical-radiological and combined models"): the factors selected by
 univariate then multivariate logistic regression on the development cohort (exactly what
-``dlr logistic --study`` reports: :func:`modeling.cr_factors.select_cr_factors` with study.yaml's
+``dlr logistic --study`` reports: :func:`dlr.modeling.cr_factors.select_cr_factors` with study.yaml's
 candidates and cut points), refitted as one unpenalised logistic regression on the development
 cohort, then applied unchanged to every cohort.
 
@@ -12,7 +12,7 @@ the first of study.yaml's ``levels``, else the first in sorted order); a binary 
 continuous variable without a cut point as its number.
 
 Comparators (contract section 3): BCLC, CNLC, ERASL, NLR, PLR, LMR from
-:func:`modeling.staging.compute_staging` on the raw inputs, as ``dlr staging --study`` does;
+:func:`dlr.modeling.staging.compute_staging` on the raw inputs, as ``dlr staging --study`` does;
 ERASL uses study.yaml's published coefficients, or is refitted on the development cohort.
 """
 from __future__ import annotations
@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from core.errors import InputError
-from core.stats.logistic import fit_logistic
+from dlr.core.errors import InputError
+from dlr.core.stats.logistic import fit_logistic
 
 from .cr_factors import CRSelection, select_cr_factors
 

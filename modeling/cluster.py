@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Iterator
 
-from core.errors import InputError
+from dlr.core.errors import InputError
 
 
 def dask_results(function: Callable, tasks: Iterable, scheduler: str, *, key: Callable[[object], str],

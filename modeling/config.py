@@ -2,7 +2,7 @@
 
 One file says which column of `clinical.csv` is which, the phases, the cohorts and the
 settings. It is validated by pydantic models whose errors name the key (`variables[3].type`),
-turned into :class:`StudyConfigError` (an :class:`core.errors.InputError`) by
+turned into :class:`StudyConfigError` (an :class:`dlr.core.errors.InputError`) by
 :func:`load_study_config`.
 
 Example::
@@ -45,7 +45,7 @@ from typing import Callable, Literal, Optional
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
-from core.errors import InputError
+from dlr.core.errors import InputError
 
 #: the contract's names of the raw staging and index inputs (contract section 2)
 STAGING_INPUTS = (
@@ -73,7 +73,7 @@ class Variable(_Strict):
     patient has with 0 counts), the first is the reference of the logistic tables (Table 3)
     and of the CR model, and a value of clinical.csv that is not listed is an error
     (:meth:`StudyConfig.clinical_variables`); without ``levels`` the order is
-    :func:`core.tables.parse_column`'s default (numbers by value, then text by code point).
+    :func:`dlr.core.tables.parse_column`'s default (numbers by value, then text by code point).
     Levels are text, compared with the values stripped; numbers are taken as text (``1``,
     ``1.0`` -> ``"1"``); an unquoted YAML ``yes``/``no``/``true``/``false``/``on``/``off``
     reads as a boolean and is refused (quote it). ``reader2_column`` names the second
@@ -114,7 +114,7 @@ class Variable(_Strict):
                 raise ValueError(f"level {i} reads as the YAML boolean {level} (an unquoted yes/no, true/false or "
                                  "on/off); quote it as clinical.csv spells it, e.g. 'No'")
             if isinstance(level, (int, float)):
-                from core.tables import level_text
+                from dlr.core.tables import level_text
 
                 level = level_text(level)
             elif not isinstance(level, str):
@@ -158,7 +158,7 @@ class StudyConfig(_Strict):
         tumour, and preprocessing hands PyRadiomics a binary mask of them (label 1).
     ``deep`` (mapping, optional)
         Settings of the deep-learning arm that override the profile's
-        (:class:`modeling.deep.settings.DeepSettings`: ``image_size``, ``fov_mm``, ``steps``,
+        (:class:`dlr.modeling.deep.settings.DeepSettings`: ``image_size``, ``fov_mm``, ``steps``,
         ``batch_size``, ``lr``, ``networks``, ...), e.g. ``deep: {image_size: 64, fov_mm: 96, steps: 500}``.
     ``n_folds`` (int >= 2, default 5)
         The stratified folds into which ``RUN/split.csv`` divides the development cohort (the
@@ -253,9 +253,9 @@ class StudyConfig(_Strict):
         """``clinical.csv`` as Table 1, the logistic tables and the CR model read it.
 
         Returns ``(frame, variables, categorical)``: a copy of ``frame`` with every raw value
-        that has a ``cut_point`` dichotomised (:func:`core.tables.dichotomise`) and each of
+        that has a ``cut_point`` dichotomised (:func:`dlr.core.tables.dichotomise`) and each of
         ``variables`` that has ``levels`` a pandas ``Categorical`` of those levels in order
-        (:func:`core.tables.declare_levels`: Table 1's row order, and the reference of the
+        (:func:`dlr.core.tables.declare_levels`: Table 1's row order, and the reference of the
         logistic tables is the first level), ``variables`` or else the candidate variables in
         study.yaml's order, and ``categorical`` plus every variable that study.yaml does not
         type as continuous.
@@ -266,7 +266,7 @@ class StudyConfig(_Strict):
             A value of one of ``variables`` that is not among its ``levels``, naming the
             column, the value, its patients (``id_column``) and the key ``variables[i].levels``.
         """
-        from core.tables import declare_levels, dichotomise
+        from dlr.core.tables import declare_levels, dichotomise
 
         cuts = {v.name: v.cut_point for v in self.variables if v.cut_point is not None}
         variables = list(variables) if variables else [v.name for v in self.variables if v.candidate]

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from core.errors import InputError, UndefinedStatisticWarning
-from core.stats.logistic import fit_logistic
-from core.tables import (candidate_variables, check_categorical, cohort_values, in_order, level_text, outcome_values,
+from dlr.core.errors import InputError, UndefinedStatisticWarning
+from dlr.core.stats.logistic import fit_logistic
+from dlr.core.tables import (candidate_variables, check_categorical, cohort_values, in_order, level_text, outcome_values,
                          parse_column)
 
 LOGISTIC_COLUMNS = ["variable", "level", "reference", "odds_ratio", "ci_low", "ci_high", "p_value"]
@@ -249,7 +249,7 @@ def univariate_logistic(frame: pd.DataFrame, *, outcome: str, variables=None, ca
         ``Categorical``'s categories in order (study.yaml's ``levels``, which
         ``StudyConfig.clinical_variables`` declares so), as R's ``factor(x, levels = ...)``;
         otherwise levels that read as numbers by value (lowest first), then text by code point
-        (R's ``factor()`` under ``LC_COLLATE=C``; :func:`core.tables.parse_column`).
+        (R's ``factor()`` under ``LC_COLLATE=C``; :func:`dlr.core.tables.parse_column`).
     cohort : str, optional
         Cohort column. When given, only patients with ``cohort == dev_cohort`` are used;
         without it the caller has already selected the development cohort.
@@ -264,7 +264,7 @@ def univariate_logistic(frame: pd.DataFrame, *, outcome: str, variables=None, ca
 
     Notes
     -----
-    logit P(y = 1) = b0 + x'b by maximum likelihood (:func:`core.stats.logistic.fit_logistic`,
+    logit P(y = 1) = b0 + x'b by maximum likelihood (:func:`dlr.core.stats.logistic.fit_logistic`,
     Newton-Raphson); Var(b) = (X'WX)^{-1} at the maximum, W = diag(p(1 - p)). Odds ratio
     exp(b), Wald CI exp(b -/+ 1.96 SE), Wald p = 2 Phi(-|b / SE|). Complete cases of each
     model's variables. Matches R ``glm(y ~ x, family = binomial)`` with ``confint.default``

@@ -29,8 +29,8 @@ from typing import Mapping, Optional
 
 import numpy as np
 
-from core.errors import InputError
-from core.output import file_sha256, provenance, record_provenance, staged_file
+from dlr.core.errors import InputError
+from dlr.core.output import file_sha256, provenance, record_provenance, staged_file
 
 #: relative tolerance on the spacing between consecutive slices (a fraction of the spacing)
 SLICE_SPACING_RTOL = 1e-2
@@ -291,7 +291,7 @@ def series_digest(series_dir, files) -> str:
 
 
 def _provenance(series_dir: Path, files, series_uid: Optional[str], base: Optional[dict] = None) -> dict:
-    """The provenance of one converted volume; ``base``: a :func:`core.output.provenance` record
+    """The provenance of one converted volume; ``base``: a :func:`dlr.core.output.provenance` record
     whose versions and git commit are reused (one per import, not one per volume)."""
     # the chosen SeriesInstanceUID is a header field: only whether one was given is recorded
     # (the digest of the files read already says which series it was)
@@ -336,7 +336,7 @@ def dicom_to_nifti(series_dir, out_file, *, series_uid: Optional[str] = None) ->
     intercept``) by GDCM. The written volume is rebuilt from voxels and geometry, so no DICOM
     field (patient name, id, dates, UIDs) is in the NIfTI header.
 
-    ``provenance.json`` beside ``out_file`` gets its entry (:mod:`core.output`): as input one
+    ``provenance.json`` beside ``out_file`` gets its entry (:mod:`dlr.core.output`): as input one
     digest of the files read (:func:`series_digest`: their names relative to ``series_dir``
     and their SHA-256s), as setting whether a ``series_uid`` was given. No header field (not
     the UID either) is recorded.

@@ -26,7 +26,7 @@ Two procedures (``procedure`` column)
     penalised ``lrm`` with its penalty matrix fixed.
 ``selection repeated``
     The CR model's whole two-step selection (univariate p < alpha, then multivariate p < alpha,
-    :func:`modeling.clinical.fit_cr`) redone on each resample, then refitted on the factors it
+    :func:`dlr.modeling.clinical.fit_cr`) redone on each resample, then refitted on the factors it
     selects: the factors were chosen from these data, so the optimism of that choice is counted
     too. A resample on which no factor is selected gets the intercept-only model (each patient's
     risk is the resample's event rate; ``rms`` refits this null model when ``bw = TRUE``
@@ -81,9 +81,9 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from core.errors import InputError
-from core.stats.logistic import fit_logistic
-from core.stats.roc import rank_auc
+from dlr.core.errors import InputError
+from dlr.core.stats.logistic import fit_logistic
+from dlr.core.stats.roc import rank_auc
 
 from .clinical import CRModelError, NoCRFactorError, design, fit_cr
 
@@ -402,7 +402,7 @@ def _cr_lp(model, frame: pd.DataFrame) -> np.ndarray:
 
 def validate_cr(clinical: pd.DataFrame, config, model, *, procedure: str = FIXED, alpha: float = 0.05,
                 n_resamples: int = DEFAULT_RESAMPLES, seed=None, progress=None) -> InternalValidation:
-    """Harrell's bootstrap of the CR model (:class:`modeling.clinical.CRModel`).
+    """Harrell's bootstrap of the CR model (:class:`dlr.modeling.clinical.CRModel`).
 
     Parameters
     ----------
@@ -414,7 +414,7 @@ def validate_cr(clinical: pd.DataFrame, config, model, *, procedure: str = FIXED
         The CR model fitted on these patients.
     procedure : {"fixed factors", "selection repeated"}
         Refit ``model``'s factors and coding on each resample, or repeat the whole selection
-        (:func:`modeling.clinical.fit_cr` with ``alpha``) there first.
+        (:func:`dlr.modeling.clinical.fit_cr` with ``alpha``) there first.
     n_resamples, seed :
         B and the seed of ``np.random.default_rng``.
 

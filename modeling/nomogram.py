@@ -1,6 +1,6 @@
 """Nomograms of the logistic models (CR, and RCR when its classifier is LR), as ``rms::nomogram``:
 ``RUN/models/nomogram.csv`` and ``RUN/models/nomogram_axes.csv``, computed from the fitted
-coefficients at train time (the report draws them, :func:`report.figures.draw_nomogram`).
+coefficients at train time (the report draws them, :func:`dlr.report.figures.draw_nomogram`).
 
 Construction (``rms::nomogram(fit, fun = plogis)``'s conventions)
 -----------------------------------------------------------------
@@ -273,7 +273,7 @@ def _coding_axis(coding, betas, values: pd.Series, unit: Optional[str]) -> Nomog
 
 
 def cr_nomogram(model, clinical: pd.DataFrame, config=None, *, name: str = "CR") -> Nomogram:
-    """The nomogram of the CR model (:class:`modeling.clinical.CRModel`).
+    """The nomogram of the CR model (:class:`dlr.modeling.clinical.CRModel`).
 
     Parameters
     ----------

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-from core.errors import InputError
+from dlr.core.errors import InputError
 
 
 class SampleSizeWarning(UserWarning):

@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.errors import InputError
-from core.output import file_sha256, provenance, read_provenance, record_provenance, staged_file
+from dlr.core.errors import InputError
+from dlr.core.run_folder import SPLIT
+from dlr.core.output import file_sha256, provenance, read_provenance, record_provenance, staged_file
 
-SPLIT_FILE = "split.csv"
+SPLIT_FILE = SPLIT
 DEFAULT_FOLDS = 5
 
 

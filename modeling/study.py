@@ -17,7 +17,7 @@ Layout::
 
 Only image headers are read (``ImageFileReader.ReadImageInformation``), and the voxels of the
 floating-point images, from the file itself, to count NaN and infinite voxels (which SimpleITK
-reads as 0: :mod:`modeling.nifti`); mask voxels are read to check that the mask holds the
+reads as 0: :mod:`dlr.modeling.nifti`); mask voxels are read to check that the mask holds the
 tumour label (1, or study.yaml's ``mask_label``) and, unless ``mask_label`` is given, no other.
 
 Two checks concern one stage and do not stop :func:`load_study` (:data:`STAGE_CHECKS`):
@@ -35,8 +35,8 @@ from typing import Mapping, Optional
 import numpy as np
 import pandas as pd
 
-from core.errors import InputError
-from core.tables import foreign_separator, separator_problem
+from dlr.core.errors import InputError
+from dlr.core.tables import foreign_separator, separator_problem
 
 from .config import StudyConfig, study_config_errors
 from .nifti import nonfinite_voxels
@@ -287,7 +287,7 @@ def _check_clinical(root: Path, config: StudyConfig, frame: pd.DataFrame, out: _
         lines = [str(i + 2) for i in np.flatnonzero((ids == pid).fillna(False).to_numpy())]
         out.add("duplicate-patient-id", path, pid, f"{id_col} {pid!r} is on lines {', '.join(lines)}",
                 "keep one row per patient")
-    from core.tables import undeclared_levels
+    from dlr.core.tables import undeclared_levels
 
     for i, variable in enumerate(config.variables):
         if variable.levels and variable.name in present:
@@ -358,7 +358,7 @@ def _check_follow_up(path: Path, config: StudyConfig, frame: pd.DataFrame, ids, 
 
 def _check_folds(path: Path, config: StudyConfig, n_events: int, n_non_events: int, unknown: int,
                  out: _Collector) -> None:
-    """The dev-folds check: :func:`modeling.splits.folds_fit`, the rule `dlr train`'s split applies.
+    """The dev-folds check: :func:`dlr.modeling.splits.folds_fit`, the rule `dlr train`'s split applies.
 
     ``unknown`` development patients have an outcome other than 0/1 (reported on their own):
     the check fails only if the folds would not fit whichever outcome they turn out to have.
@@ -611,7 +611,7 @@ def validate_study(path, *, check_images: bool = True) -> list[Problem]:
     -----
     The checks are listed in :data:`CHECKS`. Images are read header-only
     (``SimpleITK.ImageFileReader.ReadImageInformation``), floating-point ones also voxel by
-    voxel from the file for NaN and infinity (:func:`modeling.nifti.nonfinite_voxels`); masks
+    voxel from the file for NaN and infinity (:func:`dlr.modeling.nifti.nonfinite_voxels`); masks
     are read whole. A mask matches
     its image when the sizes are equal, the spacings agree to a relative 1e-3, the origins to
     1e-3 of a voxel and the direction cosines to 1e-4. When study.yaml or clinical.csv cannot

@@ -21,7 +21,7 @@ What is generated
     Three contrast phases (AP, PVP, DP), reader-1 tumour masks for every patient and reader-2
     masks with perturbed boundaries for a reproducibility subset of 30 patients.
 ``study.yaml``
-    :class:`modeling.config.StudyConfig` naming every column, with the paper's cut points.
+    :class:`dlr.modeling.config.StudyConfig` naming every column, with the paper's cut points.
 
 The latent model
 ----------------
@@ -70,7 +70,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage, special, stats
 
-from core.output import provenance, staged_folder
+from dlr.core.output import provenance, staged_folder
 
 from .config import StudyConfig, Variable, dump_study_config
 
@@ -252,7 +252,7 @@ def _raw_values(rng, high: np.ndarray, name: str) -> np.ndarray:
 
 def _kappa(a, b) -> float:
     """Cohen's kappa; NaN (quietly) when both readings use one and the same level."""
-    from core.stats.agreement import cohen_kappa
+    from dlr.core.stats.agreement import cohen_kappa
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -591,7 +591,7 @@ def synthesize_study(out, *, n: int = 165, seed: int = 20240101, profile: str = 
     Notes
     -----
     The study is built in a temporary sibling folder and renamed onto ``out`` at the end
-    (:func:`core.output.staged_folder`), so an interrupted run leaves no half-written study.
+    (:func:`dlr.core.output.staged_folder`), so an interrupted run leaves no half-written study.
     ``out/provenance.json`` records every file with its SHA-256, the settings (n, profile,
     images), the seed and the versions of the code; like the study itself, it has the same
     bytes for the same seed and code. The latent model is described in the module docstring.

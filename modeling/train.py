@@ -2,24 +2,24 @@
 
 What is fitted, and on whom (methods.md G: everything on the development cohort only)
 ---------------------------------------------------------------------------------------
-* ``RUN/split.csv`` (:mod:`modeling.splits`): development patients -> 5 stratified folds,
+* ``RUN/split.csv`` (:mod:`dlr.modeling.splits`): development patients -> 5 stratified folds,
   written once per run and used by every cross-validation below.
-* CR (:mod:`modeling.clinical`): univariate then multivariate logistic selection, then one
+* CR (:mod:`dlr.modeling.clinical`): univariate then multivariate logistic selection, then one
   logistic regression on the selected factors.
 * Radiomics: reader-1 features of ``RUN/features/radiomics.csv`` (``dlr extract``); missing
   values (failed cases) are filled with development-cohort medians; ICC(2,1) > 0.90 between the
   readers on the development patients of the reproducibility subset; t test or Mann-Whitney
-  p < 0.05; LASSO with 5-fold CV on the split's folds (:mod:`modeling.radiomics.selection`).
-* Five classifiers (:mod:`modeling.classifiers`) on the selected features: z-score parameters
+  p < 0.05; LASSO with 5-fold CV on the split's folds (:mod:`dlr.modeling.radiomics.selection`).
+* Five classifiers (:mod:`dlr.modeling.classifiers`) on the selected features: z-score parameters
   from the development cohort, hyperparameters tuned by CV AUC on the split's folds.
 * RCR: the selected features plus the CR factors' design columns in the classifier with the
   best development-cohort CV AUC (never chosen by validation AUC), tuned again by CV.
 * Thresholds: Youden's J on each model's development-cohort predictions (recorded, with
-  :func:`core.stats.roc.youden_threshold`, the function `dlr analyze` chooses them with).
+  :func:`dlr.core.stats.roc.youden_threshold`, the function `dlr analyze` chooses them with).
 * Out-of-fold predictions (contract 4.1) for honest development estimates and DLRCR's fusion:
   for each fold k, the whole chain above (CR selection and fit, median fill, ICC, tests, LASSO,
   tuning with the remaining folds, choice of the best classifier, RCR) is redone without fold k
-  and predicts fold k; the deep arm (:mod:`modeling.deep.arm`) refits every network likewise.
+  and predicts fold k; the deep arm (:mod:`dlr.modeling.deep.arm`) refits every network likewise.
 
 Outputs
 -------
@@ -32,8 +32,8 @@ score of the chain refitted without the patient's fold; ``dlr analyze --oof`` re
 ``lasso_cv.csv``, ``lasso_path.csv``, ``radiomics_selected.csv``, ``cr_selection.csv``,
 ``oof_predictions.csv`` and ``lasso.png`` / ``lasso.svg`` (the paper's Supplementary S4); for the
 logistic models (CR, and RCR when its classifier is LR), ``internal_validation.csv`` (Harrell's
-optimism-corrected bootstrap on the development cohort, :mod:`modeling.internal_validation`) and
-``nomogram.csv`` / ``nomogram_axes.csv`` (:mod:`modeling.nomogram`).
+optimism-corrected bootstrap on the development cohort, :mod:`dlr.modeling.internal_validation`) and
+``nomogram.csv`` / ``nomogram_axes.csv`` (:mod:`dlr.modeling.nomogram`).
 """
 from __future__ import annotations
 
@@ -47,10 +47,11 @@ from typing import Callable, Optional
 import numpy as np
 import pandas as pd
 
-from core.errors import InputError
-from core.output import provenance, record_provenance, staged_file, staged_folder
-from core.stats.logistic import fit_logistic
-from core.stats.roc import rank_auc, youden_threshold
+from dlr.core import run_folder as rf
+from dlr.core.errors import InputError
+from dlr.core.output import provenance, record_provenance, staged_file, staged_folder
+from dlr.core.stats.logistic import fit_logistic
+from dlr.core.stats.roc import rank_auc, youden_threshold
 
 from . import classifiers as clf
 from .cluster import dask_results
@@ -292,13 +293,10 @@ def _out_of_fold(data: _Data, config, kwargs: dict, *, jobs: int, fallback: Opti
                 progress(f"out-of-fold predictions: fold {result[0]} of {len(folds)} (Dask)")
         results.sort(key=lambda r: r[0])
     elif jobs > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from dlr.core.parallel import process_pool
 
-        # spawn, not fork: XGBoost's OpenMP threads have run in this process, and a forked
-        # child of a threaded process can deadlock
-        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
-                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+        # spawned workers: XGBoost's OpenMP threads have run in this process
+        with process_pool(min(jobs, len(tasks))) as pool:
             results = []
             for result in pool.map(_oof_fold, tasks):
                 results.append(result)
@@ -354,10 +352,9 @@ def _deep_arm(study, run: Path, data: _Data, dev: np.ndarray, partner, *, settin
 
 
 #: the deep arm's models, which ``dlr train --arms deep`` replaces in an earlier run's files
-DEEP_MODELS = ("DL-ResNet10", "DL-ResNet18", "DL-ResNet34", "DLRCR")
+DEEP_MODELS = rf.DEEP_MODELS
 #: predictions.csv's model order (contract section 3), then the comparators
-MODEL_ORDER = (["CR"] + [radiomics_model_name(n) for n in clf.CLASSIFIERS] +
-               ["DL-ResNet10", "DL-ResNet18", "DL-ResNet34", "RCR", "DLRCR"])
+MODEL_ORDER = list(rf.MODEL_ORDER)
 
 
 def _logistic_tables(fit: _ArmFit, data: _Data, config, dev: np.ndarray, *, n_resamples: int, seed: int,
@@ -397,7 +394,7 @@ def _logistic_tables(fit: _ArmFit, data: _Data, config, dev: np.ndarray, *, n_re
 
 
 def _check_earlier_train(run: Path) -> None:
-    if not (run / "predictions.csv").is_file() or not (run / MODELS_DIR / "models.csv").is_file():
+    if not (run / rf.PREDICTIONS).is_file() or not (run / MODELS_DIR / "models.csv").is_file():
         raise InputError(f"{run}: `--arms deep` alone adds the deep models to an earlier `dlr train` of this run "
                          "folder, and there is none (no predictions.csv and models/models.csv); include the "
                          "clinical and radiomics arms in --arms, or train them first")
@@ -418,7 +415,7 @@ def _train_deep_alone(study, run: Path, data: _Data, dev: np.ndarray, *, seed: i
 
     config = study.config
     _check_earlier_train(run)
-    previous, table = run / "predictions.csv", run / MODELS_DIR / "models.csv"
+    previous, table = run / rf.PREDICTIONS, run / MODELS_DIR / "models.csv"
     old = pd.read_csv(previous, dtype={"patient_id": str}, float_precision="round_trip")
     stale = sorted(set(data.ids) ^ set(old["patient_id"]))
     if stale:
@@ -487,7 +484,7 @@ def _write_deep_alone(run: Path, predictions: pd.DataFrame, models: pd.DataFrame
     parameters["thresholds"] = {r.model: float(r.threshold) for r in models.itertuples()}
     with contextlib.ExitStack() as stack:
         oof_tmp = stack.enter_context(staged_file(old_oof)) if oof_table is not None else None
-        predictions_tmp = stack.enter_context(staged_file(run / "predictions.csv"))
+        predictions_tmp = stack.enter_context(staged_file(run / rf.PREDICTIONS))
         with staged_folder(mdir_old) as mdir:
             for path in sorted(mdir_old.iterdir()):
                 if path.name == "deep":
@@ -502,7 +499,7 @@ def _write_deep_alone(run: Path, predictions: pd.DataFrame, models: pd.DataFrame
             written = ["models.csv", "parameters.json"] + sorted(
                 str(p.relative_to(mdir)) for p in (mdir / "deep").rglob("*") if p.is_file())
             record_provenance(mdir, written, info)
-    written = ["predictions.csv"] + ([OOF_PREDICTIONS] if oof_table is not None else [])
+    written = [rf.PREDICTIONS] + ([OOF_PREDICTIONS] if oof_table is not None else [])
     record_provenance(run, written, info)
 
 
@@ -817,7 +814,7 @@ def _performance(predictions: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-OOF_PREDICTIONS = "predictions_oof.csv"
+OOF_PREDICTIONS = rf.OOF_PREDICTIONS
 
 
 def _oof_predictions(predictions: pd.DataFrame, oof_frame: pd.DataFrame) -> pd.DataFrame:
@@ -843,7 +840,7 @@ def _write(run: Path, predictions: pd.DataFrame, fit: _ArmFit, models: pd.DataFr
 
     Without out-of-fold predictions (``--no-oof``) an earlier ``predictions_oof.csv`` is
     removed in the same step (and its provenance entry), so the two files never come from
-    different runs. ``info`` (:func:`core.output.provenance`) is recorded for every file of
+    different runs. ``info`` (:func:`dlr.core.output.provenance`) is recorded for every file of
     ``models/`` in ``models/provenance.json`` and for predictions.csv (and predictions_oof.csv)
     in ``RUN/provenance.json``; it never goes into parameters.json, whose bytes depend on the
     fitted parameters alone.
@@ -864,7 +861,7 @@ def _write(run: Path, predictions: pd.DataFrame, fit: _ArmFit, models: pd.DataFr
     # naming the earlier files' SHA-256.
     with contextlib.ExitStack() as stack:
         oof_tmp = stack.enter_context(staged_file(run / OOF_PREDICTIONS)) if oof_table is not None else None
-        predictions_tmp = stack.enter_context(staged_file(run / "predictions.csv"))  # exits, so is renamed, first
+        predictions_tmp = stack.enter_context(staged_file(run / rf.PREDICTIONS))  # exits, so is renamed, first
         with staged_folder(run / MODELS_DIR, provenance_info=info) as mdir:
             predictions.to_csv(predictions_tmp, index=False, float_format="%.17g")
             if oof_tmp is not None:
@@ -878,7 +875,7 @@ def _write(run: Path, predictions: pd.DataFrame, fit: _ArmFit, models: pd.DataFr
                 table.to_csv(mdir / name, index=False, float_format="%.17g")
         (run / OOF_PREDICTIONS).unlink(missing_ok=True)
     if info is not None:
-        written = ["predictions.csv"] + ([OOF_PREDICTIONS] if oof_table is not None else [])
+        written = [rf.PREDICTIONS] + ([OOF_PREDICTIONS] if oof_table is not None else [])
         record_provenance(run, written, info, drop=[] if oof_table is not None else [OOF_PREDICTIONS])
 
 
@@ -943,7 +940,7 @@ def _training_curves(log: pd.DataFrame, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from core.plotting import plot_training_curves
+    from dlr.core.plotting import plot_training_curves
 
     fig, axes = plt.subplots(1, 2, figsize=(7.0, 2.8), constrained_layout=True)
     plot_training_curves(log, axes=axes)

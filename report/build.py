@@ -3,16 +3,16 @@
 The Quarto sources (``report/index.qmd`` and the ``report/_*.qmd`` it includes) are fixed text:
 sections, cross-referenced tables and figures, and ``{{< include >}}`` shortcodes of generated
 Markdown. :func:`prepare_sources` writes that generated part into ``<source>/_generated/`` from
-the run's files only (it never fits anything): the display tables (:mod:`report.tables`), the
-figures (:mod:`report.figures`), the prose with the run's numbers (:mod:`report.text`), the
-TRIPOD+AI checklists (:mod:`report.tripod`) and ``values.yml``, the document's metadata (title,
+the run's files only (it never fits anything): the display tables (:mod:`dlr.report.tables`), the
+figures (:mod:`dlr.report.figures`), the prose with the run's numbers (:mod:`dlr.report.text`), the
+TRIPOD+AI checklists (:mod:`dlr.report.tripod`) and ``values.yml``, the document's metadata (title,
 the run's name, which arms ran). :func:`build_report` copies the sources into a temporary
-folder, prepares them, renders them with Quarto or its pandoc fallback (:mod:`report.render`)
+folder, prepares them, renders them with Quarto or its pandoc fallback (:mod:`dlr.report.render`)
 and moves ``index.html``, ``index.docx``, ``tripod_ai.csv``, ``tripod_ai_abstract.csv`` and
 ``figures/`` into ``RUN/report/`` at once.
 
 ``quarto render`` at the repository root renders the same sources for the latest run: the
-project's ``pre-render`` script (``python -m report.prepare``) prepares ``report/_generated/``
+project's ``pre-render`` script (``python -m dlr.report.prepare``) prepares ``report/_generated/``
 from the run named by ``DLR_RUN`` or, without it, the newest ``runs/*/run.json``.
 """
 from __future__ import annotations
@@ -24,7 +24,8 @@ from typing import Callable, Optional
 
 import yaml
 
-from core.errors import InputError
+from dlr.core.errors import InputError
+from dlr.core.progress import say as _say
 
 from . import text
 from .facts import RunFacts, read_run
@@ -47,11 +48,6 @@ FIGURE_SLOTS = ("fig-selection-flow", "fig-lasso", "fig-roc-classifiers", "fig-n
                 "fig-roc-models", "fig-roc-comparators", "fig-calibration-classifiers", "fig-calibration-models",
                 "fig-dca-classifiers", "fig-dca-models", "fig-km", "fig-forest", "fig-dl-training", "fig-scorecam")
 DCA_RANGE = (0.05, 0.80)
-
-
-def _say(progress, message):
-    if progress is not None:
-        progress(message)
 
 
 def _figure_block(record, folder: str) -> str:
@@ -159,7 +155,7 @@ def copy_sources(target: Path) -> None:
 def build_report(run, *, formats=("html", "docx"), renderer: str = "auto",
                  progress: Optional[Callable[[str], None]] = None):
     """Render ``RUN/report/`` from the run's saved results; returns the ``RenderResult``."""
-    from core.output import staged_folder
+    from dlr.core.output import staged_folder
 
     from .render import render_report, renderer_name
 

@@ -9,7 +9,6 @@ and TRIPOD+AI checklist are all written from it.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,29 +17,12 @@ from typing import Optional
 import pandas as pd
 import yaml
 
-from core.errors import InputError
+from dlr.core import run_folder as rf
+from dlr.core.errors import InputError
+from dlr.core.run_folder import COMPARATORS, DEEP_MODELS, OOF_SUFFIX  # noqa: F401  (the report's vocabulary)
 
-DEEP_MODELS = ("DL-ResNet10", "DL-ResNet18", "DL-ResNet34", "DLRCR")
-COMPARATORS = ("BCLC", "CNLC", "ERASL", "NLR", "PLR", "LMR")
-OOF_SUFFIX = " (out-of-fold)"
-
-
-def _csv(path: Path) -> Optional[pd.DataFrame]:
-    if not path.is_file():
-        return None
-    try:
-        return pd.read_csv(path, keep_default_na=True)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot be read as CSV ({exc}); rerun the stage that writes it") from None
-
-
-def _json(path: Path) -> Optional[dict]:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc}); rerun the stage that writes it") from None
+_csv = rf.read_table
+_json = rf.read_json
 
 
 @dataclass
@@ -125,10 +107,9 @@ class RunFacts:
 
     @property
     def best_radiomics(self) -> Optional[str]:
-        if self.models is None or "best_classifier" not in self.models:
-            return None
-        rows = self.models[self.models["best_classifier"].astype(str).str.lower() == "true"]
-        return None if rows.empty else str(rows["model"].iloc[0])
+        """The best radiomics classifier (:func:`dlr.core.run_folder.best_radiomics`: the one rule
+        the text and every table use)."""
+        return rf.best_radiomics(self.models, self.performance, self.dev_cohort)
 
     @property
     def has_radiomics(self) -> bool:
@@ -195,7 +176,7 @@ def read_run(run) -> RunFacts:
             record = _json(path)
             if record:
                 stages[record.get("stage", path.stem)] = record
-    results = _json(run / "results" / "results.json")
+    results = _json(run / rf.RESULTS_DIR / rf.RESULTS_JSON)
     selected_path = run / "clinical" / "selected.txt"
     selected = tuple(line.strip() for line in selected_path.read_text().splitlines() if line.strip()) \
         if selected_path.is_file() else ()
@@ -220,7 +201,7 @@ def read_run(run) -> RunFacts:
         agreement=_csv(run / "clinical" / "agreement.csv"),
         staging=_csv(run / "staging" / "staging.csv"),
         staging_missing=_csv(run / "staging" / "staging_missing.csv"),
-        split=_csv(run / "split.csv"),
+        split=_csv(run / rf.SPLIT),
         preprocessing=_json(run / "features" / "preprocessing.json"),
         survival=_csv(run / "results" / "survival.csv"),
         dca_differences=_csv(run / "results" / "decision_curve_differences.csv"),

@@ -14,12 +14,11 @@ clinician would plausibly change adjuvant treatment or surveillance after resect
 dashed. The forest plot groups the scanner-stratified AUCs by model with an "AUC (95% CI)"
 column, events/n per row and each between-level P once. With follow-up (``results/survival.csv``,
 ``km_curve.csv``), the best model's Kaplan-Meier curves of its risk groups, one panel per cohort
-other than the development one, drawn by :func:`analysis.plotting.plot_km`; the logistic models'
+other than the development one, drawn by :func:`dlr.analysis.plotting.plot_km`; the logistic models'
 nomograms from ``models/nomogram.csv`` (:func:`draw_nomogram`).
 """
 from __future__ import annotations
 
-import json
 import shutil
 import textwrap
 import warnings
@@ -30,7 +29,9 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-OOF_SUFFIX = " (out-of-fold)"
+from dlr.core import run_folder as rf
+
+OOF_SUFFIX = rf.OOF_SUFFIX
 COLOURS = {
     "CR": "#E69F00", "Radiomics-LR": "#0072B2", "Radiomics-SVM": "#009E73", "Radiomics-KNN": "#CC79A7",
     "Radiomics-XGBoost": "#D55E00", "Radiomics-MLP": "#56B4E9", "DL-ResNet10": "#882255", "DL-ResNet18": "#44AA99",
@@ -68,7 +69,7 @@ def _safe(name: str) -> str:
 
 
 def _csv(path: Path):
-    return pd.read_csv(path) if path.is_file() else None
+    return rf.read_table(path)
 
 
 def model_groups(run: Path) -> dict:
@@ -80,7 +81,7 @@ def model_groups(run: Path) -> dict:
     if models is not None and "best_classifier" in models:
         rows = models[models["best_classifier"].astype(str).str.lower() == "true"]
         best_rad = None if rows.empty else rows["model"].iloc[0]
-    results = json.loads((run / "results" / "results.json").read_text()) if (run / "results" / "results.json").is_file() else {}
+    results = rf.read_json(run / rf.RESULTS_DIR / rf.RESULTS_JSON) or {}
     best = results.get("settings", {}).get("reference")
     classifiers = [m for m in present if m.startswith("Radiomics-")]
     main = [m for m in dict.fromkeys(["CR", best_rad, "DL-ResNet10", "DL-ResNet18", "DL-ResNet34", "RCR", "DLRCR"])
@@ -351,7 +352,7 @@ def draw_training(run: Path):
     log = _csv(run / "models" / "deep" / "training_log.csv")
     if log is None or log.empty:
         return None
-    from core.plotting import plot_training_curves
+    from dlr.core.plotting import plot_training_curves
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(7.0, 3.0), constrained_layout=True)
     used = {}
@@ -422,7 +423,7 @@ def _nomogram_axis(ax, y: float, positions, labels, *, fontsize: float, width_in
 def draw_nomogram(table: pd.DataFrame, axes: pd.DataFrame, *, ax=None, model: str | None = None,
                   outcome: str = "early recurrence", fontsize: float = 7.0):
     """The classic nomogram of one logistic model from ``RUN/models/nomogram.csv`` and
-    ``nomogram_axes.csv`` (:mod:`modeling.nomogram`, ``rms::nomogram``'s scaling): the Points axis
+    ``nomogram_axes.csv`` (:mod:`dlr.modeling.nomogram`, ``rms::nomogram``'s scaling): the Points axis
     (0-100) on top, one axis per predictor at each value's points, Total points, and the predicted
     probability of ``outcome`` at the total points where it is reached.
 
@@ -501,7 +502,7 @@ def draw_nomogram(table: pd.DataFrame, axes: pd.DataFrame, *, ax=None, model: st
 
 
 def _km_curve(rows: pd.DataFrame, n: int) -> SimpleNamespace:
-    """One risk group's curve as :func:`analysis.plotting.plot_km` reads it, from its
+    """One risk group's curve as :func:`dlr.analysis.plotting.plot_km` reads it, from its
     ``km_curve.csv`` rows. Without an ``n_events`` column (analyses before it was written) the
     events are taken as every drop of the number at risk, so that no censoring tick is drawn."""
     rows = rows.sort_values("time", kind="stable")
@@ -539,8 +540,8 @@ def km_cohorts(survival: pd.DataFrame, model: str, dev: str, *, order=()) -> lis
 def draw_km(run: Path, model: str, cohorts: list, *, xlabel: str = "Time"):
     """Kaplan-Meier curves of ``model``'s high- and low-risk groups, one panel per cohort, from
     ``results/km_curve.csv`` and ``results/survival.csv`` (the log-rank P, the hazard ratio and
-    the threshold of each panel's legend); drawn by :func:`analysis.plotting.plot_km`."""
-    from analysis.plotting import plot_km
+    the threshold of each panel's legend); drawn by :func:`dlr.analysis.plotting.plot_km`."""
+    from dlr.analysis.plotting import plot_km
 
     survival, curves = _csv(run / "results" / "survival.csv"), _csv(run / "results" / "km_curve.csv")
     if survival is None or curves is None or not cohorts:
@@ -574,10 +575,10 @@ def draw_report_figures(run, out, *, dca_range=(0.05, 0.80), dpi: int = 300) -> 
     perf = _csv(run / "results" / "performance.csv")
     if perf is None:
         return ()
-    results = json.loads((run / "results" / "results.json").read_text()) if (run / "results" / "results.json").is_file() else {}
+    results = rf.read_json(run / rf.RESULTS_DIR / rf.RESULTS_JSON) or {}
     dev = results.get("settings", {}).get("dev_cohort", "training")
     cohorts = _cohorts(perf, dev)
-    predictions = _csv(run / "predictions.csv")
+    predictions = _csv(run / rf.PREDICTIONS)
     groups = model_groups(run)
     panels = ", ".join(f"({'ABCDEFGH'[i]}) the {c} cohort" for i, c in enumerate(cohorts))
     names = {"classifiers": "the five radiomics classifiers", "models": "the clinical-radiological, radiomics and "

@@ -93,8 +93,8 @@ from urllib.parse import unquote
 
 import yaml
 
-from core.errors import InputError
-from core.output import staged_files
+from dlr.core.errors import InputError
+from dlr.core.output import staged_files
 
 #: output formats, in the order written
 FORMATS = ("html", "docx")

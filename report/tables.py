@@ -46,13 +46,14 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from core.output import read_provenance
+from dlr.core import run_folder as rf
+from dlr.core.output import read_provenance
 
 NA = "NA"      # a statistic that could not be estimated
 DASH = "—"     # a cell that does not apply
 
-RADIOMICS = ("Radiomics-LR", "Radiomics-SVM", "Radiomics-KNN", "Radiomics-XGBoost", "Radiomics-MLP")
-DEEP = ("DL-ResNet10", "DL-ResNet18", "DL-ResNet34")
+RADIOMICS = rf.RADIOMICS_MODELS
+DEEP = rf.DEEP_NETWORK_MODELS
 COMPARATORS = ("BCLC", "CNLC", "ERASL", "NLR", "PLR", "LMR")
 DL_NOT_RUN = "not run: the deep-learning arm was not part of this run"
 
@@ -202,18 +203,12 @@ def _names(items: Sequence[str]) -> str:
 def _read_csv(path: Path, **kwargs) -> pd.DataFrame | None:
     """A saved table, or None when the file is absent or has no rows. Only empty cells are
     missing values (a level named "NA" stays text)."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    try:
-        frame = pd.read_csv(path, keep_default_na=False, na_values=[""], **kwargs)
-    except pd.errors.EmptyDataError:
-        return None
-    return frame if len(frame) else None
+    frame = rf.read_table(path, **kwargs)
+    return frame if frame is not None and len(frame) else None
 
 
 def _settings(run: Path, results: str) -> dict:
-    path = Path(run) / results / "results.json"
+    path = Path(run) / results / rf.RESULTS_JSON
     if not path.is_file():
         return {}
     try:
@@ -245,7 +240,7 @@ def _dev_cohort(perf: pd.DataFrame, settings: dict) -> str:
 
 
 def _oof_cohort(perf: pd.DataFrame, settings: dict) -> str | None:
-    name = settings.get("oof_cohort") or f"{_dev_cohort(perf, settings)} (out-of-fold)"
+    name = settings.get("oof_cohort") or rf.oof_cohort(_dev_cohort(perf, settings))
     return name if name in set(perf["cohort"]) else None
 
 
@@ -263,23 +258,9 @@ def best_radiomics_model(run, *, results: str = "results", models: str = "models
     """The best radiomics classifier as ``dlr train`` chose it (``models.csv`` column
     ``best_classifier``, by nested out-of-fold AUC); without models.csv, the radiomics model
     with the highest out-of-fold AUC in performance.csv (else the highest development AUC)."""
-    table = _models_csv(Path(run), models)
-    if table is not None and "best_classifier" in table.columns:
-        chosen = table.loc[table["best_classifier"].astype(str).str.lower() == "true", "model"]
-        if len(chosen):
-            return str(chosen.iloc[0])
     perf = _performance(Path(run), results)
-    if perf is None:
-        return None
-    settings = _settings(Path(run), results)
-    rad = perf[perf["model"].isin(RADIOMICS)]
-    if rad.empty:
-        return None
-    for cohort in (_oof_cohort(perf, settings), _dev_cohort(perf, settings)):
-        rows = rad[(rad["cohort"] == cohort) & np.isfinite(rad["auc"].astype(float))]
-        if len(rows):
-            return str(rows.loc[rows["auc"].astype(float).idxmax(), "model"])
-    return str(rad["model"].iloc[0])
+    dev = _dev_cohort(perf, _settings(Path(run), results)) if perf is not None else None
+    return rf.best_radiomics(_models_csv(Path(run), models), perf, dev)
 
 
 def reference_model(run, *, results: str = "results") -> str | None:

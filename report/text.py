@@ -1,4 +1,4 @@
-"""The report's prose, written from a run's saved results (:class:`report.facts.RunFacts`).
+"""The report's prose, written from a run's saved results (:class:`dlr.report.facts.RunFacts`).
 
 Each function returns Markdown for one section, naming only the tables and figures that exist
 (``tables`` and ``figures``: the labels the build made). Rounding happens here, for display:
@@ -609,7 +609,7 @@ def _incidence(row: pd.Series, group: str) -> str:
 
 
 def km_model(facts: RunFacts) -> Optional[str]:
-    """The model of the Kaplan-Meier figure (as :func:`report.figures.km_model`): the best model
+    """The model of the Kaplan-Meier figure (as :func:`dlr.report.figures.km_model`): the best model
     when survival.csv has it, else survival.csv's first model."""
     s = facts.survival
     if s is None or s.empty:
@@ -769,7 +769,7 @@ def reproducibility(facts: RunFacts, *, renderer: str) -> str:
 
 
 def tripod_facts(facts: RunFacts, *, renderer: str) -> dict:
-    """The facts dict of :func:`report.tripod.tripod_checklist` (keys documented there)."""
+    """The facts dict of :func:`dlr.report.tripod.tripod_checklist` (keys documented there)."""
     cfg = facts.config
     out = {}
     out["title"] = report_title(facts)

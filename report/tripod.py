@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from core.errors import InputError
+from dlr.core.errors import InputError
 
 MAIN = "TRIPOD+AI"
 ABSTRACTS = "TRIPOD+AI for Abstracts"

@@ -15,9 +15,9 @@ from numpy.testing import assert_allclose
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import cohens_kappa as sm_cohens_kappa
 
-from core.stats.agreement import ICC_FORMS, cohen_kappa, icc, kappa_table
-from core.errors import UndefinedStatisticWarning
-from core.errors import InputError
+from dlr.core.stats.agreement import ICC_FORMS, cohen_kappa, icc, kappa_table
+from dlr.core.errors import UndefinedStatisticWarning
+from dlr.core.errors import InputError
 
 from conftest import read_long_csv
 

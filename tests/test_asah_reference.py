@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from analysis.pipeline import analyze
-from analysis.predictions import read_predictions
+from dlr.analysis.pipeline import analyze
+from dlr.analysis.predictions import read_predictions
 from conftest import run_dlr
 
 TOL = {"auc": 1e-9, "brier": 1e-9, "sensitivity": 1e-9, "specificity": 1e-9, "accuracy": 1e-9,

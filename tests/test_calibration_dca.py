@@ -9,14 +9,14 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import stats
 
-from analysis.calibration import calibration_curve, calibration_summary, decile_groups, hosmer_lemeshow
-from analysis.decision_curve import THRESHOLDS, fit_risk_mapping, net_benefit, net_benefit_treat_all
-from analysis.discrimination import stratified_resamples
-from core.errors import UndefinedStatisticWarning
-from analysis.pipeline import analyze
-from analysis.predictions import validate_predictions
-from analysis.reclassification import reclassification
-from analysis.subgroups import stratified_auc
+from dlr.analysis.calibration import calibration_curve, calibration_summary, decile_groups, hosmer_lemeshow
+from dlr.analysis.decision_curve import THRESHOLDS, fit_risk_mapping, net_benefit, net_benefit_treat_all
+from dlr.analysis.discrimination import stratified_resamples
+from dlr.core.errors import UndefinedStatisticWarning
+from dlr.analysis.pipeline import analyze
+from dlr.analysis.predictions import validate_predictions
+from dlr.analysis.reclassification import reclassification
+from dlr.analysis.subgroups import stratified_auc
 from conftest import make_predictions
 
 
@@ -140,7 +140,7 @@ def test_three_levels_use_heterogeneity_test():
 
 
 def test_calibration_group_count_follows_the_cohort_size():
-    from analysis.calibration import calibration_group_count
+    from dlr.analysis.calibration import calibration_group_count
 
     # floor(n / 10) clipped to [3, 10], never more groups than patients
     expected = {1: 1, 2: 2, 5: 3, 20: 3, 33: 3, 39: 3, 40: 4, 59: 5, 100: 10, 132: 10, 5000: 10}
@@ -152,7 +152,7 @@ def test_calibration_group_count_follows_the_cohort_size():
 def test_grouped_calibration_small_case_by_hand():
     from statsmodels.stats.proportion import proportion_confint
 
-    from analysis.calibration import grouped_calibration
+    from dlr.analysis.calibration import grouped_calibration
 
     # 33 distinct predictions 0.01, ..., 0.33: three groups of 11 (not deciles of 3 or 4);
     # events: 2 of the lowest 11, 5 of the middle 11, 9 of the top 11
@@ -178,7 +178,7 @@ def test_grouped_calibration_small_case_by_hand():
 
 
 def test_grouped_calibration_rejects_bad_input():
-    from analysis.calibration import grouped_calibration
+    from dlr.analysis.calibration import grouped_calibration
 
     with pytest.raises(ValueError, match="same patients"):
         grouped_calibration([0, 1], [0.5])
@@ -191,8 +191,8 @@ def test_grouped_calibration_rejects_bad_input():
 
 
 def test_analysis_writes_calibration_groups_sized_to_each_cohort(tmp_path):
-    from analysis.calibration import grouped_calibration
-    from analysis.output import write_analysis
+    from dlr.analysis.calibration import grouped_calibration
+    from dlr.analysis.output import write_analysis
 
     rng = np.random.default_rng(7)
     rows = []

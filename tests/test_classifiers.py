@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from modeling.classifiers import (
+from dlr.modeling.classifiers import (
     CLASSIFIERS,
     TunedModel,
     best_classifier,
@@ -212,7 +212,7 @@ def test_a_grid_is_extended_past_the_edge_where_the_log_loss_is_best_then_warns(
     """LR on a separable problem with a grid of tiny C (strong shrinkage, every risk near the
     prevalence): the best C sits on the upper edge, so the grid grows a decade at a time, and a
     GridEdgeWarning names the value still on the edge after MAX_EXTENSIONS."""
-    import modeling.classifiers as clf
+    import dlr.modeling.classifiers as clf
 
     original = clf.make_pipeline
 
@@ -229,7 +229,7 @@ def test_a_grid_is_extended_past_the_edge_where_the_log_loss_is_best_then_warns(
 
 
 def test_grid_extension_steps_and_limits():
-    import modeling.classifiers as clf
+    import dlr.modeling.classifiers as clf
 
     grid = {"C": [0.1, 1, 10], "k": [5, 9, 15, 21], "depth": [2, 3], "weights": ["uniform", "distance"]}
     assert clf._edges(grid, {"C": 10, "k": 5, "depth": 3, "weights": "uniform"}) == {"C": "upper", "k": "lower"}

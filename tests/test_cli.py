@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import figures, output
-from analysis.pipeline import analyze
-from analysis.predictions import validate_predictions
+from dlr.analysis import figures, output
+from dlr.analysis.pipeline import analyze
+from dlr.analysis.predictions import validate_predictions
 from conftest import make_predictions, run_dlr
 from dlr.cli import main
 

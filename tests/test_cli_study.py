@@ -99,7 +99,7 @@ def _synthetic_damages():
 
 @pytest.fixture(scope="module")
 def synthetic_study(tmp_path_factory):
-    from modeling.synthetic import synthesize_study
+    from dlr.modeling.synthetic import synthesize_study
 
     root = tmp_path_factory.mktemp("synthetic") / "S"
     synthesize_study(root, n=12, seed=3)

@@ -77,7 +77,7 @@ def test_staging_command_on_the_worked_examples(tmp_path, capsys):
 
 
 def test_study_yaml_cut_points_dichotomise_like_the_paper(tmp_path, capsys):
-    from modeling.config import StudyConfig, dump_study_config
+    from dlr.modeling.config import StudyConfig, dump_study_config
 
     rng = __import__("numpy").random.default_rng(0)
     n = 60
@@ -99,7 +99,7 @@ def test_study_yaml_cut_points_dichotomise_like_the_paper(tmp_path, capsys):
 
 
 def test_staging_study_yaml_maps_columns(tmp_path, capsys):
-    from modeling.config import StudyConfig, dump_study_config
+    from dlr.modeling.config import StudyConfig, dump_study_config
 
     pd.DataFrame([dict(patient_id="P1", performance_status=3, child_pugh_class="A", tumor_number=1,
                        tumor_diameter=4.0, macrovascular_invasion=0, extrahepatic_spread=0)]).to_csv(

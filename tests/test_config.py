@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from modeling.config import (StudyConfigError, dump_study_config, load_study_config, parse_study_config)
+from dlr.modeling.config import (StudyConfigError, dump_study_config, load_study_config, parse_study_config)
 
 FULL = {
     "name": "demo", "cohorts": ["training", "validation"], "phases": ["AP", "PVP", "DP"], "scanner_column": "scanner",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from core.output import (file_sha256, provenance, read_provenance, record_provenance, staged_file, staged_files,
+from dlr.core.output import (file_sha256, provenance, read_provenance, record_provenance, staged_file, staged_files,
                          staged_folder, write_files)
 
 

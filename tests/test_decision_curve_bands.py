@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-import analysis.decision_curve as dc
-import analysis.discrimination as discrimination
-from analysis.decision_curve import (THRESHOLDS, bootstrap_net_benefit, compare_decision_curves, decision_curve,
+import dlr.analysis.decision_curve as dc
+import dlr.analysis.discrimination as discrimination
+from dlr.analysis.decision_curve import (THRESHOLDS, bootstrap_net_benefit, compare_decision_curves, decision_curve,
                                      fit_risk_mapping, interventions_avoided, net_benefit, net_benefit_difference,
                                      net_benefit_treat_all, threshold_range, treat_all_curve)
-from analysis.discrimination import stratified_resamples
-from analysis.pipeline import DCA_COLUMNS, DCA_DIFFERENCE_COLUMNS, analyze
-from analysis.predictions import validate_predictions
+from dlr.analysis.discrimination import stratified_resamples
+from dlr.analysis.pipeline import DCA_COLUMNS, DCA_DIFFERENCE_COLUMNS, analyze
+from dlr.analysis.predictions import validate_predictions
 from conftest import make_predictions
 from dlr.cli import main
 

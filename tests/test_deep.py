@@ -13,11 +13,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("monai")
 
-from modeling.deep.arm import Partner, train_deep_arm  # noqa: E402
-from modeling.deep.fit import augment, dihedral, fit_network, predict, slice_samples  # noqa: E402
-from modeling.deep.networks import MultiPhaseNet  # noqa: E402
-from modeling.deep.settings import deep_settings  # noqa: E402
-from modeling.deep.slices import (StudySlices, background_level, crop_box, largest_cross_section,  # noqa: E402
+from dlr.modeling.deep.arm import Partner, train_deep_arm  # noqa: E402
+from dlr.modeling.deep.fit import augment, dihedral, fit_network, predict, slice_samples  # noqa: E402
+from dlr.modeling.deep.networks import MultiPhaseNet  # noqa: E402
+from dlr.modeling.deep.settings import deep_settings  # noqa: E402
+from dlr.modeling.deep.slices import (StudySlices, background_level, crop_box, largest_cross_section,  # noqa: E402
                                   phase_slices, slice_window)
 
 CPU = torch.device("cpu")
@@ -117,7 +117,7 @@ def test_training_lowers_the_loss_and_a_rerun_gives_the_same_bytes():
 def test_test_time_augmentation_averages_the_eight_views():
     x, _ = _toy(n=4, size=16)
     net = MultiPhaseNet("ResNet10", 3, width=8).eval()
-    from modeling.deep.fit import log_odds
+    from dlr.modeling.deep.fit import log_odds
 
     z = log_odds(net, x, tta=True)
     with torch.no_grad():
@@ -173,7 +173,7 @@ def test_a_fixed_field_of_view_keeps_the_tumours_size_and_the_voxels_as_they_are
 
 def test_quick_rigid_recovers_a_known_rotation_and_shift():
     ants = pytest.importorskip("ants")
-    from modeling.deep.slices import register_rigid
+    from dlr.modeling.deep.slices import register_rigid
 
     rng = np.random.default_rng(1)
     x, y, z = np.meshgrid(np.arange(64), np.arange(64), np.arange(32), indexing="ij")

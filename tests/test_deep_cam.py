@@ -14,13 +14,13 @@ pytest.importorskip("monai")
 import torch  # noqa: E402
 from scipy.ndimage import binary_dilation  # noqa: E402
 
-from core.stats.roc import rank_auc  # noqa: E402
-from modeling.deep.cam import (CATEGORIES, cam_mass_inside, choose_examples, overlay_figure,  # noqa: E402
+from dlr.core.stats.roc import rank_auc  # noqa: E402
+from dlr.modeling.deep.cam import (CATEGORIES, cam_mass_inside, choose_examples, overlay_figure,  # noqa: E402
                                score_cam, upsample_centred)
-from modeling.deep.fit import fit_network, predict  # noqa: E402
-from modeling.deep.networks import MultiPhaseNet  # noqa: E402
-from modeling.deep.settings import deep_settings  # noqa: E402
-from modeling.deep.slices import _read, phase_slices  # noqa: E402
+from dlr.modeling.deep.fit import fit_network, predict  # noqa: E402
+from dlr.modeling.deep.networks import MultiPhaseNet  # noqa: E402
+from dlr.modeling.deep.settings import deep_settings  # noqa: E402
+from dlr.modeling.deep.slices import _read, phase_slices  # noqa: E402
 
 from conftest import DATA  # noqa: E402
 

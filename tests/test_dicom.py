@@ -24,9 +24,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from core.output import read_provenance
-from core.errors import InputError
-from modeling.dicom import DicomError, dicom_to_nifti, import_dicom_study, read_dicom_series, slice_positions
+from dlr.core.output import read_provenance
+from dlr.core.errors import InputError
+from dlr.modeling.dicom import DicomError, dicom_to_nifti, import_dicom_study, read_dicom_series, slice_positions
 
 from conftest import DATA
 

@@ -8,8 +8,8 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import stats
 
-from core.errors import UndefinedStatisticWarning
-from analysis.discrimination import (auc_heterogeneity_test, bootstrap_auc,
+from dlr.core.errors import UndefinedStatisticWarning
+from dlr.analysis.discrimination import (auc_heterogeneity_test, bootstrap_auc,
                                      delong_placements, delong_test, delong_unpaired_test, percentile_interval,
                                      roc_auc_delong, roc_curve, stratified_resamples)
 
@@ -200,7 +200,7 @@ def test_large_n_runs_and_matches_mann_whitney():
 
 
 def test_blockwise_resamples_are_stable_and_match_the_oracle(monkeypatch):
-    import analysis.discrimination as disc
+    import dlr.analysis.discrimination as disc
 
     monkeypatch.setattr(disc, "BLOCK_CELLS", 7 * 90)  # 7 resamples of 90 patients per block
     y, s = sample(90, 17, ties=True)

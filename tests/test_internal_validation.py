@@ -31,7 +31,7 @@ from numpy.testing import assert_allclose
 from scipy import special
 
 from conftest import read_long_csv
-from modeling.internal_validation import (
+from dlr.modeling.internal_validation import (
     COLUMNS,
     FIXED,
     INDEXES,
@@ -200,7 +200,7 @@ def test_gini_mean_difference_equals_the_pairwise_mean():
 def test_an_mle_fit_recalibrated_on_its_own_data_has_intercept_0_slope_1():
     """own_fit=True (rms's evalfit) is the recalibration of a maximum-likelihood fit on its own sample."""
     data, _ = _read_case()
-    from core.stats.logistic import fit_logistic
+    from dlr.core.stats.logistic import fit_logistic
 
     exog = np.column_stack([np.ones(N), data[["x1", "x2", "x3"]].to_numpy(dtype=float)])
     y = data["y"].to_numpy(dtype=float)
@@ -277,9 +277,9 @@ def test_bootstrap_validation_checks_the_resamples():
 @pytest.fixture(scope="module")
 def clinical_study(tmp_path_factory):
     """The synthetic study's clinical data (no images) and its CR model on the development cohort."""
-    from modeling.clinical import fit_cr
-    from modeling.study import load_study
-    from modeling.synthetic import synthesize_study
+    from dlr.modeling.clinical import fit_cr
+    from dlr.modeling.study import load_study
+    from dlr.modeling.synthetic import synthesize_study
 
     root = tmp_path_factory.mktemp("iv") / "S"
     synthesize_study(root, n=165, images=False)
@@ -295,8 +295,8 @@ def clinical_study(tmp_path_factory):
 
 
 def test_cr_fixed_factors_is_validate_logistic_on_its_design(clinical_study):
-    from modeling.clinical import design
-    from modeling.internal_validation import validate_cr
+    from dlr.modeling.clinical import design
+    from dlr.modeling.internal_validation import validate_cr
 
     _, config, dev, model = clinical_study
     fixed = validate_cr(dev, config, model, procedure=FIXED, n_resamples=40, seed=3).to_frame()
@@ -310,8 +310,8 @@ def test_cr_fixed_factors_is_validate_logistic_on_its_design(clinical_study):
 def test_repeating_the_selection_costs_more_optimism_and_counts_null_models(clinical_study, monkeypatch):
     """The selection-repeated bootstrap: each resample reselects (its factors vary), a resample that
     selects nothing is the intercept-only model (Dxy 0 on the resample), kept and counted."""
-    import modeling.internal_validation as iv
-    from modeling.internal_validation import validate_cr
+    import dlr.modeling.internal_validation as iv
+    from dlr.modeling.internal_validation import validate_cr
 
     _, config, dev, model = clinical_study
     fixed = validate_cr(dev, config, model, procedure=FIXED, n_resamples=40, seed=3).to_frame().set_index("index")
@@ -344,8 +344,8 @@ def test_repeating_the_selection_costs_more_optimism_and_counts_null_models(clin
 def test_train_writes_the_table_and_never_uses_a_validation_patient(clinical_study, tmp_path):
     """`dlr train`'s internal_validation.csv (and nomograms) are byte-identical when every validation
     patient's outcome and clinical values change."""
-    from modeling.study import load_study
-    from modeling.train import train_study
+    from dlr.modeling.study import load_study
+    from dlr.modeling.train import train_study
 
     root, config, _, _ = clinical_study
     runs = []
@@ -375,8 +375,8 @@ def test_train_writes_the_table_and_never_uses_a_validation_patient(clinical_stu
 
 def test_validate_b_zero_skips_the_table_and_a_negative_b_is_refused(clinical_study, tmp_path):
     from conftest import run_dlr
-    from modeling.study import load_study
-    from modeling.train import train_study
+    from dlr.modeling.study import load_study
+    from dlr.modeling.train import train_study
 
     root = clinical_study[0]
     train_study(load_study(root), tmp_path / "run", arms=("clinical",), oof=False, internal_validation_b=0)
@@ -392,7 +392,7 @@ def test_the_repeated_selection_is_r_glm_wald_selection_on_each_resample():
     glm Wald tests pick (univariate p < 0.05, then multivariate p < 0.05, a factor's terms jointly)."""
     import warnings
 
-    from modeling.cr_factors import select_cr_factors
+    from dlr.modeling.cr_factors import select_cr_factors
 
     data, rows = _read_case()
     candidates = ["x1", "x2", "x3", "g"]

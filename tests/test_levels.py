@@ -11,11 +11,11 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import special
 
-from core.errors import InputError
-from core.tables import parse_column
+from dlr.core.errors import InputError
+from dlr.core.tables import parse_column
 from dlr.cli import main
-from modeling.config import StudyConfig, StudyConfigError, dump_study_config, parse_study_config
-from modeling.cr_factors import multivariate_logistic, univariate_logistic
+from dlr.modeling.config import StudyConfig, StudyConfigError, dump_study_config, parse_study_config
+from dlr.modeling.cr_factors import multivariate_logistic, univariate_logistic
 
 SIZES = ["<=20", "20-50", ">50"]  # string sort would give 20-50, <=20, >50
 #: training patients by (tumour_size, early_recurrence)
@@ -128,7 +128,7 @@ def test_table1_lists_levels_in_the_declared_order(tmp_path, capsys):
     assert list(dict.fromkeys(summary.loc[summary.variable == "tumour_size", "level"])) == SIZES
     # the empty level changes no test: the training chi-squared is that of the A/B table
     tests = pd.read_csv(tmp_path / "out" / "table1_tests.csv").set_index(["variable", "scope"])
-    from core.stats.group_tests import compare_categorical
+    from dlr.core.stats.group_tests import compare_categorical
 
     f = _clinical()
     f = f[f.cohort == "training"]
@@ -212,7 +212,7 @@ def test_bad_levels_name_the_key(variable, needle):
 
 
 def test_levels_round_trip_through_study_yaml(tmp_path):
-    from modeling.config import load_study_config
+    from dlr.modeling.config import load_study_config
 
     (tmp_path / "study.yaml").write_text(dump_study_config(CONFIG))
     assert load_study_config(tmp_path / "study.yaml").variables[0].levels == SIZES
@@ -225,7 +225,7 @@ def test_dlr_validate_lists_a_value_outside_the_declared_levels(tmp_path):
     sys.path.insert(0, os.path.dirname(__file__))
     from real_clinical_study import write_study
 
-    from modeling.study import validate_study
+    from dlr.modeling.study import validate_study
 
     study = write_study(tmp_path / "s")
     frame = pd.read_csv(study / "clinical.csv")

@@ -18,10 +18,10 @@ import pytest
 import yaml
 
 from conftest import REPO
-from core.errors import InputError
-from core.output import read_provenance
+from dlr.core.errors import InputError
+from dlr.core.output import read_provenance
 from dlr.cli import main
-from modeling.study import STAGE_CHECKS, load_study, validate_study
+from dlr.modeling.study import STAGE_CHECKS, load_study, validate_study
 from test_study import write_study
 
 sitk = pytest.importorskip("SimpleITK")
@@ -74,7 +74,7 @@ def _with_nonfinite(path: Path, *, nan: int = 3, inf: int = 1) -> None:
 
 
 def test_nifti_reader_sees_the_voxels_simpleitk_zeroes(tmp_path):
-    from modeling.nifti import nonfinite_voxels
+    from dlr.modeling.nifti import nonfinite_voxels
 
     values = np.full((4, 5, 6), 7, np.float32)
     values[0, 0, :3], values[1, 1, 1] = np.nan, -np.inf
@@ -107,7 +107,7 @@ def test_validate_reports_nonfinite_voxels_with_patient_file_count_and_fix(study
 
 
 def test_preprocessing_refuses_nonfinite_voxels_from_a_file_or_in_memory(tmp_path):
-    from modeling.radiomics.preprocess import PreprocessError, preprocess_phase
+    from dlr.modeling.radiomics.preprocess import PreprocessError, preprocess_phase
 
     values = np.random.default_rng(0).normal(100, 10, (12, 30, 30)).astype(np.float32)
     mask = np.zeros(values.shape, np.uint8)
@@ -126,7 +126,7 @@ def test_preprocessing_refuses_nonfinite_voxels_from_a_file_or_in_memory(tmp_pat
 def one_phase_study(tmp_path_factory) -> Path:
     """A synthetic study of 10 patients, one phase, native 3 x 3 x 5 mm grid (cheap to extract)."""
     pytest.importorskip("radiomics")
-    from modeling.synthetic import synthesize_study
+    from dlr.modeling.synthetic import synthesize_study
 
     root = tmp_path_factory.mktemp("synthetic") / "S"
     synthesize_study(root, n=10, seed=7)
@@ -139,7 +139,7 @@ def one_phase_study(tmp_path_factory) -> Path:
 
 
 def test_extraction_fails_the_nonfinite_case_naming_its_voxels(one_phase_study, tmp_path):
-    from modeling.radiomics.extraction import extract_study
+    from dlr.modeling.radiomics.extraction import extract_study
 
     root = Path(shutil.copytree(one_phase_study, tmp_path / "S"))
     _with_nonfinite(root / "images/HCC003/AP.nii.gz", nan=7, inf=2)
@@ -192,7 +192,7 @@ def test_validate_reports_a_mask_with_other_labels_unless_mask_label_is_given(st
 
 
 def test_preprocessing_uses_mask_label_and_hands_pyradiomics_a_binary_mask():
-    from modeling.radiomics.preprocess import preprocess_phase
+    from dlr.modeling.radiomics.preprocess import preprocess_phase
 
     values = np.random.default_rng(1).normal(100, 10, (12, 30, 30)).astype(np.float32)
     tumour = np.zeros(values.shape, np.uint8)
@@ -208,7 +208,7 @@ def test_preprocessing_uses_mask_label_and_hands_pyradiomics_a_binary_mask():
 
 
 def test_extraction_honours_mask_label(one_phase_study, tmp_path):
-    from modeling.radiomics.extraction import extract_study
+    from dlr.modeling.radiomics.extraction import extract_study
 
     relabelled = Path(shutil.copytree(one_phase_study, tmp_path / "S2"))
     for path in sorted(relabelled.glob("masks*/*/AP.nii.gz")):
@@ -227,7 +227,7 @@ def test_extraction_honours_mask_label(one_phase_study, tmp_path):
 
 
 def test_a_parameter_file_naming_another_label_is_refused(one_phase_study, tmp_path):
-    from modeling.radiomics.extraction import ParamsError, extract_study
+    from dlr.modeling.radiomics.extraction import ParamsError, extract_study
 
     params = yaml.safe_load(LIGHT.read_text())
     params["setting"]["label"] = 2
@@ -263,7 +263,7 @@ def test_a_clinical_csv_with_another_separator_is_one_problem(study, capsys, sep
 
 
 def test_read_table_refuses_a_semicolon_file(tmp_path):
-    from core.tables import read_table
+    from dlr.core.tables import read_table
 
     (tmp_path / "t.csv").write_text("patient_id;cohort;y\nP1;training;1\n")
     with pytest.raises(InputError, match=r"t.csv: the file seems to be separated by ';' \(semicolons\)"):
@@ -277,7 +277,7 @@ def test_read_table_refuses_a_semicolon_file(tmp_path):
 
 
 def test_every_study_yaml_error_is_reported_at_once_under_its_key(study, capsys):
-    from modeling.config import StudyConfigError, load_study_config
+    from dlr.modeling.config import StudyConfigError, load_study_config
 
     _yaml(study, profile="huge", dev_cohort="train", n_folds=1, colour="red")
     keys = [p.message.split(":")[0] for p in validate_study(study)]
@@ -301,7 +301,7 @@ def test_every_study_yaml_error_is_reported_at_once_under_its_key(study, capsys)
 
 
 def test_a_cross_key_check_is_skipped_when_a_key_it_reads_is_invalid():
-    from modeling.config import StudyConfigError, parse_study_config
+    from dlr.modeling.config import StudyConfigError, parse_study_config
 
     with pytest.raises(StudyConfigError) as exc:
         parse_study_config({"cohorts": "training", "dev_cohort": "derivation",
@@ -316,7 +316,7 @@ def test_a_cross_key_check_is_skipped_when_a_key_it_reads_is_invalid():
 
 
 def _clinical_split_args(root: Path):
-    from modeling.config import load_study_config
+    from dlr.modeling.config import load_study_config
 
     config = load_study_config(root / "study.yaml")
     clinical = pd.read_csv(root / "clinical.csv", dtype={"patient_id": str})
@@ -326,7 +326,7 @@ def _clinical_split_args(root: Path):
 
 @pytest.fixture(scope="module")
 def clinical_only(tmp_path_factory) -> Path:
-    from modeling.synthetic import synthesize_study
+    from dlr.modeling.synthetic import synthesize_study
 
     root = tmp_path_factory.mktemp("clinical") / "S"
     synthesize_study(root, n=30, seed=7, images=False)
@@ -336,7 +336,7 @@ def clinical_only(tmp_path_factory) -> Path:
 
 
 def test_a_split_drawn_with_another_seed_or_folds_is_refused(clinical_only, tmp_path):
-    from modeling.splits import SplitError, load_or_make_split
+    from dlr.modeling.splits import SplitError, load_or_make_split
 
     clinical, kwargs = _clinical_split_args(clinical_only)
     run = tmp_path / "run"
@@ -353,7 +353,7 @@ def test_a_split_drawn_with_another_seed_or_folds_is_refused(clinical_only, tmp_
 
 
 def test_a_hand_written_or_edited_split_is_used_as_it_is(clinical_only, tmp_path):
-    from modeling.splits import load_or_make_split
+    from dlr.modeling.splits import load_or_make_split
 
     clinical, kwargs = _clinical_split_args(clinical_only)
     hand = tmp_path / "hand"
@@ -369,7 +369,7 @@ def test_a_hand_written_or_edited_split_is_used_as_it_is(clinical_only, tmp_path
 
 
 def test_dlr_train_with_another_seed_exits_2(clinical_only, tmp_path, capsys):
-    from modeling.splits import load_or_make_split
+    from dlr.modeling.splits import load_or_make_split
 
     clinical, kwargs = _clinical_split_args(clinical_only)
     run = tmp_path / "run"
@@ -387,7 +387,7 @@ def test_dlr_train_with_another_seed_exits_2(clinical_only, tmp_path, capsys):
 
 
 def test_validate_reports_a_development_cohort_too_small_for_the_folds(study, capsys):
-    from modeling.splits import SplitError, make_split
+    from dlr.modeling.splits import SplitError, make_split
 
     _yaml(study, n_folds=3)  # the development cohort has 2 patients of each outcome
     problems = [p for p in validate_study(study) if p.check == "dev-folds"]
@@ -428,8 +428,8 @@ def test_an_unknown_outcome_counts_either_way(study):
 
 
 def test_a_small_synthetic_study_names_the_folds_it_can_fill(tmp_path):
-    from modeling.config import load_study_config
-    from modeling.synthetic import synthesize_study
+    from dlr.modeling.config import load_study_config
+    from dlr.modeling.synthetic import synthesize_study
 
     synthesize_study(tmp_path / "small", n=10, images=False)
     assert load_study_config(tmp_path / "small/study.yaml").n_folds == 3

@@ -17,9 +17,9 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy import special
 
 from conftest import read_long_csv
-from core.stats.logistic import fit_logistic
-from modeling.clinical import Coding, CRModel
-from modeling.nomogram import (
+from dlr.core.stats.logistic import fit_logistic
+from dlr.modeling.clinical import Coding, CRModel
+from dlr.modeling.nomogram import (
     AXES_COLUMNS,
     TABLE_COLUMNS,
     NomogramAxis,
@@ -128,7 +128,7 @@ LEVEL_OF = {"ast": lambda v: "> 40" if v > 40 else "<= 40", "stage": str}
 
 def test_cr_nomogram_total_points_give_the_model_probability():
     """The oracle: each patient's total points, read off the axes, map back to CRModel.predict."""
-    from modeling.clinical import design
+    from dlr.modeling.clinical import design
 
     frame = _clinical_frame()
     x = design(frame, CODINGS)
@@ -148,7 +148,7 @@ def test_cr_nomogram_total_points_give_the_model_probability():
 def test_rcr_pipeline_nomogram_unscales_the_coefficients():
     """RCR's pipeline (median imputer, z-scores, L2 logistic regression): coefficients on the inputs'
     own scale reproduce its decision function, and the nomogram its probabilities."""
-    from modeling.classifiers import make_pipeline
+    from dlr.modeling.classifiers import make_pipeline
 
     frame = _clinical_frame(seed=9)
     rng = np.random.default_rng(1)
@@ -173,7 +173,7 @@ def test_draw_nomogram_draws_every_axis():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from report.figures import draw_nomogram
+    from dlr.report.figures import draw_nomogram
 
     _, nom = _case_nomogram()
     other = nom.table.assign(model="other")

@@ -11,12 +11,12 @@ from statsmodels.nonparametric.smoothers_lowess import lowess
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint
 
-from analysis.calibration import loess
-from analysis.discrimination import (delong_test, delong_unpaired_test, percentile_interval, roc_curve,
+from dlr.analysis.calibration import loess
+from dlr.analysis.discrimination import (delong_test, delong_unpaired_test, percentile_interval, roc_curve,
                                      stratified_resamples)
-from core.stats.logistic import fit_logistic
-from analysis.multiplicity import holm_adjust
-from analysis.thresholds import wilson_interval
+from dlr.core.stats.logistic import fit_logistic
+from dlr.analysis.multiplicity import holm_adjust
+from dlr.analysis.thresholds import wilson_interval
 
 
 def test_holm_equals_statsmodels_and_skips_nan():

@@ -10,14 +10,14 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from analysis import figures
-from analysis.discrimination import delong_test, roc_auc_delong
-from analysis.pipeline import analyze
-from analysis.predictions import PredictionsError, validate_predictions
-from analysis.thresholds import threshold_metrics
+from dlr.analysis import figures
+from dlr.analysis.discrimination import delong_test, roc_auc_delong
+from dlr.analysis.pipeline import analyze
+from dlr.analysis.predictions import PredictionsError, validate_predictions
+from dlr.analysis.thresholds import threshold_metrics
 from conftest import make_predictions
-from core.output import file_sha256
-from core.stats.roc import youden_threshold
+from dlr.core.output import file_sha256
+from dlr.core.stats.roc import youden_threshold
 from dlr.cli import main
 
 OOF = "training (out-of-fold)"

@@ -6,8 +6,8 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import stats
 
-from analysis.thresholds import threshold_metrics, wilson_interval
-from core.stats.roc import youden_threshold
+from dlr.analysis.thresholds import threshold_metrics, wilson_interval
+from dlr.core.stats.roc import youden_threshold
 
 
 def brute_force_youden(y, s):

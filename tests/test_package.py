@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from core.errors import InputError
+from dlr.core.errors import InputError
 from dlr import verbs
 from dlr.package import Scrubber, compare_csv, compare_json, package_run, pseudonyms, verify_package
 from dlr.stages import write_run_marker

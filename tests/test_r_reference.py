@@ -34,17 +34,17 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from analysis.calibration import calibration_intercept_slope, calibration_summary
-from analysis.decision_curve import fit_risk_mapping
-from analysis.discrimination import (
+from dlr.analysis.calibration import calibration_intercept_slope, calibration_summary
+from dlr.analysis.decision_curve import fit_risk_mapping
+from dlr.analysis.discrimination import (
     delong_test,
     delong_unpaired_test,
     roc_auc_delong,
 )
-from analysis.multiplicity import holm_adjust
-from core.errors import UndefinedStatisticWarning
-from analysis.thresholds import threshold_metrics, wilson_interval
-from core.stats.roc import youden_threshold
+from dlr.analysis.multiplicity import holm_adjust
+from dlr.core.errors import UndefinedStatisticWarning
+from dlr.analysis.thresholds import threshold_metrics, wilson_interval
+from dlr.core.stats.roc import youden_threshold
 
 from conftest import r_cell, read_long_csv
 

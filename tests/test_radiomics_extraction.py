@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from core.output import read_provenance
+from dlr.core.output import read_provenance
 import pytest
 
 from conftest import REPO, run_dlr
@@ -19,11 +19,11 @@ from conftest import REPO, run_dlr
 sitk = pytest.importorskip("SimpleITK")
 pytest.importorskip("radiomics")
 
-from modeling.radiomics.extraction import (DEFAULT_PARAMS, ParamsError, expected_feature_names,  # noqa: E402
+from dlr.modeling.radiomics.extraction import (DEFAULT_PARAMS, ParamsError, expected_feature_names,  # noqa: E402
                                            extract_case, extract_study, load_params)
-from modeling.radiomics.preprocess import PreprocessError, PreprocessSettings, preprocess_phase  # noqa: E402
-from modeling.study import load_study  # noqa: E402
-from modeling.synthetic import synthesize_study  # noqa: E402
+from dlr.modeling.radiomics.preprocess import PreprocessError, PreprocessSettings, preprocess_phase  # noqa: E402
+from dlr.modeling.study import load_study  # noqa: E402
+from dlr.modeling.synthetic import synthesize_study  # noqa: E402
 
 LIGHT = REPO / "tests" / "data" / "radiomics_light.yaml"
 
@@ -204,8 +204,8 @@ def test_features_provenance_names_the_study_the_parameters_and_the_cases(tiny_s
     import hashlib
     import json
 
-    from core.output import file_sha256
-    from modeling.radiomics.extraction import cases_digest, params_digest, plan_cases
+    from dlr.core.output import file_sha256
+    from dlr.modeling.radiomics.extraction import cases_digest, params_digest, plan_cases
 
     study = load_study(tiny_study)
     run = tmp_path / "run"

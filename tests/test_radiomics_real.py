@@ -14,9 +14,9 @@ from conftest import DATA
 sitk = pytest.importorskip("SimpleITK")
 pytest.importorskip("radiomics")
 
-from modeling.radiomics.extraction import expected_feature_names, extract_case, extract_study, load_params  # noqa: E402
-from modeling.radiomics.preprocess import PreprocessSettings, preprocess_phase  # noqa: E402
-from modeling.study import load_study  # noqa: E402
+from dlr.modeling.radiomics.extraction import expected_feature_names, extract_case, extract_study, load_params  # noqa: E402
+from dlr.modeling.radiomics.preprocess import PreprocessSettings, preprocess_phase  # noqa: E402
+from dlr.modeling.study import load_study  # noqa: E402
 
 SAMPLES = DATA / "real" / "pyradiomics_samples"
 STS = DATA / "real" / "ibsi_sts_mr_ct_pet"

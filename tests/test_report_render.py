@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import InputError
-from report.render import RENDERER_KEY, RenderResult, render_report, renderer_name
+from dlr.core.errors import InputError
+from dlr.report.render import RENDERER_KEY, RenderResult, render_report, renderer_name
 
 docx = pytest.importorskip("docx")  # python-docx reads the DOCX back
 

@@ -4,9 +4,9 @@ The run is built once (module fixture) from small real computations, not from ha
 numbers: a predictions file of two models (CR and RCR) in three cohorts with a time to recurrence
 and a recurrence event, analysed by ``dlr analyze --time --event`` (``survival.csv``,
 ``km_curve.csv``, ``decision_curve_differences.csv``); ``models/internal_validation.csv`` from
-:func:`modeling.internal_validation.validate_logistic` (Harrell's bootstrap of a logistic model on
+:func:`dlr.modeling.internal_validation.validate_logistic` (Harrell's bootstrap of a logistic model on
 the development cohort); ``models/nomogram.csv`` and ``nomogram_axes.csv`` from
-:func:`modeling.nomogram.build_nomogram`. Each test then reads those files back the way the report
+:func:`dlr.modeling.nomogram.build_nomogram`. Each test then reads those files back the way the report
 does and checks that what the report shows is what the files hold.
 """
 from __future__ import annotations
@@ -22,9 +22,9 @@ import pytest
 
 from conftest import make_predictions
 from dlr.cli import main
-from report.build import FIGURE_SLOTS, TABLE_SLOTS, TEXT_SECTIONS, prepare_sources
-from report.figures import draw_km, draw_report_figures, km_cohorts, km_model
-from report.tables import internal_validation_table, pipe_table, report_tables
+from dlr.report.build import FIGURE_SLOTS, TABLE_SLOTS, TEXT_SECTIONS, prepare_sources
+from dlr.report.figures import draw_km, draw_report_figures, km_cohorts, km_model
+from dlr.report.tables import internal_validation_table, pipe_table, report_tables
 
 TIME, EVENT = "months_to_recurrence", "recurrence"
 COHORTS = ("training", "validation", "external")
@@ -46,9 +46,9 @@ def _with_follow_up(frame: pd.DataFrame, seed: int = 3) -> pd.DataFrame:
 
 def _write_models(run: Path, predictions: pd.DataFrame) -> None:
     """models/internal_validation.csv and the nomogram files, from real fits on the development cohort."""
-    from modeling.internal_validation import internal_validation_table as iv_frame
-    from modeling.internal_validation import validate_logistic
-    from modeling.nomogram import build_nomogram, numeric_axis
+    from dlr.modeling.internal_validation import internal_validation_table as iv_frame
+    from dlr.modeling.internal_validation import validate_logistic
+    from dlr.modeling.nomogram import build_nomogram, numeric_axis
 
     dev = predictions[(predictions["cohort"] == "training") & (predictions["model"] == "CR")]
     rng = np.random.default_rng(5)
@@ -331,8 +331,8 @@ def test_a_run_without_survival_csv_says_so_and_has_no_km_figure(run, tmp_path):
 
 
 def test_the_report_renders_the_new_sections(run, tmp_path):
-    from report.build import build_report
-    from report.render import renderer_name
+    from dlr.report.build import build_report
+    from dlr.report.render import renderer_name
 
     try:
         renderer_name("pandoc")

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from conftest import REPO, run_dlr
-from report.tables import (DL_NOT_RUN, DisplayTable, agreement_table, best_radiomics_model, calibration_table,
+from dlr.report.tables import (DL_NOT_RUN, DisplayTable, agreement_table, best_radiomics_model, calibration_table,
                            delong_table, format_ci, format_count, format_number, format_p, internal_validation_table,
                            level_label, oof_table,
                            pipe_table, reclassification_table, report_tables, sample_size_table, scanner_table,

@@ -24,7 +24,7 @@ TINY = {"image_size": 16, "fov_mm": 48.0, "steps": 12, "batch_size": 16, "width"
 
 @pytest.fixture(scope="module")
 def deep_run(tmp_path_factory):
-    from modeling.synthetic import synthesize_study
+    from dlr.modeling.synthetic import synthesize_study
 
     base = tmp_path_factory.mktemp("deep_run")
     study = base / "study"

@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from core.errors import InputError
-from modeling.sample_size import SampleSizeWarning, minimum_sample_size
+from dlr.core.errors import InputError
+from dlr.modeling.sample_size import SampleSizeWarning, minimum_sample_size
 
 
 def expected_shrinkage(n, p, r2):

@@ -14,9 +14,9 @@ import pytest  # noqa: E402
 from numpy.testing import assert_allclose  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from core.stats.agreement import icc  # noqa: E402
-from core.stats.group_tests import compare_continuous  # noqa: E402
-from modeling.radiomics.selection import (  # noqa: E402
+from dlr.core.stats.agreement import icc  # noqa: E402
+from dlr.core.stats.group_tests import compare_continuous  # noqa: E402
+from dlr.modeling.radiomics.selection import (  # noqa: E402
     INTERCEPT_SCALING,
     PROB_MIN,
     SelectionError,

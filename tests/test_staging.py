@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from core.errors import InputError
-from modeling import staging as st
+from dlr.core.errors import InputError
+from dlr.modeling import staging as st
 
 from conftest import DATA
 

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from core.errors import InputError
-from modeling.config import StudyConfig, dump_study_config
-from modeling.study import (CHECKS, Problem, Study, StudyError, load_study, problems_frame, raise_if_problems,
+from dlr.core.errors import InputError
+from dlr.modeling.config import StudyConfig, dump_study_config
+from dlr.modeling.study import (CHECKS, Problem, Study, StudyError, load_study, problems_frame, raise_if_problems,
                             validate_study)
 
 PHASES = ("AP", "PVP")

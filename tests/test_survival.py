@@ -8,7 +8,7 @@ Cases (committed under ``tests/r/cases/survival/``):
   within 2 years fitted in R on rotterdam, the Nottingham Prognostic Index, the node count); see
   the header of ``tests/r/survival.R`` for every choice.
 - ``ties``: generated here (``_ties_case``): integer times with heavy ties, time 0, times that
-  differ by 1e-10 (merged by R's ``timefix`` and by :func:`analysis.survival.aeq_times`), and a
+  differ by 1e-10 (merged by R's ``timefix`` and by :func:`dlr.analysis.survival.aeq_times`), and a
   stage-like score with heavy ties.
 
 ``write_r_cases`` writes the ties case and, for both cases, the thresholds dlr chooses on the
@@ -31,13 +31,13 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose
 
-from analysis.pipeline import analyze
-from analysis.predictions import validate_predictions
-from analysis.survival import (SURVIVAL_COLUMNS, aeq_times, cox_hazard_ratio, harrell_c, kaplan_meier,
+from dlr.analysis.pipeline import analyze
+from dlr.analysis.predictions import validate_predictions
+from dlr.analysis.survival import (SURVIVAL_COLUMNS, aeq_times, cox_hazard_ratio, harrell_c, kaplan_meier,
                                logrank_test, risk_group_survival)
 from conftest import make_predictions, r_cell, read_long_csv
-from core.errors import UndefinedStatisticWarning
-from core.stats.roc import youden_threshold
+from dlr.core.errors import UndefinedStatisticWarning
+from dlr.core.stats.roc import youden_threshold
 from dlr.cli import main
 
 R_DIR = Path(__file__).parent / "r"

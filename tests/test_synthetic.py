@@ -12,15 +12,15 @@ import pytest
 import SimpleITK as sitk
 from scipy import ndimage, special
 
-from core.stats.agreement import cohen_kappa
-from analysis.discrimination import roc_auc_delong
-from core.stats.logistic import fit_logistic
-from modeling.cr_factors import select_cr_factors
-from modeling.config import STAGING_INPUTS, load_study_config
-from core.output import file_sha256
-from core.output import read_provenance
-from core.tables import dichotomise
-from modeling.synthetic import PHASES, READER2_FEATURES, synthesize_study
+from dlr.core.stats.agreement import cohen_kappa
+from dlr.analysis.discrimination import roc_auc_delong
+from dlr.core.stats.logistic import fit_logistic
+from dlr.modeling.cr_factors import select_cr_factors
+from dlr.modeling.config import STAGING_INPUTS, load_study_config
+from dlr.core.output import file_sha256
+from dlr.core.output import read_provenance
+from dlr.core.tables import dichotomise
+from dlr.modeling.synthetic import PHASES, READER2_FEATURES, synthesize_study
 
 from conftest import DATA
 
@@ -237,7 +237,7 @@ def test_provenance_records_every_file_with_its_settings_and_seed(tmp_path):
         assert entry["settings"] == {"n": 10, "profile": "quick", "images": True} and entry["seed"] == 5
         assert entry["inputs"] == {} and "numpy" in entry["versions"]
     # the study with its extra file is still a valid study
-    from modeling.study import validate_study
+    from dlr.modeling.study import validate_study
 
     assert validate_study(out) == []
 

@@ -18,12 +18,12 @@ import statsmodels.api as sm
 from numpy.testing import assert_allclose
 from scipy import stats
 
-from analysis.table1 import BETWEEN, MEAN_SD, MEDIAN_IQR, TEST_COLUMNS, table1
-from core.errors import InputError, UndefinedStatisticWarning
-import core.stats.group_tests as group_tests
-from core.stats.group_tests import (CHI2, CHI2_NO_FISHER, CHI2_YATES, FISHER, NOT_TESTABLE, compare_categorical,
+from dlr.analysis.table1 import BETWEEN, MEAN_SD, MEDIAN_IQR, TEST_COLUMNS, table1
+from dlr.core.errors import InputError, UndefinedStatisticWarning
+import dlr.core.stats.group_tests as group_tests
+from dlr.core.stats.group_tests import (CHI2, CHI2_NO_FISHER, CHI2_YATES, FISHER, NOT_TESTABLE, compare_categorical,
                                     compare_continuous, fisher_exact_2xc, mann_whitney)
-from modeling.cr_factors import multivariate_logistic, select_cr_factors, univariate_logistic
+from dlr.modeling.cr_factors import multivariate_logistic, select_cr_factors, univariate_logistic
 
 from conftest import DATA, read_long_csv
 
@@ -493,7 +493,7 @@ def test_batched_group_tests_equal_the_one_at_a_time_rule(equal_var):
     """compare_continuous_columns (the radiomics screen) gives, column by column, exactly what
     compare_continuous gives: normal columns (t test), skewed ones (Mann-Whitney, exact for small
     groups without ties, asymptotic with ties or 50+ values), constant and nearly constant ones."""
-    from core.stats.group_tests import compare_continuous_columns
+    from dlr.core.stats.group_tests import compare_continuous_columns
 
     rng = np.random.default_rng(11)
     seen = set()

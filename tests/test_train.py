@@ -15,13 +15,13 @@ from conftest import REPO, run_dlr
 sitk = pytest.importorskip("SimpleITK")
 pytest.importorskip("radiomics")
 
-from modeling.radiomics.extraction import extract_study  # noqa: E402
-from core.output import file_sha256, read_provenance, record_provenance  # noqa: E402
-from core.stats.roc import rank_auc  # noqa: E402
-from modeling.splits import SplitError, load_or_make_split, make_split  # noqa: E402
-from modeling.study import load_study  # noqa: E402
-from modeling.synthetic import synthesize_study  # noqa: E402
-from modeling.train import train_study  # noqa: E402
+from dlr.modeling.radiomics.extraction import extract_study  # noqa: E402
+from dlr.core.output import file_sha256, read_provenance, record_provenance  # noqa: E402
+from dlr.core.stats.roc import rank_auc  # noqa: E402
+from dlr.modeling.splits import SplitError, load_or_make_split, make_split  # noqa: E402
+from dlr.modeling.study import load_study  # noqa: E402
+from dlr.modeling.synthetic import synthesize_study  # noqa: E402
+from dlr.modeling.train import train_study  # noqa: E402
 
 # one xdist worker runs this module, so the trained study below is built once
 pytestmark = pytest.mark.xdist_group("train")
@@ -195,7 +195,7 @@ def test_train_records_provenance_beside_predictions_and_models(trained):
 
 
 def test_a_failure_while_writing_leaves_the_earlier_models_and_predictions(trained, tmp_path, monkeypatch):
-    import modeling.train as train
+    import dlr.modeling.train as train
 
     root, run, _ = trained
     run2 = tmp_path / "run"

@@ -6,7 +6,7 @@ import re
 import pandas as pd
 import pytest
 
-from report.tripod import (ABSTRACTS, AUTHOR_FACTS, AUTHORS, COLUMNS, FILLED, MAIN, PARTLY, REPORT_SECTIONS, RUN_FACTS,
+from dlr.report.tripod import (ABSTRACTS, AUTHOR_FACTS, AUTHORS, COLUMNS, FILLED, MAIN, PARTLY, REPORT_SECTIONS, RUN_FACTS,
                            TRIPOD_AI, TRIPOD_AI_ABSTRACT, checklist_markdown, tripod_checklist)
 
 # The checklist's rows in its printed order (version of 11 January 2024): 27 items, 52 rows.

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.errors import InputError
-from core.output import file_sha256
-from core.output import read_provenance
+from dlr.core.errors import InputError
+from dlr.core.output import file_sha256
+from dlr.core.output import read_provenance
 from dlr import verbs
 
 
@@ -71,18 +71,19 @@ def test_bad_input_is_an_input_error_naming_the_option(clinical, tmp_path):
 def test_train_without_features_extracts_the_study_it_loaded_once(tmp_path, monkeypatch):
     """`dlr train` on a run with no radiomics.csv extracts first, on the study it has already
     loaded and validated (not read and checked a second time)."""
-    import modeling.study
-    import modeling.train
+    from dlr.modeling import study as study_module, train as train_module
 
     loads, extracted = [], []
-    monkeypatch.setattr(modeling.study, "load_study", lambda path, **kw: loads.append(path) or f"study:{path}")
-    monkeypatch.setattr(verbs, "_extract", lambda loaded, out, **kw: extracted.append(loaded) or
+    monkeypatch.setattr(study_module, "load_study", lambda path, **kw: loads.append(path) or
+                        SimpleNamespace(name=f"study:{path}", config=None))
+    monkeypatch.setattr(verbs, "resolve_settings", lambda study, config, **kw: SimpleNamespace(seed=1, deep=None))
+    monkeypatch.setattr(verbs, "_extract", lambda loaded, out, settings, **kw: extracted.append(loaded) or
                         verbs.VerbResult(out, None, ("P1 reader 1 AP: empty mask",)))
     no_rows = pd.DataFrame(columns=["patient_id", "cohort", "model", "y_true", "y_score"])
-    monkeypatch.setattr(modeling.train, "train_study",
+    monkeypatch.setattr(train_module, "train_study",
                         lambda loaded, out, **kw: SimpleNamespace(out=out, study=loaded, predictions=no_rows))
     done = verbs.train(tmp_path / "study", tmp_path / "run", arms=("clinical", "radiomics"), jobs=1)
-    assert loads == [tmp_path / "study"] and extracted == [f"study:{tmp_path / 'study'}"]
+    assert loads == [tmp_path / "study"] and [e.name for e in extracted] == [f"study:{tmp_path / 'study'}"]
     assert done.warnings == ("P1 reader 1 AP: empty mask",) and "extraction" in done.extra
     with pytest.raises(InputError, match="--jobs"):
         verbs.train(tmp_path / "study", tmp_path / "run", arms=("clinical", "radiomics"), jobs=0)

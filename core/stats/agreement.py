@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from core.errors import UndefinedStatisticWarning
-from core.errors import InputError
+from dlr.core.errors import UndefinedStatisticWarning
+from dlr.core.errors import InputError
 
 ICC_FORMS = ("ICC(1,1)", "ICC(2,1)", "ICC(3,1)", "ICC(1,k)", "ICC(2,k)", "ICC(3,k)")
 #: McGraw & Wong names (A: absolute agreement, C: consistency), as pingouin prints them

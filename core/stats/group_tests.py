@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
-from core.errors import InputError
+from dlr.core.errors import InputError
 
 NOT_TESTABLE = "not testable"
 CHI2_YATES = "chi-squared (Yates)"

@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from core.errors import UndefinedStatisticWarning
+from dlr.core.errors import UndefinedStatisticWarning
 
 
 def midranks(values: np.ndarray) -> np.ndarray:

@@ -22,8 +22,6 @@ network jointly; on ~105 patients that fit lowered performance below RCR's (meth
 from __future__ import annotations
 
 import io
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
@@ -32,8 +30,9 @@ import pandas as pd
 import torch
 from scipy import special
 
-from core.errors import InputError
-from core.stats.roc import rank_auc, youden_threshold
+from dlr.core.errors import InputError
+from dlr.core.parallel import process_pool
+from dlr.core.stats.roc import rank_auc, youden_threshold
 
 from .fit import fit_network, log_odds, resolve_device, slice_samples
 from .networks import MultiPhaseNet
@@ -115,8 +114,7 @@ def _run_fits(tasks: list[dict], x: torch.Tensor, *, jobs: int, device: torch.de
     XGBoost's OpenMP threads and torch's may have run in this process), else in this one."""
     out = {}
     if device.type == "cpu" and jobs > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)), mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_init_worker, initargs=(x.numpy(),)) as pool:
+        with process_pool(min(jobs, len(tasks)), initializer=_init_worker, initargs=(x.numpy(),)) as pool:
             for done, result in enumerate(pool.map(_fit_task, tasks), start=1):
                 out[result["key"]] = result
                 say(f"deep: {tasks[done - 1]['label']} fitted ({done} of {len(tasks)}, {result['seconds']:.1f} s)")

@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from core.stats.roc import rank_auc
+from dlr.core.stats.roc import rank_auc
 
 from .settings import DeepSettings
 
@@ -36,7 +36,7 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        from core.errors import InputError
+        from dlr.core.errors import InputError
 
         raise InputError("--device cuda: no CUDA GPU is visible (torch.cuda.is_available() is False); use "
                          "--device cpu or auto")
@@ -88,7 +88,7 @@ def class_weights(y: np.ndarray) -> torch.Tensor:
     """n / (2 n_c) per class (balanced), from the training patients' outcomes."""
     counts = np.bincount(np.asarray(y, dtype=int), minlength=2).astype(float)
     if (counts == 0).any():
-        from core.errors import InputError
+        from dlr.core.errors import InputError
 
         raise InputError(f"the deep arm's training patients hold one outcome class only (counts {counts.tolist()})")
     return torch.tensor(counts.sum() / (2 * counts), dtype=torch.float32)

@@ -32,8 +32,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from dlr.core.run_folder import DEEP_NETWORKS
+
 #: the networks of the arm, in the order they are trained
-NETWORKS = ("ResNet10", "ResNet18", "ResNet34")
+NETWORKS = DEEP_NETWORKS
 
 #: the paper's settings, stated beside the recipe that ran (the report's methods)
 PAPER_SETTINGS = ("256 x 256 slices cropped to the tumour, SGD with learning rate 1e-4, momentum 0.9 and weight "

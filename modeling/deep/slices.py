@@ -21,15 +21,15 @@ import hashlib
 import json
 import os
 import shutil
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Optional
 
 import numpy as np
 
-from core.errors import InputError
-from core.output import file_sha256
+from dlr.core.errors import InputError
+from dlr.core.parallel import process_pool
+from dlr.core.output import file_sha256
 
 from .settings import DeepSettings
 
@@ -303,7 +303,7 @@ def study_slices(study, run, settings: DeepSettings, ids, *, jobs: int = 1, seed
         cases[case.patient_id] = case
 
     if jobs > 1 and len(todo) > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        with process_pool(jobs) as pool:  # spawned: registration's ITK threads may have run here
             for case in pool.map(_compute, [a for _, a in todo], chunksize=4):
                 keep(case)
     else:

@@ -4,7 +4,7 @@ reader and phase, in parallel, cached and resumable.
 Unit of work
 ------------
 One *case* = (patient, reader, phase): the phase image and that reader's tumour mask, prepared
-by :func:`modeling.radiomics.preprocess.preprocess_phase` and passed to PyRadiomics'
+by :func:`dlr.modeling.radiomics.preprocess.preprocess_phase` and passed to PyRadiomics'
 ``RadiomicsFeatureExtractor`` with the parameters of a standard PyRadiomics YAML file (by
 default ``modeling/params/radiomics.yaml``: 1037 features per phase).
 
@@ -43,7 +43,7 @@ Outputs
 ``RUN/features/radiomics_params.yaml``, ``RUN/features/preprocessing.json``
     The settings used, for the report and for re-running.
 ``RUN/features/provenance.json``
-    One entry per file above (:mod:`core.output`): the SHA-256s of study.yaml, clinical.csv and
+    One entry per file above (:mod:`dlr.core.output`): the SHA-256s of study.yaml, clinical.csv and
     the parameter file, one digest of all cases (:func:`cases_digest`), the preprocessing.
 """
 from __future__ import annotations
@@ -61,8 +61,8 @@ from typing import Callable, Optional
 import numpy as np
 import pandas as pd
 
-from core.errors import InputError
-from core.output import provenance, staged_file, staged_files
+from dlr.core.errors import InputError
+from dlr.core.output import file_sha256, provenance, staged_file, staged_files
 
 from ..cluster import dask_results
 from ..config import read_yaml
@@ -266,11 +266,7 @@ def file_digest(path, *, _memo: dict = {}) -> str:  # noqa: B006 - per-process m
     stat = os.stat(path)
     memo_key = (str(path), stat.st_size, stat.st_mtime_ns)
     if memo_key not in _memo:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        _memo[memo_key] = h.hexdigest()
+        _memo[memo_key] = file_sha256(path)
     return _memo[memo_key]
 
 
@@ -349,13 +345,12 @@ def _local_results(pending: list[Case], jobs: int, args: tuple):
         for case in pending:
             yield compute_case(case, *args)
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import as_completed
 
-    # spawn, not fork: this process has already run SimpleITK's thread pool (the parameters'
-    # phantom), and a forked child of a threaded process can deadlock
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_init) as pool:
+    from dlr.core.parallel import process_pool
+
+    # spawned workers: this process has already run SimpleITK's thread pool (the parameters' phantom)
+    with process_pool(jobs, initializer=_limit_threads) as pool:
         futures = [pool.submit(compute_case, case, *args) for case in pending]
         try:
             for future in as_completed(futures):
@@ -363,12 +358,6 @@ def _local_results(pending: list[Case], jobs: int, args: tuple):
         finally:
             for future in futures:
                 future.cancel()
-
-
-def _worker_init() -> None:
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = "1"
-    _limit_threads()
 
 
 def _dask_results(pending: list[Case], scheduler: str, args: tuple):

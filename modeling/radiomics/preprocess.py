@@ -7,7 +7,7 @@ intensities "to correct the scanner effect". This module does both with SimpleIT
 at a time, each phase with its own mask (phases may lie on different grids, as MR, CT and PET
 do):
 
-0. An image read from a file must have no NaN or infinite voxel (:mod:`modeling.nifti`:
+0. An image read from a file must have no NaN or infinite voxel (:mod:`dlr.modeling.nifti`:
    SimpleITK would read them as 0, which would enter the normalisation and the features); an
    in-memory image is checked the same way.
 1. The mask is reduced to the tumour label (1, or study.yaml's ``mask_label``) on its own grid;

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core.stats.agreement import icc
-from core.stats.group_tests import NOT_TESTABLE, compare_continuous, compare_continuous_columns
+from dlr.core.stats.agreement import icc
+from dlr.core.stats.group_tests import NOT_TESTABLE, compare_continuous, compare_continuous_columns
 
 from ..splits import fold_array, outcome_array
 
@@ -220,7 +220,7 @@ def icc_filter(reader1: pd.DataFrame, reader2: pd.DataFrame, *, threshold: float
     threshold : float, keyword-only
         Features with ICC strictly above it are kept (0.90, as the paper).
     form : str, keyword-only
-        ICC form passed to :func:`core.stats.agreement.icc` (default ``"ICC(2,1)"``: two-way
+        ICC form passed to :func:`dlr.core.stats.agreement.icc` (default ``"ICC(2,1)"``: two-way
         random effects, absolute agreement, single rater).
 
     Returns
@@ -235,7 +235,7 @@ def icc_filter(reader1: pd.DataFrame, reader2: pd.DataFrame, *, threshold: float
     Notes
     -----
     The ICC of each feature is computed from the n x 2 ratings of the patients with both
-    values of that feature (:func:`core.stats.agreement.icc`, vectorised over the features that
+    values of that feature (:func:`dlr.core.stats.agreement.icc`, vectorised over the features that
     share a pattern of missing values; equal to R ``psych::ICC``). A feature with fewer than
     3 such patients, or with no variance, has a NaN ICC and is not kept; a warning says how
     many features lost patients to missing values.
@@ -313,13 +313,13 @@ def univariate_filter(X: pd.DataFrame, y, *, alpha: float = 0.05) -> UnivariateR
     Notes
     -----
     Per feature, the rule of methods section E through
-    :func:`core.stats.group_tests.compare_continuous` with ``equal_var=True``: Shapiro-Wilk (R
+    :func:`dlr.core.stats.group_tests.compare_continuous` with ``equal_var=True``: Shapiro-Wilk (R
     ``shapiro.test``) in each outcome group; both p > 0.05 gives Student's two-sample t test
     (R ``t.test(x0, x1, var.equal = TRUE)``, the paper's "independent sample t test"),
     otherwise the Mann-Whitney U test (R ``wilcox.test(x0, x1)`` defaults). Missing values are
     dropped per feature. A constant feature is ``not testable`` (NaN p) and is not kept.
     Features without missing values go through the same scipy tests batched over columns
-    (:func:`core.stats.group_tests.compare_continuous_columns`, identical results), so 3111 features take about a second.
+    (:func:`dlr.core.stats.group_tests.compare_continuous_columns`, identical results), so 3111 features take about a second.
 
     References
     ----------

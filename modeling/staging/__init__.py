@@ -3,9 +3,9 @@
 BCLC, CNLC, CLIP, Okuda, Child-Pugh, ALBI, NLR, PLR, LMR and the preoperative ERASL model, each
 by one function that cites its source. Definitions and the project's decisions are those of
 ``spec/staging.md``; the inputs are a pandas DataFrame with the contract's column names and units
-(``spec/contract.md`` section 2; listed in :mod:`modeling.staging.inputs`). A stage is reported
+(``spec/contract.md`` section 2; listed in :mod:`dlr.modeling.staging.inputs`). A stage is reported
 when the inputs present determine it, whatever the missing ones are; bad values raise
-:class:`core.errors.InputError` listing every problem found.
+:class:`dlr.core.errors.InputError` listing every problem found.
 
 Modules:
 

@@ -5,7 +5,7 @@ take gives the same stage (a patient with ECOG PS 3 is BCLC D whatever the tumou
 Otherwise the system is empty for that patient (None / NaN / <NA>) and ``missing`` names the
 inputs that were missing. With ``require_all_inputs=True`` a system is empty whenever any of its
 inputs is missing. Continuous scores (ALBI, the ratios, ERASL) need all of their inputs and do
-not use this engine (see :mod:`modeling.staging.results`).
+not use this engine (see :mod:`dlr.modeling.staging.results`).
 """
 from __future__ import annotations
 

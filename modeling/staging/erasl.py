@@ -13,8 +13,8 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from core.errors import InputError
-from core.stats.logistic import fit_logistic
+from dlr.core.errors import InputError
+from dlr.core.stats.logistic import fit_logistic
 
 from .inputs import _as_float, _inputs, _Inputs, _is_missing
 from .results import SystemResult, _absent, _continuous_missing, _missing_frame, _table
@@ -242,7 +242,7 @@ def erasl_refit(frame: pd.DataFrame, y, dev_mask) -> ERASLRefit:
     -----
     logit P(y = 1) = b0 + b1 [male] + b2 ALBI grade (1-3, one linear term) + b3 log10 AFP +
     b4 diameter (cm) + b5 [>= 2 nodules], fitted by maximum likelihood
-    (:func:`core.stats.logistic.fit_logistic`, as R's ``glm(family = binomial)``) on the
+    (:func:`dlr.core.stats.logistic.fit_logistic`, as R's ``glm(family = binomial)``) on the
     development patients with complete predictors and outcome. The score is the linear predictor
     (the logit of the fitted risk). Risk groups: tertiles of the development patients' scores
     (``numpy.quantile`` at 1/3 and 2/3, linear interpolation, R's ``quantile(type = 7)``);

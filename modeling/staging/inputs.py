@@ -5,7 +5,7 @@ categories, None = missing; the Child-Pugh class every system uses resolved once
 tokens, the numeric / binary / graded / categorical parsing, the patient identifiers, the
 Child-Pugh points and the cut-offs that parsing and the rule engine share, and
 :func:`map_staging_columns`, which puts a user's clinical table under the contract's names. The
-"determined despite missing inputs" logic is in :mod:`modeling.staging.determined`.
+"determined despite missing inputs" logic is in :mod:`dlr.modeling.staging.determined`.
 
 The inputs are a pandas DataFrame with the contract's column names and units
 (``spec/contract.md`` section 2):
@@ -38,7 +38,7 @@ single nodule, 1 means two or more of unknown count (datasets that record only
 
 An empty cell is unknown, never "absent" or 0. Bad values (a Child-Pugh class "E", a negative
 count, text in a numeric column, bilirubin that looks like mg/dL) raise
-:class:`core.errors.InputError` naming the patient, the column and the fix, listing every problem
+:class:`dlr.core.errors.InputError` naming the patient, the column and the fix, listing every problem
 found.
 """
 from __future__ import annotations
@@ -50,7 +50,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from core.errors import InputError
+from dlr.core.errors import InputError
 
 # Cut-offs in the input units, as literals: 2 and 3 mg/dL of bilirubin are 34.2 and 51.3 umol/L
 # (x 17.1). Converting instead (51.3 / 17.1 = 2.9999999999999996, 3 * 17.1 = 51.300000000000004)
@@ -344,7 +344,7 @@ def map_staging_columns(frame: pd.DataFrame, *, staging_columns: Mapping[str, st
         How the study.yaml and the clinical table are named in the error messages.
     require_mapped : bool
         True (default, as ``dlr staging --study``): a mapped column that ``frame`` lacks is an
-        error. False (as :func:`modeling.clinical.comparator_table`): it is not checked, and the
+        error. False (as :func:`dlr.modeling.clinical.comparator_table`): it is not checked, and the
         contract input it stands for is missing for every patient.
 
     Returns

@@ -2,7 +2,7 @@
 
 ``table`` is ``patient_id`` and the system's columns, one row per input row; ``missing`` lists
 the patients left empty with the inputs that were missing (:data:`MISSING_COLUMNS`). The helpers
-build both frames, for the stages (from :func:`modeling.staging.determined._staged`) and for the
+build both frames, for the stages (from :func:`dlr.modeling.staging.determined._staged`) and for the
 continuous scores (ALBI, the ratios, ERASL: empty whenever an input is missing).
 """
 from __future__ import annotations

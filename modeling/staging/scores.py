@@ -15,7 +15,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from core.errors import InputError, UndefinedStatisticWarning
+from dlr.core.errors import InputError, UndefinedStatisticWarning
 
 from .erasl import ERASLCoefficients, ERASLNoInputs, _erasl_result, erasl_refit
 from .indexes import lmr, nlr, plr
@@ -81,7 +81,7 @@ def compute_staging(frame: pd.DataFrame, *, bclc_version: str = "2022", okuda_in
     ----------
     frame : DataFrame
         One row per patient with ``patient_id`` and the raw inputs
-        (:mod:`modeling.staging.inputs`); columns that are absent are missing for every patient.
+        (:mod:`dlr.modeling.staging.inputs`); columns that are absent are missing for every patient.
     bclc_version : {"2022", "2010"}
     okuda_inclusive : bool
         Okuda with <= / >= at the albumin and bilirubin cut-offs (:func:`okuda_stage`).

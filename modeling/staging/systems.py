@@ -2,7 +2,7 @@
 
 Each system is one function that cites its source, with its rule; definitions and the project's
 decisions are those of ``spec/staging.md``. The stages use the rule engine of
-:mod:`modeling.staging.determined` (a stage when the inputs present determine it); ALBI is a
+:mod:`dlr.modeling.staging.determined` (a stage when the inputs present determine it); ALBI is a
 continuous score and needs both of its inputs.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from core.errors import InputError
+from dlr.core.errors import InputError
 
 from .determined import _staged
 from .inputs import _CLIP_AFP, _TBIL_3_MGDL, _Inputs, _inputs

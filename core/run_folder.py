@@ -1,0 +1,112 @@
+"""The run folder (contract section 3), owned here: the paths of ``RUN/``, the models' vocabulary
+in report order, the name of the out-of-fold cohort, and one reader of the run's tables with one
+rule for missing values.
+
+Every stage that writes into a run folder and everything that reads one back (the analysis,
+the report, the reviewer package) names the run's files and models through this module, so a
+name is spelled once.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+
+# ---- paths, relative to RUN --------------------------------------------------------------
+RUN_MARKER = "run.json"
+RUN_LOG = "run.log"
+STAGES_DIR = "stages"
+INPUTS_DIR = "inputs"
+SPLIT = "split.csv"
+FEATURES_DIR = "features"
+RADIOMICS_FEATURES = f"{FEATURES_DIR}/radiomics.csv"
+CLINICAL_DIR = "clinical"
+STAGING_DIR = "staging"
+MODELS_DIR = "models"
+MODELS_TABLE = f"{MODELS_DIR}/models.csv"
+PREDICTIONS = "predictions.csv"
+OOF_PREDICTIONS = "predictions_oof.csv"
+RESULTS_DIR = "results"
+RESULTS_JSON = "results.json"
+REPORT_DIR = "report"
+
+# ---- the models, in report order (contract section 3) ---------------------------------------
+CLINICAL_MODELS = ("CR",)
+RADIOMICS_CLASSIFIERS = ("LR", "SVM", "KNN", "XGBoost", "MLP")
+RADIOMICS_MODELS = tuple(f"Radiomics-{c}" for c in RADIOMICS_CLASSIFIERS)
+DEEP_NETWORKS = ("ResNet10", "ResNet18", "ResNet34")
+DEEP_NETWORK_MODELS = tuple(f"DL-{n}" for n in DEEP_NETWORKS)
+#: the models the deep arm writes (its networks and the fusion with RCR)
+DEEP_MODELS = (*DEEP_NETWORK_MODELS, "DLRCR")
+FUSED_MODELS = ("RCR", "DLRCR")
+#: the staging systems and indexes scored beside the models (not fitted by `dlr train`, but ERASL's refit)
+COMPARATORS = ("BCLC", "CNLC", "ERASL", "NLR", "PLR", "LMR")
+MODEL_ORDER = (*CLINICAL_MODELS, *RADIOMICS_MODELS, *DEEP_NETWORK_MODELS, "RCR", "DLRCR")
+
+# ---- cohorts ---------------------------------------------------------------------------------
+OOF_SUFFIX = " (out-of-fold)"
+
+
+def oof_cohort(dev_cohort: str) -> str:
+    """The cohort name of the development patients' out-of-fold predictions (contract 4.1)."""
+    return f"{dev_cohort}{OOF_SUFFIX}"
+
+
+def is_oof_cohort(cohort: str) -> bool:
+    return str(cohort).endswith(OOF_SUFFIX)
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+
+def read_table(path, **kwargs) -> Optional[pd.DataFrame]:
+    """A table the run saved, or None when the file is absent. Only empty cells are missing
+    values (a level or patient named "NA" stays text); a file with a header and no rows is an
+    empty frame; a file that is not CSV is an :class:`InputError` naming it."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path, keep_default_na=False, na_values=[""], **kwargs)
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot be read as CSV ({exc}); rerun the stage that writes it") from None
+
+
+def read_json(path) -> Optional[dict]:
+    """A JSON file the run saved, or None when it is absent."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc}); rerun the stage that writes it") from None
+
+
+def best_radiomics(models: Optional[pd.DataFrame], performance: Optional[pd.DataFrame],
+                   dev_cohort: Optional[str]) -> Optional[str]:
+    """The best radiomics classifier as `dlr train` chose it (``models.csv``'s
+    ``best_classifier``, by nested out-of-fold AUC); without that column, the radiomics model with
+    the highest out-of-fold AUC in ``performance`` (else the highest development AUC)."""
+    if models is not None and "best_classifier" in models.columns:
+        chosen = models.loc[models["best_classifier"].astype(str).str.lower() == "true", "model"]
+        if len(chosen):
+            return str(chosen.iloc[0])
+    if performance is None or performance.empty:
+        return None
+    rad = performance[performance["model"].isin(RADIOMICS_MODELS)]
+    if rad.empty:
+        return None
+    dev = dev_cohort or str(performance["cohort"].iloc[0])
+    for cohort in (oof_cohort(dev), dev):
+        rows = rad[(rad["cohort"] == cohort) & np.isfinite(rad["auc"].astype(float))]
+        if len(rows):
+            return str(rows.loc[rows["auc"].astype(float).idxmax(), "model"])
+    return str(rad["model"].iloc[0])
