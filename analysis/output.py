@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Optional
 
 import pandas as pd
 
@@ -12,6 +14,29 @@ from dlr.core.run_folder import RESULTS_JSON
 
 from .figures import FigureWorkers, draw_figures, figure_jobs
 from .pipeline import AnalysisResult
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """The options of `dlr analyze` that decide its results: recorded in ``results.json``
+    (``provenance.settings``, ``settings``) and replayed, field by field, by `dlr verify`
+    (``dlr.package.analysis_settings``). ``oof``: whether out-of-fold predictions were analysed.
+    A new option of the analysis that changes its numbers is added here."""
+
+    dev_cohort: str = "training"
+    strata: tuple = ()
+    reference: Optional[str] = None
+    n_bootstrap: Optional[int] = None
+    seed: Optional[int] = None
+    oof: bool = False
+    thresholds: Optional[str] = None
+    time: Optional[str] = None
+    event: Optional[str] = None
+    horizon: Optional[float] = None
+
+    @classmethod
+    def names(cls) -> tuple:
+        return tuple(f.name for f in fields(cls))
 
 TABLES = {
     "performance.csv": "performance",

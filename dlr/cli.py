@@ -326,6 +326,40 @@ def _clinical_verb(subparsers, name: str, help_text: str, description: str, *, c
     return p
 
 
+# options several verbs share, each defined once (argparse parents)
+JOBS, SCHEDULER, PARAMS, PROFILE, DEVICE = "jobs", "scheduler", "params", "profile", "device"
+
+
+def _shared(*names: str) -> list:
+    """Parent parsers holding the shared options ``names``."""
+    parent = argparse.ArgumentParser(add_help=False)
+    for name in names:
+        if name == JOBS:
+            parent.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                                help="processes (default: the number of CPUs; results do not depend on it)")
+        elif name == SCHEDULER:
+            parent.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                                help="Dask distributed scheduler (e.g. tcp://10.0.0.1:8786) for the extraction and "
+                                     "the out-of-fold refits; its workers must see the study at the same path")
+        elif name == PARAMS:
+            parent.add_argument("--params", default=None, metavar="YAML",
+                                help="PyRadiomics parameter file (default: study.yaml's radiomics_params, else "
+                                     "dlr's own)")
+        elif name == PROFILE:
+            parent.add_argument("--profile", choices=("quick", "paper"), default=None,
+                                help="quick: radiomics at 2 mm voxels unless study.yaml's preprocessing says "
+                                     "otherwise, the deep arm's 32 x 32 crops of 96 mm and 250 steps (a CPU); "
+                                     "paper: 1 mm voxels, 256 x 256 crops of 128 mm, the paper's stem and widths, "
+                                     "1000 steps (a GPU). Default: study.yaml's profile, resolved as `dlr run` does")
+        elif name == DEVICE:
+            parent.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                                help="where the deep arm trains (auto: a CUDA GPU when there is one)")
+        else:
+            raise ValueError(name)
+    return [parent]
+
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="dlr", description="Deep-learning radiomics studies and their statistical validation.")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks for every error")
@@ -470,19 +504,9 @@ def _add_extract(subparsers) -> None:
                     "features (default parameters: Original + Wavelet + LoG, 1037 per phase) for every patient, "
                     "reader and phase, into RUN/features/radiomics.csv. Cached per image, mask and parameters: a "
                     "rerun recomputes nothing and an interrupted run resumes. A case that fails is listed with "
-                    "its reason and the run goes on.")
+                    "its reason and the run goes on.", parents=_shared(JOBS, SCHEDULER, PARAMS, PROFILE))
     p.add_argument("study", help="study folder (study.yaml, clinical.csv, images/, masks/)")
     p.add_argument("--out", required=True, help="run folder; features go to RUN/features/")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                   help="worker processes (default: the number of CPUs)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="Dask distributed scheduler (e.g. tcp://10.0.0.1:8786) to run the cases on a cluster whose "
-                        "workers see the study at the same path")
-    p.add_argument("--params", default=None, metavar="YAML",
-                   help="PyRadiomics parameter file (default: study.yaml's radiomics_params, else dlr's own)")
-    p.add_argument("--profile", choices=("quick", "paper"), default=None,
-                   help="quick resamples to 2 mm unless study.yaml's preprocessing says otherwise, paper to 1 mm "
-                        "(default: study.yaml's profile, as `dlr run`)")
     p.set_defaults(func=_cmd_extract)
 
 
@@ -493,13 +517,12 @@ def _add_train(subparsers) -> None:
                     "ICC > 0.90, t test / Mann-Whitney, LASSO with 5-fold CV, five tuned classifiers, RCR in the "
                     "classifier with the best CV AUC, Youden thresholds) and predicts every cohort into "
                     "RUN/predictions.csv with the staging comparators; out-of-fold predictions and every fitted "
-                    "parameter go to RUN/models/.")
+                    "parameter go to RUN/models/.", parents=_shared(JOBS, PROFILE, DEVICE))
     p.add_argument("study", help="study folder")
     p.add_argument("--out", required=True, help="run folder (features from `dlr extract`, extracted when missing)")
     p.add_argument("--arms", default=None, metavar="ARM,...",
                    help="clinical, radiomics, deep (default clinical and radiomics, or clinical for a study with no "
                         "phases; RCR needs clinical and radiomics, DLRCR all three)")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: the number of CPUs)")
     p.add_argument("--seed", type=int, default=None, help="seed of the split and the models (default: study.yaml's)")
     p.add_argument("--lasso-rule", choices=("min", "1se"), default="min",
                    help="LASSO penalty: minimum CV deviance (default) or the 1-SE rule")
@@ -507,11 +530,6 @@ def _add_train(subparsers) -> None:
     p.add_argument("--validate-b", type=int, default=200, metavar="B",
                    help="bootstrap resamples of the internal validation of the logistic models (Harrell's "
                         "optimism correction, models/internal_validation.csv; default 200, 0 skips it)")
-    p.add_argument("--profile", choices=("quick", "paper"), default=None,
-                   help="default: study.yaml's profile, as `dlr run`; the deep arm's budget: quick (32 x 32 crops of 96 mm, 250 steps; a CPU) or paper "
-                        "(256 x 256 crops of 128 mm, the paper's stem and widths, 1000 steps; a GPU)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="where the deep arm trains (auto: a CUDA GPU when there is one)")
     p.add_argument("--scheduler", default=None, help=argparse.SUPPRESS)
     p.add_argument("--params", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=_cmd_train)
@@ -540,23 +558,13 @@ def _add_run(subparsers) -> None:
                     "and the staging systems, fits every model with its nested out-of-fold predictions, analyses "
                     "the predictions and renders the report into RUN/report/. Each stage is skipped when the "
                     "hashes of its inputs and settings are unchanged; an interrupted run resumes where it "
-                    "stopped. Progress on stderr and in RUN/run.log.")
+                    "stopped. Progress on stderr and in RUN/run.log.", parents=_shared(JOBS, SCHEDULER, PARAMS, PROFILE, DEVICE))
     p.add_argument("study", help="study folder (study.yaml, clinical.csv, images/, masks/)")
     p.add_argument("--out", required=True, help="run folder (new, or an earlier run of the same study to resume)")
-    p.add_argument("--profile", choices=("quick", "paper"), default=None,
-                   help="quick: radiomics at 2 mm voxels (all 1037 features per phase); paper: the paper's 1 mm "
-                        "(default: study.yaml's profile)")
     p.add_argument("--arms", default=None, metavar="ARM,...",
                    help="clinical, radiomics, deep (default: all three, or clinical for a study without phases)")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes (default: the number of CPUs)")
     p.add_argument("--seed", type=int, default=None, help="seed of the split, models and bootstrap (default: study.yaml's)")
     p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, help="bootstrap resamples (default %(default)s)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="Dask scheduler for the extraction and the out-of-fold refits (workers must see the study "
-                        "at the same path)")
-    p.add_argument("--params", default=None, metavar="YAML", help="PyRadiomics parameter file")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="where the deep arm trains (auto: a CUDA GPU when there is one)")
     p.set_defaults(func=_cmd_run)
 
 

@@ -39,7 +39,6 @@ cell (numbers exactly, NaN equal to NaN; text equal) and every numeric leaf of
 from __future__ import annotations
 
 import csv
-import inspect
 import io
 import json
 import math
@@ -554,12 +553,12 @@ def _strings(value):
 
 def analysis_settings(results: dict) -> dict:
     """The options of the analysis that ``results.json`` records, as keyword arguments of
-    :func:`dlr.verbs.analyze` (with ``oof``: whether out-of-fold predictions were analysed).
+    :func:`dlr.verbs.analyze`, the fields of :class:`dlr.analysis.output.AnalysisSettings`.
 
     The options as given (its provenance's ``settings``: ``reference`` None when it was chosen
     automatically) take precedence over the values the analysis resolved (``settings``).
     """
-    from . import verbs
+    from dlr.analysis.output import AnalysisSettings
 
     resolved = results.get("settings") or {}
     provenance = results.get("provenance") or {}
@@ -579,8 +578,7 @@ def analysis_settings(results: dict) -> dict:
         "oof": bool(resolved.get("oof_predictions") or given.get("oof")
                     or (provenance.get("inputs") or {}).get("oof_predictions")),
     }
-    accepted = set(inspect.signature(verbs.analyze).parameters) - {
-        "predictions", "out", "figures", "oof", "command", "progress", *settings}
+    accepted = set(AnalysisSettings.names()) - set(settings)
     for name in sorted(accepted & set(given)):  # options added later (e.g. survival's time and event)
         settings[name] = given[name]
     return settings

@@ -6,9 +6,10 @@ against the best model. Panels A, B, ... are the cohorts (development first), as
 Figures 5-7. One colour per model across every figure (:data:`COLOURS`, colour-blind-safe
 Okabe-Ito and Tol hues); PNG at 300 dpi and SVG (vector, reproducible bytes).
 
-Calibration curves use quantile groups sized to the cohort (``results/calibration_groups.csv``
-when the analysis wrote it; otherwise the decile table merged to groups of about 15
-patients), with the predictions' distribution as a rug beneath. Decision curves are drawn over
+Calibration curves use the quantile groups sized to the cohort that the analysis wrote
+(``results/calibration_groups.csv``; the report computes no statistic), with the predictions'
+distribution as a rug beneath. The LASSO figure marks lambda.min and lambda.1se where `dlr
+train` recorded them (``models/lasso_cv.csv``). Decision curves are drawn over
 a stated clinical range of threshold probabilities (default 0.05-0.80, the risks at which a
 clinician would plausibly change adjuvant treatment or surveillance after resection), treat-all
 dashed. The forest plot groups the scanner-stratified AUCs by model with an "AUC (95% CI)"
@@ -156,27 +157,8 @@ def draw_roc(run: Path, group: str, models: list, cohorts: list, perf: pd.DataFr
 
 
 def _calibration_groups(run: Path) -> pd.DataFrame | None:
-    groups = _csv(run / "results" / "calibration_groups.csv")
-    if groups is not None:
-        return groups
-    deciles = _csv(run / "results" / "calibration.csv")
-    if deciles is None:
-        return None
-    rows = []
-    for (cohort, model), part in deciles.groupby(["cohort", "model"], sort=False):
-        part = part.sort_values("bin")
-        n = int(part["n"].sum())
-        k = int(np.clip(round(n / 15), 3, 10))  # groups of about 15 patients, 3 to 10 of them
-        edges = np.array_split(np.arange(len(part)), min(k, len(part)))
-        for g, idx in enumerate(edges, 1):
-            sub = part.iloc[idx]
-            w = sub["n"].to_numpy(dtype=float)
-            if w.sum() == 0:
-                continue
-            rows.append({"cohort": cohort, "model": model, "group": g, "n": int(w.sum()),
-                         "mean_predicted": float(np.average(sub["mean_predicted"], weights=w)),
-                         "observed": float(np.average(sub["observed"], weights=w))})
-    return pd.DataFrame(rows)
+    """results/calibration_groups.csv as the analysis wrote it (the report groups nothing itself)."""
+    return _csv(run / "results" / "calibration_groups.csv")
 
 
 def draw_calibration(run: Path, models: list, cohorts: list, perf: pd.DataFrame, predictions: pd.DataFrame):
@@ -303,11 +285,10 @@ def draw_lasso(run: Path):
         a.text(chosen["log_lambda"].iloc[0], a.get_ylim()[1], " chosen λ", va="top", fontsize=7)
     b.errorbar(cv["log_lambda"], cv["deviance_mean"], yerr=cv["deviance_se"], fmt="o", ms=2.5, color="#D55E00",
                ecolor="#BBBBBB", elinewidth=0.6)
-    best = cv.loc[cv["deviance_mean"].idxmin()]
-    ok = cv[cv["deviance_mean"] <= best["deviance_mean"] + best["deviance_se"]]
-    one_se = ok.loc[ok["lambda"].idxmax()]
-    b.axvline(best["log_lambda"], color="#0072B2", lw=0.8, ls=":", label="λ min")
-    b.axvline(one_se["log_lambda"], color="#009E73", lw=0.8, ls=":", label="λ 1-SE")
+    for column, colour_, label in (("lambda_min", "#0072B2", "λ min"), ("lambda_1se", "#009E73", "λ 1-SE")):
+        marked = cv[cv[column].astype(str).str.lower() == "true"] if column in cv else cv.iloc[:0]
+        if len(marked):  # as dlr train recorded them (models/lasso_cv.csv); a run before they were: not drawn
+            b.axvline(marked["log_lambda"].iloc[0], color=colour_, lw=0.8, ls=":", label=label)
     b.set(xlabel="log(λ)", ylabel="Binomial deviance (CV mean ± SE)")
     b.legend(frameon=False)
     for ax in (a, b):  # the number of non-zero features on a top axis

@@ -205,6 +205,12 @@ def test_lasso_selects_the_signal_features(lasso_data):
     assert cv.loc[cv["chosen"], "deviance_mean"].item() == cv["deviance_mean"].min()
     chosen_path = res.path[res.path["C"] == res.chosen_C].set_index("feature")["coefficient"]
     assert_allclose(chosen_path[list(res.selected["feature"])], res.selected["coefficient"], rtol=0, atol=0)
+    # both rules' rows recorded (the report's LASSO figure marks them and computes neither)
+    assert cv["lambda_min"].sum() == 1 and cv["lambda_1se"].sum() == 1
+    assert cv.loc[cv["lambda_min"], "deviance_mean"].item() == cv["deviance_mean"].min()
+    best = cv.loc[cv["lambda_min"]].iloc[0]
+    within = cv[cv["deviance_mean"] <= best["deviance_mean"] + best["deviance_se"]]
+    assert cv.loc[cv["lambda_1se"], "lambda"].item() == within["lambda"].max()
 
 
 def test_lasso_cv_deviance_equals_a_manual_recomputation(lasso_data):

@@ -31,7 +31,8 @@ MAX_ITER = 20_000
 
 UNIVARIATE_COLUMNS = ["feature", "test", "statistic", "p_value", "normality_p", "n", "kept"]
 ICC_COLUMNS = ["feature", "icc", "ci_low", "ci_high", "n_subjects", "kept"]
-CV_COLUMNS = ["C", "lambda", "log_lambda", "deviance_mean", "deviance_se", "n_nonzero", "chosen"]
+CV_COLUMNS = ["C", "lambda", "log_lambda", "deviance_mean", "deviance_se", "n_nonzero", "chosen", "lambda_min",
+              "lambda_1se"]
 PATH_COLUMNS = ["C", "lambda", "log_lambda", "feature", "coefficient"]
 COUNT_COLUMNS = ["step", "n_features", "note"]
 
@@ -116,7 +117,9 @@ class LassoResult:
     cv : DataFrame
         One row per penalty, most penalised first: ``C``, ``lambda`` (= 1 / (C n), glmnet's
         scale), ``log_lambda`` (natural log), ``deviance_mean`` and ``deviance_se`` (glmnet's
-        ``cvm`` and ``cvsd``), ``n_nonzero`` (of the all-rows fit), ``chosen``.
+        ``cvm`` and ``cvsd``), ``n_nonzero`` (of the all-rows fit), ``chosen``, and
+        ``lambda_min`` / ``lambda_1se``: the rows of glmnet's ``lambda.min`` and ``lambda.1se``
+        (whichever rule chose; the report's LASSO figure marks both and computes neither).
     chosen_C, chosen_lambda : float
         Penalty of the final fit.
     rule : str
@@ -480,7 +483,8 @@ def lasso_select(X: pd.DataFrame, y, folds, *, n_lambdas: int = 50, rule: str = 
     n_nonzero = (coefs != 0).sum(axis=1)
 
     best = int(np.flatnonzero(dev_mean <= np.min(dev_mean))[0])  # most penalised among ties
-    chosen = best if rule == "min" else int(np.flatnonzero(dev_mean <= dev_mean[best] + dev_se[best])[0])
+    one_se = int(np.flatnonzero(dev_mean <= dev_mean[best] + dev_se[best])[0])  # most penalised within 1 SE
+    chosen = best if rule == "min" else one_se
     if n_nonzero[chosen] == 0:
         later = np.flatnonzero(n_nonzero[chosen:] > 0)
         if later.size == 0:
@@ -494,7 +498,8 @@ def lasso_select(X: pd.DataFrame, y, folds, *, n_lambdas: int = 50, rule: str = 
 
     cv = pd.DataFrame({"C": Cs, "lambda": lambdas, "log_lambda": np.log(lambdas), "deviance_mean": dev_mean,
                        "deviance_se": dev_se, "n_nonzero": n_nonzero.astype(int),
-                       "chosen": np.arange(Cs.size) == chosen}, columns=CV_COLUMNS)
+                       "chosen": np.arange(Cs.size) == chosen, "lambda_min": np.arange(Cs.size) == best,
+                       "lambda_1se": np.arange(Cs.size) == one_se}, columns=CV_COLUMNS)
     ever = np.flatnonzero((coefs != 0).any(axis=0))
     path = pd.DataFrame({"C": np.repeat(Cs, ever.size), "lambda": np.repeat(lambdas, ever.size),
                          "log_lambda": np.repeat(np.log(lambdas), ever.size),
