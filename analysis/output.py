@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import pandas as pd
 
 from dlr.core.output import json_safe, provenance, staged_folder
@@ -110,3 +111,55 @@ def write_analysis(result: AnalysisResult, out, *, figures: bool = True, provena
 def _stack(frames, columns) -> pd.DataFrame:
     frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def read_analysis(folder) -> AnalysisResult:
+    """The inverse of :func:`write_analysis`: the :class:`AnalysisResult` a results folder holds,
+    its tables as written, ``settings`` and ``warnings`` from ``results.json``, and the ROC curves
+    (``roc_curve.csv``, ``roc_band.csv``, each curve's AUC from ``performance.csv``) as
+    :class:`dlr.analysis.discrimination.RocCurve` objects for the figures. Not stored, so not
+    returned: the bootstrap replicates of each AUC and the survival fits' internals
+    (``survival_fits`` is empty; their curves are ``km_curves``)."""
+    from dlr.core.errors import InputError
+    from dlr.core.run_folder import read_json, read_table
+
+    from .discrimination import AUCResult, RocCurve
+
+    folder = Path(folder)
+    document = read_json(folder / RESULTS_JSON)
+    if document is None:
+        raise InputError(f"{folder}: no {RESULTS_JSON}; it is not a results folder of `dlr analyze`")
+    text = {"model": str, "cohort": str, "model_a": str, "model_b": str, "cohort_a": str, "cohort_b": str,
+            "reference": str}
+
+    def table(name: str, default: pd.DataFrame) -> pd.DataFrame:
+        frame = read_table(folder / name, dtype=text)
+        return default if frame is None else frame
+
+    empty = pd.DataFrame()
+    tables = {attribute: table(filename, empty) for filename, attribute in TABLES.items()}
+    performance = tables["performance"]
+    roc = {}
+    curves, bands = table("roc_curve.csv", empty), table("roc_band.csv", empty)
+    for (cohort, model), points in (curves.groupby(["cohort", "model"], sort=False) if len(curves) else ()):
+        row = performance[(performance["model"] == model) & (performance["cohort"] == cohort)]
+        if row.empty:
+            continue
+        r = row.iloc[0]
+        band = bands[(bands["cohort"] == cohort) & (bands["model"] == model)] if len(bands) else bands
+        roc[(cohort, model)] = RocCurve(
+            fpr=points["fpr"].to_numpy(dtype=float), tpr=points["tpr"].to_numpy(dtype=float),
+            thresholds=points["threshold"].to_numpy(dtype=float),
+            band_specificity=band["specificity"].to_numpy(dtype=float) if len(band) else np.array([]),
+            band_sensitivity_low=band["sensitivity_ci_low"].to_numpy(dtype=float) if len(band) else np.array([]),
+            band_sensitivity_high=band["sensitivity_ci_high"].to_numpy(dtype=float) if len(band) else np.array([]),
+            auc=AUCResult(float(r["auc"]), float(r["auc_se"]), float(r["auc_ci_low"]), float(r["auc_ci_high"]),
+                          int(r["n"]), int(r["n_events"])))
+    extra = {}
+    for filename, attribute in (("calibration_groups.csv", "calibration_groups"),
+                                ("survival.csv", "survival"), ("km_curve.csv", "km_curves")):
+        frame = read_table(folder / filename, dtype=text)
+        if frame is not None:
+            extra[attribute] = frame
+    return AnalysisResult(**tables, roc=roc, settings=document.get("settings") or {},
+                          warnings=list(document.get("warnings") or []), **extra)

@@ -36,20 +36,30 @@ def _by_model(table: Mapping):
         yield model, models == model
 
 
-def plot_roc(curves: dict[str, RocCurve], *, ax=None, title: str | None = None):
+def plot_roc(curves: dict[str, RocCurve], *, ax=None, title: str | None = None, colours: Mapping | None = None,
+             bands=None, label=None, linewidth: float = 1.6):
     """ROC curves of several models in one cohort, each with its bootstrap sensitivity band.
+
+    The empirical curve joins its points by straight lines, as pROC draws it: a run of tied
+    scores is one diagonal segment (a staircase would enclose less area than the AUC it states).
 
     Parameters
     ----------
     curves : dict model name -> RocCurve (or any object with its ``fpr``, ``tpr``,
         ``band_*`` and ``auc`` attributes)
+    colours : model -> colour, optional (default: matplotlib's cycle)
+    bands : collection of model names, optional
+        The models whose band is drawn (default: every model's).
+    label : callable (model, curve) -> str, optional
+        The legend's text (default "model: AUC (95% CI)").
     """
     ax = _axes(ax)
     for model, curve in curves.items():
         auc = curve.auc
-        label = f"{model}: AUC {auc.estimate:.3f} ({auc.ci_low:.3f}-{auc.ci_high:.3f})"
-        (line,) = ax.plot(curve.fpr, curve.tpr, label=label, linewidth=1.6)
-        if len(curve.band_specificity):
+        text = label(model, curve) if label else f"{model}: AUC {auc.estimate:.3f} ({auc.ci_low:.3f}-{auc.ci_high:.3f})"
+        style = {"color": colours[model]} if colours and model in colours else {}
+        (line,) = ax.plot(curve.fpr, curve.tpr, label=text, linewidth=linewidth, **style)
+        if len(curve.band_specificity) and (bands is None or model in bands):
             ax.fill_between(1 - np.asarray(curve.band_specificity), curve.band_sensitivity_low,
                             curve.band_sensitivity_high, color=line.get_color(), alpha=0.12, linewidth=0)
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)

@@ -66,13 +66,14 @@ def is_oof_cohort(cohort: str) -> bool:
 
 def read_table(path, **kwargs) -> Optional[pd.DataFrame]:
     """A table the run saved, or None when the file is absent. Only empty cells are missing
-    values (a level or patient named "NA" stays text); a file with a header and no rows is an
-    empty frame; a file that is not CSV is an :class:`InputError` naming it."""
+    values (a level or patient named "NA" stays text); numbers are read back exactly as written
+    (``float_precision="round_trip"``); a file with a header and no rows is an empty frame; a file
+    that is not CSV is an :class:`InputError` naming it."""
     path = Path(path)
     if not path.is_file():
         return None
     try:
-        return pd.read_csv(path, keep_default_na=False, na_values=[""], **kwargs)
+        return pd.read_csv(path, keep_default_na=False, na_values=[""], float_precision="round_trip", **kwargs)
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:

@@ -124,36 +124,34 @@ def _legend(ax, n: int, loc: str) -> None:
         ax.legend(loc=loc, frameon=False)
 
 
-def draw_roc(run: Path, group: str, models: list, cohorts: list, perf: pd.DataFrame):
-    """ROC curves per cohort; the bands of every model, or, for the comparators, of the best
-    model alone (seven overlapping bands hide the curves)."""
-    banded = models[:1] if group == "comparators" else models
-    roc, band = _csv(run / "results" / "roc_curve.csv"), _csv(run / "results" / "roc_band.csv")
-    if roc is None:
+def draw_roc(run: Path, group: str, models: list, cohorts: list, perf: pd.DataFrame, analysis=None):
+    """ROC curves per cohort, drawn by :func:`dlr.analysis.plotting.plot_roc` from the curves the
+    analysis saved (:func:`dlr.analysis.output.read_analysis`); the bands of every model, or, for
+    the comparators, of the best model alone (seven overlapping bands hide the curves)."""
+    from dlr.analysis.plotting import plot_roc
+
+    analysis = analysis if analysis is not None else _analysis(run)
+    if analysis is None or not analysis.roc:
         return None
     fig, axes = _panels(len(cohorts))
     used = {}
     for i, (ax, cohort) in enumerate(zip(axes, cohorts)):
-        for model in models:
-            c = used.setdefault(model, colour(model, used))
-            pts = roc[(roc["cohort"] == cohort) & (roc["model"] == model)]
-            if pts.empty:
-                continue
-            auc = perf[(perf["model"] == model) & (perf["cohort"] == cohort)]["auc"]
-            label = f"{model} (AUC {auc.iloc[0]:.3f})" if len(auc) else model
-            if band is not None and model in banded:
-                b = band[(band["cohort"] == cohort) & (band["model"] == model)].sort_values("specificity")
-                if len(b):
-                    ax.fill_between(1 - b["specificity"], b["sensitivity_ci_low"], b["sensitivity_ci_high"],
-                                    color=c, alpha=0.10, linewidth=0)
-            ax.plot(pts["fpr"], pts["tpr"], color=c, lw=1.3, label=label, drawstyle="steps-post")
-        ax.plot([0, 1], [0, 1], color="#888888", lw=0.6, ls=":")
-        ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="1 - specificity", ylabel="Sensitivity",
-               title=f"{cohort[:1].upper()}{cohort[1:]} cohort")
-        ax.set_aspect("equal")
+        curves = {m: analysis.roc[(cohort, m)] for m in models if (cohort, m) in analysis.roc}
+        colours = {m: used.setdefault(m, colour(m, used)) for m in curves}
+        plot_roc(curves, ax=ax, title=f"{cohort[:1].upper()}{cohort[1:]} cohort", colours=colours,
+                 bands=models[:1] if group == "comparators" else models, linewidth=1.3,
+                 label=lambda model, curve: f"{model} (AUC {curve.auc.estimate:.3f})")
         _legend(ax, len(models), "lower right")
         _panel_letter(ax, i)
     return fig
+
+
+def _analysis(run: Path):
+    """The run's analysis as result objects (None without results/)."""
+    from dlr.analysis.output import read_analysis
+
+    folder = run / rf.RESULTS_DIR
+    return read_analysis(folder) if (folder / rf.RESULTS_JSON).is_file() else None
 
 
 def _calibration_groups(run: Path) -> pd.DataFrame | None:
@@ -561,6 +559,7 @@ def draw_report_figures(run, out, *, dca_range=(0.05, 0.80), dpi: int = 300) -> 
     cohorts = _cohorts(perf, dev)
     predictions = _csv(run / rf.PREDICTIONS)
     groups = model_groups(run)
+    analysis = _analysis(run)
     panels = ", ".join(f"({'ABCDEFGH'[i]}) the {c} cohort" for i, c in enumerate(cohorts))
     names = {"classifiers": "the five radiomics classifiers", "models": "the clinical-radiological, radiomics and "
              "combined models", "comparators": "the best model against the staging systems and inflammation indexes"}
@@ -574,7 +573,7 @@ def draw_report_figures(run, out, *, dca_range=(0.05, 0.80), dpi: int = 300) -> 
             records.append(FigureRecord(fid, stem, caption, tuple(models), tuple(cohorts_)))
 
         for group, models in groups.items():
-            keep(draw_roc(run, group, models, cohorts, perf), f"fig-roc-{group}", f"roc_{group}",
+            keep(draw_roc(run, group, models, cohorts, perf, analysis), f"fig-roc-{group}", f"roc_{group}",
                  f"ROC curves of {names[group]}: {panels}. Shaded "
                  + ("band: bootstrap 95% CI of the best model's sensitivity; " if group == "comparators" else
                     "bands: bootstrap 95% CI of the sensitivity; ") + "legend: AUC.", models)

@@ -179,7 +179,7 @@ def test_without_n_events_the_curves_have_no_censoring_ticks(run, tmp_path):
 
     def drop_events(target):
         path = target / "results" / "km_curve.csv"
-        pd.read_csv(path).drop(columns="n_events").to_csv(path, index=False)
+        pd.read_csv(path, float_precision="round_trip").drop(columns="n_events").to_csv(path, index=False)
 
     old = _copy(run, tmp_path / "old", edit=drop_events)
     cohorts = km_cohorts(_survival(run), "RCR", "training", order=COHORTS)
