@@ -15,6 +15,8 @@ import hashlib
 import importlib.util
 from pathlib import Path
 
+from dlr.core.output import file_sha256
+
 #: the import root's packages, each a folder of the repository (pyproject's package-dir)
 ROOT_PACKAGES = ("dlr", "dlr.core", "dlr.modeling", "dlr.analysis", "dlr.report")
 
@@ -150,6 +152,5 @@ def code_fingerprint(entries) -> str:
     known = modules()
     digest = hashlib.sha256()
     for name in closure(entries):
-        with open(known[name], "rb") as fh:
-            digest.update(f"{name}\0{hashlib.file_digest(fh, 'sha256').hexdigest()}\n".encode())
+        digest.update(f"{name}\0{file_sha256(known[name])}\n".encode())
     return digest.hexdigest()

@@ -135,8 +135,7 @@ def stage_code(stage: Stage) -> str:
 
     digest = hashlib.sha256(code_fingerprint(stage.code).encode() if stage.code else b"")
     for name in GLUE:
-        with open(modules()[name], "rb") as fh:
-            digest.update(hashlib.file_digest(fh, "sha256").digest())
+        digest.update(file_sha256(modules()[name]).encode())
     return digest.hexdigest()
 
 
