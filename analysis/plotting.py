@@ -47,7 +47,7 @@ def plot_roc(curves: dict[str, RocCurve], *, ax=None, title: str | None = None, 
     ----------
     curves : dict model name -> RocCurve (or any object with its ``fpr``, ``tpr``,
         ``band_*`` and ``auc`` attributes)
-    colours : model -> colour, optional (default: matplotlib's cycle)
+    colours : model -> colour, optional (default: :data:`MODEL_COLOURS`, else matplotlib's cycle)
     bands : collection of model names, optional
         The models whose band is drawn (default: every model's).
     label : callable (model, curve) -> str, optional
@@ -57,7 +57,8 @@ def plot_roc(curves: dict[str, RocCurve], *, ax=None, title: str | None = None, 
     for model, curve in curves.items():
         auc = curve.auc
         text = label(model, curve) if label else f"{model}: AUC {auc.estimate:.3f} ({auc.ci_low:.3f}-{auc.ci_high:.3f})"
-        style = {"color": colours[model]} if colours and model in colours else {}
+        chosen = (colours or {}).get(model, MODEL_COLOURS.get(str(model)))
+        style = {"color": chosen} if chosen is not None else {}
         (line,) = ax.plot(curve.fpr, curve.tpr, label=text, linewidth=linewidth, **style)
         if len(curve.band_specificity) and (bands is None or model in bands):
             ax.fill_between(1 - np.asarray(curve.band_specificity), curve.band_sensitivity_low,
@@ -85,8 +86,9 @@ def plot_calibration(bins: Mapping, smooth: Mapping, *, ax=None, title: str | No
         observed = _column(bins, "observed")[rows]
         err = np.clip(np.vstack([observed - _column(bins, "observed_ci_low")[rows],
                                  _column(bins, "observed_ci_high")[rows] - observed]), 0, None)
+        own = {"color": MODEL_COLOURS[str(model)]} if str(model) in MODEL_COLOURS else {}
         points = ax.errorbar(_column(bins, "mean_predicted")[rows], observed, yerr=err, fmt="o", markersize=3.5,
-                             capsize=2, linewidth=0.8, label=f"{model} (deciles)")
+                             capsize=2, linewidth=0.8, label=f"{model} (deciles)", **own)
         mine = smooth_models == model
         if mine.any():
             ax.plot(_column(smooth, "predicted")[mine], _column(smooth, "observed")[mine],
@@ -107,6 +109,16 @@ def _zone(threshold: np.ndarray, threshold_range) -> tuple[tuple[float, float], 
 MAX_BANDS = 6
 
 
+#: one colour per model of a dlr run, in every figure (results/figures and the report alike):
+#: colour-blind-safe Okabe-Ito and Tol hues
+MODEL_COLOURS = {
+    "CR": "#E69F00", "Radiomics-LR": "#0072B2", "Radiomics-SVM": "#009E73", "Radiomics-KNN": "#CC79A7",
+    "Radiomics-XGBoost": "#D55E00", "Radiomics-MLP": "#56B4E9", "DL-ResNet10": "#882255", "DL-ResNet18": "#44AA99",
+    "DL-ResNet34": "#999933", "RCR": "#000000", "DLRCR": "#AA4499", "BCLC": "#332288", "CNLC": "#117733",
+    "ERASL": "#88CCEE", "NLR": "#DDCC77", "PLR": "#CC6677", "LMR": "#661100",
+}
+
+
 def _colour(k: int, n: int):
     """The k-th of n model colours: the property cycle, or tab20 beyond its 10 colours."""
     if n <= 10:
@@ -114,6 +126,11 @@ def _colour(k: int, n: int):
     import matplotlib
 
     return matplotlib.colormaps["tab20"](k % 20)
+
+
+def model_colour(model, k: int, n: int):
+    """``model``'s own colour (:data:`MODEL_COLOURS`), else the k-th of n (another tool's model names)."""
+    return MODEL_COLOURS.get(str(model), _colour(k, n))
 
 
 def _legend_below(ax, handles, ncol: int = 3):
@@ -163,7 +180,7 @@ def plot_decision_curve(curves: Mapping, *, ax=None, title: str | None = None, t
             prevalence = (y + w) / (1 + w)
             top = np.nanmax([top, *prevalence]) if prevalence.size else top
         else:
-            style = dict(color=_colour(k, n_models), linewidth=1.5)
+            style = dict(color=model_colour(model, k, n_models), linewidth=1.5)
             label, k = str(model), k + 1
         (line,) = ax.plot(x, y, **style)
         handles.append(Line2D([], [], label=label, **style))
@@ -225,7 +242,7 @@ def plot_net_benefit_difference(differences: Mapping, *, ax=None, title: str | N
         if model == reference:
             continue
         keep = rows & zone
-        style = dict(color=_colour(k, n_models), linewidth=1.5)
+        style = dict(color=model_colour(model, k, n_models), linewidth=1.5)
         ax.plot(threshold[keep], diff[keep], **style)
         handles.append(Line2D([], [], label=str(model), **style))
         if banded and np.isfinite(low[keep]).any():

@@ -30,15 +30,11 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
+from dlr.analysis.plotting import MODEL_COLOURS
 from dlr.core import run_folder as rf
 
 OOF_SUFFIX = rf.OOF_SUFFIX
-COLOURS = {
-    "CR": "#E69F00", "Radiomics-LR": "#0072B2", "Radiomics-SVM": "#009E73", "Radiomics-KNN": "#CC79A7",
-    "Radiomics-XGBoost": "#D55E00", "Radiomics-MLP": "#56B4E9", "DL-ResNet10": "#882255", "DL-ResNet18": "#44AA99",
-    "DL-ResNet34": "#999933", "RCR": "#000000", "DLRCR": "#AA4499", "BCLC": "#332288", "CNLC": "#117733",
-    "ERASL": "#88CCEE", "NLR": "#DDCC77", "PLR": "#CC6677", "LMR": "#661100",
-}
+COLOURS = MODEL_COLOURS  # one colour per model, the same in results/figures (dlr.analysis.plotting)
 GREYS = ("#555555", "#777777", "#999999", "#BBBBBB")
 STYLE = {"font.size": 8, "axes.titlesize": 9, "axes.labelsize": 8, "legend.fontsize": 7, "xtick.labelsize": 7,
          "ytick.labelsize": 7, "axes.spines.top": False, "axes.spines.right": False, "axes.linewidth": 0.6,
