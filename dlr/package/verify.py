@@ -1,0 +1,203 @@
+"""`dlr verify FILE.zip`: a package's members checked against ``MANIFEST.csv``, the analysis
+recomputed from its predictions with the settings ``results/results.json`` records, and every
+recomputed number compared with the packaged one (:mod:`dlr.package.compare`). The same check
+runs on the staged folder before `dlr package` writes a zip."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import tempfile
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from dlr.core.errors import InputError
+from dlr.core.progress import Progress, say as _say
+from dlr.core.run_folder import OOF_PREDICTIONS, PREDICTIONS
+from dlr.package.compare import DIFFERENCE_COLUMNS, _difference, compare_csv, compare_json
+from dlr.package.layout import MANIFEST, RESULTS, RESULTS_JSON, _sha256, analysis_settings
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """What :func:`verify_package` found.
+
+    Attributes
+    ----------
+    identical : bool
+        True when no difference was found (every member matches ``MANIFEST.csv`` and every
+        recomputed number equals the packaged one).
+    differences : DataFrame
+        One row per difference: ``file`` (the member, e.g. ``results/performance.csv``),
+        ``row`` (for a CSV the line of the file, the header being line 1, as a spreadsheet
+        numbers it; for results.json the path of the value's parent, e.g. ``performance[3]``;
+        ``-`` for the whole file), ``column`` (the CSV column or JSON key; ``<sha256>`` for a
+        member that differs from MANIFEST.csv, ``<file>``, ``<row>`` or ``<column>`` for one
+        present on one side only), ``packaged`` and ``recomputed`` (as written), and ``key``
+        (the row's text cells, e.g. ``model=CR, cohort=validation``).
+    checked : tuple of str
+        The members compared with the recomputation.
+    n_numbers : int
+        Numbers compared.
+    settings : dict
+        The analysis settings used for the recomputation (from ``results/results.json``).
+    """
+
+    identical: bool
+    differences: pd.DataFrame
+    checked: tuple
+    n_numbers: int
+    settings: dict = field(default_factory=dict)
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.differences.copy()
+
+    def lines(self) -> list:
+        """Each difference as ``file, row R, column C: packaged -> recomputed``."""
+        return [f"{d.file}, row {d.row}, column {d.column}: {d.packaged} -> {d.recomputed}"
+                for d in self.differences.itertuples()]
+
+
+def verify_package(zip_path, *, progress: Progress = None) -> VerifyResult:
+    """Recompute the analysis of a reviewer package and compare it with the packaged results.
+
+    Parameters
+    ----------
+    zip_path : path
+        A zip written by :func:`package_run`.
+    progress : callable, optional
+
+    Returns
+    -------
+    VerifyResult
+        ``identical`` when every member matches ``MANIFEST.csv`` and every recomputed number
+        equals the packaged one; ``differences`` lists each one.
+
+    Raises
+    ------
+    InputError
+        A missing, corrupt or non-zip file, or a zip without ``MANIFEST.csv``,
+        ``predictions.csv`` or ``results/results.json`` (the message names the file and what is
+        missing), or packaged predictions that the analysis refuses.
+    """
+    zip_path = Path(zip_path)
+    if not zip_path.is_file():
+        raise InputError(f"{zip_path}: no such file; give the reviewer package written by `dlr package`")
+    folder = Path(tempfile.mkdtemp(prefix="dlr-verify-"))
+    try:
+        _say(progress, f"opening {zip_path}")
+        _extract(zip_path, folder)
+        return _verify_folder(folder, label=str(zip_path), progress=progress)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _extract(zip_path: Path, folder: Path) -> None:
+    what = "not a dlr reviewer package"
+    try:
+        archive = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise InputError(f"{zip_path}: not a readable zip file ({exc}): the file is corrupt or truncated, or "
+                         "not a package; write it again with `dlr package RUN --out FILE.zip`") from None
+    with archive:
+        names = archive.namelist()
+        missing = [n for n in (MANIFEST, PREDICTIONS, RESULTS_JSON) if n not in names]
+        if missing:
+            raise InputError(f"{zip_path}: {what}: it has no {', '.join(missing)}; write it with `dlr package`")
+        for info in archive.infolist():
+            name = info.filename
+            if info.is_dir():
+                continue
+            if name.startswith(("/", "\\")) or ".." in re.split(r"[\\/]", name) or re.match(r"^[A-Za-z]:", name):
+                raise InputError(f"{zip_path}: member {name!r} points outside the package; {what}")
+            try:
+                data = archive.read(info)
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+                raise InputError(f"{zip_path}: member {name} cannot be read ({exc}): the zip is corrupt") from None
+            target = folder / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+
+
+def _verify_folder(folder: Path, *, label: str, progress: Progress = None) -> VerifyResult:
+    """The check of :func:`verify_package` on an extracted (or staged) package folder."""
+    from dlr import verbs
+
+    differences = _manifest_differences(folder, label)
+    try:
+        results = json.loads((folder / RESULTS_JSON).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise InputError(f"{label}: {RESULTS_JSON} is not readable JSON ({exc})") from None
+    if not isinstance(results, dict):
+        raise InputError(f"{label}: {RESULTS_JSON} is not a JSON object")
+    try:
+        settings = analysis_settings(results)
+    except InputError as exc:
+        raise InputError(f"{label}: {exc}") from None
+    oof = folder / OOF_PREDICTIONS if settings["oof"] else None
+    if oof is not None and not oof.is_file():
+        raise InputError(f"{label}: {RESULTS_JSON} records out-of-fold predictions, but {OOF_PREDICTIONS} is missing")
+    kwargs = {k: v for k, v in settings.items() if k != "oof"}
+    _say(progress, "recomputing the analysis: " + ", ".join(f"{k} {v}" for k, v in kwargs.items()))
+    out = Path(tempfile.mkdtemp(prefix="dlr-recomputed-"))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                verbs.analyze(folder / PREDICTIONS, out / RESULTS, figures=False, oof=oof, **kwargs)
+            except InputError as exc:
+                raise InputError(f"{label}: the packaged predictions cannot be analysed: "
+                                 f"{str(exc).replace(str(folder) + os.sep, '')}") from None
+        checked, n_numbers = [], 0
+        packaged_csv = {p.name for p in (folder / RESULTS).glob("*.csv")}
+        recomputed_csv = {p.name for p in (out / RESULTS).glob("*.csv")}
+        for name in sorted(packaged_csv | recomputed_csv):
+            member = f"{RESULTS}/{name}"
+            if name not in recomputed_csv:
+                differences.append(_difference(member, "-", "<file>", "(present)", "(not recomputed)"))
+                continue
+            if name not in packaged_csv:
+                differences.append(_difference(member, "-", "<file>", "(missing)", "(recomputed)"))
+                continue
+            diffs, count = compare_csv(folder / member, out / RESULTS / name, member)
+            differences += diffs
+            n_numbers += count
+            checked.append(member)
+        recomputed = json.loads((out / RESULTS_JSON).read_text())
+        diffs, count = compare_json(results, recomputed, RESULTS_JSON)
+        differences += diffs
+        n_numbers += count
+        checked.append(RESULTS_JSON)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    frame = pd.DataFrame(differences, columns=DIFFERENCE_COLUMNS)
+    return VerifyResult(frame.empty, frame, tuple(checked), n_numbers, settings)
+
+
+def _manifest_differences(folder: Path, label: str) -> list:
+    try:
+        with open(folder / MANIFEST, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{label}: {MANIFEST} is not readable ({exc})") from None
+    if not rows or "file" not in rows[0] or "sha256" not in rows[0]:
+        raise InputError(f"{label}: {MANIFEST} has no file and sha256 columns")
+    listed = {r["file"]: r["sha256"] for r in rows}
+    present = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {MANIFEST}
+    out = []
+    for name in sorted(set(listed) | present):
+        if name not in present:
+            out.append(_difference(name, "-", "<sha256>", listed[name], "(missing)"))
+        elif name not in listed:
+            out.append(_difference(name, "-", "<sha256>", "(not in MANIFEST.csv)", _sha256(folder / name)))
+        else:
+            digest = _sha256(folder / name)
+            if digest != listed[name]:
+                out.append(_difference(name, "-", "<sha256>", listed[name], digest))
+    return out
