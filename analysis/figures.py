@@ -184,10 +184,10 @@ def _draw(kind: str, stem: str, data, title: str, folder: str) -> list[str]:
     if kind == "km":  # the number-at-risk table and its labels take the bottom and left margins
         size["km"] = (6.0, 5.4)
         margins = dict(left=0.18, right=0.96, bottom=1.3 / 5.4, top=1 - 0.35 / 5.4)
-    if kind == "forest":
-        height = 0.28 * len(data["auc"]) + 1.2
-        size["forest"] = (7.5, height)
-        margins = dict(left=0.38, right=0.86, bottom=0.55 / height, top=1 - 0.35 / height)
+    if kind == "forest":  # the two text columns right of the axes take its right part
+        height = plotting.forest_height(data) + 0.4
+        size["forest"] = (7.0, height)
+        margins = dict(left=0.25, right=0.56, bottom=0.55 / height, top=1 - 0.35 / height)
     written = []
     # a fixed title height spares matplotlib its tick-label search for a place for the title
     with matplotlib.rc_context({"svg.hashsalt": "dlr", "svg.fonttype": "none", "font.size": 9, "axes.titley": 1.01}):

@@ -117,9 +117,11 @@ def read_analysis(folder) -> AnalysisResult:
     """The inverse of :func:`write_analysis`: the :class:`AnalysisResult` a results folder holds,
     its tables as written, ``settings`` and ``warnings`` from ``results.json``, and the ROC curves
     (``roc_curve.csv``, ``roc_band.csv``, each curve's AUC from ``performance.csv``) as
-    :class:`dlr.analysis.discrimination.RocCurve` objects for the figures. Not stored, so not
-    returned: the bootstrap replicates of each AUC and the survival fits' internals
-    (``survival_fits`` is empty; their curves are ``km_curves``)."""
+    :class:`dlr.analysis.discrimination.RocCurve` objects for the figures, and with follow-up the
+    risk groups' survival (``survival.csv`` and ``km_curve.csv``) as
+    :class:`dlr.analysis.survival.RiskGroupSurvival` objects (:func:`~dlr.analysis.survival.saved_risk_groups`).
+    Not stored, so not returned: the bootstrap replicates of each AUC and the survival fits'
+    pair counts and Cox internals (NaN or -1 in the objects)."""
     from dlr.core.errors import InputError
     from dlr.core.run_folder import read_json, read_table
 
@@ -161,5 +163,13 @@ def read_analysis(folder) -> AnalysisResult:
         frame = read_table(folder / filename, dtype=text)
         if frame is not None:
             extra[attribute] = frame
+    if len(extra.get("survival", ())) and "km_curves" in extra:
+        from .survival import saved_risk_groups
+
+        curves = extra["km_curves"]
+        extra["survival_fits"] = {
+            (r["cohort"], r["model"]): saved_risk_groups(r, curves[(curves["cohort"] == r["cohort"])
+                                                                   & (curves["model"] == r["model"])])
+            for r in extra["survival"].to_dict("records")}
     return AnalysisResult(**tables, roc=roc, settings=document.get("settings") or {},
                           warnings=list(document.get("warnings") or []), **extra)

@@ -70,32 +70,82 @@ def plot_roc(curves: dict[str, RocCurve], *, ax=None, title: str | None = None, 
     return ax
 
 
-def plot_calibration(bins: Mapping, smooth: Mapping, *, ax=None, title: str | None = None):
-    """Calibration curves: binned observed rate (Wilson CI) and LOESS, per model.
+def plot_calibration(bins: Mapping, smooth: Mapping | None = None, *, ax=None, title: str | None = None,
+                     colours: Mapping | None = None, label=None, rug: Mapping | None = None,
+                     groups: str = "deciles", intervals: bool = True, legend_below: bool = False, key: bool = True):
+    """Calibration curves: the observed proportion in groups of predicted risk (with its CI) and
+    the LOESS curve, per model, in one colour each.
 
     Parameters
     ----------
-    bins : table with ``model``, ``mean_predicted``, ``observed``, ``observed_ci_low``,
-        ``observed_ci_high`` (``calibration.csv`` rows of one cohort).
-    smooth : table with ``model``, ``predicted``, ``observed`` (LOESS rows of one cohort).
+    bins : table with ``model``, ``mean_predicted``, ``observed`` and optionally
+        ``observed_ci_low``, ``observed_ci_high`` (``calibration.csv`` or
+        ``calibration_groups.csv`` rows of one cohort).
+    smooth : table with ``model``, ``predicted``, ``observed`` (LOESS rows of one cohort), optional.
+    colours : model -> colour, optional (default: :data:`MODEL_COLOURS`, else matplotlib's cycle).
+    label : callable model -> str, optional
+        The model's legend text (default its name).
+    rug : model -> array of predicted probabilities, optional
+        Drawn as ticks beneath the axis, one row per model.
+    groups : str
+        What the points are, for the legend ("deciles", "quantile groups", ...).
+    intervals : bool
+        Each point's CI (where ``bins`` has one) as an error bar. Without a LOESS curve the
+        points of a model are joined by a line.
+    legend_below : bool
+        The legend beneath the axes (for narrow panels) rather than in the upper left.
+    key : bool
+        The legend also says what the points and lines are (leave it to a caption that does).
     """
+    from matplotlib.lines import Line2D
+
     ax = _axes(ax)
-    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1, label="Ideal")
-    smooth_models = _column(smooth, "model")
-    for model, rows in _by_model(bins):
-        observed = _column(bins, "observed")[rows]
-        err = np.clip(np.vstack([observed - _column(bins, "observed_ci_low")[rows],
-                                 _column(bins, "observed_ci_high")[rows] - observed]), 0, None)
-        own = {"color": MODEL_COLOURS[str(model)]} if str(model) in MODEL_COLOURS else {}
-        points = ax.errorbar(_column(bins, "mean_predicted")[rows], observed, yerr=err, fmt="o", markersize=3.5,
-                             capsize=2, linewidth=0.8, label=f"{model} (deciles)", **own)
-        mine = smooth_models == model
-        if mine.any():
-            ax.plot(_column(smooth, "predicted")[mine], _column(smooth, "observed")[mine],
-                    color=points[0].get_color(), linewidth=1.4, label=f"{model} (LOESS)")
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="Predicted probability", ylabel="Observed proportion", title=title)
-    ax.set_aspect("equal")
-    ax.legend(loc="upper left", fontsize="x-small", frameon=False)
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)
+    smooth_models = _column(smooth, "model") if smooth is not None and len(_column(smooth, "model")) else None
+    has_ci = intervals and "observed_ci_low" in bins and "observed_ci_high" in bins
+    models = [m for m, _ in _by_model(bins)]
+    handles = []
+    for k, (model, rows) in enumerate(_by_model(bins)):
+        chosen = (colours or {}).get(model, model_colour(model, k, len(models)))
+        observed = _column(bins, "observed").astype(float)[rows]
+        predicted = _column(bins, "mean_predicted").astype(float)[rows]
+        order = np.argsort(predicted, kind="stable")
+        err = None
+        if has_ci:
+            err = np.clip(np.vstack([observed - _column(bins, "observed_ci_low").astype(float)[rows],
+                                     _column(bins, "observed_ci_high").astype(float)[rows] - observed]), 0, None)
+            err = err[:, order]
+        smoothed = smooth_models is not None and bool((smooth_models == model).any())
+        ax.errorbar(predicted[order], observed[order], yerr=err, fmt="o-" if not smoothed else "o", markersize=3.2,
+                    capsize=1.8, elinewidth=0.7, linewidth=0 if smoothed else 1.1, color=chosen)
+        line = not smoothed
+        if smoothed:
+            mine = smooth_models == model
+            ax.plot(_column(smooth, "predicted")[mine], _column(smooth, "observed")[mine], color=chosen, linewidth=1.3)
+            line = True
+        if rug is not None and model in rug:
+            scores = np.asarray(rug[model], dtype=float)
+            ax.plot(scores, np.full(scores.size, -0.03 - 0.025 * k), "|", color=chosen, markersize=4, alpha=0.6,
+                    markeredgewidth=0.6)
+        handles.append(Line2D([], [], color=chosen, marker="o", markersize=3.2, linewidth=1.3 if line else 0,
+                              label=label(model) if label else str(model)))
+    handles.append(Line2D([], [], color="grey", linestyle=":", linewidth=1, label="Ideal"))
+    if key:
+        handles.append(Line2D([], [], color="black", marker="o", markersize=3.2, linewidth=0,
+                              label=f"Points: {groups}" + (" (95% CI)" if has_ci else "")))
+        if smooth_models is not None:
+            handles.append(Line2D([], [], color="black", linewidth=1.3, label="Line: LOESS"))
+    bottom = -0.04 - 0.025 * len(models) if rug is not None else 0.0
+    ax.set(xlim=(0, 1), ylim=(bottom, 1.02), xlabel="Predicted probability", ylabel="Observed proportion",
+           title=title)
+    if rug is None:
+        ax.set_aspect("equal")
+    else:
+        ax.set_yticks(np.linspace(0.0, 1.0, 6))
+    if legend_below:
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1, frameon=False)
+    else:
+        ax.legend(handles=handles, loc="upper left", fontsize="x-small", frameon=False)
     return ax
 
 
@@ -139,7 +189,7 @@ def _legend_below(ax, handles, ncol: int = 3):
 
 
 def plot_decision_curve(curves: Mapping, *, ax=None, title: str | None = None, threshold_range=None,
-                        max_bands: int = MAX_BANDS):
+                        max_bands: int = MAX_BANDS, colours: Mapping | None = None):
     """Net benefit against threshold probability with bootstrap bands, treat all and treat none.
 
     Parameters
@@ -151,6 +201,7 @@ def plot_decision_curve(curves: Mapping, *, ax=None, title: str | None = None, t
         The threshold probabilities shown (default 0 to 1).
     max_bands : int
         Bands are drawn for at most this many models (lines only beyond).
+    colours : model -> colour, optional (default: :data:`MODEL_COLOURS`, else matplotlib's cycle)
 
     Notes
     -----
@@ -180,7 +231,7 @@ def plot_decision_curve(curves: Mapping, *, ax=None, title: str | None = None, t
             prevalence = (y + w) / (1 + w)
             top = np.nanmax([top, *prevalence]) if prevalence.size else top
         else:
-            style = dict(color=model_colour(model, k, n_models), linewidth=1.5)
+            style = dict(color=(colours or {}).get(model, model_colour(model, k, n_models)), linewidth=1.5)
             label, k = str(model), k + 1
         (line,) = ax.plot(x, y, **style)
         handles.append(Line2D([], [], label=label, **style))
@@ -265,32 +316,75 @@ def plot_net_benefit_difference(differences: Mapping, *, ax=None, title: str | N
     return ax
 
 
-def plot_forest(subgroups: Mapping, *, ax=None, title: str | None = None):
-    """Forest plot of subgroup AUCs with DeLong CIs and the between-level p value.
+def _forest_rows(subgroups: Mapping) -> list[tuple]:
+    """The forest plot's rows: per (model, cohort, stratifier), in order of first appearance, a
+    heading (kind "head", its text, the between-level P) and then each level (kind "level", its
+    text, the row's index)."""
+    model, cohort = _column(subgroups, "model"), _column(subgroups, "cohort")
+    stratifier = _column(subgroups, "stratifier") if "stratifier" in subgroups else np.full(model.size, "")
+    level, p_between = _column(subgroups, "level"), _column(subgroups, "p_between").astype(float)
+    keys = list(dict.fromkeys(zip(model.tolist(), cohort.tolist(), stratifier.tolist())))
+    rows = []
+    for key in keys:
+        members = np.flatnonzero((model == key[0]) & (cohort == key[1]) & (stratifier == key[2]))
+        p = p_between[members][np.isfinite(p_between[members])]
+        rows.append(("head", f"{key[0]}, {key[1]}", _p_text(float(p[0])) if p.size else "", key[0]))
+        rows += [("level", f"   {key[2]} {level[i]}".rstrip() if key[2] else f"   {level[i]}", i, key[0])
+                 for i in members]
+    return rows
+
+
+def forest_height(subgroups: Mapping) -> float:
+    """The height in inches of a :func:`plot_forest` figure of ``subgroups``."""
+    return 0.22 * len(_forest_rows(subgroups)) + 0.8
+
+
+def plot_forest(subgroups: Mapping, *, ax=None, title: str | None = None, colours: Mapping | None = None):
+    """Forest plot of subgroup AUCs with DeLong CIs, grouped by model and cohort.
 
     Parameters
     ----------
-    subgroups : table with ``model``, ``cohort``, ``level``, ``n``, ``auc``, ``auc_ci_low``,
-        ``auc_ci_high``, ``p_between`` (``subgroups.csv`` rows of one stratifier).
+    subgroups : table with ``model``, ``cohort``, ``stratifier`` (optional), ``level``, ``n``,
+        ``n_events``, ``auc``, ``auc_ci_low``, ``auc_ci_high``, ``p_between`` (``subgroups.csv``).
+    colours : model -> colour, optional (default: :data:`MODEL_COLOURS`, else matplotlib's cycle).
+
+    Notes
+    -----
+    Each model and cohort is a heading with the unpaired DeLong P between its levels, once; each
+    level a row with its square (AUC) and line (95% CI) in the model's colour, and two text
+    columns right of the axes: "AUC (95% CI)" and events/n. The axes take the left part of the
+    figure: leave the right ~45% of its width to those columns (e.g. ``subplots_adjust(left=0.25,
+    right=0.56)``, :func:`forest_height` for the height).
     """
+    rows = _forest_rows(subgroups)
+    ax = _axes(ax, (7.0, forest_height(subgroups)))
     auc = _column(subgroups, "auc").astype(float)
     low, high = _column(subgroups, "auc_ci_low").astype(float), _column(subgroups, "auc_ci_high").astype(float)
-    p_between = _column(subgroups, "p_between").astype(float)
-    ax = _axes(ax, (7.5, 0.28 * auc.size + 1.2))
-    y = np.arange(auc.size)[::-1]
-    finite = np.isfinite(auc)
-    ax.errorbar(auc[finite], y[finite],
-                xerr=np.clip(np.vstack([auc[finite] - low[finite], high[finite] - auc[finite]]), 0, None),
-                fmt="s", markersize=4, capsize=2, color="black", linewidth=1)
-    labels = [f"{m} | {c} | {lv} (n={n})" for m, c, lv, n in zip(
-        _column(subgroups, "model"), _column(subgroups, "cohort"), _column(subgroups, "level"),
-        _column(subgroups, "n"))]
-    ax.set_yticks(y, labels, fontsize="x-small")
-    for yi, a, p in zip(y, auc, p_between):
-        text = "AUC undefined" if not np.isfinite(a) else (f"P = {p:.3f}" if np.isfinite(p) else "")
-        ax.text(1.02, yi, text, fontsize="x-small", va="center", transform=ax.get_yaxis_transform())
-    ax.axvline(0.5, linestyle=":", color="grey", linewidth=1)
-    ax.set(xlim=(0, 1), xlabel="AUC (95% CI, DeLong)", title=title)
+    n, events = _column(subgroups, "n"), _column(subgroups, "n_events")
+    models = list(dict.fromkeys(r[3] for r in rows))
+    text = ax.get_yaxis_transform()  # x in axes fractions, y in rows
+    for y, (kind, label, index, model) in enumerate(rows):
+        yy = len(rows) - y
+        ax.text(-0.02, yy, label, transform=text, ha="right", va="center",
+                fontweight="bold" if kind == "head" else "normal")
+        if kind == "head":
+            ax.text(1.95, yy, index, transform=text, ha="left", va="center")
+            continue
+        chosen = (colours or {}).get(model, model_colour(model, models.index(model), len(models)))
+        if np.isfinite(auc[index]):
+            ax.plot([low[index], high[index]], [yy, yy], color=chosen, linewidth=1.1)
+            ax.plot(auc[index], yy, "s", color=chosen, markersize=4)
+            shown = f"{auc[index]:.3f} ({low[index]:.3f}-{high[index]:.3f})"
+        else:
+            shown = "AUC undefined"
+        ax.text(1.02, yy, shown, transform=text, ha="left", va="center")
+        ax.text(1.95, yy, f"{int(events[index])}/{int(n[index])}", transform=text, ha="left", va="center")
+    top = len(rows) + 1
+    ax.text(1.02, top, "AUC (95% CI)", transform=text, ha="left", va="center", fontweight="bold")
+    ax.text(1.95, top, "Events/n; P", transform=text, ha="left", va="center", fontweight="bold")
+    ax.axvline(0.5, color="#888888", linewidth=0.6, linestyle=":")
+    ax.set(xlim=(0.2, 1.0), ylim=(0.3, top + 0.7), yticks=[], xlabel="AUC (95% CI, DeLong)", title=title)
+    ax.spines["left"].set_visible(False)
     return ax
 
 

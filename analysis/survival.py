@@ -678,3 +678,37 @@ def risk_group_survival(time, event, score, threshold: float, *, horizon: float 
     return RiskGroupSurvival(int(t.size), int(e.sum()), float(threshold), n_high, float(horizon), concordance,
                              logrank, hazard, km_high, km_low, _cumulative_incidence(km_high, horizon, "high"),
                              _cumulative_incidence(km_low, horizon, "low"))
+
+
+def saved_risk_groups(row, curves: pd.DataFrame) -> RiskGroupSurvival:
+    """A :class:`RiskGroupSurvival` read back from its ``survival.csv`` row and its cohort's and
+    model's ``km_curve.csv`` rows (``group`` high / low): the inverse of :meth:`RiskGroupSurvival.row`
+    and :meth:`~RiskGroupSurvival.curve_frame`, for figures drawn from saved results.
+
+    What the files do not hold is NaN (floats) or -1 (counts): the concordance's pair counts, the
+    log-rank test's observed and expected events, the Cox model's coefficient, SE, log likelihood
+    and iterations. A group without rows is an empty curve (``n`` = 0). Without an ``n_events``
+    column (results written before it was) every drop of the number at risk is taken as events,
+    so no patient is drawn as censored."""
+    def curve(group: str, n: int) -> KaplanMeier:
+        rows = curves[curves["group"] == group].sort_values("time", kind="stable")
+        at_risk = rows["at_risk"].to_numpy(dtype=float)
+        if "n_events" in rows and rows["n_events"].notna().all():
+            events = rows["n_events"].to_numpy(dtype=float)
+        else:
+            events = at_risk - np.r_[at_risk[1:], 0.0][: at_risk.size]
+        return KaplanMeier(rows["time"].to_numpy(dtype=float), rows["survival"].to_numpy(dtype=float),
+                           rows["ci_low"].to_numpy(dtype=float), rows["ci_high"].to_numpy(dtype=float), at_risk,
+                           events, int(n) if len(rows) else 0)
+
+    def value(name: str) -> float:
+        return float(row[name]) if name in row and row[name] is not None else _NAN
+
+    n, n_high = int(row["n"]), int(row["n_high"])
+    concordance = ConcordanceResult(value("c_index"), value("c_index_se"), -1, -1, -1, -1, n, int(row["n_events"]))
+    logrank = LogRankResult(value("logrank_chi2"), 1, value("logrank_p"), _NAN, _NAN)
+    hazard = HazardRatio(value("hr"), value("hr_ci_low"), value("hr_ci_high"), value("hr_p"), _NAN, _NAN, _NAN, -1)
+    return RiskGroupSurvival(n, int(row["n_events"]), value("threshold"), n_high, value("horizon"), concordance,
+                             logrank, hazard, curve("high", n_high), curve("low", n - n_high),
+                             tuple(value(f"cuminc_high{s}") for s in ("", "_ci_low", "_ci_high")),
+                             tuple(value(f"cuminc_low{s}") for s in ("", "_ci_low", "_ci_high")))

@@ -78,14 +78,14 @@ def prepare_sources(run, source, *, renderer: str, progress: Optional[Callable[[
         (gen / sub).mkdir(parents=True)
 
     _say(progress, "report: tables")
-    tables = {t.id: t for t in report_tables(run, best_model=facts.best_model, best_radiomics=facts.best_radiomics)}
+    tables = {t.id: t for t in report_tables(facts, best_model=facts.best_model, best_radiomics=facts.best_radiomics)}
     for slot in TABLE_SLOTS:
         body = pipe_table(tables[slot]) if slot in tables else ""
         (gen / "tables" / f"{slot}.md").write_text(body + ("\n" if body else ""))
     _say(progress, "report: figures")
     # the range `dlr analyze --thresholds` recorded, else the report's clinical range
     dca_range = tuple(facts.settings.get("decision_curve_range") or DCA_RANGE)
-    records = draw_report_figures(run, gen / "figures", dca_range=dca_range, dpi=dpi)
+    records = draw_report_figures(facts, gen / "figures", dca_range=dca_range, dpi=dpi)
     figures = {r.id: r for r in records}
     for slot in FIGURE_SLOTS:
         body = _figure_block(figures[slot], f"{GENERATED}/figures") if slot in figures else ""

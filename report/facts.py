@@ -5,10 +5,15 @@ stage's record, the analysis results (with the survival extension's ``survival.c
 the study named follow-up columns), the models' tables (with the logistic models' internal
 validation and nomogram), the clinical statistics, the staging tables and the extraction log
 into one :class:`RunFacts`. The report's text, tables, figures
-and TRIPOD+AI checklist are all written from it.
+and TRIPOD+AI checklist are all written from it: it is the one reader of the run's files
+(:meth:`RunFacts.table`, :meth:`~RunFacts.document`, :meth:`~RunFacts.text`,
+:meth:`~RunFacts.provenance`, each file read once by :mod:`dlr.core.run_folder`'s rules, and
+:attr:`~RunFacts.analysis`, the analysis' result objects the figures are drawn from); nothing
+else in ``report/`` opens a file of the run (tests/test_house.py).
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -64,6 +69,53 @@ class RunFacts:
     internal_validation: Optional[pd.DataFrame] = None
     #: models/nomogram.csv (the logistic models' nomogram axes, ``dlr train``)
     nomogram: Optional[pd.DataFrame] = None
+    _read: dict = field(default_factory=dict, repr=False)
+
+    # ---- the one reader of the run's files ---------------------------------------------------
+    def table(self, name, **kwargs) -> Optional[pd.DataFrame]:
+        """``RUN/name`` (a path relative to the run) by :func:`dlr.core.run_folder.read_table`'s
+        one rule (only empty cells are missing), read once; a copy, so that no caller changes
+        another's. None when the file is absent."""
+        key = ("table", str(name), repr(sorted(kwargs.items(), key=lambda item: item[0])))
+        if key not in self._read:
+            self._read[key] = _csv(self.run / name, **kwargs)
+        frame = self._read[key]
+        return None if frame is None else frame.copy()
+
+    def document(self, name) -> Optional[dict]:
+        """``RUN/name`` as JSON (:func:`dlr.core.run_folder.read_json`), read once; None when absent."""
+        key = ("json", str(name))
+        if key not in self._read:
+            self._read[key] = _json(self.run / name)
+        return copy.deepcopy(self._read[key])
+
+    def text(self, name) -> Optional[str]:
+        """``RUN/name`` as text, read once; None when absent."""
+        key = ("text", str(name))
+        if key not in self._read:
+            path = self.run / name
+            self._read[key] = path.read_text() if path.is_file() else None
+        return self._read[key]
+
+    def provenance(self, folder) -> dict:
+        """``RUN/folder/provenance.json`` by artefact (:func:`dlr.core.output.read_provenance`), read once."""
+        key = ("provenance", str(folder))
+        if key not in self._read:
+            from dlr.core.output import read_provenance
+
+            self._read[key] = read_provenance(self.run / folder)
+        return self._read[key]
+
+    @property
+    def analysis(self):
+        """The analysis as :func:`dlr.analysis.output.read_analysis` returns it (the result objects
+        the figures are drawn from), read once; None without ``results/results.json``."""
+        if "analysis" not in self._read:
+            from dlr.analysis.output import read_analysis
+
+            folder = self.run / rf.RESULTS_DIR
+            self._read["analysis"] = read_analysis(folder) if (folder / rf.RESULTS_JSON).is_file() else None
+        return self._read["analysis"]
 
     # ---- derived facts ----------------------------------------------------------------------
     @property
@@ -112,6 +164,11 @@ class RunFacts:
         return rf.best_radiomics(self.models, self.performance, self.dev_cohort)
 
     @property
+    def km_model(self) -> Optional[str]:
+        """The model of the Kaplan-Meier figure and its paragraph (:func:`km_model`)."""
+        return km_model(self.survival, self.best_model)
+
+    @property
     def has_radiomics(self) -> bool:
         return any(m.startswith("Radiomics-") for m in self.model_names)
 
@@ -134,6 +191,15 @@ class RunFacts:
             rows = self.performance[self.performance["cohort"] == cohort]
             out[cohort] = (int(rows["n"].max()), int(rows.loc[rows["n"].idxmax(), "n_events"]))
         return out
+
+
+def km_model(survival: Optional[pd.DataFrame], best: Optional[str]) -> Optional[str]:
+    """The model of the Kaplan-Meier figure: ``best`` (results.json's reference) when
+    ``survival`` (survival.csv) has it, else survival.csv's first model; None without follow-up."""
+    if survival is None or survival.empty:
+        return None
+    models = list(dict.fromkeys(survival["model"]))
+    return best if best in models else models[0]
 
 
 _STUDY_DEFAULTS = {"name": None, "id_column": "patient_id", "cohort_column": "cohort",
@@ -160,6 +226,11 @@ def study_settings(path) -> SimpleNamespace:
     values["variables"] = [SimpleNamespace(**{**_VARIABLE_DEFAULTS, **v}) for v in values.get("variables") or []
                            if isinstance(v, dict)]
     return SimpleNamespace(**values)
+
+
+def as_facts(run) -> RunFacts:
+    """``run`` itself when it is a :class:`RunFacts`, else :func:`read_run` of the folder."""
+    return run if isinstance(run, RunFacts) else read_run(run)
 
 
 def read_run(run) -> RunFacts:

@@ -3,20 +3,23 @@
 Each figure shows the models of one table: the five radiomics classifiers (Table 2); CR, the
 best radiomics model, the DL models, RCR and DLRCR (Table 4); the staging systems and indexes
 against the best model. Panels A, B, ... are the cohorts (development first), as the paper's
-Figures 5-7. One colour per model across every figure (:data:`COLOURS`, colour-blind-safe
-Okabe-Ito and Tol hues); PNG at 300 dpi and SVG (vector, reproducible bytes).
+Figures 5-7. One colour per model across every figure (:data:`COLOURS`, the palette of
+:mod:`dlr.analysis.plotting`: colour-blind-safe Okabe-Ito and Tol hues); PNG at 300 dpi and
+SVG (vector, reproducible bytes).
 
-Calibration curves use the quantile groups sized to the cohort that the analysis wrote
-(``results/calibration_groups.csv``; the report computes no statistic), with the predictions'
-distribution as a rug beneath. The LASSO figure marks lambda.min and lambda.1se where `dlr
-train` recorded them (``models/lasso_cv.csv``). Decision curves are drawn over
-a stated clinical range of threshold probabilities (default 0.05-0.80, the risks at which a
-clinician would plausibly change adjuvant treatment or surveillance after resection), treat-all
-dashed. The forest plot groups the scanner-stratified AUCs by model with an "AUC (95% CI)"
-column, events/n per row and each between-level P once. With follow-up (``results/survival.csv``,
-``km_curve.csv``), the best model's Kaplan-Meier curves of its risk groups, one panel per cohort
-other than the development one, drawn by :func:`dlr.analysis.plotting.plot_km`; the logistic models'
-nomograms from ``models/nomogram.csv`` (:func:`draw_nomogram`).
+One drawing path: the ROC curves, calibration, decision curves, the forest plot and the
+Kaplan-Meier curves are drawn by :mod:`dlr.analysis.plotting` (as ``results/figures`` are) from
+the analysis read back into its result objects (:attr:`RunFacts.analysis`,
+:func:`dlr.analysis.output.read_analysis`); the models stage's figures (LASSO, selection flow,
+training curves, nomograms) from the tables :class:`RunFacts` reads. Calibration uses the
+quantile groups sized to the cohort that the analysis wrote (``calibration_groups.csv``), with
+the predictions as a rug beneath. The LASSO figure marks lambda.min and lambda.1se where `dlr
+train` recorded them (``models/lasso_cv.csv``). Decision curves are drawn over a stated
+clinical range of threshold probabilities (default 0.05-0.80, the risks at which a clinician
+would plausibly change adjuvant treatment or surveillance after resection), treat-all dashed.
+The forest plot groups the scanner-stratified AUCs by model with an "AUC (95% CI)" column,
+events/n per row and each between-level P once. With follow-up, the best model's Kaplan-Meier
+curves of its risk groups, one panel per cohort other than the development one.
 """
 from __future__ import annotations
 
@@ -25,13 +28,14 @@ import textwrap
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 
 from dlr.analysis.plotting import MODEL_COLOURS
 from dlr.core import run_folder as rf
+
+from .facts import RunFacts, as_facts
 
 OOF_SUFFIX = rf.OOF_SUFFIX
 COLOURS = MODEL_COLOURS  # one colour per model, the same in results/figures (dlr.analysis.plotting)
@@ -65,32 +69,17 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in str(name).lower()).strip("-")
 
 
-def _csv(path: Path):
-    return rf.read_table(path)
-
-
-def model_groups(run: Path) -> dict:
-    """group name -> models, in the tables' order (only models present in performance.csv)."""
-    perf = _csv(run / "results" / "performance.csv")
-    present = [] if perf is None else list(dict.fromkeys(perf["model"]))
-    models = _csv(run / "models" / "models.csv")
-    best_rad = None
-    if models is not None and "best_classifier" in models:
-        rows = models[models["best_classifier"].astype(str).str.lower() == "true"]
-        best_rad = None if rows.empty else rows["model"].iloc[0]
-    results = rf.read_json(run / rf.RESULTS_DIR / rf.RESULTS_JSON) or {}
-    best = results.get("settings", {}).get("reference")
+def model_groups(facts: RunFacts) -> dict:
+    """group name -> models, in the tables' order (only models present in performance.csv); the
+    best radiomics model by the rule of the text and tables (:attr:`RunFacts.best_radiomics`)."""
+    present = facts.model_names
     classifiers = [m for m in present if m.startswith("Radiomics-")]
-    main = [m for m in dict.fromkeys(["CR", best_rad, "DL-ResNet10", "DL-ResNet18", "DL-ResNet34", "RCR", "DLRCR"])
-            if m and m in present]
-    comparators = [m for m in dict.fromkeys([best, "BCLC", "CNLC", "ERASL", "NLR", "PLR", "LMR"]) if m and m in present]
+    main = [m for m in dict.fromkeys(["CR", facts.best_radiomics, "DL-ResNet10", "DL-ResNet18", "DL-ResNet34", "RCR",
+                                      "DLRCR"]) if m and m in present]
+    comparators = [m for m in dict.fromkeys([facts.best_model, "BCLC", "CNLC", "ERASL", "NLR", "PLR", "LMR"])
+                   if m and m in present]
     groups = {"classifiers": classifiers, "models": main, "comparators": comparators if len(comparators) > 1 else []}
     return {k: v for k, v in groups.items() if v}
-
-
-def _cohorts(perf: pd.DataFrame, dev: str) -> list:
-    names = [c for c in dict.fromkeys(perf["cohort"]) if not c.endswith(OOF_SUFFIX)]
-    return sorted(names, key=lambda c: (c != dev, names.index(c)))
 
 
 def _panel_letter(ax, i: int) -> None:
@@ -120,21 +109,27 @@ def _legend(ax, n: int, loc: str) -> None:
         ax.legend(loc=loc, frameon=False)
 
 
-def draw_roc(run: Path, group: str, models: list, cohorts: list, perf: pd.DataFrame, analysis=None):
+def _title(cohort: str) -> str:
+    return f"{cohort[:1].upper()}{cohort[1:]} cohort"
+
+
+def _colours(models, used: dict) -> dict:
+    return {m: used.setdefault(m, colour(m, used)) for m in models}
+
+
+def draw_roc(analysis, group: str, models: list, cohorts: list):
     """ROC curves per cohort, drawn by :func:`dlr.analysis.plotting.plot_roc` from the curves the
-    analysis saved (:func:`dlr.analysis.output.read_analysis`); the bands of every model, or, for
-    the comparators, of the best model alone (seven overlapping bands hide the curves)."""
+    analysis saved; the bands of every model, or, for the comparators, of the best model alone
+    (seven overlapping bands hide the curves)."""
     from dlr.analysis.plotting import plot_roc
 
-    analysis = analysis if analysis is not None else _analysis(run)
     if analysis is None or not analysis.roc:
         return None
     fig, axes = _panels(len(cohorts))
     used = {}
     for i, (ax, cohort) in enumerate(zip(axes, cohorts)):
         curves = {m: analysis.roc[(cohort, m)] for m in models if (cohort, m) in analysis.roc}
-        colours = {m: used.setdefault(m, colour(m, used)) for m in curves}
-        plot_roc(curves, ax=ax, title=f"{cohort[:1].upper()}{cohort[1:]} cohort", colours=colours,
+        plot_roc(curves, ax=ax, title=_title(cohort), colours=_colours(curves, used),
                  bands=models[:1] if group == "comparators" else models, linewidth=1.3,
                  label=lambda model, curve: f"{model} (AUC {curve.auc.estimate:.3f})")
         _legend(ax, len(models), "lower right")
@@ -142,129 +137,91 @@ def draw_roc(run: Path, group: str, models: list, cohorts: list, perf: pd.DataFr
     return fig
 
 
-def _analysis(run: Path):
-    """The run's analysis as result objects (None without results/)."""
-    from dlr.analysis.output import read_analysis
-
-    folder = run / rf.RESULTS_DIR
-    return read_analysis(folder) if (folder / rf.RESULTS_JSON).is_file() else None
-
-
-def _calibration_groups(run: Path) -> pd.DataFrame | None:
-    """results/calibration_groups.csv as the analysis wrote it (the report groups nothing itself)."""
-    return _csv(run / "results" / "calibration_groups.csv")
+def _in_order(table: pd.DataFrame, models: list) -> pd.DataFrame:
+    """``table``'s rows of ``models``, model by model in that order (the legends' order)."""
+    rank = {m: k for k, m in enumerate(models)}
+    rows = table[table["model"].isin(rank)]
+    return rows.iloc[np.argsort(rows["model"].map(rank).to_numpy(), kind="stable")]
 
 
-def draw_calibration(run: Path, models: list, cohorts: list, perf: pd.DataFrame, predictions: pd.DataFrame):
-    groups = _calibration_groups(run)
+def draw_calibration(analysis, models: list, cohorts: list, predictions: pd.DataFrame):
+    """Calibration per cohort, drawn by :func:`dlr.analysis.plotting.plot_calibration`: the
+    quantile groups the analysis sized to the cohort (``calibration_groups.csv``), joined, and
+    each patient's prediction as a tick beneath."""
+    from dlr.analysis.plotting import plot_calibration
+
+    perf = analysis.performance
     prob = set(perf.loc[perf["brier"].notna(), "model"]) if "brier" in perf else set()
     models = [m for m in models if m in prob]
-    if groups is None or not models:
+    groups = analysis.calibration_groups
+    if not len(groups) or not models:
         return None
     fig, axes = _panels(len(cohorts))
     used = {}
     for i, (ax, cohort) in enumerate(zip(axes, cohorts)):
-        for k, model in enumerate(models):
-            c = used.setdefault(model, colour(model, used))
-            g = groups[(groups["cohort"] == cohort) & (groups["model"] == model)].sort_values("mean_predicted")
-            if g.empty:
-                continue
-            row = perf[(perf["model"] == model) & (perf["cohort"] == cohort)]
-            slope = f", slope {row['cal_slope'].iloc[0]:.2f}" if len(row) and "cal_slope" in row else ""
-            ax.plot(g["mean_predicted"], g["observed"], marker="o", ms=3, lw=1.1, color=c, label=f"{model}{slope}")
-            scores = predictions[(predictions["cohort"] == cohort) & (predictions["model"] == model)]["y_score"]
-            ax.plot(scores, np.full(len(scores), -0.03 - 0.025 * k), "|", color=c, ms=4, alpha=0.6, mew=0.6)
-        ax.plot([0, 1], [0, 1], color="#888888", lw=0.6, ls=":", label="Ideal")
-        ax.set(xlim=(0, 1), ylim=(-0.04 - 0.025 * len(models), 1.02), xlabel="Predicted probability",
-               ylabel="Observed proportion", title=f"{cohort[:1].upper()}{cohort[1:]} cohort")
-        # beneath the panel: a miscalibrated curve runs through either upper or lower corner
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1, frameon=False)
+        slopes = perf[perf["cohort"] == cohort].set_index("model")["cal_slope"] if "cal_slope" in perf else {}
+        mine = predictions[predictions["cohort"] == cohort]
+        plot_calibration(_in_order(groups[groups["cohort"] == cohort], models), None,
+                         ax=ax, title=_title(cohort), colours=_colours(models, used),
+                         label=lambda m: f"{m}, slope {slopes[m]:.2f}" if m in slopes else m,
+                         rug={m: mine.loc[mine["model"] == m, "y_score"].to_numpy() for m in models},
+                         groups="quantile groups", intervals=False, legend_below=True, key=False)
         _panel_letter(ax, i)
     return fig
 
 
-def _dca_has_bands(run: Path) -> bool:
-    """Whether decision_curve.csv carries bootstrap bands (analyses with resamples, since they exist)."""
-    dca = _csv(run / "results" / "decision_curve.csv")
-    return dca is not None and "net_benefit_ci_low" in dca and bool(dca["net_benefit_ci_low"].notna().any())
+def _dca_banded(analysis, models: list) -> bool:
+    """Whether the decision curves of ``models`` are drawn with their bootstrap bands (analyses
+    with resamples; at most :data:`dlr.analysis.plotting.MAX_BANDS` models)."""
+    from dlr.analysis.plotting import MAX_BANDS
+
+    dca = analysis.decision_curve
+    return ("net_benefit_ci_low" in dca and bool(dca["net_benefit_ci_low"].notna().any())
+            and len(models) <= MAX_BANDS)
 
 
-def draw_dca(run: Path, models: list, cohorts: list, dca_range):
-    dca = _csv(run / "results" / "decision_curve.csv")
-    if dca is None:
+def draw_dca(analysis, models: list, cohorts: list, dca_range):
+    """Decision curves per cohort over ``dca_range``, drawn by
+    :func:`dlr.analysis.plotting.plot_decision_curve` (treat all dashed, treat none at 0)."""
+    from dlr.analysis.plotting import plot_decision_curve
+
+    dca = analysis.decision_curve
+    if not len(dca):
         return None
     fig, axes = _panels(len(cohorts))
     used = {}
-    lo, hi = dca_range
+    colours = _colours(models, used)
     for i, (ax, cohort) in enumerate(zip(axes, cohorts)):
-        part = dca[(dca["cohort"] == cohort) & dca["threshold"].between(lo, hi)]
-        top = 0.0
-        for model in models:
-            c = used.setdefault(model, colour(model, used))
-            m = part[part["model"] == model]
-            if len(m):
-                ax.plot(m["threshold"], m["net_benefit"], color=c, lw=1.2, label=model)
-                top = max(top, float(m["net_benefit"].max()))
-                if "net_benefit_ci_low" in m and m["net_benefit_ci_low"].notna().any():  # bootstrap band
-                    ax.fill_between(m["threshold"], m["net_benefit_ci_low"], m["net_benefit_ci_high"], color=c,
-                                    alpha=0.12, lw=0)
-        treat_all = part[part["model"] == "treat_all"]
-        ax.plot(treat_all["threshold"], treat_all["net_benefit"], color="#555555", lw=0.9, ls="--", label="Treat all")
-        ax.axhline(0, color="#555555", lw=0.9, label="Treat none")
-        top = max(top, float(treat_all["net_benefit"].max()) if len(treat_all) else 0.0)
-        ax.set(xlim=(lo, hi), ylim=(-0.05, max(top * 1.1, 0.05)), xlabel="Threshold probability",
-               ylabel="Net benefit", title=f"{cohort[:1].upper()}{cohort[1:]} cohort")
-        _legend(ax, len(models) + 2, "upper right")  # beneath the panel when the bands would hide it
+        part = _in_order(dca[dca["cohort"] == cohort], [*models, "treat_all", "treat_none"])
+        plot_decision_curve(part, ax=ax, title=_title(cohort), threshold_range=dca_range, colours=colours)
+        ax.get_legend().set_bbox_to_anchor((0.5, -0.17))  # clear of the axis label in a narrow panel
         _panel_letter(ax, i)
     return fig
 
 
-def draw_forest(run: Path, models: list):
+def draw_forest(analysis, models: list):
+    """The scanner-stratified AUCs of ``models`` in every cohort but the out-of-fold one, drawn by
+    :func:`dlr.analysis.plotting.plot_forest`."""
     import matplotlib.pyplot as plt
 
-    sub = _csv(run / "results" / "subgroups.csv")
-    if sub is None or sub.empty:
+    from dlr.analysis.plotting import forest_height, plot_forest
+
+    sub = analysis.subgroups
+    if not len(sub):
         return None
     sub = sub[sub["model"].isin(models) & ~sub["cohort"].str.endswith(OOF_SUFFIX)]
     if sub.empty:
         return None
-    rows = []
-    for (model, cohort, strat), part in sub.groupby(["model", "cohort", "stratifier"], sort=False):
-        p = part["p_between"].dropna()
-        rows.append(("head", f"{model}, {cohort}", None, f"P = {p.iloc[0]:.3f}" if len(p) and p.iloc[0] >= 0.001
-                     else ("P < 0.001" if len(p) else ""), model))
-        for r in part.itertuples():
-            rows.append(("level", f"   {strat} {r.level}", r, f"{int(r.n_events)}/{int(r.n)}", model))
-    fig, ax = plt.subplots(figsize=(7.0, 0.22 * len(rows) + 0.8))
+    fig, ax = plt.subplots(figsize=(7.0, forest_height(sub)))
     fig.subplots_adjust(left=0.25, right=0.56)
-    used = {}
-    for y, (kind, label, r, extra, model) in enumerate(rows):
-        yy = len(rows) - y
-        ax.text(-0.02, yy, label, transform=ax.get_yaxis_transform(), ha="right", va="center",
-                fontweight="bold" if kind == "head" else "normal")
-        if kind == "head":
-            ax.text(1.95, yy, extra, transform=ax.get_yaxis_transform(), ha="left", va="center")
-            continue
-        c = used.setdefault(model, colour(model, used))
-        if np.isfinite(r.auc):
-            ax.plot([r.auc_ci_low, r.auc_ci_high], [yy, yy], color=c, lw=1.1)
-            ax.plot(r.auc, yy, "s", color=c, ms=4)
-        ax.text(1.02, yy, f"{r.auc:.3f} ({r.auc_ci_low:.3f}-{r.auc_ci_high:.3f})", transform=ax.get_yaxis_transform(),
-                ha="left", va="center")
-        ax.text(1.95, yy, extra, transform=ax.get_yaxis_transform(), ha="left", va="center")
-    top = len(rows) + 1
-    ax.text(1.02, top, "AUC (95% CI)", transform=ax.get_yaxis_transform(), ha="left", fontweight="bold")
-    ax.text(1.95, top, "Events/n; P", transform=ax.get_yaxis_transform(), ha="left", fontweight="bold")
-    ax.axvline(0.5, color="#888888", lw=0.6, ls=":")
-    ax.set(xlim=(0.2, 1.0), ylim=(0.3, top + 0.7), yticks=[], xlabel="AUC (95% CI)")
-    ax.spines["left"].set_visible(False)
+    plot_forest(sub, ax=ax, colours=_colours(dict.fromkeys(sub["model"]), {}))
     return fig
 
 
-def draw_lasso(run: Path):
+def draw_lasso(facts: RunFacts):
     import matplotlib.pyplot as plt
 
-    path, cv = _csv(run / "models" / "lasso_path.csv"), _csv(run / "models" / "lasso_cv.csv")
+    path, cv = facts.table("models/lasso_path.csv"), facts.table("models/lasso_cv.csv")
     if path is None or cv is None or cv.empty:
         return None
     fig, (a, b) = plt.subplots(1, 2, figsize=(7.0, 3.2), constrained_layout=True)
@@ -296,11 +253,11 @@ def draw_lasso(run: Path):
     return fig
 
 
-def draw_flow(run: Path):
+def draw_flow(facts: RunFacts):
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyBboxPatch
 
-    counts = _csv(run / "models" / "selection_counts.csv")
+    counts = facts.table("models/selection_counts.csv")
     if counts is None or counts.empty:
         return None
     n = len(counts)
@@ -318,13 +275,13 @@ def draw_flow(run: Path):
     return fig
 
 
-def draw_training(run: Path):
+def draw_training(facts: RunFacts):
     """The deep arm's training curves (RUN/models/deep/training_log.csv): (A) training and
     held-out-fold loss per optimiser step (log scale), (B) held-out-fold AUC, one colour per
     network."""
     import matplotlib.pyplot as plt
 
-    log = _csv(run / "models" / "deep" / "training_log.csv")
+    log = facts.table("models/deep/training_log.csv")
     if log is None or log.empty:
         return None
     from dlr.core.plotting import plot_training_curves
@@ -476,31 +433,6 @@ def draw_nomogram(table: pd.DataFrame, axes: pd.DataFrame, *, ax=None, model: st
     return ax
 
 
-def _km_curve(rows: pd.DataFrame, n: int) -> SimpleNamespace:
-    """One risk group's curve as :func:`dlr.analysis.plotting.plot_km` reads it, from its
-    ``km_curve.csv`` rows. Without an ``n_events`` column (analyses before it was written) the
-    events are taken as every drop of the number at risk, so that no censoring tick is drawn."""
-    rows = rows.sort_values("time", kind="stable")
-    at_risk = rows["at_risk"].to_numpy(dtype=float)
-    if "n_events" in rows and rows["n_events"].notna().all():
-        events = rows["n_events"].to_numpy(dtype=float)
-    else:
-        events = at_risk - np.r_[at_risk[1:], 0.0][: at_risk.size]
-    return SimpleNamespace(time=rows["time"].to_numpy(dtype=float), survival=rows["survival"].to_numpy(dtype=float),
-                           ci_low=rows["ci_low"].to_numpy(dtype=float), ci_high=rows["ci_high"].to_numpy(dtype=float),
-                           at_risk=at_risk, n_events=events, n=int(n))
-
-
-def km_model(run: Path, best: str | None) -> str | None:
-    """The model of the Kaplan-Meier figure: ``best`` (results.json's reference) when
-    survival.csv has it, else survival.csv's first model; None without survival.csv."""
-    survival = _csv(run / "results" / "survival.csv")
-    if survival is None or survival.empty:
-        return None
-    models = list(dict.fromkeys(survival["model"]))
-    return best if best in models else models[0]
-
-
 def km_cohorts(survival: pd.DataFrame, model: str, dev: str, *, order=()) -> list:
     """The cohorts of the Kaplan-Meier figure: those of ``model`` in survival.csv other than the
     development cohort (and its out-of-fold rows), in ``order`` (the other figures' panels) and
@@ -512,129 +444,152 @@ def km_cohorts(survival: pd.DataFrame, model: str, dev: str, *, order=()) -> lis
     return others or [c for c in present if c == dev]
 
 
-def draw_km(run: Path, model: str, cohorts: list, *, xlabel: str = "Time"):
-    """Kaplan-Meier curves of ``model``'s high- and low-risk groups, one panel per cohort, from
-    ``results/km_curve.csv`` and ``results/survival.csv`` (the log-rank P, the hazard ratio and
-    the threshold of each panel's legend); drawn by :func:`dlr.analysis.plotting.plot_km`."""
+def draw_km(analysis, model: str, cohorts: list, *, xlabel: str = "Time"):
+    """Kaplan-Meier curves of ``model``'s high- and low-risk groups, one panel per cohort, drawn by
+    :func:`dlr.analysis.plotting.plot_km` from the risk groups the analysis saved (``survival.csv``
+    and ``km_curve.csv`` read back as :class:`dlr.analysis.survival.RiskGroupSurvival`)."""
     from dlr.analysis.plotting import plot_km
 
-    survival, curves = _csv(run / "results" / "survival.csv"), _csv(run / "results" / "km_curve.csv")
-    if survival is None or curves is None or not cohorts:
+    fits = [analysis.survival_fits.get((cohort, model)) for cohort in cohorts]
+    if not cohorts or any(fit is None for fit in fits):
         return None
     fig, axes = _panels(len(cohorts))
     fig.set_size_inches(3.6 * len(cohorts), 4.2)
-    for i, (ax, cohort) in enumerate(zip(axes, cohorts)):
-        row = survival[(survival["model"] == model) & (survival["cohort"] == cohort)].iloc[0]
-        part = curves[(curves["model"] == model) & (curves["cohort"] == cohort)]
-        sizes = {"high": int(row["n_high"]), "low": int(row["n"]) - int(row["n_high"])}
-        groups = {g: _km_curve(part[part["group"] == g], sizes[g]) for g in ("high", "low")}
-        result = SimpleNamespace(km_high=groups["high"], km_low=groups["low"],
-                                 logrank=SimpleNamespace(p_value=float(row["logrank_p"])),
-                                 hazard_ratio=SimpleNamespace(estimate=float(row["hr"]), ci_low=float(row["hr_ci_low"]),
-                                                              ci_high=float(row["hr_ci_high"])),
-                                 threshold=float(row["threshold"]))
-        plot_km(result, ax=ax, title=f"{cohort[:1].upper()}{cohort[1:]} cohort", xlabel=xlabel)
+    for i, (ax, cohort, fit) in enumerate(zip(axes, cohorts, fits)):
+        plot_km(fit, ax=ax, title=_title(cohort), xlabel=xlabel)
         _panel_letter(ax, i)
     return fig
 
 
+class _Figures:
+    """The figures drawn so far: each saved as PNG and SVG into ``out`` and recorded."""
+
+    def __init__(self, out: Path, dpi: int, cohorts: list):
+        self.out, self.dpi, self.cohorts, self.records = out, dpi, tuple(cohorts), []
+
+    def keep(self, fig, fid: str, stem: str, caption: str, models, cohorts=None) -> None:
+        import matplotlib.pyplot as plt
+
+        if fig is None:
+            return
+        _save(fig, self.out, stem, self.dpi)
+        plt.close(fig)
+        self.records.append(FigureRecord(fid, stem, caption, tuple(models),
+                                         self.cohorts if cohorts is None else tuple(cohorts)))
+
+
+_GROUP_NAMES = {"classifiers": "the five radiomics classifiers",
+                "models": "the clinical-radiological, radiomics and combined models",
+                "comparators": "the best model against the staging systems and inflammation indexes"}
+
+
+def _curve_figures(figures: _Figures, facts: RunFacts, analysis, dca_range) -> None:
+    """ROC curves of every group of models; calibration and decision curves of the classifiers
+    and of the main models; the scanner forest plot."""
+    cohorts, groups = list(figures.cohorts), model_groups(facts)
+    panels = ", ".join(f"({'ABCDEFGH'[i]}) the {c} cohort" for i, c in enumerate(cohorts))
+    for group, models in groups.items():
+        figures.keep(draw_roc(analysis, group, models, cohorts), f"fig-roc-{group}", f"roc_{group}",
+                     f"ROC curves of {_GROUP_NAMES[group]}: {panels}. Shaded "
+                     + ("band: bootstrap 95% CI of the best model's sensitivity; " if group == "comparators" else
+                        "bands: bootstrap 95% CI of the sensitivity; ") + "legend: AUC.", models)
+    predictions = facts.table(rf.PREDICTIONS, dtype={"patient_id": str, "model": str, "cohort": str})
+    for group in ("classifiers", "models"):
+        if group not in groups or predictions is None:
+            continue
+        models = groups[group]
+        figures.keep(draw_calibration(analysis, models, cohorts, predictions), f"fig-calibration-{group}",
+                     f"calibration_{group}", f"Calibration curves of {_GROUP_NAMES[group]}: {panels}. Points: "
+                     "observed proportion in quantile groups sized to the cohort; ticks beneath: each patient's "
+                     "prediction; dotted: ideal calibration; legend: calibration slope.", models)
+        figures.keep(draw_dca(analysis, models, cohorts, dca_range), f"fig-dca-{group}", f"dca_{group}",
+                     f"Decision curves of {_GROUP_NAMES[group]}: {panels}, over threshold probabilities "
+                     f"{dca_range[0]:.2f}-{dca_range[1]:.2f}. Dashed: treat all; horizontal: treat none."
+                     + (" Shaded: bootstrap 95% CI of the net benefit." if _dca_banded(analysis, models) else ""),
+                     models)
+    forest_models = groups.get("models", []) or groups.get("classifiers", [])
+    figures.keep(draw_forest(analysis, forest_models), "fig-forest", "forest_scanner",
+                 "AUCs by scanner within each cohort, grouped by model (square: AUC; line: DeLong 95% CI); "
+                 "P: unpaired DeLong test between the scanners.", forest_models)
+
+
+def _model_figures(figures: _Figures, facts: RunFacts) -> None:
+    """The models stage's figures: the LASSO, the selection flow, the deep arm's training."""
+    figures.keep(draw_lasso(facts), "fig-lasso", "lasso", "LASSO feature selection on the development cohort: (A) "
+                 "coefficient paths against log(λ), the dashed line at the chosen λ; (B) 5-fold cross-validated "
+                 "binomial deviance (mean ± SE) with λ min and λ 1-SE; top axes: the number of non-zero features.",
+                 ())
+    figures.keep(draw_flow(facts), "fig-selection-flow", "selection_flow", "Radiomics feature selection: the "
+                 "number of features kept at each step, on the development cohort only.", ())
+    figures.keep(draw_training(facts), "fig-dl-training", "dl_training", "Training of the deep-learning networks on "
+                 "the development cohort, against the optimiser step: (A) class-weighted cross-entropy of the "
+                 "training slices (solid) and of the held-out fold in the out-of-fold refits, mean over the folds "
+                 "(dashed); (B) the held-out folds' mean AUC, without test-time augmentation (dotted: chance). Every "
+                 "fit runs its fixed budget of steps; nothing is chosen on these curves.", ())
+
+
+def _km_figure(figures: _Figures, facts: RunFacts, analysis) -> None:
+    """The best model's Kaplan-Meier curves (with follow-up only)."""
+    best = facts.km_model
+    if best is None or not analysis.survival_fits:
+        return
+    survival = analysis.survival
+    panels = km_cohorts(survival, best, facts.dev_cohort, order=list(figures.cohorts))
+    censored = "n_events" in analysis.km_curves
+    time = facts.survival_settings.get("time")
+    threshold = float(survival.loc[survival["model"] == best, "threshold"].iloc[0])
+    figures.keep(draw_km(analysis, best, panels, xlabel=f"Time ({time})" if time else "Time"), "fig-km", "km_best",
+                 f"Kaplan-Meier curves of recurrence-free probability in the high- and low-risk groups of {best}: "
+                 + ", ".join(f"({'ABCDEFGH'[i]}) the {c} cohort" for i, c in enumerate(panels))
+                 + f". The groups are split at {best}'s development-cohort threshold ({threshold:.3g}; high risk: "
+                 "score at or above it), never re-chosen on the cohort shown. Bands: 95% CI (log); "
+                 + ("ticks: censored patients; " if censored else "")
+                 + "each panel's legend gives the log-rank P and the Cox hazard ratio of the high-risk group "
+                 "(Efron ties, Wald 95% CI); beneath: the number at risk.", (best,), panels)
+
+
+def _nomograms(figures: _Figures, facts: RunFacts) -> None:
+    """The logistic models' nomograms (``models/nomogram.csv``)."""
+    nomogram, nomogram_axes = facts.table("models/nomogram.csv"), facts.table("models/nomogram_axes.csv")
+    if nomogram is None or nomogram_axes is None:
+        return
+    for model in dict.fromkeys(nomogram["model"]):
+        fid = "fig-nomogram" if model == "CR" else f"fig-nomogram-{_safe(model)}"
+        stem = "nomogram" if model == "CR" else f"nomogram_{_safe(model)}"
+        kind = ("clinical-radiological (CR) model" if model == "CR" else
+                "radiomics-clinical (RCR) model" if model == "RCR" else f"{model} model")
+        figures.keep(draw_nomogram(nomogram, nomogram_axes, model=model).figure, fid, stem,
+                     f"Nomogram of the {kind}, fitted on the {facts.dev_cohort} cohort. Each predictor's value is "
+                     "read up to the Points axis (0-100, 100 for the largest effect of any predictor); the points of "
+                     "all predictors are added on the Total points axis, and the axis beneath converts the total "
+                     "into the predicted probability of early recurrence.", (model,), (facts.dev_cohort,))
+
+
 def draw_report_figures(run, out, *, dca_range=(0.05, 0.80), dpi: int = 300) -> tuple:
-    """Every figure of the report from ``run``'s saved results into ``out`` (PNG and SVG)."""
+    """Every figure of the report from the run's saved results (its folder or its
+    :class:`RunFacts`) into ``out`` (PNG and SVG); the records of the figures drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    run, out = Path(run), Path(out)
+    facts, out = as_facts(run), Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    perf = _csv(run / "results" / "performance.csv")
-    if perf is None:
+    analysis = facts.analysis
+    if facts.performance is None or analysis is None:
         return ()
-    results = rf.read_json(run / rf.RESULTS_DIR / rf.RESULTS_JSON) or {}
-    dev = results.get("settings", {}).get("dev_cohort", "training")
-    cohorts = _cohorts(perf, dev)
-    predictions = _csv(run / rf.PREDICTIONS)
-    groups = model_groups(run)
-    analysis = _analysis(run)
-    panels = ", ".join(f"({'ABCDEFGH'[i]}) the {c} cohort" for i, c in enumerate(cohorts))
-    names = {"classifiers": "the five radiomics classifiers", "models": "the clinical-radiological, radiomics and "
-             "combined models", "comparators": "the best model against the staging systems and inflammation indexes"}
-    records = []
+    figures = _Figures(out, dpi, facts.cohorts)
     with plt.rc_context(STYLE):
-        def keep(fig, fid, stem, caption, models, cohorts_=tuple(cohorts)):
-            if fig is None:
-                return
-            _save(fig, out, stem, dpi)
-            plt.close(fig)
-            records.append(FigureRecord(fid, stem, caption, tuple(models), tuple(cohorts_)))
-
-        for group, models in groups.items():
-            keep(draw_roc(run, group, models, cohorts, perf, analysis), f"fig-roc-{group}", f"roc_{group}",
-                 f"ROC curves of {names[group]}: {panels}. Shaded "
-                 + ("band: bootstrap 95% CI of the best model's sensitivity; " if group == "comparators" else
-                    "bands: bootstrap 95% CI of the sensitivity; ") + "legend: AUC.", models)
-        for group in ("classifiers", "models"):
-            if group in groups and predictions is not None:
-                keep(draw_calibration(run, groups[group], cohorts, perf, predictions), f"fig-calibration-{group}",
-                     f"calibration_{group}", f"Calibration curves of {names[group]}: {panels}. Points: observed "
-                     "proportion in quantile groups sized to the cohort; ticks beneath: each patient's prediction; "
-                     "dotted: ideal calibration; legend: calibration slope.", groups[group])
-                keep(draw_dca(run, groups[group], cohorts, dca_range), f"fig-dca-{group}", f"dca_{group}",
-                     f"Decision curves of {names[group]}: {panels}, over threshold probabilities "
-                     f"{dca_range[0]:.2f}-{dca_range[1]:.2f}. Dashed: treat all; horizontal: treat none."
-                     + (" Shaded: bootstrap 95% CI of the net benefit." if _dca_has_bands(run) else ""),
-                     groups[group])
-        forest_models = groups.get("models", []) or groups.get("classifiers", [])
-        keep(draw_forest(run, forest_models), "fig-forest", "forest_scanner",
-             "AUCs by scanner within each cohort, grouped by model (square: AUC; line: DeLong 95% CI); "
-             "P: unpaired DeLong test between the scanners.", forest_models)
-        keep(draw_lasso(run), "fig-lasso", "lasso", "LASSO feature selection on the development cohort: (A) "
-             "coefficient paths against log(λ), the dashed line at the chosen λ; (B) 5-fold cross-validated "
-             "binomial deviance (mean ± SE) with λ min and λ 1-SE; top axes: the number of non-zero features.", ())
-        keep(draw_flow(run), "fig-selection-flow", "selection_flow", "Radiomics feature selection: the number of "
-             "features kept at each step, on the development cohort only.", ())
-        keep(draw_training(run), "fig-dl-training", "dl_training", "Training of the deep-learning networks on the "
-             "development cohort, against the optimiser step: (A) class-weighted cross-entropy of the training "
-             "slices (solid) and of the held-out fold in the out-of-fold refits, mean over the folds (dashed); "
-             "(B) the held-out folds' mean AUC, without test-time augmentation (dotted: chance). Every fit runs its "
-             "fixed budget of steps; nothing is chosen on these curves.",
-             ())
-        best = km_model(run, results.get("settings", {}).get("reference"))
-        if best is not None:
-            survival = _csv(run / "results" / "survival.csv")
-            km_panels = km_cohorts(survival, best, dev, order=cohorts)
-            ticks = _csv(run / "results" / "km_curve.csv")
-            censored = ticks is not None and "n_events" in ticks
-            follow = results.get("settings", {}).get("survival") or {}
-            time = follow.get("time") if isinstance(follow, dict) else None
-            keep(draw_km(run, best, km_panels, xlabel=f"Time ({time})" if time else "Time"), "fig-km", "km_best",
-                 f"Kaplan-Meier curves of recurrence-free probability in the high- and low-risk groups of {best}: "
-                 + ", ".join(f"({'ABCDEFGH'[i]}) the {c} cohort" for i, c in enumerate(km_panels))
-                 + f". The groups are split at {best}'s development-cohort threshold "
-                 f"({float(survival.loc[survival['model'] == best, 'threshold'].iloc[0]):.3g}; high risk: score at "
-                 "or above it), never re-chosen on the cohort shown. Bands: 95% CI (log); "
-                 + ("ticks: censored patients; " if censored else "")
-                 + "each panel's legend gives the log-rank P and the Cox hazard ratio of the high-risk group "
-                 "(Efron ties, Wald 95% CI); beneath: the number at risk.", (best,), tuple(km_panels))
-        nomogram = _csv(run / "models" / "nomogram.csv")
-        nomogram_axes = _csv(run / "models" / "nomogram_axes.csv")
-        if nomogram is not None and nomogram_axes is not None:
-            for model in dict.fromkeys(nomogram["model"]):
-                fid = "fig-nomogram" if model == "CR" else f"fig-nomogram-{_safe(model)}"
-                stem = "nomogram" if model == "CR" else f"nomogram_{_safe(model)}"
-                kind = ("clinical-radiological (CR) model" if model == "CR" else
-                        "radiomics-clinical (RCR) model" if model == "RCR" else f"{model} model")
-                keep(draw_nomogram(nomogram, nomogram_axes, model=model).figure, fid, stem,
-                     f"Nomogram of the {kind}, fitted on the {dev} cohort. Each predictor's value is read up to "
-                     "the Points axis (0-100, 100 for the largest effect of any predictor); the points of all "
-                     "predictors are added on the Total points axis, and the axis beneath converts the total "
-                     "into the predicted probability of early recurrence.", (model,), (dev,))
-    cam = run / "models" / "deep" / "scorecam.png"
+        _curve_figures(figures, facts, analysis, dca_range)
+        _model_figures(figures, facts)
+        _km_figure(figures, facts, analysis)
+        _nomograms(figures, facts)
+    cam = facts.run / "models" / "deep" / "scorecam.png"
     if cam.is_file():  # drawn by `dlr train` (it needs the network); copied, not redrawn
         shutil.copyfile(cam, out / "scorecam.png")
-        records.append(FigureRecord("fig-scorecam", "scorecam", "Score-CAM maps of the best network for the most "
-                                    "confident correctly and wrongly classified patients of the validation cohort "
-                                    "(rows), at its Youden threshold on the out-of-fold development predictions: "
-                                    "one map per patient (the network sees the phases' middle slices together, as "
-                                    "channels), drawn over each phase; white: the tumour's outline.", (), ()))
-    return tuple(records)
+        figures.records.append(FigureRecord(
+            "fig-scorecam", "scorecam", "Score-CAM maps of the best network for the most confident correctly and "
+            "wrongly classified patients of the validation cohort (rows), at its Youden threshold on the "
+            "out-of-fold development predictions: one map per patient (the network sees the phases' middle slices "
+            "together, as channels), drawn over each phase; white: the tumour's outline.", (), ()))
+    return tuple(figures.records)

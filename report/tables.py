@@ -1,8 +1,9 @@
 """The report's display tables: the paper's Tables 1-4 and the supplementary tables, built
 from the files a run saved (contract sections 3-7), never by fitting anything.
 
-Every function takes the run folder and returns a :class:`DisplayTable` (or ``None`` when
-the files it needs are absent): a Quarto label, a journal caption, a frame of display strings
+Every function takes the run (its folder, or the :class:`~dlr.report.facts.RunFacts` that
+reads it once for the whole report: every file comes through its one reader) and returns a
+:class:`DisplayTable` (or ``None`` when the files it needs are absent): a Quarto label, a journal caption, a frame of display strings
 and a footnote. Rounding happens here and only here (the files hold full precision):
 
 * AUCs, their CIs and proportions (accuracy, sensitivity, ...): 3 decimals;
@@ -36,18 +37,18 @@ S internal validation  ``models/internal_validation.csv`` (``dlr train``: Harrel
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from dlr.core import run_folder as rf
-from dlr.core.output import read_provenance
+from dlr.core.errors import InputError
+
+from .facts import RunFacts, as_facts
 
 NA = "NA"      # a statistic that could not be estimated
 DASH = "—"     # a cell that does not apply
@@ -200,32 +201,28 @@ def _names(items: Sequence[str]) -> str:
 # reading the run
 
 
-def _read_csv(path: Path, **kwargs) -> pd.DataFrame | None:
-    """A saved table, or None when the file is absent or has no rows. Only empty cells are
-    missing values (a level named "NA" stays text)."""
-    frame = rf.read_table(path, **kwargs)
+def _read_csv(run: RunFacts, *parts: str, **kwargs) -> pd.DataFrame | None:
+    """A saved table (``RUN/<parts>``, by the run's one reader :meth:`RunFacts.table`), or None
+    when the file is absent or has no rows. Only empty cells are missing values (a level named
+    "NA" stays text)."""
+    frame = run.table("/".join(parts), **kwargs)
     return frame if frame is not None and len(frame) else None
 
 
-def _settings(run: Path, results: str) -> dict:
-    path = Path(run) / results / rf.RESULTS_JSON
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text()).get("settings", {}) or {}
-    except (OSError, ValueError):
-        return {}
+def _settings(run: RunFacts, results: str) -> dict:
+    document = run.document(f"{results}/{rf.RESULTS_JSON}")
+    return (document.get("settings") or {}) if isinstance(document, dict) else {}
 
 
-def _provenance_settings(folder: Path, artefact: str) -> dict:
+def _provenance_settings(run: RunFacts, folder: str, artefact: str) -> dict:
     try:
-        return read_provenance(folder).get(artefact, {}).get("settings", {}) or {}
+        return run.provenance(folder).get(artefact, {}).get("settings", {}) or {}
     except (OSError, ValueError, KeyError, TypeError):
         return {}
 
 
-def _performance(run: Path, results: str) -> pd.DataFrame | None:
-    return _read_csv(Path(run) / results / "performance.csv", dtype={"model": str, "cohort": str})
+def _performance(run: RunFacts, results: str) -> pd.DataFrame | None:
+    return _read_csv(run, results, "performance.csv", dtype={"model": str, "cohort": str})
 
 
 def _cohorts(perf: pd.DataFrame, settings: dict) -> list[str]:
@@ -250,23 +247,24 @@ def _model_order(perf: pd.DataFrame, settings: dict) -> list[str]:
     return ordered + [m for m in present if m not in ordered]
 
 
-def _models_csv(run: Path, models: str) -> pd.DataFrame | None:
-    return _read_csv(Path(run) / models / "models.csv", dtype={"model": str})
+def _models_csv(run: RunFacts, models: str) -> pd.DataFrame | None:
+    return _read_csv(run, models, "models.csv", dtype={"model": str})
 
 
 def best_radiomics_model(run, *, results: str = "results", models: str = "models") -> str | None:
     """The best radiomics classifier as ``dlr train`` chose it (``models.csv`` column
     ``best_classifier``, by nested out-of-fold AUC); without models.csv, the radiomics model
     with the highest out-of-fold AUC in performance.csv (else the highest development AUC)."""
-    perf = _performance(Path(run), results)
-    dev = _dev_cohort(perf, _settings(Path(run), results)) if perf is not None else None
-    return rf.best_radiomics(_models_csv(Path(run), models), perf, dev)
+    run = as_facts(run)
+    perf = _performance(run, results)
+    dev = _dev_cohort(perf, _settings(run, results)) if perf is not None else None
+    return rf.best_radiomics(_models_csv(run, models), perf, dev)
 
 
 def reference_model(run, *, results: str = "results") -> str | None:
     """The analysis' reference model (``results.json`` settings ``reference``: by default the
     model with the highest nested out-of-fold development AUC)."""
-    return _settings(Path(run), results).get("reference")
+    return _settings(as_facts(run), results).get("reference")
 
 
 # ------------------------------------------------------------------------------------------
@@ -301,12 +299,12 @@ def table1(run, *, clinical: str = "clinical", labels: Mapping[str, str] | None 
         groups' summaries, the P value and the test comparing them; then the P value and test
         comparing the cohorts. None without ``table1.csv``.
     """
-    folder = Path(run) / clinical
-    table = _read_csv(folder / "table1.csv", dtype=str)
+    run, folder = as_facts(run), clinical
+    table = _read_csv(run, folder, "table1.csv", dtype=str)
     if table is None:
         return None
     table = table.fillna("")
-    tests = _read_csv(folder / "table1_tests.csv", dtype={"variable": str, "scope": str, "test": str})
+    tests = _read_csv(run, folder, "table1_tests.csv", dtype={"variable": str, "scope": str, "test": str})
     cells = []  # (column, cohort or None, outcome, value)
     for column in table.columns[2:]:
         m = _T1_COLUMN.match(column)
@@ -510,7 +508,7 @@ def table2(run, *, results: str = "results") -> DisplayTable | None:
 
     None without ``RUN/<results>/performance.csv`` or without a radiomics model in it.
     """
-    run = Path(run)
+    run = as_facts(run)
     perf = _performance(run, results)
     if perf is None:
         return None
@@ -518,7 +516,7 @@ def table2(run, *, results: str = "results") -> DisplayTable | None:
     models = [m for m in RADIOMICS if m in set(perf["model"])]
     if not models:
         return None
-    tests = _read_csv(run / results / "cohort_tests.csv", dtype={"model": str, "cohort_a": str, "cohort_b": str})
+    tests = _read_csv(run, results, "cohort_tests.csv", dtype={"model": str, "cohort_a": str, "cohort_b": str})
     frame, shown = _discrimination_frame(perf, tests, settings, models)
     notes = _join(
         _oof_note(perf, settings),
@@ -551,7 +549,7 @@ def table4(run, *, best_model: str | None = None, results: str = "results", mode
         are absent are named in the footnote ("not run: the deep-learning arm was not part of
         this run" when none is present).
     """
-    run = Path(run)
+    run = as_facts(run)
     perf = _performance(run, results)
     if perf is None:
         return None
@@ -562,7 +560,7 @@ def table4(run, *, best_model: str | None = None, results: str = "results", mode
     chosen = [m for m in dict.fromkeys(wanted) if m and m in present]
     if not chosen:
         return None
-    tests = _read_csv(run / results / "cohort_tests.csv", dtype={"model": str, "cohort_a": str, "cohort_b": str})
+    tests = _read_csv(run, results, "cohort_tests.csv", dtype={"model": str, "cohort_a": str, "cohort_b": str})
     frame, shown = _discrimination_frame(perf, tests, settings, chosen)
     deep = [m for m in (*DEEP, "DLRCR") if m in present]
     missing_deep = [m for m in (*DEEP, "DLRCR") if m not in present]
@@ -603,20 +601,18 @@ def table3(run, *, logistic: str = "clinical", labels: Mapping[str, str] | None 
     ``—`` in the multivariate columns for a variable that did not enter it. None without
     ``univariate.csv``.
     """
-    folder = Path(run) / logistic
-    uni = _read_csv(folder / "univariate.csv", dtype={"variable": str, "level": str, "reference": str})
+    run, folder = as_facts(run), logistic
+    uni = _read_csv(run, folder, "univariate.csv", dtype={"variable": str, "level": str, "reference": str})
     if uni is None:
         return None
-    multi = _read_csv(folder / "multivariate.csv", dtype={"variable": str, "level": str, "reference": str})
+    multi = _read_csv(run, folder, "multivariate.csv", dtype={"variable": str, "level": str, "reference": str})
     uni = uni.assign(level=uni["level"].fillna(""), reference=uni["reference"].fillna(""))
     multi_of = {}
     if multi is not None:
         multi = multi.assign(level=multi["level"].fillna(""))
         multi_of = {(r.variable, r.level): r for r in multi.itertuples(index=False)}
-    selected_path = folder / "selected.txt"
-    selected = [s.strip() for s in selected_path.read_text().splitlines() if s.strip()] \
-        if selected_path.is_file() else []
-    settings = _provenance_settings(folder, "univariate.csv")
+    selected = [s.strip() for s in (run.text(f"{folder}/selected.txt") or "").splitlines() if s.strip()]
+    settings = _provenance_settings(run, folder, "univariate.csv")
     alpha = settings.get("alpha", 0.05)
     dev = settings.get("dev_cohort", "training")
     rows, last = [], None
@@ -657,8 +653,8 @@ def delong_table(run, *, results: str = "results") -> DisplayTable | None:
     """Supplementary: the paired DeLong comparisons of every pair of models, one matrix per
     cohort. Cell (row A, column B): AUC(A) − AUC(B) and, in brackets, the Holm-adjusted P
     (within cohort) of ``comparisons.csv``; the upper triangle only."""
-    run = Path(run)
-    comp = _read_csv(run / results / "comparisons.csv", dtype={"cohort": str, "model_a": str, "model_b": str})
+    run = as_facts(run)
+    comp = _read_csv(run, results, "comparisons.csv", dtype={"cohort": str, "model_a": str, "model_b": str})
     if comp is None:
         return None
     settings = _settings(run, results)
@@ -703,13 +699,13 @@ def delong_table(run, *, results: str = "results") -> DisplayTable | None:
     return DisplayTable("tbl-s-delong", caption, frame, notes)
 
 
-def _erasl_label(run: Path, models: str) -> str | None:
+def _erasl_label(run: RunFacts, models: str) -> str | None:
     """How ``dlr train`` named the ERASL score (``parameters.json`` key ``erasl``)."""
-    path = Path(run) / models / "parameters.json"
     try:
-        label = json.loads(path.read_text()).get("erasl") if path.is_file() else None
-    except (OSError, ValueError, AttributeError):
+        document = run.document(f"{models}/parameters.json")
+    except InputError:
         return None
+    label = document.get("erasl") if isinstance(document, dict) else None
     return str(label) if label else None
 
 
@@ -719,7 +715,7 @@ def staging_table(run, *, best_model: str | None = None, results: str = "results
     PLR, LMR) against the best model: per cohort n, AUC (95% CI) and the paired DeLong P against
     the best model (default: results.json's reference). None without any comparator in
     performance.csv."""
-    run = Path(run)
+    run = as_facts(run)
     perf = _performance(run, results)
     if perf is None:
         return None
@@ -728,7 +724,7 @@ def staging_table(run, *, best_model: str | None = None, results: str = "results
     if not comparators:
         return None
     best = best_model or settings.get("reference")
-    comp = _read_csv(run / results / "comparisons.csv", dtype={"cohort": str, "model_a": str, "model_b": str})
+    comp = _read_csv(run, results, "comparisons.csv", dtype={"cohort": str, "model_a": str, "model_b": str})
     p_of = {}
     if comp is not None:
         for r in comp.itertuples(index=False):
@@ -764,7 +760,7 @@ def staging_table(run, *, best_model: str | None = None, results: str = "results
     totals = perf.groupby("cohort")["n"].max()
     short = [m for m in comparators if any(
         (m, c) in indexed.index and float(indexed.loc[(m, c), "n"]) < float(totals[c]) for c in cohorts)]
-    missing = _read_csv(run / staging / "staging_missing.csv", dtype=str)
+    missing = _read_csv(run, staging, "staging_missing.csv", dtype=str)
     missing_note = ""
     if short:
         missing_note = f"Fewer patients than the cohort for {_names(short)}: their inputs were missing"
@@ -798,8 +794,8 @@ def scanner_table(run, *, results: str = "results") -> DisplayTable | None:
     """Supplementary: AUCs by stratum (``subgroups.csv``, e.g. MRI scanner) for every model and
     cohort: level, n, events, AUC (95% CI), and the P value between the levels once per model
     and cohort. None without subgroups.csv."""
-    run = Path(run)
-    sub = _read_csv(run / results / "subgroups.csv",
+    run = as_facts(run)
+    sub = _read_csv(run, results, "subgroups.csv",
                     dtype={"model": str, "cohort": str, "stratifier": str, "level": str, "test_between": str})
     if sub is None:
         return None
@@ -846,7 +842,7 @@ def calibration_table(run, *, results: str = "results") -> DisplayTable | None:
     """Supplementary: Brier score, calibration intercept and slope, and the Hosmer-Lemeshow
     chi-squared (df) and P of every probability model in every cohort (performance.csv). None
     without probability models."""
-    run = Path(run)
+    run = as_facts(run)
     perf = _performance(run, results)
     if perf is None or "brier" not in perf.columns:
         return None
@@ -893,8 +889,8 @@ def reclassification_table(run, *, results: str = "results") -> DisplayTable | N
     """Supplementary: the continuous NRI (with its event and non-event components) and the IDI
     of the reference model over every other model, with bootstrap 95% CIs and P values
     (reclassification.csv). None without the file."""
-    run = Path(run)
-    rec = _read_csv(run / results / "reclassification.csv", dtype={"cohort": str, "reference": str, "model": str})
+    run = as_facts(run)
+    rec = _read_csv(run, results, "reclassification.csv", dtype={"cohort": str, "reference": str, "model": str})
     if rec is None:
         return None
     settings = _settings(run, results)
@@ -947,8 +943,8 @@ def sample_size_table(run, *, logistic: str = "clinical") -> DisplayTable | None
     parameters (``sample_size.csv`` of ``dlr logistic``): patients, events and events per
     candidate parameter required by each criterion, the minimum, and the development cohort's
     actual numbers. None without the file."""
-    folder = Path(run) / logistic
-    size = _read_csv(folder / "sample_size.csv")
+    run, folder = as_facts(run), logistic
+    size = _read_csv(run, folder, "sample_size.csv")
     if size is None:
         return None
     s = size.iloc[0]
@@ -999,12 +995,12 @@ def agreement_table(run, *, models: str = "models", clinical: str = "clinical") 
     kappa of each second-reader radiological feature where the run holds a kappa file
     (``kappa.csv`` in the clinical or models folder, columns of
     ``core.stats.agreement.kappa_table``). None when neither exists."""
-    run = Path(run)
-    icc = _read_csv(run / models / "icc.csv", dtype={"feature": str})
+    run = as_facts(run)
+    icc = _read_csv(run, models, "icc.csv", dtype={"feature": str})
     kappa = None
     for folder in (clinical, models):
         for name in KAPPA_FILES:
-            kappa = _read_csv(run / folder / name, dtype={"feature": str})
+            kappa = _read_csv(run, folder, name, dtype={"feature": str})
             if kappa is not None and "kappa" in kappa.columns:
                 break
             kappa = None
@@ -1012,7 +1008,7 @@ def agreement_table(run, *, models: str = "models", clinical: str = "clinical") 
             break
     if icc is None and kappa is None:
         return None
-    threshold = _provenance_settings(run / models, "icc.csv").get("icc_threshold", 0.90)
+    threshold = _provenance_settings(run, models, "icc.csv").get("icc_threshold", 0.90)
     rows = []
     if icc is not None:
         phases = icc["feature"].str.split("_", n=1).str[0]
@@ -1057,7 +1053,7 @@ def oof_table(run, *, results: str = "results", models: str = "models") -> Displ
     CV AUC (mean ± SD), apparent development AUC, nested out-of-fold AUC (95% CI), optimism
     (apparent − out-of-fold), out-of-fold calibration slope, and the AUC in each other cohort.
     None without models.csv and performance.csv."""
-    run = Path(run)
+    run = as_facts(run)
     table = _models_csv(run, models)
     perf = _performance(run, results)
     if table is None or perf is None:
@@ -1121,8 +1117,8 @@ def internal_validation_table(run, *, models: str = "models", results: str = "re
     and procedure, the AUC, calibration slope and intercept and Brier score, each apparent,
     its optimism (± SE) and corrected (apparent − optimism), with the resamples used. None
     without the file."""
-    run = Path(run)
-    iv = _read_csv(run / models / "internal_validation.csv", dtype={"model": str, "procedure": str, "index": str})
+    run = as_facts(run)
+    iv = _read_csv(run, models, "internal_validation.csv", dtype={"model": str, "procedure": str, "index": str})
     if iv is None:
         return None
     perf = _performance(run, results)
@@ -1203,7 +1199,7 @@ def report_tables(run, *, best_model: str | None = None, best_radiomics: str | N
         The run's folders of ``dlr analyze``, ``dlr train``, ``dlr table1``, ``dlr logistic``
         and ``dlr staging``.
     """
-    run = Path(run)
+    run = as_facts(run)
     best_model = best_model or reference_model(run, results=results)
     best_radiomics = best_radiomics or best_radiomics_model(run, results=results, models=models)
     tables = (

@@ -7,7 +7,6 @@ its number; :func:`tripod_facts` fills the TRIPOD+AI checklist.
 """
 from __future__ import annotations
 
-import json
 import math
 import platform
 from typing import Optional
@@ -261,13 +260,11 @@ def methods_models(facts: RunFacts, *, figures: set) -> str:
 
 
 def _deep_settings(facts: RunFacts) -> dict:
-    path = facts.run / "models" / "deep" / "settings.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return facts.document("models/deep/settings.json") or {}
 
 
 def _deep_networks(facts: RunFacts) -> Optional[pd.DataFrame]:
-    path = facts.run / "models" / "deep" / "networks.csv"
-    return pd.read_csv(path) if path.is_file() else None
+    return facts.table("models/deep/networks.csv")
 
 
 def _methods_deep(facts: RunFacts) -> str:
@@ -608,15 +605,6 @@ def _incidence(row: pd.Series, group: str) -> str:
     return _ci(row[f"cuminc_{group}"], row[f"cuminc_{group}_ci_low"], row[f"cuminc_{group}_ci_high"], 2)
 
 
-def km_model(facts: RunFacts) -> Optional[str]:
-    """The model of the Kaplan-Meier figure (as :func:`dlr.report.figures.km_model`): the best model
-    when survival.csv has it, else survival.csv's first model."""
-    s = facts.survival
-    if s is None or s.empty:
-        return None
-    return facts.best_model if facts.best_model in set(s["model"]) else str(s["model"].iloc[0])
-
-
 def results_survival(facts: RunFacts, *, figures: set) -> str:
     """Time to recurrence (contract 5.1, ``results/survival.csv``): per key model and cohort,
     Harrell's C (SE), the log-rank P and the Cox hazard ratio of the high-risk group, and the
@@ -631,7 +619,7 @@ def results_survival(facts: RunFacts, *, figures: set) -> str:
              "were split into a high- and a low-risk group at its development-cohort threshold (never re-chosen "
              "on the cohort analysed); Harrell's C measures how well the continuous score orders the times to "
              "recurrence."]
-    best = km_model(facts)
+    best = facts.km_model
     if "fig-km" in figures:
         lines.append(f"@fig-km shows the Kaplan-Meier curves of {best}'s risk groups.")
     models = [m for m in dict.fromkeys([*key_models(facts), best]) if m in set(s["model"])]
@@ -810,7 +798,7 @@ def tripod_facts(facts: RunFacts, *, renderer: str) -> dict:
         perf.append(iv + " (supplementary table)")
     if facts.survival is not None and len(facts.survival):
         perf.append("Time to recurrence: Harrell's C, log-rank P and Cox hazard ratio of the risk groups per cohort, "
-                    f"Kaplan-Meier curves of {km_model(facts)} (Results: time to recurrence)")
+                    f"Kaplan-Meier curves of {facts.km_model} (Results: time to recurrence)")
     if perf:
         out["performance"] = ". ".join(perf)
     cal = results_calibration(facts, tables=set(), figures=set()).strip()

@@ -128,3 +128,34 @@ def test_a_code_change_redoes_the_stage_that_runs_it_and_what_follows(tmp_path, 
     assert status == {"validate": "skipped", "split": "skipped", "clinical": "skipped", "staging": "skipped",
                       "models": "ran", "analysis": "ran", "report": "ran"}
     assert read_stage_record(run, "models")["code"] != before
+
+
+#: what reads a file: the run's readers and the standard ones
+_READERS = {"read_table", "read_json", "read_csv", "read_text", "read_bytes", "read_provenance", "read_analysis",
+            "loads", "load", "safe_load", "open"}
+
+
+def _file_reads(path: Path) -> list[tuple[int, str]]:
+    """(line, name) of every call in ``path`` to a function or method named like a reader."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Call):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name in _READERS:
+                out.append((node.lineno, name))
+    return out
+
+
+def test_the_report_reads_the_run_through_its_one_reader():
+    """Every table, figure and sentence of the report takes `RunFacts` (report/facts.py), which
+    alone reads the run's files; render.py reads the Quarto project, not the run."""
+    found = {p.name: _file_reads(p) for p in sorted((REPO / "report").glob("*.py"))
+             if p.name not in ("facts.py", "render.py")}
+    assert {name: reads for name, reads in found.items() if reads} == {}
+    assert _file_reads(REPO / "report" / "facts.py"), "the reader itself reads files"
+
+
+def test_the_reader_check_finds_a_read(tmp_path):
+    path = tmp_path / "tables.py"
+    path.write_text("import json\n\ndef f(run):\n    return json.loads((run / 'x.json').read_text())\n")
+    assert [name for _, name in _file_reads(path)] == ["loads", "read_text"]

@@ -50,3 +50,23 @@ def test_roc_curves_come_back_with_their_bands_and_aucs(written):
 def test_a_folder_without_results_json_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="results.json"):
         read_analysis(tmp_path)
+
+
+def test_survival_fits_come_back_with_their_curves_and_statistics(tmp_path):
+    from test_survival import EVENT, TIME, _with_survival
+
+    frame = _with_survival(make_predictions(80, seed=5, models=("A", "B")))
+    result = analyze(validate_predictions(frame), n_bootstrap=0, time=TIME, event=EVENT)
+    write_analysis(result, tmp_path / "results", figures=False)
+    back = read_analysis(tmp_path / "results")
+    assert back.survival_fits.keys() == result.survival_fits.keys() and len(back.survival_fits) >= 4
+    for key, fit in result.survival_fits.items():
+        again = back.survival_fits[key]
+        for group in ("km_high", "km_low"):
+            ours, theirs = getattr(again, group), getattr(fit, group)
+            assert ours.n == theirs.n, (key, group)
+            for name in ("time", "survival", "ci_low", "ci_high", "at_risk", "n_events"):
+                assert_array_equal(getattr(ours, name), getattr(theirs, name), err_msg=f"{key} {group} {name}")
+        assert again.row() == pytest.approx(fit.row(), nan_ok=True)
+        assert again.hazard_ratio.estimate == pytest.approx(fit.hazard_ratio.estimate, nan_ok=True)
+        assert again.logrank.p_value == pytest.approx(fit.logrank.p_value, nan_ok=True)

@@ -23,7 +23,8 @@ import pytest
 from conftest import make_predictions
 from dlr.cli import main
 from dlr.report.build import FIGURE_SLOTS, TABLE_SLOTS, TEXT_SECTIONS, prepare_sources
-from dlr.report.figures import draw_km, draw_report_figures, km_cohorts, km_model
+from dlr.report.facts import km_model, read_run
+from dlr.report.figures import draw_km, draw_report_figures, km_cohorts
 from dlr.report.tables import internal_validation_table, pipe_table, report_tables
 
 TIME, EVENT = "months_to_recurrence", "recurrence"
@@ -111,14 +112,14 @@ def test_km_figure_panels_are_the_non_development_cohorts_with_survival_csvs_p(r
     import matplotlib.pyplot as plt
 
     survival = _survival(run)
-    assert km_model(run, "RCR") == "RCR"
+    assert km_model(survival, "RCR") == "RCR"
     assert km_cohorts(survival, "RCR", "training", order=COHORTS) == ["validation", "external"]
     # neither the development cohort nor its out-of-fold rows; the other figures' order
     perf = pd.read_csv(run / "results" / "performance.csv")
     order = [c for c in dict.fromkeys(perf["cohort"]) if c in ("validation", "external")]
     cohorts = km_cohorts(survival, "RCR", "training", order=order)
     assert cohorts == order
-    fig = draw_km(run, "RCR", cohorts, xlabel=f"Time ({TIME})")
+    fig = draw_km(read_run(run).analysis, "RCR", cohorts, xlabel=f"Time ({TIME})")
     axes = [ax for ax in fig.axes if ax.get_title()]
     assert [ax.get_title() for ax in axes] == [f"{c.capitalize()} cohort" for c in cohorts]
     for ax, cohort in zip(axes, cohorts):
@@ -143,8 +144,8 @@ def test_km_figure_panels_are_the_non_development_cohorts_with_survival_csvs_p(r
 
 
 def test_km_model_falls_back_to_the_first_model_of_survival_csv(run):
-    assert km_model(run, "DLRCR") == _survival(run)["model"].iloc[0]
-    assert km_model(run, None) == _survival(run)["model"].iloc[0]
+    assert km_model(_survival(run), "DLRCR") == _survival(run)["model"].iloc[0]
+    assert km_model(_survival(run), None) == _survival(run)["model"].iloc[0]
 
 
 def test_only_the_development_cohort_gives_its_panel():
@@ -163,7 +164,7 @@ def test_an_empty_risk_group_is_drawn_as_empty(run, tmp_path):
         km = pd.read_csv(results / "km_curve.csv")
         km[~((km["cohort"] == "validation") & (km["group"] == "low"))].to_csv(results / "km_curve.csv", index=False)
 
-    fig = draw_km(_copy(run, tmp_path / "r", edit=all_high), "RCR", ["validation"])
+    fig = draw_km(read_run(_copy(run, tmp_path / "r", edit=all_high)).analysis, "RCR", ["validation"])
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert labels[1].endswith("n = 0")
     plt.close(fig)
@@ -183,7 +184,8 @@ def test_without_n_events_the_curves_have_no_censoring_ticks(run, tmp_path):
 
     old = _copy(run, tmp_path / "old", edit=drop_events)
     cohorts = km_cohorts(_survival(run), "RCR", "training", order=COHORTS)
-    with_ticks, without = draw_km(run, "RCR", cohorts), draw_km(old, "RCR", cohorts)
+    with_ticks = draw_km(read_run(run).analysis, "RCR", cohorts)
+    without = draw_km(read_run(old).analysis, "RCR", cohorts)
     assert all(_censoring_ticks(ax) > 0 for ax in with_ticks.axes if ax.get_title())
     assert all(_censoring_ticks(ax) == 0 for ax in without.axes if ax.get_title())
     # the curves themselves are the same
