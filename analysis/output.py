@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -15,6 +16,8 @@ from dlr.core.run_folder import RESULTS_JSON
 
 from .figures import FigureWorkers, draw_figures, figure_jobs
 from .pipeline import AnalysisResult
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ def _records(frame: pd.DataFrame) -> list[dict]:
 
 
 def write_analysis(result: AnalysisResult, out, *, figures: bool = True, provenance_info: dict | None = None,
-                   progress=None, workers: FigureWorkers | None = None) -> Path:
+                   workers: FigureWorkers | None = None) -> Path:
     """Write every table, ``results.json`` and (optionally) the figures into ``out``.
 
     Everything is written into a temporary sibling folder first and moved into place only
@@ -99,8 +102,7 @@ def write_analysis(result: AnalysisResult, out, *, figures: bool = True, provena
             document["survival"] = _records(result.survival)
         (tmp / RESULTS_JSON).write_text(json.dumps(json_safe(document), indent=1, allow_nan=False) + "\n")
         if figures:
-            if progress:
-                progress("drawing figures")
+            logger.info("drawing figures")
             if workers is None:
                 draw_figures(result, tmp / "figures")
             else:

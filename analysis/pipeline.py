@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import logging
 import warnings
 from dataclasses import dataclass, field
 from typing import Callable
@@ -39,6 +40,8 @@ from .reclassification import reclassification
 from .subgroups import stratified_auc
 from .survival import DEFAULT_HORIZON, KM_COLUMNS, SURVIVAL_COLUMNS, risk_group_survival
 from .thresholds import threshold_metrics
+
+logger = logging.getLogger(__name__)
 
 
 PERFORMANCE_COLUMNS = [
@@ -282,7 +285,7 @@ class _CohortPart:
 
 
 def _cohort_statistics(data: _Scores, cohort: str, models, fit: _DevelopmentFit, resamples, position,
-                       log: _WarningLog, say: Callable[[str], None]) -> _CohortPart:
+                       log: _WarningLog) -> _CohortPart:
     """Discrimination, operating point, calibration and net benefit of every model in a cohort."""
     part = _CohortPart()
     # a large cohort takes a while per model: say which model is under way
@@ -292,7 +295,7 @@ def _cohort_statistics(data: _Scores, cohort: str, models, fit: _DevelopmentFit,
         if rows.size == 0:
             continue
         if verbose:
-            say(f"cohort {cohort!r}: model {model} ({k + 1}/{len(models)})")
+            logger.info(f"cohort {cohort!r}: model {model} ({k + 1}/{len(models)})")
         y, s = data.outcome[rows], data.score(model, rows)
         probability = model in fit.probability_models
         with log.context(f"model {model}, cohort {cohort}"):
@@ -463,7 +466,7 @@ def _subgroup_frames(sources, strata, models, log: _WarningLog) -> list[pd.DataF
 def analyze(predictions: Predictions, *, strata=(), reference: str | None = None,
             n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED, oof=None,
             threshold_range=None, time: str | None = None, event: str | None = None,
-            horizon: float = DEFAULT_HORIZON, progress: Callable[[str], None] | None = None,
+            horizon: float = DEFAULT_HORIZON,
             cohort_done: Callable[[CohortCurves], None] | None = None) -> AnalysisResult:
     """Compute every statistic of contract section 5 from validated predictions.
 
@@ -501,8 +504,7 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
         :func:`dlr.analysis.decision_curve.threshold_range`), recorded as
         ``settings["decision_curve_range"]``; the tables keep every threshold 0.01-0.99.
         Default: all of them (and None in the settings).
-    progress : callable, optional
-        Called with a short message at each stage.
+    Each stage is logged (:mod:`dlr.core.progress`).
     cohort_done : callable, optional
         Called with each cohort's :class:`CohortCurves` once they are computed.
     """
@@ -513,16 +515,15 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
     if predictions.time is not None and not (np.isfinite(horizon) and horizon > 0):
         raise InputError(f"--horizon must be a time > 0 in the unit of {predictions.time!r}, got {horizon}")
     shown = threshold_range if threshold_range is None else threshold_range_of(threshold_range)
-    say = progress or (lambda message: None)
     log = _WarningLog()
     dev, models, cohorts = predictions.dev_cohort, predictions.models, predictions.cohorts
     data = _Scores(predictions.frame, models)
     oof = _oof_scores(predictions)
     oof_cohort, oof_models = predictions.oof_cohort, predictions.oof_models
 
-    say(f"development cohort {dev!r}: Youden thresholds"
-        f"{' (on the out-of-fold predictions where there are some)' if oof is not None else ''} "
-        f"and index-to-risk maps")
+    logger.info(f"development cohort {dev!r}: Youden thresholds"
+                f"{' (on the out-of-fold predictions where there are some)' if oof is not None else ''} "
+                "and index-to-risk maps")
     fit = _fit_development(data, predictions, log, oof)
     if reference is not None:
         chosen_by = "--reference"
@@ -548,12 +549,13 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
     survival_rows, km_frames, survival_fits = [], [], {}
     for cohort, scores, present, child in plan:
         members = np.flatnonzero(scores.cohort_of == cohort)
-        say(f"cohort {cohort!r}: {members.size} patients, {len(present)} models, {n_bootstrap} bootstrap resamples")
+        logger.info(f"cohort {cohort!r}: {members.size} patients, {len(present)} models, {n_bootstrap} bootstrap "
+                    "resamples")
         resamples = (stratified_resamples(scores.outcome[members], n_bootstrap, rng=np.random.default_rng(child))
                      if n_bootstrap > 0 else None)
         position = np.full(scores.outcome.size, -1)  # patient row -> column of the cohort's resamples
         position[members] = np.arange(members.size)
-        part = _cohort_statistics(scores, cohort, present, fit, resamples, position, log, say)
+        part = _cohort_statistics(scores, cohort, present, fit, resamples, position, log)
         if reference in present:
             part.decision_curve_differences = _decision_differences(scores, cohort, present, reference, fit, part,
                                                                     resamples, position, log)
@@ -572,7 +574,7 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
         if reference in present:
             reclass += _reclassification_rows(scores, cohort, present, reference, fit, resamples, position, log)
 
-    say("unpaired DeLong tests between cohorts; subgroups")
+    logger.info("unpaired DeLong tests between cohorts; subgroups")
     cohort_rows = _cohort_tests(data, dev, cohorts[1:], models, log)
     if oof is not None:
         cohort_rows += _cohort_tests(data, oof_cohort, cohorts[1:], oof_models, log, data_a=oof)

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from dlr.core.progress import on_stderr  # noqa: E402
 from dlr.modeling.deep.arm import Partner, train_deep_arm  # noqa: E402
 from dlr.modeling.deep.fit import resolve_device  # noqa: E402
 from dlr.modeling.deep.settings import deep_settings  # noqa: E402
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
         torch.cuda.synchronize()
     start = time.perf_counter()
     result = train_deep_arm(slices, y, fold, dev, settings, seed=1, device=str(device), partner=partner,
-                            oof=folds > 0, progress=lambda m: print(m, flush=True))
+                            oof=folds > 0)
     if device.type == "cuda":
         torch.cuda.synchronize()
     total = time.perf_counter() - start
@@ -96,4 +97,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    with on_stderr():  # the arm's progress lines
+        raise SystemExit(main())

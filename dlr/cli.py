@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import sys
-import time
 import traceback
 import warnings
 
 from dlr.analysis.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from dlr.core.errors import InputError
+from dlr.core.progress import on_stderr
 from dlr import package, runner, verbs
+
+logger = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_BUG, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_DIFFERENT = 1  # dlr verify: some recomputed number differs from the package's
@@ -30,8 +33,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
 
 
-def _progress(message: str, *, start=time.monotonic()) -> None:
-    print(f"[dlr {time.monotonic() - start:6.1f}s] {message}", file=sys.stderr, flush=True)
+def _progress(message: str) -> None:
+    """One line of the command's own progress, logged as every library step is (on stderr with
+    the elapsed time: :func:`dlr.core.progress.on_stderr`)."""
+    logger.info(message)
 
 
 def _warn(lines) -> None:
@@ -62,8 +67,7 @@ def _cmd_analyze(args) -> int:
                          reference=args.reference, n_bootstrap=args.bootstrap, seed=args.seed,
                          figures=not args.no_figures, oof=args.oof, thresholds=args.thresholds,
                          time=args.time, event=args.event, horizon=args.horizon,
-                         command=["dlr", *sys.argv[1:]],
-                         progress=_progress)
+                         command=["dlr", *sys.argv[1:]])
     _warn(done.warnings)
     print(_auc_table(done.result.performance))
     _progress(f"wrote {done.out}/ (performance.csv, comparisons.csv, cohort_tests.csv, subgroups.csv, "
@@ -74,7 +78,7 @@ def _cmd_analyze(args) -> int:
 
 def _cmd_table1(args) -> int:
     done = verbs.table1(args.clinical, args.out, outcome=args.outcome, cohort=args.cohort,
-                        categorical=_columns(args.categorical) or [], study_yaml=args.study, progress=_progress)
+                        categorical=_columns(args.categorical) or [], study_yaml=args.study)
     _progress(f"wrote {done.out}/table1.csv, table1_tests.csv, table1_summary.csv")
     return EXIT_OK
 
@@ -83,7 +87,7 @@ def _cmd_logistic(args) -> int:
     done = verbs.logistic(args.clinical, args.out, outcome=args.outcome, cohort=args.cohort,
                           dev_cohort=args.dev_cohort, variables=_columns(args.variables),
                           categorical=_columns(args.categorical) or [], study_yaml=args.study, alpha=args.alpha,
-                          anticipated_r2=args.anticipated_r2, progress=_progress)
+                          anticipated_r2=args.anticipated_r2)
     size = done.extra["sample_size"]
     _progress(f"sample size: {size.n_available} development patients ({size.events_available} events) for "
               f"{size.parameters} candidate parameters; Riley et al. ask for at least {size.n_required} "
@@ -96,7 +100,7 @@ def _cmd_logistic(args) -> int:
 
 def _cmd_staging(args) -> int:
     done = verbs.staging(args.clinical, args.out, study_yaml=args.study, bclc_version=args.bclc_version,
-                         outcome=args.outcome, cohort=args.cohort, dev_cohort=args.dev_cohort, progress=_progress)
+                         outcome=args.outcome, cohort=args.cohort, dev_cohort=args.dev_cohort)
     _warn(done.warnings)
     missing = done.result.missing
     n_missing = missing["patient_id"].nunique() if len(missing) else 0
@@ -106,7 +110,7 @@ def _cmd_staging(args) -> int:
 
 
 def _cmd_validate(args) -> int:
-    problems = verbs.validate(args.study, images=args.images, report=args.report, progress=_progress).result
+    problems = verbs.validate(args.study, images=args.images, report=args.report).result
     if not problems:
         _progress(f"{args.study}: no problems found")
         return EXIT_OK
@@ -183,7 +187,7 @@ def _report_extraction(done) -> None:
 def _cmd_extract(args) -> int:
     with contextlib.ExitStack() as stack:
         done = verbs.extract(args.study, args.out, jobs=args.jobs, scheduler=args.scheduler, params=args.params,
-                             profile=args.profile, progress=_progress, case_done=_CaseBar(stack))
+                             profile=args.profile, case_done=_CaseBar(stack))
     _report_extraction(done)
     return EXIT_OK
 
@@ -233,7 +237,7 @@ def _cmd_train(args) -> int:
     with contextlib.ExitStack() as stack:
         done = verbs.train(args.study, args.out, arms=_columns(args.arms) or None, jobs=args.jobs, seed=args.seed,
                            lasso_rule=args.lasso_rule, oof=not args.no_oof, scheduler=args.scheduler,
-                           params=args.params, profile=args.profile, device=args.device, progress=_progress,
+                           params=args.params, profile=args.profile, device=args.device, bar=True,
                            case_done=_CaseBar(stack), internal_validation_b=args.validate_b)
     if "extraction" in done.extra:
         _report_extraction(done.extra["extraction"])
@@ -271,20 +275,20 @@ def _cmd_run(args) -> int:
     with contextlib.ExitStack() as stack:
         summary = runner.run_study(args.study, args.out, profile=args.profile, arms=_columns(args.arms),
                                    jobs=args.jobs, seed=args.seed, scheduler=args.scheduler, params=args.params,
-                                   n_bootstrap=args.bootstrap, progress=_progress, case_done=_stage_bar(stack),
+                                   n_bootstrap=args.bootstrap, case_done=_stage_bar(stack),
                                    device=args.device)
     return _report_run(summary)
 
 
 def _cmd_demo(args) -> int:
     with contextlib.ExitStack() as stack:
-        summary = runner.demo(args.out, profile=args.profile, jobs=args.jobs, seed=args.seed, progress=_progress,
+        summary = runner.demo(args.out, profile=args.profile, jobs=args.jobs, seed=args.seed,
                               case_done=_stage_bar(stack))
     return _report_run(summary)
 
 
 def _cmd_report(args) -> int:
-    done = verbs.report(args.run, formats=_columns(args.formats), renderer=args.renderer, progress=_progress)
+    done = verbs.report(args.run, formats=_columns(args.formats), renderer=args.renderer)
     _warn(done.warnings)
     for path in done.result.outputs:
         _progress(f"wrote {path}")
@@ -293,14 +297,14 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_package(args) -> int:
-    result = package.package_run(args.run, args.out, progress=_progress)
+    result = package.package_run(args.run, args.out)
     _progress(f"wrote {result.path}: {result.n_files} files, {result.pseudonymised} patients pseudonymised; "
               f"it verifies itself with `dlr verify {result.path}`")
     return EXIT_OK
 
 
 def _cmd_verify(args) -> int:
-    result = package.verify_package(args.package, progress=_progress)
+    result = package.verify_package(args.package)
     if result.identical:
         _progress(f"identical: {result.n_numbers} numbers in {len(result.checked)} files recomputed from "
                   f"{args.package}")
@@ -631,7 +635,7 @@ def main(argv=None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), on_stderr():
             warnings.simplefilter("ignore", FutureWarning)
             return args.func(args)
     except InputError as exc:

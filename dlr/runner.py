@@ -25,8 +25,8 @@ voxels are 3 x 3 x 5 mm, so 1 mm only interpolates). Both use B = 2000 bootstrap
 """
 from __future__ import annotations
 
-import datetime
 import functools
+import logging
 import shutil
 import time
 from dataclasses import dataclass
@@ -35,9 +35,12 @@ from typing import Callable, Optional
 
 from dlr.core import run_folder as rf
 from dlr.core.errors import InputError
+from dlr.core.progress import written_to
 
 from .settings import PROFILES, RunSettings, resolve_settings
 from .stages import FileHashes, Stage, StageOutcome, check_run_folder, run_stage, write_run_marker
+
+logger = logging.getLogger(__name__)
 
 STAGE_NAMES = ("validate", "split", "features", "clinical", "staging", "models", "analysis", "report")
 
@@ -57,21 +60,6 @@ class RunSummary:
         return sum(s.seconds for s in self.stages)
 
 
-class _Log:
-    """Progress lines to the caller and, time-stamped, to ``RUN/run.log``."""
-
-    def __init__(self, path: Path, progress: Optional[Callable[[str], None]]):
-        self.path, self.progress = path, progress
-        path.parent.mkdir(parents=True, exist_ok=True)
-
-    def __call__(self, message: str) -> None:
-        stamp = datetime.datetime.now().isoformat(timespec="seconds")
-        with open(self.path, "a") as fh:
-            fh.write(f"{stamp} {message}\n")
-        if self.progress is not None:
-            self.progress(message)
-
-
 def _study_files(root: Path, phases) -> dict:
     files = {"study.yaml": root / "study.yaml", "clinical.csv": root / "clinical.csv"}
     if phases:
@@ -85,7 +73,6 @@ def _study_files(root: Path, phases) -> dict:
 
 def run_study(study, out, *, profile: Optional[str] = None, arms=None, jobs: int = 1, seed: Optional[int] = None,
               scheduler: Optional[str] = None, params=None, n_bootstrap: int = 2000,
-              progress: Optional[Callable[[str], None]] = None,
               case_done: Optional[Callable[[int, int, dict], None]] = None,
               report_formats=("html", "docx"), device: str = "auto") -> RunSummary:
     """Run every stage of a study into ``out`` (contract section 3); see the module docstring.
@@ -107,8 +94,9 @@ def run_study(study, out, *, profile: Optional[str] = None, arms=None, jobs: int
         Default: study.yaml's; seeds the split, the models and the bootstrap.
     scheduler : str, optional
         A Dask scheduler's address for extraction and the out-of-fold refits.
-    progress, case_done :
-        Progress messages, and the extraction's per-case callback.
+    case_done :
+        The extraction's per-case callback (a progress bar); every other step is logged
+        (:mod:`dlr.core.progress`) and written, time-stamped, to ``RUN/run.log``.
     device : {"auto", "cpu", "cuda"}
         Where the deep arm trains (a setting of the models stage: CPU and GPU results differ).
 
@@ -138,33 +126,39 @@ def run_study(study, out, *, profile: Optional[str] = None, arms=None, jobs: int
                          f"not {root}; choose another --out folder")
     write_run_marker(run, {"study": str(root.resolve()), "profile": settings.profile, "arms": list(settings.arms),
                            "seed": settings.seed, "n_bootstrap": settings.n_bootstrap})
-    say = _Log(run / "run.log", progress)
-    say(f"dlr run {root} -> {run} (profile {settings.profile}, arms {', '.join(settings.arms)}, seed {settings.seed}, "
-        f"{jobs} job(s){', scheduler ' + scheduler if scheduler else ''})")
-    stages = _stages(root, run, config, settings, jobs=jobs, scheduler=scheduler, say=say, case_done=case_done,
-                     report_formats=report_formats)
+    with written_to(run / "run.log"):
+        logger.info(f"dlr run {root} -> {run} (profile {settings.profile}, arms {', '.join(settings.arms)}, seed "
+                    f"{settings.seed}, {jobs} job(s){', scheduler ' + scheduler if scheduler else ''})")
+        stages = _stages(root, run, config, settings, jobs=jobs, scheduler=scheduler, case_done=case_done,
+                         report_formats=report_formats)
+        outcomes, warnings = _run_stages(run, stages)
+    return RunSummary(run, tuple(outcomes), tuple(warnings), settings.profile, settings.arms)
+
+
+def _run_stages(run: Path, stages: list) -> tuple[list, list]:
+    """Run (or skip) each stage in turn: the outcomes and the warnings caught."""
     hashes = FileHashes(run)
     outcomes, warnings = [], []
     try:
         for i, (stage, caught) in enumerate(stages, 1):
-            say(f"[{i}/{len(stages)}] {stage.name}")
-            outcome = run_stage(run, stage, hashes, say=say)
+            logger.info(f"[{i}/{len(stages)}] {stage.name}")
+            outcome = run_stage(run, stage, hashes)
             outcomes.append(outcome)
             warnings.extend(caught)
             if outcome.status == "skipped":
-                say(f"[{i}/{len(stages)}] {stage.name}: unchanged since the last run, skipped")
+                logger.info(f"[{i}/{len(stages)}] {stage.name}: unchanged since the last run, skipped")
             else:
-                say(f"[{i}/{len(stages)}] {stage.name}: done in {outcome.seconds:.1f} s"
-                    f"{': ' + outcome.summary if outcome.summary else ''}")
+                logger.info(f"[{i}/{len(stages)}] {stage.name}: done in {outcome.seconds:.1f} s"
+                            f"{': ' + outcome.summary if outcome.summary else ''}")
     except KeyboardInterrupt:
-        say("interrupted; run the same command again to resume (finished stages and cases are kept)")
+        logger.info("interrupted; run the same command again to resume (finished stages and cases are kept)")
         raise
     except InputError as exc:
-        say(f"stopped: {exc}")
+        logger.info(f"stopped: {exc}")
         raise
     total = sum(o.seconds for o in outcomes)
-    say(f"finished in {total:.1f} s: " + ", ".join(f"{o.name} {o.status}" for o in outcomes))
-    return RunSummary(run, tuple(outcomes), tuple(warnings), settings.profile, settings.arms)
+    logger.info(f"finished in {total:.1f} s: " + ", ".join(f"{o.name} {o.status}" for o in outcomes))
+    return outcomes, warnings
 
 
 @dataclass
@@ -178,7 +172,6 @@ class _Context:
     settings: RunSettings
     jobs: int
     scheduler: Optional[str]
-    say: Callable[[str], None]
     case_done: Optional[Callable]
     report_formats: tuple
     loaded: object = None
@@ -209,10 +202,10 @@ class _Context:
         return self.loaded
 
 
-def _stages(root: Path, run: Path, config, settings: RunSettings, *, jobs, scheduler, say, case_done,
+def _stages(root: Path, run: Path, config, settings: RunSettings, *, jobs, scheduler, case_done,
             report_formats) -> list:
     """[(Stage, list collecting its warnings)] in order."""
-    ctx = _Context(root, run, config, settings, jobs, scheduler, say, case_done, tuple(report_formats))
+    ctx = _Context(root, run, config, settings, jobs, scheduler, case_done, tuple(report_formats))
     makers = [_validate_stage, _split_stage]
     if "radiomics" in settings.arms:
         makers.append(_features_stage)
@@ -268,7 +261,7 @@ def _features_stage(ctx: _Context):
 
         where = f"the Dask cluster at {ctx.scheduler}" if ctx.scheduler else f"{ctx.jobs} process(es)"
         say_spacing = " x ".join(f"{s:g}" for s in settings.preprocess().spacing)
-        ctx.say(f"extracting radiomics features with {where} (voxels resampled to {say_spacing} mm)")
+        logger.info(f"extracting radiomics features with {where} (voxels resampled to {say_spacing} mm)")
         with collected_warnings() as warned:
             summary = extract_study(ctx.study(), ctx.run, jobs=ctx.jobs, scheduler=ctx.scheduler,
                                     params_path=settings.params_file, preprocessing=settings.preprocess(),
@@ -345,7 +338,7 @@ def _models_stage(ctx: _Context):
 
         with collected_warnings(ignore=(FutureWarning, DeprecationWarning)) as warned:
             summary = train_study(ctx.study(), run, arms=arms, jobs=ctx.jobs, seed=settings.seed, oof=True,
-                                  scheduler=ctx.scheduler, progress=ctx.say, deep=settings.deep,
+                                  scheduler=ctx.scheduler, deep=settings.deep,
                                   device=settings.device)
         caught.extend(warned)
         table = summary.models
@@ -389,7 +382,7 @@ def _analysis_stage(ctx: _Context):
         oof = run / rf.OOF_PREDICTIONS
         done = verbs.analyze(run / rf.PREDICTIONS, run / "results", dev_cohort=config.dev_cohort, strata=strata,
                              n_bootstrap=settings.n_bootstrap, seed=settings.seed, oof=oof if oof.is_file() else None,
-                             command=["dlr", "run"], progress=ctx.say, **follow_up)
+                             command=["dlr", "run"], **follow_up)
         caught.extend(done.warnings)
         ref = done.result.settings.get("reference")
         return f"{len(done.result.performance)} model-cohort rows" + (f"; reference {ref}" if ref else "")
@@ -410,7 +403,7 @@ def _report_stage(ctx: _Context, *, upstream: tuple):
     run, formats, caught = ctx.run, ctx.report_formats, []
 
     def report():
-        done = verbs.report(run, formats=formats, progress=ctx.say)
+        done = verbs.report(run, formats=formats)
         caught.extend(done.warnings)
         return f"{', '.join(p.name for p in done.result.outputs)} ({done.result.renderer})"
 
@@ -433,7 +426,6 @@ def _report_stage(ctx: _Context, *, upstream: tuple):
 
 
 def demo(out, *, profile: str = "quick", jobs: int = 2, seed: Optional[int] = None, n: int = 165,
-         progress: Optional[Callable[[str], None]] = None,
          case_done: Optional[Callable[[int, int, dict], None]] = None,
          synth_progress: Optional[Callable[[int, int], None]] = None) -> RunSummary:
     """`dlr demo`: the embedded synthetic study into ``out/study`` (once), then :func:`run_study` into ``out``."""
@@ -449,16 +441,14 @@ def demo(out, *, profile: str = "quick", jobs: int = 2, seed: Optional[int] = No
         if study.exists():
             shutil.rmtree(study)
         write_run_marker(run, {"study": str(study.resolve()), "profile": profile})
-        if progress:
-            progress(f"synthesising the demo study ({n} patients, {profile} profile) into {study}")
+        logger.info(f"synthesising the demo study ({n} patients, {profile} profile) into {study}")
         start = time.perf_counter()
         try:
             synthesize_study(study, n=n, profile=profile, progress=synth_progress, **kwargs)
         except ValueError as exc:
             raise InputError(str(exc)) from None
-        if progress:
-            progress(f"synthetic study written in {time.perf_counter() - start:.1f} s")
-    return run_study(study, run, profile=profile, jobs=jobs, seed=seed, progress=progress, case_done=case_done)
+        logger.info(f"synthetic study written in {time.perf_counter() - start:.1f} s")
+    return run_study(study, run, profile=profile, jobs=jobs, seed=seed, case_done=case_done)
 
 
 def stage_table(summary: RunSummary) -> str:

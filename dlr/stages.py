@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,8 @@ from typing import Callable, Mapping, Optional
 
 from dlr.core.errors import InputError
 from dlr.core.output import file_sha256, staged_file
+
+logger = logging.getLogger(__name__)
 
 RUN_FORMAT = "dlr-run"
 #: bump when the layout of a run folder changes meaning; older runs are then refused
@@ -167,7 +170,7 @@ def read_stage_record(run, name: str) -> Optional[dict]:
         return None
 
 
-def run_stage(run: Path, stage: Stage, hashes: FileHashes, *, say: Callable[[str], None]) -> StageOutcome:
+def run_stage(run: Path, stage: Stage, hashes: FileHashes) -> StageOutcome:
     """Run ``stage`` unless its record shows nothing it reads changed and its outputs are intact."""
     version = dlr_version()
     input_hashes = {label: hashes(path) for label, path in stage.inputs().items()}
@@ -181,7 +184,7 @@ def run_stage(run: Path, stage: Stage, hashes: FileHashes, *, say: Callable[[str
         if intact:
             hashes.save()
             return StageOutcome(stage.name, "skipped", 0.0, record.get("summary", ""))
-        say(f"{stage.name}: an output changed or is missing since the last run; running it again")
+        logger.info(f"{stage.name}: an output changed or is missing since the last run; running it again")
     record_path = _record_path(run, stage.name)
     if record_path.exists():
         record_path.unlink()  # a kill during the action must not leave the old record looking current

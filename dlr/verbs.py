@@ -1,8 +1,9 @@
 """One library function per `dlr` verb: plain arguments in, a result out.
 
 `dlr/cli.py` parses a command line, calls one of these and reports what it returns; `dlr run`
-calls them in turn. They never print or exit: progress goes to the ``progress`` callback,
-warnings come back in the result (``warnings``, one line each), bad input raises
+calls them in turn. They never print or exit: progress is logged (:mod:`dlr.core.progress`:
+each module's logger under ``dlr``, which the command line shows on stderr), warnings come back
+in the result (``warnings``, one line each), bad input raises
 :class:`dlr.core.errors.InputError` (exit status 2). Each is a short composition of the stages'
 libraries, and the only place where a study folder meets both `modeling/` and `analysis/`.
 
@@ -11,15 +12,17 @@ figure process before pandas is loaded.
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 from dlr.core.errors import InputError, collected_warnings
-from dlr.core.progress import Progress, say as _say
 
 from .settings import resolve_settings
+
+logger = logging.getLogger(__name__)
 
 
 
@@ -52,7 +55,7 @@ class VerbResult:
 def analyze(predictions, out, *, dev_cohort: str = "training", strata=(), reference: str | None = None,
             n_bootstrap: int | None = None, seed: int | None = None, figures: bool = True, oof=None,
             thresholds: str | None = None, time: str | None = None, event: str | None = None,
-            horizon: float | None = None, command: list | None = None, progress: Progress = None) -> VerbResult:
+            horizon: float | None = None, command: list | None = None) -> VerbResult:
     """`dlr analyze`: every statistic of contract section 5 from a predictions CSV into ``out``;
     ``oof``, the path of its out-of-fold development predictions (contract 4.1), adds the
     ``<dev> (out-of-fold)`` cohort and chooses the thresholds on it; ``thresholds``,
@@ -65,8 +68,8 @@ def analyze(predictions, out, *, dev_cohort: str = "training", strata=(), refere
     The figure process starts from a fork server (never a fork of this process, whose
     threads may have run) before the statistics, so that its matplotlib import and warm-up
     run on a second core beside them; `analysis.figures` imports nothing else heavy and the
-    jobs carry plain data, so that process never loads pandas. One BLAS thread: the analysis is memory-bound vector work and
-    idle BLAS threads would spin against the figure process on a two-core machine.
+    jobs carry plain data, so that process never loads pandas. One BLAS thread: the analysis is
+    memory-bound vector work and idle BLAS threads would spin against the figure process on a two-core machine.
     """
     import contextlib
 
@@ -96,16 +99,16 @@ def analyze(predictions, out, *, dev_cohort: str = "training", strata=(), refere
         from dlr.analysis.pipeline import analyze as analyze_predictions
         from dlr.analysis.predictions import read_predictions
 
-        _say(progress, f"reading {predictions}")
+        logger.info(f"reading {predictions}")
         data = read_predictions(predictions, dev_cohort=dev_cohort, strata=strata, reference=reference, oof=oof,
                                 time=time, event=event)
-        _say(progress, f"{data.frame['patient_id'].nunique()} patients, models {', '.join(data.models)}; "
-                       f"cohorts {', '.join(data.cohorts)}")
+        logger.info(f"{data.frame['patient_id'].nunique()} patients, models {', '.join(data.models)}; "
+                    f"cohorts {', '.join(data.cohorts)}")
         if oof is not None:
-            _say(progress, f"out-of-fold predictions {oof}: {data.oof['patient_id'].nunique()} development "
-                           f"patients, models {', '.join(data.oof_models)}")
+            logger.info(f"out-of-fold predictions {oof}: {data.oof['patient_id'].nunique()} development "
+                        f"patients, models {', '.join(data.oof_models)}")
         result = analyze_predictions(data, strata=strata, reference=reference, n_bootstrap=n_bootstrap, seed=seed,
-                                     threshold_range=threshold_range, progress=progress,
+                                     threshold_range=threshold_range,
                                      **({} if horizon is None else {"horizon": float(horizon)}),
                                      cohort_done=workers and workers.submit_cohort)
         settings = {"dev_cohort": dev_cohort, "strata": strata, "reference": reference, "n_bootstrap": n_bootstrap,
@@ -117,7 +120,7 @@ def analyze(predictions, out, *, dev_cohort: str = "training", strata=(), refere
         if time is not None:  # only then, so that `dlr verify` passes them again (and nothing else changes)
             settings.update(time=time, event=event, horizon=result.settings["survival"]["horizon"])
         info = analysis_provenance(predictions, oof_path=oof, settings=settings, seed=seed, command=command)
-        written = write_analysis(result, out, figures=figures, provenance_info=info, progress=progress,
+        written = write_analysis(result, out, figures=figures, provenance_info=info,
                                  workers=workers)
     return VerbResult(written, result, tuple(result.warnings))
 
@@ -150,14 +153,13 @@ def _clinical_provenance(clinical, study_yaml, settings: dict) -> dict:
     return provenance(inputs={"clinical": clinical, "study.yaml": study_yaml}, settings=settings)
 
 
-def table1(clinical, out, *, outcome: str, cohort: str | None = None, categorical=(), study_yaml=None,
-           progress: Progress = None) -> VerbResult:
+def table1(clinical, out, *, outcome: str, cohort: str | None = None, categorical=(), study_yaml=None) -> VerbResult:
     """`dlr table1`: Table 1 of a clinical CSV (contract section 6) into ``out``."""
     from dlr.analysis.table1 import table1 as make_table1
     from dlr.core.output import write_files
 
     frame, variables, categorical, _ = _clinical(clinical, study_yaml, categorical=categorical)
-    _say(progress, f"Table 1 of {clinical}: {len(frame)} patients, outcome {outcome!r}")
+    logger.info(f"Table 1 of {clinical}: {len(frame)} patients, outcome {outcome!r}")
     result = make_table1(frame, outcome=outcome, cohort=cohort, categorical=categorical, variables=variables)
     info = _clinical_provenance(clinical, study_yaml, {"outcome": outcome, "cohort": cohort,
                                                        "categorical": categorical, "variables": variables})
@@ -167,8 +169,8 @@ def table1(clinical, out, *, outcome: str, cohort: str | None = None, categorica
 
 
 def logistic(clinical, out, *, outcome: str, cohort: str | None = None, dev_cohort: str = "training",
-             variables=None, categorical=(), study_yaml=None, alpha: float = 0.05, anticipated_r2: float = 0.15,
-             progress: Progress = None) -> VerbResult:
+             variables=None, categorical=(), study_yaml=None, alpha: float = 0.05,
+             anticipated_r2: float = 0.15) -> VerbResult:
     """`dlr logistic`: the univariate and multivariate tables selecting the CR factors, and
     Riley et al.'s minimum sample size (``extra["sample_size"]``), into ``out``."""
     from dlr.core.output import write_files
@@ -176,7 +178,7 @@ def logistic(clinical, out, *, outcome: str, cohort: str | None = None, dev_coho
     from dlr.modeling.sample_size import screen_sample_size
 
     frame, variables, categorical, _ = _clinical(clinical, study_yaml, variables=variables, categorical=categorical)
-    _say(progress, f"logistic regression of {outcome!r} on the {dev_cohort!r} cohort of {clinical}")
+    logger.info(f"logistic regression of {outcome!r} on the {dev_cohort!r} cohort of {clinical}")
     with collected_warnings() as caught:
         sel = select_cr_factors(frame, outcome=outcome, variables=variables, categorical=categorical, cohort=cohort,
                                 dev_cohort=dev_cohort, alpha=alpha)
@@ -192,7 +194,7 @@ def logistic(clinical, out, *, outcome: str, cohort: str | None = None, dev_coho
 
 
 def staging(clinical, out, *, study_yaml=None, bclc_version: str = "2022", outcome: str | None = None,
-            cohort: str = "cohort", dev_cohort: str = "training", progress: Progress = None) -> VerbResult:
+            cohort: str = "cohort", dev_cohort: str = "training") -> VerbResult:
     """`dlr staging`: every staging system and index of each patient into ``out``."""
     from dlr.core.output import write_files
     from dlr.core.tables import read_table
@@ -207,7 +209,7 @@ def staging(clinical, out, *, study_yaml=None, bclc_version: str = "2022", outco
     frame = map_staging_columns(frame, staging_columns=config.staging_columns if config else {},
                                 id_column=config.id_column if config else "patient_id", source=str(study_yaml),
                                 table=str(clinical))
-    _say(progress, f"staging {len(frame)} patients of {clinical} (BCLC {bclc_version})")
+    logger.info(f"staging {len(frame)} patients of {clinical} (BCLC {bclc_version})")
     with collected_warnings() as caught:
         result = compute_staging(frame, bclc_version=bclc_version, outcome=outcome, cohort_column=cohort,
                                  dev_cohort=dev_cohort, erasl_coefficients=config.erasl if config else None)
@@ -222,12 +224,12 @@ def staging(clinical, out, *, study_yaml=None, bclc_version: str = "2022", outco
 # The study folder
 
 
-def validate(study, *, images: bool = True, report=None, progress: Progress = None) -> VerbResult:
+def validate(study, *, images: bool = True, report=None) -> VerbResult:
     """`dlr validate`: every problem of a study folder (``result``: a list of Problem, empty when
     there is none); with ``report``, the problems also go to that CSV."""
     from dlr.modeling.study import problems_frame, validate_study
 
-    _say(progress, f"validating {study}{'' if images else ' (clinical data only)'}")
+    logger.info(f"validating {study}{'' if images else ' (clinical data only)'}")
     problems = validate_study(study, check_images=images)
     if problems and report is not None:
         from dlr.core.output import write_files
@@ -237,8 +239,8 @@ def validate(study, *, images: bool = True, report=None, progress: Progress = No
     return VerbResult(Path(study), problems)
 
 
-def import_dicom(source, output, *, series_uid: str | None = None, phases=None, overwrite: bool = False,
-                 progress: Progress = None) -> VerbResult:
+def import_dicom(source, output, *, series_uid: str | None = None, phases=None,
+                 overwrite: bool = False) -> VerbResult:
     """`dlr import-dicom`: one series to a ``.nii.gz`` file, or a folder of series into a study folder."""
     from dlr.modeling.dicom import dicom_to_nifti, import_dicom_study
 
@@ -270,7 +272,7 @@ def synth(out, *, n: int = 165, seed: int | None = None, profile: str = "quick",
 
 
 def extract(study, out, *, jobs: int = 1, scheduler: str | None = None, params=None, profile: str | None = None,
-            progress: Progress = None, case_done: Callable[[int, int, dict], None] | None = None) -> VerbResult:
+            case_done: Callable[[int, int, dict], None] | None = None) -> VerbResult:
     """`dlr extract`: radiomics features of every patient, reader and phase into ``out/features``,
     with the preprocessing and parameter file `dlr run` would use (:func:`dlr.settings.resolve_settings`:
     ``profile`` None is study.yaml's).
@@ -282,20 +284,21 @@ def extract(study, out, *, jobs: int = 1, scheduler: str | None = None, params=N
 
     if jobs < 1:
         raise InputError(f"--jobs must be 1 or more, got {jobs}")
-    _say(progress, f"checking {study}")
+    logger.info(f"checking {study}")
     loaded = load_study(study)
     settings = resolve_settings(study, loaded.config, profile=profile, arms=("clinical", "radiomics"), params=params)
-    return _extract(loaded, out, settings, jobs=jobs, scheduler=scheduler, progress=progress, case_done=case_done)
+    return _extract(loaded, out, settings, jobs=jobs, scheduler=scheduler, case_done=case_done)
 
 
-def _extract(loaded, out, settings, *, jobs, scheduler, progress, case_done) -> VerbResult:
+def _extract(loaded, out, settings, *, jobs, scheduler, case_done) -> VerbResult:
     """:func:`extract` of a study already loaded (and validated) by ``modeling.study.load_study``."""
     from dlr.modeling.radiomics.extraction import extract_study
 
     where = f"the Dask cluster at {scheduler}" if scheduler else f"{jobs} process(es)"
     preprocessing = settings.preprocess()
-    _say(progress, f"extracting radiomics features of {len(loaded.patient_ids)} patients with {where} (voxels "
-                   f"resampled to {' x '.join(f'{s:g}' for s in preprocessing.spacing)} mm, {settings.profile} profile)")
+    spacing = " x ".join(f"{s:g}" for s in preprocessing.spacing)
+    logger.info(f"extracting radiomics features of {len(loaded.patient_ids)} patients with {where} (voxels "
+                f"resampled to {spacing} mm, {settings.profile} profile)")
     summary = extract_study(loaded, out, jobs=jobs, scheduler=scheduler, params_path=settings.params_file,
                             preprocessing=preprocessing, progress=case_done)
     lines = tuple(f"{r.patient_id} reader {r.reader} {r.phase}: {r.reason}" for r in summary.failures.itertuples())
@@ -304,12 +307,12 @@ def _extract(loaded, out, settings, *, jobs, scheduler, progress, case_done) -> 
 
 def train(study, out, *, arms=None, jobs: int = 1, seed: int | None = None,
           lasso_rule: str = "min", oof: bool = True, scheduler: str | None = None, params=None,
-          profile: str | None = None, device: str = "auto", progress: Progress = None,
+          profile: str | None = None, device: str = "auto", bar: bool = False,
           case_done: Callable[[int, int, dict], None] | None = None, internal_validation_b: int = 200) -> VerbResult:
     """`dlr train`: every model on the development cohort into ``out/predictions.csv`` and
     ``out/models/`` (``arms`` None: clinical and radiomics, or clinical alone for a study with no
-    phases); extracts the radiomics features first (as :func:`extract`, on the study
-    loaded here) when ``out/features/radiomics.csv`` is missing. ``extra["extraction"]`` holds
+    phases; ``bar``: a progress bar per network fit on stderr); extracts the radiomics features
+    first (as :func:`extract`, on the study loaded here) when ``out/features/radiomics.csv`` is missing. ``extra["extraction"]`` holds
     that extraction's result. The profile, seed and the deep arm's settings are resolved as
     `dlr run` resolves them (:func:`dlr.settings.resolve_settings`)."""
     from dlr.modeling.config import load_study_config
@@ -317,7 +320,7 @@ def train(study, out, *, arms=None, jobs: int = 1, seed: int | None = None,
     from dlr.modeling.study import load_study
     from dlr.modeling.train import train_study
 
-    _say(progress, f"checking {study}")
+    logger.info(f"checking {study}")
     if arms is None:  # what the study has: a study with no phases is clinical only
         try:
             phases = load_study_config(Path(study) / "study.yaml").phases
@@ -330,17 +333,17 @@ def train(study, out, *, arms=None, jobs: int = 1, seed: int | None = None,
                                 device=device)
     extra, lines = {}, []
     if "radiomics" in arms and not (Path(out) / FEATURES_DIR / "radiomics.csv").is_file():
-        _say(progress, "no RUN/features/radiomics.csv yet: extracting first (as `dlr extract`)")
+        logger.info("no RUN/features/radiomics.csv yet: extracting first (as `dlr extract`)")
         if jobs < 1:
             raise InputError(f"--jobs must be 1 or more, got {jobs}")
         # the study loaded above, images checked: not read and validated a second time
-        extra["extraction"] = _extract(loaded, out, settings, jobs=jobs, scheduler=scheduler, progress=progress,
+        extra["extraction"] = _extract(loaded, out, settings, jobs=jobs, scheduler=scheduler,
                                        case_done=case_done)
         lines.extend(extra["extraction"].warnings)
     with collected_warnings(ignore=(FutureWarning, DeprecationWarning)) as caught:
         summary = train_study(loaded, out, arms=arms, jobs=jobs, seed=settings.seed, lasso_rule=lasso_rule, oof=oof,
-                              scheduler=scheduler, progress=progress, deep=settings.deep, device=device,
-                              bar=progress is not None, internal_validation_b=internal_validation_b)
+                              scheduler=scheduler, deep=settings.deep, device=device,
+                              bar=bar, internal_validation_b=internal_validation_b)
         extra["auc_ci"] = _auc_intervals(summary.predictions)
     return VerbResult(summary.out, summary, (*lines, *caught), extra)
 
@@ -365,7 +368,7 @@ def _auc_intervals(predictions) -> dict:
 # The report (the whole run, `dlr run`, is dlr.runner's; the reviewer package, dlr.package's)
 
 
-def report(run, *, formats=("html", "docx"), renderer: str = "auto", progress: Progress = None) -> VerbResult:
+def report(run, *, formats=("html", "docx"), renderer: str = "auto") -> VerbResult:
     """`dlr report`: ``RUN/report/`` (HTML, DOCX, the TRIPOD+AI checklist) from the run's saved
     results only. ``result`` is the ``RenderResult`` (which renderer ran, the files)."""
     from dlr.report.build import build_report
@@ -374,5 +377,5 @@ def report(run, *, formats=("html", "docx"), renderer: str = "auto", progress: P
 
     check_run_folder(Path(run), creating=False)
     with collected_warnings() as caught:
-        result = build_report(run, formats=formats, renderer=renderer, progress=progress)
+        result = build_report(run, formats=formats, renderer=renderer)
     return VerbResult(Path(run) / "report", result, tuple(caught))

@@ -73,9 +73,10 @@ Harrell FE. rms: Regression Modeling Strategies (R package), ``validate.lrm``, `
 """
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -86,6 +87,8 @@ from dlr.core.stats.logistic import fit_logistic
 from dlr.core.stats.roc import rank_auc
 
 from .clinical import CRModelError, NoCRFactorError, design, fit_cr
+
+logger = logging.getLogger(__name__)
 
 #: B of ``dlr train --validate-b`` (0 skips the internal validation)
 DEFAULT_RESAMPLES = 200
@@ -287,7 +290,7 @@ def _check_resamples(resamples, n: int) -> np.ndarray:
 
 
 def bootstrap_validation(y, apparent_lp, refit: Callable, *, model: str, procedure: str, resamples,
-                         own_fit: bool = True, progress: Optional[Callable[[str], None]] = None) -> InternalValidation:
+                         own_fit: bool = True) -> InternalValidation:
     """Harrell's bootstrap of the model refitted by ``refit``.
 
     Parameters
@@ -306,8 +309,7 @@ def bootstrap_validation(y, apparent_lp, refit: Callable, *, model: str, procedu
     own_fit : bool
         Whether each refit is an unpenalised maximum-likelihood fit (then its resample's
         calibration intercept and slope are 0 and 1), see :func:`logistic_indexes`.
-    progress : callable, optional
-        Called with a message every 50 resamples.
+    Every 50 resamples a progress message is logged (:mod:`dlr.core.progress`).
 
     Returns
     -------
@@ -323,8 +325,8 @@ def bootstrap_validation(y, apparent_lp, refit: Callable, *, model: str, procedu
     test = np.full((n_res, len(MEASURED)), np.nan)
     failures, no_factor = [], []
     for b, rows in enumerate(resamples):
-        if progress and b and b % 50 == 0:
-            progress(f"internal validation of {model} ({procedure}): {b} of {n_res} resamples")
+        if b and b % 50 == 0:
+            logger.info(f"internal validation of {model} ({procedure}): {b} of {n_res} resamples")
         if np.unique(y[rows]).size < 2:
             failures.append((b + 1, "a single outcome class"))
             continue
@@ -356,7 +358,7 @@ def _logistic_refit(y: np.ndarray, exog: np.ndarray) -> Callable:
 
 
 def validate_logistic(X, y, *, n_resamples: int = DEFAULT_RESAMPLES, seed=None, resamples=None,
-                      model: str = "logistic", progress=None) -> InternalValidation:
+                      model: str = "logistic") -> InternalValidation:
     """Harrell's bootstrap of an unpenalised logistic regression of ``y`` on the columns of ``X``.
 
     Parameters
@@ -392,7 +394,7 @@ def validate_logistic(X, y, *, n_resamples: int = DEFAULT_RESAMPLES, seed=None, 
     if resamples is None:
         resamples = draw_resamples(y.size, n_resamples, seed=seed)
     return bootstrap_validation(y, exog @ beta, _logistic_refit(y, exog), model=model, procedure=FIXED,
-                                resamples=resamples, progress=progress)
+                                resamples=resamples)
 
 
 def _cr_lp(model, frame: pd.DataFrame) -> np.ndarray:
@@ -401,7 +403,7 @@ def _cr_lp(model, frame: pd.DataFrame) -> np.ndarray:
 
 
 def validate_cr(clinical: pd.DataFrame, config, model, *, procedure: str = FIXED, alpha: float = 0.05,
-                n_resamples: int = DEFAULT_RESAMPLES, seed=None, progress=None) -> InternalValidation:
+                n_resamples: int = DEFAULT_RESAMPLES, seed=None) -> InternalValidation:
     """Harrell's bootstrap of the CR model (:class:`dlr.modeling.clinical.CRModel`).
 
     Parameters
@@ -433,7 +435,7 @@ def validate_cr(clinical: pd.DataFrame, config, model, *, procedure: str = FIXED
         exog = np.column_stack([np.ones(int(complete.sum())), x])
         resamples = draw_resamples(int(complete.sum()), n_resamples, seed=seed)
         return bootstrap_validation(y[complete], lp[complete], _logistic_refit(y[complete], exog), model="CR",
-                                    procedure=FIXED, resamples=resamples, progress=progress)
+                                    procedure=FIXED, resamples=resamples)
 
     ids = frame[config.id_column].astype(str).to_numpy()
 
@@ -451,12 +453,11 @@ def validate_cr(clinical: pd.DataFrame, config, model, *, procedure: str = FIXED
         return _cr_lp(refitted, frame), False
 
     resamples = draw_resamples(y.size, n_resamples, seed=seed)
-    return bootstrap_validation(y, lp, refit, model="CR", procedure=REPEATED, resamples=resamples,
-                                progress=progress)
+    return bootstrap_validation(y, lp, refit, model="CR", procedure=REPEATED, resamples=resamples)
 
 
 def validate_estimator(estimator, X: pd.DataFrame, y, *, model: str, n_resamples: int = DEFAULT_RESAMPLES,
-                       seed=None, resamples=None, progress=None) -> InternalValidation:
+                       seed=None, resamples=None) -> InternalValidation:
     """Harrell's bootstrap of a fitted scikit-learn logistic pipeline, its hyperparameters fixed.
 
     Parameters
@@ -491,7 +492,7 @@ def validate_estimator(estimator, X: pd.DataFrame, y, *, model: str, n_resamples
     if resamples is None:
         resamples = draw_resamples(y.size, n_resamples, seed=seed)
     return bootstrap_validation(y, np.asarray(estimator.decision_function(X), dtype=float), refit, model=model,
-                                procedure=FIXED, resamples=resamples, own_fit=False, progress=progress)
+                                procedure=FIXED, resamples=resamples, own_fit=False)
 
 
 def internal_validation_table(results) -> pd.DataFrame:

@@ -39,10 +39,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -60,6 +61,8 @@ from .internal_validation import DEFAULT_RESAMPLES
 from .radiomics.extraction import FEATURES_DIR, read_radiomics
 from .radiomics.selection import SelectionError, select_features
 from .splits import SPLIT_FILE, load_or_make_split
+
+logger = logging.getLogger(__name__)
 
 ARMS = ("clinical", "radiomics", "deep")
 MODELS_DIR = "models"
@@ -165,7 +168,7 @@ CALIBRATION_SLOPE_RANGE = (0.5, 2.0)
 
 
 def _fit_chain(data: _Data, config, train: np.ndarray, *, arms, seed: int, lasso_rule: str, icc_threshold: float,
-               alpha: float, progress=None, rcr=True, fallback: Optional[_ArmFit] = None,
+               alpha: float, rcr=True, fallback: Optional[_ArmFit] = None,
                notes: Optional[list] = None) -> _ArmFit:
     """CR, selection, the five classifiers and RCR on the patients where ``train`` is True.
 
@@ -216,28 +219,25 @@ def _fit_chain(data: _Data, config, train: np.ndarray, *, arms, seed: int, lasso
     chosen = list(selection.features)
     tuned = {}
     for name in clf.CLASSIFIERS:
-        if progress:
-            progress(f"tuning {radiomics_model_name(name)} on {len(chosen)} features")
+        logger.info(f"tuning {radiomics_model_name(name)} on {len(chosen)} features")
         tuned[radiomics_model_name(name)] = clf.tune(name, x[chosen], y, folds, seed=seed)
     fit = _ArmFit(cr, medians, selection, tuned, None)
     if rcr is True:
         _fit_rcr(fit, data, ids, folds, y, clf.best_classifier({n: tuned[radiomics_model_name(n)]
-                                                                for n in clf.CLASSIFIERS}), seed=seed,
-                 progress=progress)
+                                                                for n in clf.CLASSIFIERS}), seed=seed)
     elif rcr:
-        _fit_rcr(fit, data, ids, folds, y, rcr, seed=seed, progress=progress)
+        _fit_rcr(fit, data, ids, folds, y, rcr, seed=seed)
     return fit
 
 
-def _fit_rcr(fit: _ArmFit, data: _Data, ids, folds, y, best: str, *, seed: int, progress=None) -> None:
+def _fit_rcr(fit: _ArmFit, data: _Data, ids, folds, y, best: str, *, seed: int) -> None:
     """RCR (the selected features and the CR factors' design columns) in classifier ``best``."""
     fit.best = best
     if fit.cr is None:
         return
     x = _fill(data, fit.medians, ids)[list(fit.selection.features)]
     rcr_x = pd.concat([x, design(data.clinical.loc[list(ids)], fit.cr.codings)], axis=1)
-    if progress:
-        progress(f"tuning RCR ({best}) on {rcr_x.shape[1]} features")
+    logger.info(f"tuning RCR ({best}) on {rcr_x.shape[1]} features")
     fit.tuned["RCR"] = clf.tune(best, rcr_x, y, folds, seed=seed)
 
 
@@ -279,7 +279,7 @@ def _dask_folds(tasks: list, scheduler: str):
 
 
 def _out_of_fold(data: _Data, config, kwargs: dict, *, jobs: int, fallback: Optional[_ArmFit] = None,
-                 scheduler: Optional[str] = None, progress=None):
+                 scheduler: Optional[str] = None):
     """Nested out-of-fold predictions of every model and the log of each fold's fallbacks; the
     folds' refits run in ``jobs`` processes, or on the Dask cluster at ``scheduler``."""
     dev = data.cohort == config.dev_cohort
@@ -289,8 +289,7 @@ def _out_of_fold(data: _Data, config, kwargs: dict, *, jobs: int, fallback: Opti
         results = []
         for result in _dask_folds(tasks, scheduler):
             results.append(result)
-            if progress:
-                progress(f"out-of-fold predictions: fold {result[0]} of {len(folds)} (Dask)")
+            logger.info(f"out-of-fold predictions: fold {result[0]} of {len(folds)} (Dask)")
         results.sort(key=lambda r: r[0])
     elif jobs > 1:
         from dlr.core.parallel import process_pool
@@ -300,14 +299,12 @@ def _out_of_fold(data: _Data, config, kwargs: dict, *, jobs: int, fallback: Opti
             results = []
             for result in pool.map(_oof_fold, tasks):
                 results.append(result)
-                if progress:
-                    progress(f"out-of-fold predictions: fold {result[0]} of {len(folds)}")
+                logger.info(f"out-of-fold predictions: fold {result[0]} of {len(folds)}")
     else:
         results = []
         for task in tasks:
             results.append(_oof_fold(task))
-            if progress:
-                progress(f"out-of-fold predictions: fold {task[2]} of {len(folds)}")
+            logger.info(f"out-of-fold predictions: fold {task[2]} of {len(folds)}")
     y = dict(zip(data.ids, data.y))
     rows, log = [], []
     for k, held, scores, notes in results:
@@ -339,16 +336,16 @@ def _partner(scores: dict, oof_frame: Optional[pd.DataFrame], ids):
 
 
 def _deep_arm(study, run: Path, data: _Data, dev: np.ndarray, partner, *, settings, device: str, jobs: int,
-              seed: int, oof: bool, say, bar: bool):
+              seed: int, oof: bool, bar: bool):
     from .deep.arm import train_deep_arm
     from .deep.settings import deep_settings
     from .deep.slices import study_slices
 
     settings = settings or deep_settings("quick")
-    slices = study_slices(study, run, settings, list(data.ids), jobs=jobs, seed=seed, progress=say)
-    say(f"deep: {settings.recipe()}")
+    slices = study_slices(study, run, settings, list(data.ids), jobs=jobs, seed=seed)
+    logger.info(f"deep: {settings.recipe()}")
     return train_deep_arm(slices, data.y, data.fold, dev, settings, seed=seed, device=device, partner=partner,
-                          oof=oof, jobs=jobs, progress=say, bar=bar)
+                          oof=oof, jobs=jobs, bar=bar)
 
 
 #: the deep arm's models, which ``dlr train --arms deep`` replaces in an earlier run's files
@@ -358,7 +355,7 @@ MODEL_ORDER = list(rf.MODEL_ORDER)
 
 
 def _logistic_tables(fit: _ArmFit, data: _Data, config, dev: np.ndarray, *, n_resamples: int, seed: int,
-                     alpha: float, progress) -> dict:
+                     alpha: float) -> dict:
     """file name -> table of ``RUN/models/`` for the logistic models (CR; RCR when its classifier is
     LR): their nomograms and, unless ``n_resamples`` is 0, their internal validation (Harrell's
     bootstrap, B = ``n_resamples`` drawn with ``seed``). Development patients only; empty without CR."""
@@ -382,13 +379,13 @@ def _logistic_tables(fit: _ArmFit, data: _Data, config, dev: np.ndarray, *, n_re
     if n_resamples:
         results = []
         for procedure in iv.PROCEDURES:
-            progress(f"internal validation of CR ({procedure}): Harrell's bootstrap, {n_resamples} resamples")
+            logger.info(f"internal validation of CR ({procedure}): Harrell's bootstrap, {n_resamples} resamples")
             results.append(iv.validate_cr(clinical, config, fit.cr, procedure=procedure, alpha=alpha,
-                                          n_resamples=n_resamples, seed=seed, progress=progress))
+                                          n_resamples=n_resamples, seed=seed))
         if rcr_x is not None:
-            progress(f"internal validation of RCR ({iv.FIXED}): Harrell's bootstrap, {n_resamples} resamples")
+            logger.info(f"internal validation of RCR ({iv.FIXED}): Harrell's bootstrap, {n_resamples} resamples")
             results.append(iv.validate_estimator(rcr.estimator, rcr_x, data.y[dev], model="RCR",
-                                                 n_resamples=n_resamples, seed=seed, progress=progress))
+                                                 n_resamples=n_resamples, seed=seed))
         tables[iv.FILE] = iv.internal_validation_table(results)
     return tables
 
@@ -401,7 +398,7 @@ def _check_earlier_train(run: Path) -> None:
 
 
 def _train_deep_alone(study, run: Path, data: _Data, dev: np.ndarray, *, seed: int, deep, device: str, jobs: int,
-                      oof: bool, say, bar: bool) -> TrainSummary:
+                      oof: bool, bar: bool) -> TrainSummary:
     """``dlr train --arms deep``: the deep arm added to an earlier ``dlr train`` of this run folder.
 
     DLRCR fuses with RCR's scores of the earlier train (its rows of predictions.csv and
@@ -439,10 +436,10 @@ def _train_deep_alone(study, run: Path, data: _Data, dev: np.ndarray, *, seed: i
                                 "dlrcr_partner_sha256": digest.hexdigest() if partner is not None else None},
                       seed=seed)
     if partner is None:
-        say(f"deep: no {FUSION_PARTNER} scores with out-of-fold predictions in the earlier train (train the clinical "
-            "and radiomics arms first); DLRCR is left out")
+        logger.info(f"deep: no {FUSION_PARTNER} scores with out-of-fold predictions in the earlier train (train the "
+                    "clinical and radiomics arms first); DLRCR is left out")
     result = _deep_arm(study, run, data, dev, partner, settings=deep, device=device, jobs=jobs, seed=seed, oof=oof,
-                       say=say, bar=bar)
+                       bar=bar)
     rank = {m: k for k, m in enumerate(MODEL_ORDER + list(COMPARATORS))}
     new = _predictions(data, config, result.scores, None)
     predictions = pd.concat([old[~old["model"].isin(DEEP_MODELS)], new[old.columns]], ignore_index=True)
@@ -526,9 +523,10 @@ def _truth_auc(study, data: _Data) -> Optional[pd.DataFrame]:
 def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_folds: Optional[int] = None,
                 seed: Optional[int] = None, lasso_rule: str = "min", icc_threshold: float = 0.90,
                 alpha: float = 0.05, oof: bool = True, scheduler: Optional[str] = None,
-                progress: Optional[Callable[[str], None]] = None, deep=None, device: str = "auto",
+                deep=None, device: str = "auto",
                 bar: bool = False, internal_validation_b: int = DEFAULT_RESAMPLES) -> TrainSummary:
-    """Fit the clinical and radiomics arms on the development cohort and predict every cohort.
+    """Fit the clinical and radiomics arms on the development cohort and predict every cohort;
+    each step is logged (:mod:`dlr.core.progress`).
 
     Parameters
     ----------
@@ -548,8 +546,6 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
         Compute the out-of-fold predictions (5 refits of the whole chain).
     scheduler : str, optional
         A Dask scheduler's address: the out-of-fold refits run there instead of in ``jobs`` processes.
-    progress : callable, optional
-        Called with a message at each step.
     deep : modeling.deep.settings.DeepSettings, optional
         The deep arm's settings (default: the quick profile's).
     device : {"auto", "cpu", "cuda"}
@@ -577,7 +573,6 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
     config = study.config
     seed = config.seed if seed is None else int(seed)
     run = Path(out)
-    say = progress or (lambda message: None)
     if "deep" in arms and not {"clinical", "radiomics"} & set(arms):
         _check_earlier_train(run)
     clinical = study.clinical.copy()
@@ -593,26 +588,25 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
                  split["fold"].to_numpy(dtype=int), indexed, None, None)
     if "radiomics" in arms:
         data.features, data.reader2 = _load_features(run, ids)
-        say(f"radiomics: {data.features.shape[1]} features of {len(ids)} patients "
-            f"({len(data.reader2)} with a second reader)")
+        logger.info(f"radiomics: {data.features.shape[1]} features of {len(ids)} patients "
+                    f"({len(data.reader2)} with a second reader)")
     dev = data.cohort == config.dev_cohort
     if "deep" in arms and not {"clinical", "radiomics"} & set(arms):
         return _train_deep_alone(study, run, data, dev, seed=seed, deep=deep, device=device, jobs=jobs, oof=oof,
-                                 say=say, bar=bar)
+                                 bar=bar)
     # hashed now, beside the reads, rather than after the minutes of fitting
     info = _provenance(study, run, arms=arms, n_folds=len(set(data.fold[dev])), lasso_rule=lasso_rule,
                        icc_threshold=icc_threshold, alpha=alpha, oof=oof, seed=seed,
                        internal_validation_b=internal_validation_b)
     kwargs = {"arms": arms, "seed": seed, "lasso_rule": lasso_rule, "icc_threshold": icc_threshold, "alpha": alpha}
-    say(f"fitting on the {int(dev.sum())} {config.dev_cohort!r} patients")
-    fit = _fit_chain(data, config, dev, progress=say, rcr=False, **kwargs)
+    logger.info(f"fitting on the {int(dev.sum())} {config.dev_cohort!r} patients")
+    fit = _fit_chain(data, config, dev, rcr=False, **kwargs)
     oof_frame = oof_log = None
     if oof:
-        say("out-of-fold predictions: refitting the whole chain without each fold")
+        logger.info("out-of-fold predictions: refitting the whole chain without each fold")
         fallback = _ArmFit(fit.cr, None, _Kept(tuple(fit.selection.features)) if fit.selection is not None else None,
                            {}, None)
-        oof_frame, oof_log = _out_of_fold(data, config, kwargs, jobs=jobs, fallback=fallback, scheduler=scheduler,
-                                          progress=say)
+        oof_frame, oof_log = _out_of_fold(data, config, kwargs, jobs=jobs, fallback=fallback, scheduler=scheduler)
         for row in oof_log.itertuples():
             warnings.warn(f"out-of-fold refit without fold {row.fold}: {row.note}", stacklevel=2)
     if fit.selection is not None:
@@ -621,15 +615,15 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
             warnings.warn(f"RCR's classifier ({best}) is chosen by development CV AUC, which is optimistic (the "
                           "features were selected on every development patient); without --no-oof it is chosen "
                           "on nested out-of-fold AUCs", stacklevel=2)
-        _fit_rcr(fit, data, data.ids[dev], data.fold[dev], data.y[dev], best, seed=seed, progress=say)
-        say(f"best classifier by {chosen_by}: {best}")
+        _fit_rcr(fit, data, data.ids[dev], data.fold[dev], data.y[dev], best, seed=seed)
+        logger.info(f"best classifier by {chosen_by}: {best}")
     scores = _predict_chain(fit, data, ids)
     logistic_tables = _logistic_tables(fit, data, config, dev, n_resamples=internal_validation_b, seed=seed,
-                                       alpha=alpha, progress=say)
+                                       alpha=alpha)
     deep_result = None
     if "deep" in arms:
         deep_result = _deep_arm(study, run, data, dev, _partner(scores, oof_frame, data.ids), settings=deep,
-                                device=device, jobs=jobs, seed=seed, oof=oof, say=say, bar=bar)
+                                device=device, jobs=jobs, seed=seed, oof=oof, bar=bar)
         scores.update(deep_result.scores)
         if oof_frame is not None and deep_result.oof is not None:
             y_of = dict(zip(data.ids, data.y))

@@ -17,18 +17,20 @@ from the run named by ``DLR_RUN`` or, without it, the newest ``runs/*/run.json``
 """
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import yaml
 
 from dlr.core.errors import InputError
-from dlr.core.progress import say as _say
 
 from . import text
 from .facts import RunFacts, read_run
+
+logger = logging.getLogger(__name__)
 
 SOURCES = Path(__file__).resolve().parent
 SOURCE_FILES = ("index.qmd", "_methods.qmd", "_results.qmd", "_supplement.qmd", "report.css")
@@ -55,8 +57,7 @@ def _figure_block(record, folder: str) -> str:
     return f"![{caption}]({folder}/{record.stem}.png){{#{record.id}}}\n"
 
 
-def prepare_sources(run, source, *, renderer: str, progress: Optional[Callable[[str], None]] = None,
-                    dpi: int = 300) -> dict:
+def prepare_sources(run, source, *, renderer: str, dpi: int = 300) -> dict:
     """Write ``source/_generated/`` (tables, figures, text, checklists, values.yml) from ``run``.
 
     Returns a dict with the ``facts`` (RunFacts), the ``tables`` and ``figures`` made (labels),
@@ -77,12 +78,12 @@ def prepare_sources(run, source, *, renderer: str, progress: Optional[Callable[[
     for sub in ("tables", "figures", "text"):
         (gen / sub).mkdir(parents=True)
 
-    _say(progress, "report: tables")
+    logger.info("report: tables")
     tables = {t.id: t for t in report_tables(facts, best_model=facts.best_model, best_radiomics=facts.best_radiomics)}
     for slot in TABLE_SLOTS:
         body = pipe_table(tables[slot]) if slot in tables else ""
         (gen / "tables" / f"{slot}.md").write_text(body + ("\n" if body else ""))
-    _say(progress, "report: figures")
+    logger.info("report: figures")
     # the range `dlr analyze --thresholds` recorded, else the report's clinical range
     dca_range = tuple(facts.settings.get("decision_curve_range") or DCA_RANGE)
     records = draw_report_figures(facts, gen / "figures", dca_range=dca_range, dpi=dpi)
@@ -96,7 +97,7 @@ def prepare_sources(run, source, *, renderer: str, progress: Optional[Callable[[
     unplaced_tables = sorted(set(tables) - set(TABLE_SLOTS))
     (gen / "tables" / "other.md").write_text("\n\n".join(pipe_table(tables[t]) for t in unplaced_tables))
 
-    _say(progress, "report: text and checklists")
+    logger.info("report: text and checklists")
     present_t, present_f = set(tables), set(figures)
     sections = {
         "abstract": text.abstract(facts, tables=present_t, figures=present_f),
@@ -152,8 +153,7 @@ def copy_sources(target: Path) -> None:
     (target / "_quarto.yml").write_text("project:\n  type: default\n")
 
 
-def build_report(run, *, formats=("html", "docx"), renderer: str = "auto",
-                 progress: Optional[Callable[[str], None]] = None):
+def build_report(run, *, formats=("html", "docx"), renderer: str = "auto"):
     """Render ``RUN/report/`` from the run's saved results; returns the ``RenderResult``."""
     from dlr.core.output import staged_folder
 
@@ -168,8 +168,8 @@ def build_report(run, *, formats=("html", "docx"), renderer: str = "auto",
     with tempfile.TemporaryDirectory(prefix=".report-", dir=run) as tmp:
         src = Path(tmp) / "src"
         copy_sources(src)
-        made = prepare_sources(run, src, renderer=name, progress=progress)
-        _say(progress, f"report: rendering {', '.join(formats)} with {name}")
+        made = prepare_sources(run, src, renderer=name)
+        logger.info(f"report: rendering {', '.join(formats)} with {name}")
         with staged_folder(run / "report") as out:
             result = render_report(src, out, formats=formats, renderer=renderer)
             made["tripod"].to_csv(out / "tripod_ai.csv", index=False)

@@ -19,6 +19,7 @@ test allows 4 of them (a false alarm about once in 16,000 per index).
 """
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -341,7 +342,7 @@ def test_repeating_the_selection_costs_more_optimism_and_counts_null_models(clin
     assert (strict.test[nulls, MEASURED.index("Slope")] == 1).all()
 
 
-def test_train_writes_the_table_and_never_uses_a_validation_patient(clinical_study, tmp_path):
+def test_train_writes_the_table_and_never_uses_a_validation_patient(clinical_study, tmp_path, caplog):
     """`dlr train`'s internal_validation.csv (and nomograms) are byte-identical when every validation
     patient's outcome and clinical values change."""
     from dlr.modeling.study import load_study
@@ -358,9 +359,11 @@ def test_train_writes_the_table_and_never_uses_a_validation_patient(clinical_stu
             clinical.loc[validation, "early_recurrence"] = 1 - clinical.loc[validation, "early_recurrence"]
             clinical.loc[validation, "ast"] = clinical.loc[validation, "ast"][::-1].to_numpy()
             clinical.to_csv(study / "clinical.csv", index=False)
-        messages = []
-        train_study(load_study(study), tmp_path / f"run{k}", arms=("clinical",), oof=False,
-                    internal_validation_b=30, progress=messages.append)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="dlr"):
+            train_study(load_study(study), tmp_path / f"run{k}", arms=("clinical",), oof=False,
+                        internal_validation_b=30)
+        messages = [r.getMessage() for r in caplog.records]
         runs.append(tmp_path / f"run{k}" / "models")
     table = pd.read_csv(runs[0] / "internal_validation.csv")
     assert list(table.columns) == COLUMNS

@@ -2,6 +2,7 @@
 its warnings, printing nothing (the command line reports)."""
 from __future__ import annotations
 
+import logging
 from types import SimpleNamespace
 
 import numpy as np
@@ -29,10 +30,11 @@ def clinical(tmp_path):
     return path
 
 
-def test_logistic_returns_tables_sample_size_and_warnings_without_printing(clinical, tmp_path, capsys):
-    messages = []
-    done = verbs.logistic(clinical, tmp_path / "tables", outcome="early_recurrence", cohort="cohort",
-                          variables=["marker", "sex", "constant"], progress=messages.append)
+def test_logistic_returns_tables_sample_size_and_warnings_without_printing(clinical, tmp_path, capsys, caplog):
+    with caplog.at_level(logging.INFO, logger="dlr"):
+        done = verbs.logistic(clinical, tmp_path / "tables", outcome="early_recurrence", cohort="cohort",
+                              variables=["marker", "sex", "constant"])
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("dlr")]
     assert capsys.readouterr() == ("", "")
     assert done.result.selected == ("marker",)
     assert done.extra["sample_size"].n_available == 60

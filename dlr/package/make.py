@@ -15,6 +15,7 @@ import shlex
 import shutil
 import socket
 import tempfile
+import logging
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,6 @@ import pandas as pd
 
 from dlr.core.errors import InputError
 from dlr.core.output import staged_file
-from dlr.core.progress import Progress, say as _say
 from dlr.core.run_folder import OOF_PREDICTIONS, PREDICTIONS, SPLIT
 from dlr.package.deidentify import (Scrubber, _aliases, _distinctive, _id_columns, _path_variants, _patient_ids,
                                     _strings, _transform, pseudonyms)
@@ -31,6 +31,8 @@ from dlr.package.lock import environment, requirements_lock
 from dlr.package.layout import (BINARY_SUFFIXES, MANIFEST, RESULTS, RESULTS_JSON, TEXT_SUFFIXES, ZIP_SUFFIXES,
                                 _sha256, analysis_settings)
 from dlr.package.verify import VerifyResult, _verify_folder
+
+logger = logging.getLogger(__name__)
 
 PACKAGE_FORMAT = "dlr-package"
 PACKAGE_FORMAT_VERSION = 1
@@ -330,7 +332,7 @@ def _manifest(folder: Path, names) -> pd.DataFrame:
 # Packaging
 
 
-def package_run(run, out_zip, *, progress: Progress = None) -> PackageResult:
+def package_run(run, out_zip) -> PackageResult:
     """Write the reviewer package of a run folder into ``out_zip``.
 
     Parameters
@@ -341,8 +343,6 @@ def package_run(run, out_zip, *, progress: Progress = None) -> PackageResult:
     out_zip : path
         The zip to write; written under a temporary name beside it and moved into place only
         when complete and verified (an earlier file is replaced only then).
-    progress : callable, optional
-        Called with one line per step.
 
     Returns
     -------
@@ -380,15 +380,15 @@ def package_run(run, out_zip, *, progress: Progress = None) -> PackageResult:
                                              f"rerun `dlr run STUDY --out {run}`")
         _check_current(run, oof, recorded.get("oof_predictions"), "out-of-fold predictions", settings)
 
-    _say(progress, f"packaging {run}")
+    logger.info(f"packaging {run}")
     members, left_out = _run_members(run)
     id_columns = _id_columns(study_yaml)
     study = Path(info["study"]) if info.get("study") else None
     ids = pseudonyms(_patient_ids(run, members, id_columns, study))
     home = Path.home()
     scrub = _scrubber(run, study, home, ids, info, provenance)
-    _say(progress, f"{len(ids)} patients pseudonymised (P0001, ... in the sorted order of their ids); "
-                   f"{len(members)} files of the run")
+    logger.info(f"{len(ids)} patients pseudonymised (P0001, ... in the sorted order of their ids); "
+                f"{len(members)} files of the run")
 
     provenance_files = _provenance_files(run, members)
     staging = Path(tempfile.mkdtemp(prefix="dlr-package-"))
@@ -416,11 +416,11 @@ def package_run(run, out_zip, *, progress: Progress = None) -> PackageResult:
         _manifest(staging, written).to_csv(staging / MANIFEST, index=False)
         names = sorted([*written, MANIFEST])
 
-        _say(progress, "verifying the package: recomputing the analysis from the pseudonymised predictions")
-        check = _verify_folder(staging, label=str(out_zip), progress=progress)
+        logger.info("verifying the package: recomputing the analysis from the pseudonymised predictions")
+        check = _verify_folder(staging, label=str(out_zip))
         if not check.identical:
             _self_check_failed(check, provenance, results_json)
-        _say(progress, f"identical: {check.n_numbers} numbers in {len(check.checked)} files")
+        logger.info(f"identical: {check.n_numbers} numbers in {len(check.checked)} files")
 
         with staged_file(out_zip) as tmp:
             _zip_folder(staging, names, tmp)
@@ -428,7 +428,7 @@ def package_run(run, out_zip, *, progress: Progress = None) -> PackageResult:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     size = out_zip.stat().st_size
-    _say(progress, f"wrote {out_zip} ({len(names)} files, {size / 1e6:.1f} MB)")
+    logger.info(f"wrote {out_zip} ({len(names)} files, {size / 1e6:.1f} MB)")
     return PackageResult(out_zip, len(names), tuple(names), len(ids), size, check.n_numbers, tuple(left_out))
 
 

@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import logging
 import tempfile
 import warnings
 import zipfile
@@ -18,10 +19,11 @@ from pathlib import Path
 import pandas as pd
 
 from dlr.core.errors import InputError
-from dlr.core.progress import Progress, say as _say
 from dlr.core.run_folder import OOF_PREDICTIONS, PREDICTIONS
 from dlr.package.compare import DIFFERENCE_COLUMNS, _difference, compare_csv, compare_json
 from dlr.package.layout import MANIFEST, RESULTS, RESULTS_JSON, _sha256, analysis_settings
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,14 +66,13 @@ class VerifyResult:
                 for d in self.differences.itertuples()]
 
 
-def verify_package(zip_path, *, progress: Progress = None) -> VerifyResult:
+def verify_package(zip_path) -> VerifyResult:
     """Recompute the analysis of a reviewer package and compare it with the packaged results.
 
     Parameters
     ----------
     zip_path : path
         A zip written by :func:`package_run`.
-    progress : callable, optional
 
     Returns
     -------
@@ -91,9 +92,9 @@ def verify_package(zip_path, *, progress: Progress = None) -> VerifyResult:
         raise InputError(f"{zip_path}: no such file; give the reviewer package written by `dlr package`")
     folder = Path(tempfile.mkdtemp(prefix="dlr-verify-"))
     try:
-        _say(progress, f"opening {zip_path}")
+        logger.info(f"opening {zip_path}")
         _extract(zip_path, folder)
-        return _verify_folder(folder, label=str(zip_path), progress=progress)
+        return _verify_folder(folder, label=str(zip_path))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -125,7 +126,7 @@ def _extract(zip_path: Path, folder: Path) -> None:
             target.write_bytes(data)
 
 
-def _verify_folder(folder: Path, *, label: str, progress: Progress = None) -> VerifyResult:
+def _verify_folder(folder: Path, *, label: str) -> VerifyResult:
     """The check of :func:`verify_package` on an extracted (or staged) package folder."""
     from dlr import verbs
 
@@ -144,7 +145,7 @@ def _verify_folder(folder: Path, *, label: str, progress: Progress = None) -> Ve
     if oof is not None and not oof.is_file():
         raise InputError(f"{label}: {RESULTS_JSON} records out-of-fold predictions, but {OOF_PREDICTIONS} is missing")
     kwargs = {k: v for k, v in settings.items() if k != "oof"}
-    _say(progress, "recomputing the analysis: " + ", ".join(f"{k} {v}" for k, v in kwargs.items()))
+    logger.info("recomputing the analysis: " + ", ".join(f"{k} {v}" for k, v in kwargs.items()))
     out = Path(tempfile.mkdtemp(prefix="dlr-recomputed-"))
     try:
         with warnings.catch_warnings():

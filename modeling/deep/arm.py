@@ -22,8 +22,9 @@ network jointly; on ~105 patients that fit lowered performance below RCR's (meth
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,8 @@ from .fit import fit_network, log_odds, resolve_device, slice_samples
 from .networks import MultiPhaseNet
 from .settings import DeepSettings, model_name
 from .slices import StudySlices
+
+logger = logging.getLogger(__name__)
 
 #: DLRCR's tabular partner: the model whose out-of-fold and development scores it fuses with
 FUSION_PARTNER = "RCR"
@@ -109,7 +112,7 @@ def _fit_task(task: dict, x: Optional[torch.Tensor] = None) -> dict:
             "n_parameters": sum(p.numel() for p in fitted.model.parameters())}
 
 
-def _run_fits(tasks: list[dict], x: torch.Tensor, *, jobs: int, device: torch.device, say) -> dict:
+def _run_fits(tasks: list[dict], x: torch.Tensor, *, jobs: int, device: torch.device) -> dict:
     """key -> result of every task; in ``jobs`` spawned processes on the CPU (spawn, not fork:
     XGBoost's OpenMP threads and torch's may have run in this process), else in this one."""
     out = {}
@@ -117,12 +120,13 @@ def _run_fits(tasks: list[dict], x: torch.Tensor, *, jobs: int, device: torch.de
         with process_pool(min(jobs, len(tasks)), initializer=_init_worker, initargs=(x.numpy(),)) as pool:
             for done, result in enumerate(pool.map(_fit_task, tasks), start=1):
                 out[result["key"]] = result
-                say(f"deep: {tasks[done - 1]['label']} fitted ({done} of {len(tasks)}, {result['seconds']:.1f} s)")
+                logger.info(f"deep: {tasks[done - 1]['label']} fitted ({done} of {len(tasks)}, "
+                            f"{result['seconds']:.1f} s)")
         return out
     for done, task in enumerate(tasks, start=1):
         result = _fit_task(task, x)
         out[result["key"]] = result
-        say(f"deep: {task['label']} fitted ({done} of {len(tasks)}, {result['seconds']:.1f} s)")
+        logger.info(f"deep: {task['label']} fitted ({done} of {len(tasks)}, {result['seconds']:.1f} s)")
     return out
 
 
@@ -150,14 +154,13 @@ def _logit(p: np.ndarray) -> np.ndarray:
 
 def train_deep_arm(slices: StudySlices, y: np.ndarray, fold: np.ndarray, dev: np.ndarray, settings: DeepSettings, *,
                    seed: int, device: str = "auto", partner: Optional[Partner] = None, oof: bool = True,
-                   jobs: int = 1, progress: Optional[Callable[[str], None]] = None, bar: bool = False) -> DeepResult:
+                   jobs: int = 1, bar: bool = False) -> DeepResult:
     """Train the arm on ``slices`` (patients aligned with ``y``, ``fold`` and ``dev``).
 
     ``partner``: RCR's scores for DLRCR (None leaves DLRCR out). ``oof``: the out-of-fold
     refits (without them the best network is chosen on apparent AUC and DLRCR, which is fitted
     on out-of-fold scores, is left out).
     """
-    say = progress or (lambda message: None)
     dev = np.asarray(dev, dtype=bool)
     fold = np.asarray(fold, dtype=int)
     y = np.asarray(y, dtype=int)
@@ -179,9 +182,11 @@ def train_deep_arm(slices: StudySlices, y: np.ndarray, fold: np.ndarray, dev: np
                           "y": y, "train": train, "held": held, "scored": held, "monitor": k != 0,
                           "seed": int(seed) + 101 * j + 7919 * k, "bar": bar and jobs <= 1,
                           "label": f"{model_name(network)} {'development' if k == 0 else f'without fold {k}'}"})
-    say(f"deep: {len(tasks)} fits ({len(settings.networks)} networks x {'the development cohort' if not folds else f'the development cohort and {len(folds)} out-of-fold refits'}) "
-        f"of {settings.steps} steps, on {torch_device.type}{f' in {jobs} processes' if torch_device.type == 'cpu' and jobs > 1 else ''}")
-    results = _run_fits(tasks, x, jobs=jobs, device=torch_device, say=say)
+    fits = "the development cohort" if not folds else f"the development cohort and {len(folds)} out-of-fold refits"
+    where = f" in {jobs} processes" if torch_device.type == "cpu" and jobs > 1 else ""
+    logger.info(f"deep: {len(tasks)} fits ({len(settings.networks)} networks x {fits}) of {settings.steps} steps, "
+                f"on {torch_device.type}{where}")
+    results = _run_fits(tasks, x, jobs=jobs, device=torch_device)
 
     scores, rows, logs, checkpoints, oof_rows, oof_z = {}, [], [], {}, [], {}
     for network in settings.networks:
@@ -204,7 +209,7 @@ def train_deep_arm(slices: StudySlices, y: np.ndarray, fold: np.ndarray, dev: np
                      "n_steps": full["n_steps"], "n_epochs": full["n_epochs"],
                      "seconds": sum(results[(network, k)]["seconds"] for k in [0, *folds]),
                      "n_fits": 1 + len(folds), "n_parameters": full["n_parameters"], "device": torch_device.type})
-        say(f"deep: {name} out-of-fold AUC {oof_auc:.3f}, apparent {rows[-1]['apparent_auc']:.3f}")
+        logger.info(f"deep: {name} out-of-fold AUC {oof_auc:.3f}, apparent {rows[-1]['apparent_auc']:.3f}")
     table = pd.DataFrame(rows)
     chosen_on = "oof_auc" if folds else "apparent_auc"
     ranks = table[chosen_on].fillna(-np.inf).to_numpy()
@@ -230,16 +235,16 @@ def train_deep_arm(slices: StudySlices, y: np.ndarray, fold: np.ndarray, dev: np
                      "apparent_auc": rank_auc(y[dev], fused[dev]), "n_steps": 0, "n_epochs": 0, "seconds": 0.0,
                      "n_fits": 1 + len(folds), "n_parameters": 3, "device": "cpu"})
         table = pd.DataFrame(rows)
-        say(f"deep: DLRCR ({model_name(best_network)} + {partner.name}, logistic on out-of-fold log-odds) "
-            f"out-of-fold AUC {rows[-1]['oof_auc']:.3f}")
+        logger.info(f"deep: DLRCR ({model_name(best_network)} + {partner.name}, logistic on out-of-fold log-odds) "
+                    f"out-of-fold AUC {rows[-1]['oof_auc']:.3f}")
     elif partner is not None:
-        say("deep: DLRCR is fitted on out-of-fold scores; without them (--no-oof) it is left out")
+        logger.info("deep: DLRCR is fitted on out-of-fold scores; without them (--no-oof) it is left out")
     elif folds:
-        say(f"deep: DLRCR needs {FUSION_PARTNER}'s scores (the clinical and radiomics arms); left out")
+        logger.info(f"deep: DLRCR needs {FUSION_PARTNER}'s scores (the clinical and radiomics arms); left out")
 
     best_oof = oof_z[best_network]
     thr_scores = special.expit(best_oof) if folds else scores[model_name(best_network)]
-    cam_rows = _scorecam_rows(model, x, slices, y, scores[model_name(best_network)], thr_scores, dev, say=say)
+    cam_rows = _scorecam_rows(model, x, slices, y, scores[model_name(best_network)], thr_scores, dev)
     oof_frame = pd.concat(oof_rows, ignore_index=True) if oof_rows else None
     log = pd.concat(logs, ignore_index=True)
     log = log[["network", "fit"] + [c for c in log.columns if c not in ("network", "fit")]]
@@ -293,7 +298,7 @@ def _late_fusion(z_oof: np.ndarray, partner_oof: np.ndarray, z_all: np.ndarray, 
                               "n": int(usable.sum()), "ridge_C": FUSION_C}
 
 
-def _scorecam_rows(model, x, slices: StudySlices, y, scores, threshold_scores, dev, *, say) -> list:
+def _scorecam_rows(model, x, slices: StudySlices, y, scores, threshold_scores, dev) -> list:
     """Score-CAM of the best network for the most confident correctly and wrongly classified
     patients of the other cohorts (the development cohort when there is none), at the network's
     Youden threshold on its out-of-fold development predictions (never re-picked on the patients
@@ -324,8 +329,8 @@ def _scorecam_rows(model, x, slices: StudySlices, y, scores, threshold_scores, d
                                      for p in range(n_phases)],
                      "area": [float(binary_dilation(slices.masks[i, p, middle] > 0, iterations=2).mean())
                               for p in range(n_phases)]})
-    say(f"deep: Score-CAM maps of {len(rows)} patients (threshold {threshold:.3f} from the out-of-fold development "
-        "predictions)")
+    logger.info(f"deep: Score-CAM maps of {len(rows)} patients (threshold {threshold:.3f} from the out-of-fold "
+                "development predictions)")
     return rows
 
 

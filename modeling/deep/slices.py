@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Optional
+from typing import Mapping, Optional
 
 import numpy as np
 
@@ -32,6 +33,8 @@ from dlr.core.parallel import process_pool
 from dlr.core.output import file_sha256
 
 from .settings import DeepSettings
+
+logger = logging.getLogger(__name__)
 
 # one ITK thread: registration is then reproducible to the byte (and cases run in processes)
 os.environ.setdefault("ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS", "1")
@@ -269,8 +272,7 @@ class StudySlices:
     n_cached: int
 
 
-def study_slices(study, run, settings: DeepSettings, ids, *, jobs: int = 1, seed: int = 0,
-                 progress: Optional[Callable[[str], None]] = None) -> StudySlices:
+def study_slices(study, run, settings: DeepSettings, ids, *, jobs: int = 1, seed: int = 0) -> StudySlices:
     """The slices of patients ``ids`` of ``study`` (cached in ``RUN/deep/slices/``)."""
     run = Path(run)
     phases = list(study.config.phases)
@@ -291,8 +293,7 @@ def study_slices(study, run, settings: DeepSettings, ids, *, jobs: int = 1, seed
                     continue
         todo.append((key, (pid, dict(study.images[pid]), dict(study.masks[pid]), phases, settings, label, seed,
                            run / TRANSFORMS_DIR / pid)))
-    if progress:
-        progress(f"deep: slices of {len(ids)} patients ({len(cases)} from the cache, {len(todo)} to prepare)")
+    logger.info(f"deep: slices of {len(ids)} patients ({len(cases)} from the cache, {len(todo)} to prepare)")
     keys = {args[0]: key for key, args in todo}
 
     def keep(case: CaseSlices) -> None:  # cached as each case finishes, so an interrupted run resumes
