@@ -7,12 +7,10 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 import shutil
 import logging
 import tempfile
 import warnings
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,30 +98,12 @@ def verify_package(zip_path) -> VerifyResult:
 
 
 def _extract(zip_path: Path, folder: Path) -> None:
-    what = "not a dlr reviewer package"
-    try:
-        archive = zipfile.ZipFile(zip_path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise InputError(f"{zip_path}: not a readable zip file ({exc}): the file is corrupt or truncated, or "
-                         "not a package; write it again with `dlr package RUN --out FILE.zip`") from None
-    with archive:
-        names = archive.namelist()
-        missing = [n for n in (MANIFEST, PREDICTIONS, RESULTS_JSON) if n not in names]
-        if missing:
-            raise InputError(f"{zip_path}: {what}: it has no {', '.join(missing)}; write it with `dlr package`")
-        for info in archive.infolist():
-            name = info.filename
-            if info.is_dir():
-                continue
-            if name.startswith(("/", "\\")) or ".." in re.split(r"[\\/]", name) or re.match(r"^[A-Za-z]:", name):
-                raise InputError(f"{zip_path}: member {name!r} points outside the package; {what}")
-            try:
-                data = archive.read(info)
-            except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
-                raise InputError(f"{zip_path}: member {name} cannot be read ({exc}): the zip is corrupt") from None
-            target = folder / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+    """The package's members into ``folder``, within :mod:`dlr.core.archive`'s limits (no member
+    outside the folder, no link, no zip bomb)."""
+    from dlr.core.archive import safe_extract
+
+    safe_extract(zip_path, folder, required=(MANIFEST, PREDICTIONS, RESULTS_JSON),
+                 what="not a dlr reviewer package; write it again with `dlr package RUN --out FILE.zip`")
 
 
 def _verify_folder(folder: Path, *, label: str) -> VerifyResult:
