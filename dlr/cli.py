@@ -114,10 +114,18 @@ def _cmd_validate(args) -> int:
     if not problems:
         _progress(f"{args.study}: no problems found")
         return EXIT_OK
-    print(f"dlr validate: {len(problems)} problem(s) in {args.study}:", file=sys.stderr)
-    for p in problems:
+    from dlr.modeling.study import shown_problems
+
+    def line(p) -> str:
         where = ", ".join(x for x in (f"patient {p.patient_id}" if p.patient_id else "", p.file) if x)
-        print(f"  [{p.check}] {where}: {p.message}. Fix: {p.fix}", file=sys.stderr)
+        return f"[{p.check}] {where}: {p.message}. Fix: {p.fix}"
+
+    print(f"dlr validate: {len(problems):,} problem(s) in {args.study}:", file=sys.stderr)
+    shown = shown_problems(problems, line=line)
+    for text in shown:
+        print(f"  {text}", file=sys.stderr)
+    if not args.report and shown[-1].startswith("... and"):
+        print("  (every problem, one per row: dlr validate STUDY --report FILE.csv)", file=sys.stderr)
     return EXIT_BAD_INPUT
 
 

@@ -118,8 +118,25 @@ def problems_frame(problems) -> pd.DataFrame:
     return pd.DataFrame([asdict(p) for p in problems], columns=["check", "file", "patient_id", "message", "fix"])
 
 
+#: problems shown per check in a message (the rest counted; `dlr validate --report` lists all)
+PER_CHECK = 20
+
+
+def shown_problems(problems, *, per_check: int = PER_CHECK, line=str) -> list[str]:
+    """One line per problem (``line(problem)``), at most ``per_check`` of each check in the order
+    they were found, each check's remainder as one line "... and N more like it (check)"."""
+    shown, counts = [], {}
+    for problem in problems:
+        counts[problem.check] = counts.get(problem.check, 0) + 1
+        if counts[problem.check] <= per_check:
+            shown.append(line(problem))
+    shown += [f"... and {n - per_check:,} more like it ({check})" for check, n in counts.items() if n > per_check]
+    return shown
+
+
 class StudyError(InputError):
-    """A study folder with problems; the message lists every one of them.
+    """A study folder with problems; the message lists them (:func:`shown_problems`: at most
+    :data:`PER_CHECK` of each check, the rest counted).
 
     Attributes
     ----------
@@ -129,7 +146,7 @@ class StudyError(InputError):
     def __init__(self, problems, *, root=None):
         self.problems = tuple(problems)
         where = f"{root}: " if root is not None else ""
-        lines = "\n".join(f"  {p}" for p in self.problems)
+        lines = "\n".join(f"  {line}" for line in shown_problems(self.problems))
         super().__init__(f"{where}{len(self.problems)} problem(s) in the study folder:\n{lines}")
 
 

@@ -120,3 +120,27 @@ def test_each_bad_synthetic_study_exits_2_naming_patient_and_file(synthetic_stud
     assert "Traceback" not in err
     for needle in needles:
         assert needle in err, (needle, err)
+
+
+def test_a_flood_of_problems_is_capped_per_check(tmp_path, capsys):
+    """Issue 21.7: 100k junk rows gave 483,129 problems and 104 MB on stderr. Each check now shows
+    its first PER_CHECK problems and counts the rest; --report keeps every one."""
+    from dlr.modeling.study import PER_CHECK, StudyError, load_study
+
+    study = write_study(tmp_path / "study")
+    clinical = pd.read_csv(study / "clinical.csv", dtype=str)
+    junk = pd.DataFrame({c: "junk" for c in clinical.columns}, index=range(3000))
+    junk["patient_id"] = [f"J{i:05d}" for i in range(3000)]
+    pd.concat([clinical, junk]).to_csv(study / "clinical.csv", index=False)
+    capsys.readouterr()
+    assert main(["validate", str(study), "--report", str(tmp_path / "all.csv")]) == 2
+    err = capsys.readouterr().err
+    every = pd.read_csv(tmp_path / "all.csv")
+    assert len(every) > 6000  # each junk row breaks several checks
+    assert len(err) < 40_000 and "more like it" in err
+    per_check = every["check"].value_counts()
+    for check, n in per_check[per_check > PER_CHECK].items():
+        assert f"... and {n - PER_CHECK:,} more like it ({check})" in err
+    with pytest.raises(StudyError) as caught:
+        load_study(study)
+    assert len(str(caught.value)) < 40_000 and len(caught.value.problems) >= len(every) // 2
