@@ -64,6 +64,40 @@ def is_oof_cohort(cohort: str) -> bool:
 # ---- reading ---------------------------------------------------------------------------------
 
 
+def unsafe_id(patient_id: str) -> Optional[str]:
+    """Why ``patient_id`` cannot name a file or folder (a path separator, ``..``, a control
+    character, leading or trailing white space, empty), or None when it can."""
+    text = str(patient_id)
+    if not text:
+        return "it is empty"
+    if "/" in text or "\\" in text:
+        return "it holds a path separator (/ or \\)"
+    if text in (".", "..") or ".." in text:
+        return "it holds '..'"
+    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+        return "it holds a control character"
+    if text != text.strip():
+        return "it begins or ends with white space"
+    return None
+
+
+def patient_path(folder, patient_id: str, *rest: str) -> Path:
+    """``folder/patient_id/rest...``, checked to lie inside ``folder`` (an :class:`InputError`
+    naming the patient otherwise): every path built from a patient id goes through here."""
+    folder = Path(folder)
+    why = unsafe_id(patient_id)
+    path = folder.joinpath(str(patient_id), *rest)
+    if why is None:
+        try:
+            path.resolve().relative_to(folder.resolve())
+        except ValueError:
+            why = "the path it makes leaves its folder"
+    if why is not None:
+        raise InputError(f"patient id {str(patient_id)!r} cannot name a file under {folder}: {why}; rename the "
+                         "patient in clinical.csv and in the folder names (letters, digits, '-', '_' are safe)")
+    return path
+
+
 def read_table(path, **kwargs) -> Optional[pd.DataFrame]:
     """A table the run saved, or None when the file is absent. Only empty cells are missing
     values (a level or patient named "NA" stays text); numbers are read back exactly as written

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from dlr.core.errors import InputError
+from dlr.core.run_folder import patient_path, unsafe_id
 from dlr.core.tables import foreign_separator, separator_problem
 
 from .config import StudyConfig, study_config_errors
@@ -56,6 +57,8 @@ CHECKS = MappingProxyType({
     "column-missing": "every column that study.yaml names is a column of clinical.csv",
     "patient-id-missing": "every row has a patient id",
     "duplicate-patient-id": "no patient id appears on two rows",
+    "patient-id-unsafe": "no patient id holds a path separator, '..', a control character or leading or trailing "
+                         "white space (an id names the patient's folders and files)",
     "outcome-value": "the outcome is 0 or 1 for every patient",
     "follow-up-value": "with time_column and event_column: every time is a number >= 0 and every event 0 or 1",
     "unknown-cohort": "every cohort value is one of study.yaml's cohorts",
@@ -282,6 +285,16 @@ def _read_clinical(root: Path, config: Optional[StudyConfig], out: _Collector) -
     return frame
 
 
+def _raw_column(path: Path, column: str, frame: pd.DataFrame) -> pd.Series:
+    """``column`` as the file spells it (clinical.csv is read skipping the spaces after each
+    comma; an id's leading space would be lost), else as read."""
+    try:
+        raw = pd.read_csv(path, usecols=[column], dtype=str, keep_default_na=False)[column].astype("string")
+    except (ValueError, OSError, pd.errors.ParserError):
+        return frame[column].astype("string")
+    return raw if len(raw) == len(frame) else frame[column].astype("string")
+
+
 def _check_clinical(root: Path, config: StudyConfig, frame: pd.DataFrame, out: _Collector):
     """Column, id, outcome and cohort checks; returns (valid patient ids, clean frame), both None without ids."""
     path = root / "clinical.csv"
@@ -299,6 +312,14 @@ def _check_clinical(root: Path, config: StudyConfig, frame: pd.DataFrame, out: _
         out.add("patient-id-missing", path, None, f"line {row + 2} has no {id_col}",
                 f"fill in {id_col} on line {row + 2} or delete the row")
     valid = ids.notna() & (ids != "")
+    raw = _raw_column(path, id_col, frame)
+    for row in np.flatnonzero(valid.to_numpy()):
+        why = unsafe_id(raw.iat[row])
+        if why is not None:
+            out.add("patient-id-unsafe", path, raw.iat[row], f"{id_col} {raw.iat[row]!r} on line {row + 2}: {why}",
+                    "rename the patient (letters, digits, '-' and '_' are safe) in clinical.csv and in the names of "
+                    "its folders")
+            valid.iat[row] = False
     counts = ids[valid].value_counts()
     for pid in counts.index[counts.to_numpy() > 1]:
         lines = [str(i + 2) for i in np.flatnonzero((ids == pid).fillna(False).to_numpy())]
@@ -560,8 +581,8 @@ def _check_images(root: Path, config: StudyConfig, patient_ids: list[str], out: 
                         f"add {folder.name}/{pid}/<PHASE>{IMAGE_SUFFIX} for the phases {config.phases}, "
                         "or remove the patient's row from clinical.csv")
         for phase in config.phases:
-            image = image_root / pid / f"{phase}{IMAGE_SUFFIX}"
-            mask = mask_root / pid / f"{phase}{IMAGE_SUFFIX}"
+            image = patient_path(image_root, pid, f"{phase}{IMAGE_SUFFIX}")
+            mask = patient_path(mask_root, pid, f"{phase}{IMAGE_SUFFIX}")
             grid = None
             if (image_root / pid).is_dir():
                 grid = _check_image(image, pid, phase, out) if check_images or not image.is_file() else None
@@ -569,7 +590,7 @@ def _check_images(root: Path, config: StudyConfig, patient_ids: list[str], out: 
             if (mask_root / pid).is_dir():
                 _check_mask(mask, pid, phase, grid, out, check_images=check_images, **labels)
                 masks.setdefault(pid, {})[phase] = mask
-            second = reader2_root / pid / f"{phase}{IMAGE_SUFFIX}"
+            second = patient_path(reader2_root, pid, f"{phase}{IMAGE_SUFFIX}")
             if second.is_file():
                 _check_mask(second, pid, phase, grid, out, check_images=check_images, required=False, **labels)
                 reader2.setdefault(pid, {})[phase] = second

@@ -285,3 +285,35 @@ def test_raise_if_problems():
     with pytest.raises(StudyError, match=r"masks/P1/AP.nii.gz \[patient P1\] mask-empty") as exc:
         raise_if_problems([problem], root="STUDY")
     assert str(exc.value).startswith("STUDY: 1 problem(s)")
+
+
+@pytest.mark.parametrize("bad", ["../evil", "a/b", "a\\b", " P1", "P1 ", "P\x071", ".."])
+def test_an_id_that_cannot_name_a_folder_is_refused_by_name(tmp_path, capsys, bad):
+    """Issue 21.5: an id `../evil` made `dlr validate` read masks/../evil/AP.nii.gz outside the
+    study, and `a/b` was looked up in images/a/b/."""
+    from dlr.cli import main
+
+    study = write_study(tmp_path / "study")
+    clinical = pd.read_csv(study / "clinical.csv", dtype=str)
+    victim = clinical.loc[0, "patient_id"]
+    clinical.loc[0, "patient_id"] = bad
+    clinical.to_csv(study / "clinical.csv", index=False)
+    (tmp_path / "evil").mkdir()  # what `../evil` would reach
+    capsys.readouterr()
+    assert main(["validate", str(study)]) == 2
+    err = capsys.readouterr().err
+    assert "patient-id-unsafe" in err and repr(bad) in err and "rename the patient" in err, err
+    assert "Traceback" not in err
+    with pytest.raises(StudyError, match="patient-id-unsafe"):
+        load_study(study)
+    assert victim  # the other patients are still checked: the victim's folders are now without a row
+    assert "folder-without-clinical-row" in err
+
+
+def test_paths_built_from_ids_stay_inside_their_folder(tmp_path):
+    from dlr.core.run_folder import patient_path
+
+    assert patient_path(tmp_path, "HCC001", "AP.nii.gz") == tmp_path / "HCC001" / "AP.nii.gz"
+    for bad in ("../evil", "a/b", "..", "x\ny", " x"):
+        with pytest.raises(InputError, match="cannot name a file"):
+            patient_path(tmp_path, bad, "AP.nii.gz")

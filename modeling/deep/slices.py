@@ -30,6 +30,7 @@ import numpy as np
 
 from dlr.core.errors import InputError
 from dlr.core.parallel import process_pool
+from dlr.core.run_folder import patient_path
 from dlr.core.output import file_sha256
 
 from .settings import DeepSettings
@@ -284,7 +285,7 @@ def study_slices(study, run, settings: DeepSettings, ids, *, jobs: int = 1, seed
     cases, todo = {}, []
     for pid in ids:
         key = case_key(study.images[pid], study.masks[pid], phases, settings, label=label, seed=seed)
-        path = folder / f"{pid}.npz"
+        path = patient_path(folder, f"{pid}.npz")
         if path.is_file():
             with np.load(path) as cached:
                 if str(cached["key"]) == key:
@@ -292,7 +293,7 @@ def study_slices(study, run, settings: DeepSettings, ids, *, jobs: int = 1, seed
                                             tuple(map(tuple, cached["crop"])))
                     continue
         todo.append((key, (pid, dict(study.images[pid]), dict(study.masks[pid]), phases, settings, label, seed,
-                           run / TRANSFORMS_DIR / pid)))
+                           patient_path(run / TRANSFORMS_DIR, pid))))
     logger.info(f"deep: slices of {len(ids)} patients ({len(cases)} from the cache, {len(todo)} to prepare)")
     keys = {args[0]: key for key, args in todo}
 
@@ -300,7 +301,7 @@ def study_slices(study, run, settings: DeepSettings, ids, *, jobs: int = 1, seed
         tmp = folder / f".{case.patient_id}.tmp.npz"
         np.savez(tmp, key=keys[case.patient_id], image=case.image, mask=case.mask, z=np.array(case.slice_index),
                  crop=np.array(case.crop))
-        os.replace(tmp, folder / f"{case.patient_id}.npz")
+        os.replace(tmp, patient_path(folder, f"{case.patient_id}.npz"))
         cases[case.patient_id] = case
 
     if jobs > 1 and len(todo) > 1:
