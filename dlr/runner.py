@@ -35,6 +35,7 @@ from typing import Callable, Optional
 
 from dlr.core import run_folder as rf
 from dlr.core.errors import InputError
+from dlr.core.lock import writing
 from dlr.core.progress import written_to
 
 from .settings import PROFILES, RunSettings, resolve_settings
@@ -120,13 +121,21 @@ def run_study(study, out, *, profile: Optional[str] = None, arms=None, jobs: int
     config = load_study_config(root / "study.yaml")
     settings = resolve_settings(root, config, profile=profile, arms=arms, seed=seed, params=params,
                                 n_bootstrap=n_bootstrap, device=device)
-    previous = check_run_folder(run, creating=True)
-    if previous is not None and Path(previous.get("study", root)).resolve() != root.resolve():
-        raise InputError(f"{run / 'run.json'}: this run folder holds a run of the study {previous.get('study')}, "
-                         f"not {root}; choose another --out folder")
-    write_run_marker(run, {"study": str(root.resolve()), "profile": settings.profile, "arms": list(settings.arms),
-                           "seed": settings.seed, "n_bootstrap": settings.n_bootstrap})
+    with writing(run):
+        previous = check_run_folder(run, creating=True)
+        if previous is not None and Path(previous.get("study", root)).resolve() != root.resolve():
+            raise InputError(f"{run / 'run.json'}: this run folder holds a run of the study {previous.get('study')}, "
+                             f"not {root}; choose another --out folder")
+        return _run_locked(root, run, config, settings, jobs=jobs, scheduler=scheduler,
+                           case_done=case_done, report_formats=report_formats)
+
+
+def _run_locked(root: Path, run: Path, config, settings: RunSettings, *, jobs, scheduler, case_done,
+                report_formats) -> RunSummary:
+    """:func:`run_study` once it holds the run folder's lock."""
     with written_to(run / "run.log"):
+        write_run_marker(run, {"study": str(root.resolve()), "profile": settings.profile,
+                               "arms": list(settings.arms), "seed": settings.seed, "n_bootstrap": settings.n_bootstrap})
         logger.info(f"dlr run {root} -> {run} (profile {settings.profile}, arms {', '.join(settings.arms)}, seed "
                     f"{settings.seed}, {jobs} job(s){', scheduler ' + scheduler if scheduler else ''})")
         stages = _stages(root, run, config, settings, jobs=jobs, scheduler=scheduler, case_done=case_done,
@@ -434,21 +443,22 @@ def demo(out, *, profile: str = "quick", jobs: int = 2, seed: Optional[int] = No
     if jobs < 1:
         raise InputError(f"--jobs must be 1 or more, got {jobs}")
     run = Path(out)
-    previous = check_run_folder(run, creating=True)
     study = run / "study"
-    if previous is None or not (study / "study.yaml").is_file():
-        kwargs = {} if seed is None else {"seed": seed}
-        if study.exists():
-            shutil.rmtree(study)
-        write_run_marker(run, {"study": str(study.resolve()), "profile": profile})
-        logger.info(f"synthesising the demo study ({n} patients, {profile} profile) into {study}")
-        start = time.perf_counter()
-        try:
-            synthesize_study(study, n=n, profile=profile, progress=synth_progress, **kwargs)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-        logger.info(f"synthetic study written in {time.perf_counter() - start:.1f} s")
-    return run_study(study, run, profile=profile, jobs=jobs, seed=seed, case_done=case_done)
+    with writing(run):
+        previous = check_run_folder(run, creating=True)
+        if previous is None or not (study / "study.yaml").is_file():
+            kwargs = {} if seed is None else {"seed": seed}
+            if study.exists():
+                shutil.rmtree(study)
+            write_run_marker(run, {"study": str(study.resolve()), "profile": profile})
+            logger.info(f"synthesising the demo study ({n} patients, {profile} profile) into {study}")
+            start = time.perf_counter()
+            try:
+                synthesize_study(study, n=n, profile=profile, progress=synth_progress, **kwargs)
+            except ValueError as exc:
+                raise InputError(str(exc)) from None
+            logger.info(f"synthetic study written in {time.perf_counter() - start:.1f} s")
+        return run_study(study, run, profile=profile, jobs=jobs, seed=seed, case_done=case_done)
 
 
 def stage_table(summary: RunSummary) -> str:

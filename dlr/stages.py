@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Optional
 
 from dlr.core.errors import InputError
+from dlr.core.lock import LOCK_FILE
 from dlr.core.output import file_sha256, staged_file
 
 logger = logging.getLogger(__name__)
@@ -236,7 +237,7 @@ def check_run_folder(run: Path, *, creating: bool) -> Optional[dict]:
     if not run.is_dir():
         raise InputError(f"{run} is a file, not a run folder")
     if not marker.is_file():
-        if creating and not any(run.iterdir()):
+        if creating and not [p for p in run.iterdir() if p.name != LOCK_FILE]:
             return None
         raise InputError(f"{marker}: missing, so {run} is not a run folder of this dlr (a run from an older "
                          "version, or another folder); choose a new --out folder or delete this one")

@@ -12,6 +12,8 @@ figure process before pandas is loaded.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 from dataclasses import dataclass, field
@@ -24,6 +26,24 @@ from .settings import resolve_settings
 
 logger = logging.getLogger(__name__)
 
+
+
+def _writes(position: int, name: str, *, run_itself: bool = True):
+    """The verb holds the writer lock (:func:`dlr.core.lock.writing`) of the run folder that its
+    argument ``name`` (positional ``position``) writes into: the run's for a folder inside a run
+    (``RUN/results``), else the folder itself when ``run_itself`` (a folder `dlr analyze` replaces
+    as a whole outside any run is not a run folder, and is not locked)."""
+    def wrap(verb):
+        @functools.wraps(verb)
+        def locked(*args, **kwargs):
+            from dlr.core.lock import writing
+
+            folder = Path(args[position] if len(args) > position else kwargs[name])
+            owner = folder.parent if (folder.parent / "run.json").is_file() else folder if run_itself else None
+            with writing(owner) if owner is not None else contextlib.nullcontext():
+                return verb(*args, **kwargs)
+        return locked
+    return wrap
 
 
 @dataclass(frozen=True)
@@ -52,6 +72,7 @@ class VerbResult:
 # Analysis of a predictions file
 
 
+@_writes(1, "out", run_itself=False)
 def analyze(predictions, out, *, dev_cohort: str = "training", strata=(), reference: str | None = None,
             n_bootstrap: int | None = None, seed: int | None = None, figures: bool = True, oof=None,
             thresholds: str | None = None, time: str | None = None, event: str | None = None,
@@ -71,7 +92,6 @@ def analyze(predictions, out, *, dev_cohort: str = "training", strata=(), refere
     jobs carry plain data, so that process never loads pandas. One BLAS thread: the analysis is
     memory-bound vector work and idle BLAS threads would spin against the figure process on a two-core machine.
     """
-    import contextlib
 
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
@@ -271,6 +291,7 @@ def synth(out, *, n: int = 165, seed: int | None = None, profile: str = "quick",
 # Features and models
 
 
+@_writes(1, "out")
 def extract(study, out, *, jobs: int = 1, scheduler: str | None = None, params=None, profile: str | None = None,
             case_done: Callable[[int, int, dict], None] | None = None) -> VerbResult:
     """`dlr extract`: radiomics features of every patient, reader and phase into ``out/features``,
@@ -305,6 +326,7 @@ def _extract(loaded, out, settings, *, jobs, scheduler, case_done) -> VerbResult
     return VerbResult(summary.out, summary, lines)
 
 
+@_writes(1, "out")
 def train(study, out, *, arms=None, jobs: int = 1, seed: int | None = None,
           lasso_rule: str = "min", oof: bool = True, scheduler: str | None = None, params=None,
           profile: str | None = None, device: str = "auto", bar: bool = False,
@@ -368,6 +390,7 @@ def _auc_intervals(predictions) -> dict:
 # The report (the whole run, `dlr run`, is dlr.runner's; the reviewer package, dlr.package's)
 
 
+@_writes(0, "run")
 def report(run, *, formats=("html", "docx"), renderer: str = "auto") -> VerbResult:
     """`dlr report`: ``RUN/report/`` (HTML, DOCX, the TRIPOD+AI checklist) from the run's saved
     results only. ``result`` is the ``RenderResult`` (which renderer ran, the files)."""
