@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dlr.core.tempfiles import private_folder
+
 if TYPE_CHECKING:
     from .pipeline import AnalysisResult, CohortCurves
 
@@ -279,12 +281,10 @@ class FigureWorkers:
 
     def __init__(self):
         import multiprocessing
-        import tempfile
 
         self.process = self.conn = None
         self.submitted: set[str] = set()
-        self.staging = Path(tempfile.mkdtemp(prefix="dlr-figures-"))
-        self.staging.chmod(0o755)  # mkdtemp's 0700 would otherwise stay on results/figures
+        self.staging = private_folder("figures", mode=0o755)  # the mode results/figures keeps
         if "forkserver" not in multiprocessing.get_all_start_methods():
             return
         context = multiprocessing.get_context("forkserver")

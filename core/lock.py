@@ -6,6 +6,8 @@ holder's PID, start time and command. The kernel releases a lock when its proces
 it ends, so a lock is never stale; what a killed process leaves is its record in ``RUN/.lock``,
 which the next writer takes over with a logged warning naming the process that died. Within one
 process the lock is re-entrant (`dlr run` holds it while its stages call the verbs that take it).
+Whoever takes a run folder's lock first removes the temporary files an interrupted writer left
+in it (:func:`dlr.core.tempfiles.remove_leftovers`).
 """
 from __future__ import annotations
 
@@ -20,21 +22,12 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import InputError
+from .tempfiles import pid_alive
 
 LOCK_FILE = ".lock"
 #: folder (resolved) -> [file descriptor, depth] of the locks this process holds
 _HELD: dict[Path, list] = {}
 logger = logging.getLogger(__name__)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _record(fd: int) -> dict:
@@ -79,7 +72,7 @@ def writing(folder) -> Iterator[Path]:
         raise InputError(f"{folder}: another dlr is writing this run folder ({_holder(record)}); wait for it to "
                          "finish, or stop it, then run again (or choose another --out folder)") from None
     previous = _record(fd)
-    if previous.get("pid") and previous.get("pid") != os.getpid() and not _alive(int(previous["pid"])):
+    if previous.get("pid") and previous.get("pid") != os.getpid() and not pid_alive(int(previous["pid"])):
         logger.warning(f"{folder}: took over the lock left by a dlr that is no longer running "
                        f"({_holder(previous)}); what it left unfinished is done again")
     record = {"pid": os.getpid(), "started": datetime.datetime.now().isoformat(timespec="seconds"),
@@ -88,10 +81,19 @@ def writing(folder) -> Iterator[Path]:
     os.lseek(fd, 0, os.SEEK_SET)
     os.write(fd, json.dumps(record).encode("utf-8"))
     _HELD[key] = [fd, 1]
+    if (folder / "run.json").is_file():  # only a run folder: never sweep a folder the user named by mistake
+        from .tempfiles import remove_leftovers
+
+        left = remove_leftovers(folder)
+        if left:
+            logger.info(f"{folder}: removed {len(left)} temporary file(s) left by an earlier, interrupted writer")
     try:
         yield folder
     finally:
         del _HELD[key]
         os.ftruncate(fd, 0)  # a clean end leaves no record to take over
+        if created and [p.name for p in folder.iterdir()] == [LOCK_FILE]:
+            os.unlink(folder / LOCK_FILE)  # refused before it wrote anything: no folder left behind
+            folder.rmdir()
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)

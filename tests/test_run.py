@@ -143,6 +143,19 @@ def test_killed_during_extraction_and_training_then_rerun_gives_identical_result
     assert done.returncode == 0, done.stderr[-3000:]
     assert "[3/8] features: unchanged since the last run, skipped" in done.stderr
     assert _result_bytes(run) == _result_bytes(reference)
+    _assert_nothing_left(run)
+
+
+def _assert_nothing_left(run: Path) -> None:
+    """No staging file or folder of a killed writer in the run folder, nor in the temporary folder."""
+    import tempfile
+
+    from dlr.core.tempfiles import _LEFTOVER, _PRIVATE, pid_alive
+
+    assert [p for p in run.rglob(".*") if _LEFTOVER.match(p.name)] == []
+    dead = [p for p in Path(tempfile.gettempdir()).glob("dlr-*") if (m := _PRIVATE.match(p.name))
+            and not pid_alive(int(m.group(1)))]
+    assert dead == []
 
 
 def test_clinical_only_real_study_runs_to_a_report(tmp_path):

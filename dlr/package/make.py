@@ -14,7 +14,6 @@ import re
 import shlex
 import shutil
 import socket
-import tempfile
 import logging
 import zipfile
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from dlr.core.errors import InputError
+from dlr.core.tempfiles import private_folder
 from dlr.core.output import staged_file
 from dlr.core.run_folder import OOF_PREDICTIONS, PREDICTIONS, SPLIT
 from dlr.package.deidentify import (Scrubber, _aliases, _distinctive, _id_columns, _path_variants, _patient_ids,
@@ -391,7 +391,7 @@ def package_run(run, out_zip) -> PackageResult:
                 f"{len(members)} files of the run")
 
     provenance_files = _provenance_files(run, members)
-    staging = Path(tempfile.mkdtemp(prefix="dlr-package-"))
+    staging = private_folder("package")
     try:
         written = []
 

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import logging
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from dlr.core.errors import InputError
+from dlr.core.tempfiles import private_folder
 from dlr.core.run_folder import OOF_PREDICTIONS, PREDICTIONS
 from dlr.package.compare import DIFFERENCE_COLUMNS, _difference, compare_csv, compare_json
 from dlr.package.layout import MANIFEST, RESULTS, RESULTS_JSON, _sha256, analysis_settings
@@ -88,7 +88,7 @@ def verify_package(zip_path) -> VerifyResult:
     zip_path = Path(zip_path)
     if not zip_path.is_file():
         raise InputError(f"{zip_path}: no such file; give the reviewer package written by `dlr package`")
-    folder = Path(tempfile.mkdtemp(prefix="dlr-verify-"))
+    folder = private_folder("verify")
     try:
         logger.info(f"opening {zip_path}")
         _extract(zip_path, folder)
@@ -126,7 +126,7 @@ def _verify_folder(folder: Path, *, label: str) -> VerifyResult:
         raise InputError(f"{label}: {RESULTS_JSON} records out-of-fold predictions, but {OOF_PREDICTIONS} is missing")
     kwargs = {k: v for k, v in settings.items() if k != "oof"}
     logger.info("recomputing the analysis: " + ", ".join(f"{k} {v}" for k, v in kwargs.items()))
-    out = Path(tempfile.mkdtemp(prefix="dlr-recomputed-"))
+    out = private_folder("recomputed")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
