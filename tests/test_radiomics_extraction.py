@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import collections
+import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -306,3 +309,21 @@ def test_unreachable_scheduler_is_exit_2(tiny_study, tmp_path):
     res = run_dlr("extract", tiny_study, "--out", tmp_path / "run", "--params", LIGHT, "--scheduler",
                   "tcp://127.0.0.1:9")
     assert res.returncode == 2 and "Dask scheduler" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_cache_record_under_another_cases_name_is_recomputed_with_a_warning(tiny_study, tmp_path):
+    """Issue 21.2: one valid record copied over another's file name was used silently ("0 computed,
+    210 from the cache") and radiomics.csv, the predictions and the results changed."""
+    reference = tmp_path / "reference"
+    extract_study(load_study(tiny_study), reference, params_path=LIGHT)
+    run = tmp_path / "run"
+    shutil.copytree(reference, run)
+    cache = run / "features" / "cache"
+    first, second = sorted(cache.glob("*.json"))[:2]
+    shutil.copyfile(first, second)  # second's name, first's record
+    (run / "features" / "radiomics.csv").unlink()
+    with pytest.warns(UserWarning, match=rf"{re.escape(str(second))} holds the record of patient .*computed again"):
+        summary = extract_study(load_study(tiny_study), run, params_path=LIGHT)
+    assert summary.n_computed == 1
+    assert (run / "features/radiomics.csv").read_bytes() == (reference / "features/radiomics.csv").read_bytes()
+    assert json.loads(second.read_text())["key"] == second.stem  # the cache is repaired

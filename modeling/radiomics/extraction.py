@@ -295,6 +295,34 @@ def _read_record(path: Path) -> Optional[dict]:
     return record if record.get("version") == FEATURE_VERSION and "status" in record else None
 
 
+def _checked_record(path: Path, cases: list) -> Optional[dict]:
+    """The cache record at ``path`` for ``cases`` (the cases whose inputs hash to its key), or
+    None (recomputed): absent, truncated, of another version, or, with a warning, a record that
+    is not these cases' (its key is not the file's, or its patient, reader and phase are none of
+    theirs: a file copied or renamed by hand)."""
+    record = _read_record(path)
+    if record is None:
+        return None
+    key = cases[0].key
+    mine = {(str(c.patient_id), int(c.reader), str(c.phase)) for c in cases}
+    theirs = (str(record.get("patient_id")), _as_int(record.get("reader")), str(record.get("phase")))
+    if record.get("key") == key and theirs in mine:
+        return record
+    case = cases[0]
+    warnings.warn(f"features cache: {path} holds the record of patient {theirs[0]} reader {theirs[1]} phase {theirs[2]}"
+                  f" (key {str(record.get('key'))[:12]}...), not of patient {case.patient_id} reader {case.reader} "
+                  f"phase {case.phase} (key {key[:12]}...), whose inputs it is named after; ignored and computed "
+                  "again", stacklevel=3)
+    return None
+
+
+def _as_int(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
+
+
 def _write_record(cache: Path, record: dict) -> None:
     # content-addressed (the key hashes image, mask and parameters): no provenance entry
     with staged_file(cache / f"{record['key']}.json") as tmp:
@@ -433,22 +461,22 @@ def extract_study(study, out, *, jobs: int = 1, scheduler: Optional[str] = None,
     cache = features_dir / "cache"
     cache.mkdir(parents=True, exist_ok=True)
     cases = plan_cases(study, digest)
+    by_key = {}
+    for case in cases:
+        by_key.setdefault(case.key, []).append(case)
     records: dict[str, dict] = {}
     cached_keys = set()
-    for case in cases:
-        record = _read_record(cache / f"{case.key}.json")
+    for key, sharing in by_key.items():
+        record = _checked_record(cache / f"{key}.json", sharing)
         if record is not None:
-            records[case.key] = record
-            cached_keys.add(case.key)
+            records[key] = record
+            cached_keys.add(key)
     pending = list({c.key: c for c in cases if c.key not in records}.values())  # identical content once
     done = len(cases) - sum(1 for c in cases if c.key not in records)
     if progress is not None:
         progress(done, len(cases), {})
     args = (params, preprocessing, names)
     results = _dask_results(pending, scheduler, args) if scheduler else _local_results(pending, jobs, args)
-    by_key = {}
-    for case in cases:
-        by_key.setdefault(case.key, []).append(case)
     for record in results:
         records[record["key"]] = record
         if record["status"] == "ok" or record.get("cacheable", False):
