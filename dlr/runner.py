@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from dlr.core import run_folder as rf
+from dlr.analysis.defaults import DEFAULT_BOOTSTRAP
 from dlr.core.errors import InputError
 from dlr.core.lock import writing
 from dlr.core.progress import written_to
@@ -73,7 +74,7 @@ def _study_files(root: Path, phases) -> dict:
 
 
 def run_study(study, out, *, profile: Optional[str] = None, arms=None, jobs: int = 1, seed: Optional[int] = None,
-              scheduler: Optional[str] = None, params=None, n_bootstrap: int = 2000,
+              scheduler: Optional[str] = None, params=None, n_bootstrap: int = DEFAULT_BOOTSTRAP,
               case_done: Optional[Callable[[int, int, dict], None]] = None,
               report_formats=("html", "docx"), device: str = "auto") -> RunSummary:
     """Run every stage of a study into ``out`` (contract section 3); see the module docstring.

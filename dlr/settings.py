@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from dlr.analysis.defaults import DEFAULT_BOOTSTRAP
 from dlr.core.errors import InputError
 
 PROFILES = ("quick", "paper")
@@ -45,7 +46,7 @@ class RunSettings:
 
 
 def resolve_settings(root, config=None, *, profile: Optional[str] = None, arms=None, seed: Optional[int] = None,
-                     params=None, n_bootstrap: int = 2000, device: str = "auto") -> RunSettings:
+                     params=None, n_bootstrap: int = DEFAULT_BOOTSTRAP, device: str = "auto") -> RunSettings:
     """The settings of a run of the study folder ``root`` (``config``: its loaded study.yaml)."""
     from dlr.modeling.config import load_study_config
 
