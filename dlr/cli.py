@@ -39,6 +39,34 @@ def _progress(message: str) -> None:
     logger.info(message)
 
 
+def _written_folder(args) -> str | None:
+    """The folder the command writes into (its --out, or the run it writes a report into)."""
+    for name in ("out", "run", "output"):
+        value = getattr(args, name, None)
+        if value:
+            return str(value)
+    return None
+
+
+def os_error_message(exc: OSError, folder: str | None = None) -> str:
+    """An operating-system error as one line naming the path and the fix: a full disk, a folder
+    that cannot be written, a missing file; the path from the error, else ``folder``."""
+    import errno
+
+    path = exc.filename or folder or "the output folder"
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC or exc.errno == getattr(errno, "EDQUOT", -1):
+        return (f"{reason} while writing {path}: free space on that disk (the demo's run folder, caches and study "
+                f"included, takes about 130 MB) or give an --out folder on another disk, then run the same command "
+                f"again (finished stages are kept)")
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (f"{reason}: {path}: that folder cannot be written; give an --out folder you can write to "
+                f"(or make it writable), then run again")
+    if exc.errno == errno.ENOENT:
+        return f"{reason}: {path}: check the path"
+    return f"{reason}: {path}"
+
+
 def _warn(lines) -> None:
     for line in lines:
         print(f"warning: {line}", file=sys.stderr)
@@ -654,7 +682,7 @@ def main(argv=None) -> int:
     except OSError as exc:  # unreadable input or unwritable output folder
         if args.debug:
             traceback.print_exc()
-        print(f"dlr {args.verb}: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        print(f"dlr {args.verb}: error: {os_error_message(exc, _written_folder(args))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         if args.verb in ("run", "demo"):

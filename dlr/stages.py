@@ -244,13 +244,41 @@ def check_run_folder(run: Path, *, creating: bool) -> Optional[dict]:
     try:
         info = json.loads(marker.read_text())
     except (OSError, ValueError) as exc:
-        raise InputError(f"{marker}: not readable as JSON ({exc}); delete the run folder and run again") from None
+        info = _marker_from_records(run, marker, exc)
     if not isinstance(info, dict) or info.get("format") != RUN_FORMAT:
         raise InputError(f"{marker}: not a dlr run marker (format {info.get('format') if isinstance(info, dict) else info!r})")
     version = info.get("format_version")
     if version != RUN_FORMAT_VERSION:
         raise InputError(f"{marker}: a run of format version {version} (written by dlr {info.get('dlr_version', '?')}); "
                          f"this dlr reads version {RUN_FORMAT_VERSION}: rerun the study into a new --out folder")
+    return info
+
+
+def _marker_from_records(run: Path, marker: Path, exc: Exception) -> dict:
+    """A damaged ``run.json`` rebuilt from the stage records (``RUN/stages/*.json``): this dlr's
+    format and the study the validate stage read; `dlr run` then writes it whole again. Without a
+    readable record the folder cannot be told from another: an InputError with the fix."""
+    records = []
+    for path in sorted((run / STAGES_DIR).glob("*.json")):
+        if path.name == HASHES_FILE:
+            continue
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and "stage" in record:
+            records.append(record)
+    if not records:
+        raise InputError(f"{marker}: not readable as JSON ({exc}), and {run / STAGES_DIR} holds no stage record to "
+                         f"rebuild it from; run the study again into a new --out folder") from None
+    info = {"format": RUN_FORMAT, "format_version": RUN_FORMAT_VERSION, "repaired": True,
+            "dlr_version": records[0].get("dlr_version", "?")}
+    inputs = next((r.get("inputs") for r in records if r.get("stage") == "validate"), None)
+    clinical = inputs.get("clinical.csv", {}).get("path") if isinstance(inputs, dict) else None
+    if clinical and len(Path(clinical).parts) > 1:  # a study inside the run (`dlr demo`); else only a name
+        info["study"] = str((run / clinical).parent)
+    logger.warning(f"{marker}: damaged ({exc}); read again from the {len(records)} stage record(s) in "
+                   f"{run / STAGES_DIR} (the results are kept); `dlr run` writes it whole again")
     return info
 
 
