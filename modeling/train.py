@@ -167,6 +167,14 @@ class _Kept:
 CALIBRATION_SLOPE_RANGE = (0.5, 2.0)
 
 
+class NothingSelected(Exception):
+    """The development cohort's radiomics selection kept no feature: the radiomics arm is left out."""
+
+
+#: models/left_out.csv: the models a run asked for and could not fit, and why (the report says so)
+LEFT_OUT_FILE = "left_out.csv"
+
+
 def _fit_chain(data: _Data, config, train: np.ndarray, *, arms, seed: int, lasso_rule: str, icc_threshold: float,
                alpha: float, rcr=True, fallback: Optional[_ArmFit] = None,
                notes: Optional[list] = None) -> _ArmFit:
@@ -191,6 +199,8 @@ def _fit_chain(data: _Data, config, train: np.ndarray, *, arms, seed: int, lasso
         except CRModelError as exc:
             if fallback is None:
                 warnings.warn(f"{exc}; CR and RCR are left out", stacklevel=2)
+                if notes is not None:
+                    note(f"CR, RCR\t{exc}")
             elif fallback.cr is not None:
                 try:
                     cr = refit_cr(data.clinical.reset_index(drop=True), config, fallback.cr, dev_ids=ids)
@@ -211,7 +221,9 @@ def _fit_chain(data: _Data, config, train: np.ndarray, *, arms, seed: int, lasso
         selection = select_features(x, y, folds, reader2=r2, icc_threshold=icc_threshold, alpha=alpha,
                                     lasso_rule=lasso_rule, seed=seed)
     except SelectionError as exc:
-        if fallback is None or fallback.selection is None:
+        if fallback is None:
+            raise NothingSelected(f"radiomics feature selection on {len(ids)} development patients: {exc}") from None
+        if fallback.selection is None:
             raise InputError(f"radiomics feature selection on {len(ids)} development patients: {exc}") from None
         selection = _Kept(tuple(fallback.selection.features))
         note(f"radiomics selection: {exc}; the development cohort's {len(selection.features)} selected features "
@@ -600,7 +612,22 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
                        internal_validation_b=internal_validation_b)
     kwargs = {"arms": arms, "seed": seed, "lasso_rule": lasso_rule, "icc_threshold": icc_threshold, "alpha": alpha}
     logger.info(f"fitting on the {int(dev.sum())} {config.dev_cohort!r} patients")
-    fit = _fit_chain(data, config, dev, rcr=False, **kwargs)
+    left_out: list[str] = []  # "models<TAB>why", for models/left_out.csv and the report
+    try:
+        fit = _fit_chain(data, config, dev, rcr=False, notes=left_out, **kwargs)
+    except NothingSelected as exc:
+        if set(arms) == {"radiomics"}:
+            raise InputError(f"{exc}; with --arms radiomics alone no model is left to fit: add the clinical arm "
+                             "(the staging systems and indexes are then compared) or the deep arm, or look at the "
+                             "features (RUN/features/radiomics.csv) and the selection's settings") from None
+        without = ["Radiomics-" + n for n in clf.CLASSIFIERS] + ["RCR"] + (["DLRCR"] if "deep" in arms else [])
+        warnings.warn(f"{exc}; {', '.join(without)} are left out", stacklevel=2)
+        left_out.append(f"{', '.join(without)}\t{exc}")
+        arms = tuple(a for a in arms if a != "radiomics")
+        kwargs["arms"] = arms
+        with warnings.catch_warnings():  # the clinical arm's warnings were given by the first attempt
+            warnings.simplefilter("ignore")
+            fit = _fit_chain(data, config, dev, rcr=False, **kwargs)
     oof_frame = oof_log = None
     if oof:
         logger.info("out-of-fold predictions: refitting the whole chain without each fold")
@@ -646,6 +673,10 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
     parameters = _parameters(fit, data, dev, models, seed, erasl_label)
     performance = _performance(predictions)
     truth = _truth_auc(study, data)
+    if "deep" in arms and "DLRCR" not in scores and not any("DLRCR" in line for line in left_out):
+        left_out.append("DLRCR\tit fuses the best network with RCR, which was not fitted")
+    logistic_tables[LEFT_OUT_FILE] = pd.DataFrame([line.split("\t", 1) for line in left_out],
+                                                  columns=["models", "reason"])
     _write(run, predictions, fit, models, parameters, oof_frame, info, oof_log, deep=deep_result,
            tables=logistic_tables)
     return TrainSummary(run, models, performance, truth,

@@ -164,6 +164,12 @@ class RunFacts:
         return rf.best_radiomics(self.models, self.performance, self.dev_cohort)
 
     @property
+    def left_out(self) -> list[tuple[str, str]]:
+        """(models, why) of each model the run asked for and could not fit (``models/left_out.csv``)."""
+        table = self.table("models/left_out.csv", dtype=str)
+        return [] if table is None or not len(table) else list(zip(table["models"], table["reason"]))
+
+    @property
     def km_model(self) -> Optional[str]:
         """The model of the Kaplan-Meier figure and its paragraph (:func:`km_model`)."""
         return km_model(self.survival, self.best_model)

@@ -219,7 +219,9 @@ def methods_missing(facts: RunFacts) -> str:
 
 
 def methods_models(facts: RunFacts, *, figures: set) -> str:
-    lines = []
+    lines = [f"**Not fitted: {models}.** {reason[:1].upper()}{reason[1:]}; "
+             f"{'these models were' if ',' in models else 'this model was'} left out of every table and figure."
+             for models, reason in facts.left_out]
     if facts.selected or facts.univariate is not None:
         lines.append("**Clinical-radiological (CR) model.** Candidates with univariate P < 0.05 (Wald) entered a "
                      "multivariate logistic model; those with multivariate P < 0.05 formed the CR model"
