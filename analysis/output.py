@@ -11,6 +11,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from dlr.core.csvsafe import write_csv
 from dlr.core.output import json_safe, provenance, staged_folder
 from dlr.core.run_folder import RESULTS_JSON
 
@@ -84,21 +85,21 @@ def write_analysis(result: AnalysisResult, out, *, figures: bool = True, provena
     out = Path(out)
     with staged_folder(out, provenance_info=provenance_info) as tmp:
         for filename, attribute in TABLES.items():
-            getattr(result, attribute).to_csv(tmp / filename, index=False)
+            write_csv(getattr(result, attribute), tmp / filename)
         # beside calibration.csv, but not in results.json, whose bytes stay as they were
-        result.calibration_groups.to_csv(tmp / "calibration_groups.csv", index=False)
+        write_csv(result.calibration_groups, tmp / "calibration_groups.csv")
         curves = [c.to_frame().assign(cohort=k[0], model=k[1]) for k, c in result.roc.items()]
         bands = [c.band_frame().assign(cohort=k[0], model=k[1]) for k, c in result.roc.items()]
-        _stack(curves, ["cohort", "model", "threshold", "fpr", "tpr"]).to_csv(tmp / "roc_curve.csv", index=False)
-        _stack(bands, ["cohort", "model", "specificity", "sensitivity_ci_low", "sensitivity_ci_high"]).to_csv(
-            tmp / "roc_band.csv", index=False)
+        write_csv(_stack(curves, ["cohort", "model", "threshold", "fpr", "tpr"]), tmp / "roc_curve.csv")
+        write_csv(_stack(bands, ["cohort", "model", "specificity", "sensitivity_ci_low", "sensitivity_ci_high"]),
+                  tmp / "roc_band.csv")
         document = {"settings": result.settings, "warnings": result.warnings,
                     "provenance": provenance_info or {}}
         for filename, attribute in TABLES.items():
             document[attribute] = _records(getattr(result, attribute))
         if "survival" in result.settings:  # --time/--event (contract 5.1); without them nothing changes
-            result.survival.to_csv(tmp / "survival.csv", index=False)
-            result.km_curves.to_csv(tmp / "km_curve.csv", index=False)
+            write_csv(result.survival, tmp / "survival.csv")
+            write_csv(result.km_curves, tmp / "km_curve.csv")
             document["survival"] = _records(result.survival)
         (tmp / RESULTS_JSON).write_text(json.dumps(json_safe(document), indent=1, allow_nan=False) + "\n")
         if figures:

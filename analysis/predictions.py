@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dlr.core.csvsafe import read_back
 from dlr.core.errors import InputError
 from dlr.core.run_folder import OOF_SUFFIX
 from dlr.core.tables import foreign_separator, separator_problem
@@ -117,7 +118,7 @@ def _read_csv(path, what: str = "a predictions CSV (contract section 4)") -> tup
         message, fix = separator_problem(separator)
         raise PredictionsError(f"{source}: {message}. Fix: {fix}")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        frame = read_back(pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True))
     except pd.errors.EmptyDataError:
         raise PredictionsError(f"{source}: the file is empty; it needs a header row with the columns "
                                f"{', '.join(REQUIRED)} and one row per patient per model") from None

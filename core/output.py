@@ -274,10 +274,12 @@ def staged_folder(out, *, provenance_info: Mapping | None = None, replace: bool 
 
 def write_frames(folder, files: Mapping) -> None:
     """Write each ``name -> content`` into ``folder``: a DataFrame as CSV at full precision, else text."""
+    from .csvsafe import write_csv
+
     folder = Path(folder)
     for name, content in files.items():
         if hasattr(content, "to_csv"):
-            content.to_csv(folder / name, index=False)
+            write_csv(content, folder / name)
         else:
             (folder / name).write_text(content)
 

@@ -15,6 +15,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from .csvsafe import read_back
 from .errors import InputError
 
 # ---- paths, relative to RUN --------------------------------------------------------------
@@ -107,7 +108,8 @@ def read_table(path, **kwargs) -> Optional[pd.DataFrame]:
     if not path.is_file():
         return None
     try:
-        return pd.read_csv(path, keep_default_na=False, na_values=[""], float_precision="round_trip", **kwargs)
+        return read_back(pd.read_csv(path, keep_default_na=False, na_values=[""], float_precision="round_trip",
+                                     **kwargs))
     except pd.errors.EmptyDataError:
         return pd.DataFrame()
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dlr.core.csvsafe import read_back, write_csv
 from dlr.core.errors import InputError
 from dlr.core.run_folder import SPLIT
 from dlr.core.output import file_sha256, provenance, read_provenance, record_provenance, staged_file
@@ -96,7 +97,7 @@ def load_or_make_split(run, clinical: pd.DataFrame, *, id_column: str, cohort_co
     """
     path = Path(run) / SPLIT_FILE
     if path.is_file():
-        split = pd.read_csv(path, dtype={"patient_id": str, "cohort": str})
+        split = read_back(pd.read_csv(path, dtype={"patient_id": str, "cohort": str}))
         if list(split.columns[:3]) != ["patient_id", "cohort", "fold"]:
             raise SplitError(f"{path}: expected columns patient_id, cohort, fold; found {', '.join(split.columns)}")
         _check_split_settings(path, seed=seed, n_folds=n_folds)
@@ -115,7 +116,7 @@ def load_or_make_split(run, clinical: pd.DataFrame, *, id_column: str, cohort_co
     split = make_split(clinical, id_column=id_column, cohort_column=cohort_column, outcome_column=outcome_column,
                        dev_cohort=dev_cohort, n_folds=n_folds, seed=seed)
     with staged_file(path) as tmp:
-        split.to_csv(tmp, index=False)
+        write_csv(split, tmp)
     if clinical_path is not None:
         inputs = {"clinical.csv": Path(clinical_path)}
     else:

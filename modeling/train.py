@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from dlr.core import run_folder as rf
+from dlr.core.csvsafe import read_back, write_csv
 from dlr.core.errors import InputError
 from dlr.core.output import provenance, record_provenance, staged_file, staged_folder
 from dlr.core.stats.logistic import fit_logistic
@@ -425,13 +426,13 @@ def _train_deep_alone(study, run: Path, data: _Data, dev: np.ndarray, *, seed: i
     config = study.config
     _check_earlier_train(run)
     previous, table = run / rf.PREDICTIONS, run / MODELS_DIR / "models.csv"
-    old = pd.read_csv(previous, dtype={"patient_id": str}, float_precision="round_trip")
+    old = read_back(pd.read_csv(previous, dtype={"patient_id": str}, float_precision="round_trip"))
     stale = sorted(set(data.ids) ^ set(old["patient_id"]))
     if stale:
         raise InputError(f"{previous}: its patients differ from RUN/split.csv's ({', '.join(stale[:10])}); rerun "
                          "`dlr train` with every arm")
     old_oof = run / OOF_PREDICTIONS
-    earlier_oof = (pd.read_csv(old_oof, dtype={"patient_id": str}, float_precision="round_trip")
+    earlier_oof = (read_back(pd.read_csv(old_oof, dtype={"patient_id": str}, float_precision="round_trip"))
                    if old_oof.is_file() else None)
     rcr = old[old["model"] == FUSION_PARTNER]
     partner = None
@@ -463,7 +464,7 @@ def _train_deep_alone(study, run: Path, data: _Data, dev: np.ndarray, *, seed: i
         oof_frame = result.oof.assign(y_true=result.oof["patient_id"].map(y_of))
     empty = _ArmFit(None, None, None, {}, None)
     models = _models_table(empty, data, dev, result.scores, oof_frame, deep=result)
-    old_models = pd.read_csv(table, float_precision="round_trip")
+    old_models = read_back(pd.read_csv(table, float_precision="round_trip"))
     kept = old_models[~old_models["model"].isin(DEEP_MODELS)].copy()
     # as a whole train writes it: the other arms' rows in their order, then the deep arm's
     models = pd.concat([kept, models], ignore_index=True)
@@ -484,7 +485,7 @@ def _write_deep_alone(run: Path, predictions: pd.DataFrame, models: pd.DataFrame
     if oof_frame is not None:
         frames = [oof_frame[["patient_id", "fold", "model", "y_true", "y_score"]]]
         if old_oof.is_file():  # the earlier models' out-of-fold rows, kept
-            kept = pd.read_csv(old_oof, dtype={"patient_id": str}, float_precision="round_trip")
+            kept = read_back(pd.read_csv(old_oof, dtype={"patient_id": str}, float_precision="round_trip"))
             kept = kept[~kept["model"].isin(DEEP_MODELS)]
             frames.insert(0, kept[["patient_id", "model", "y_true", "y_score"]].assign(fold=0))
         oof_table = _oof_predictions(predictions, pd.concat(frames, ignore_index=True))
@@ -499,10 +500,10 @@ def _write_deep_alone(run: Path, predictions: pd.DataFrame, models: pd.DataFrame
                 if path.name == "deep":
                     continue
                 (shutil.copytree if path.is_dir() else shutil.copy2)(path, mdir / path.name)
-            predictions.to_csv(predictions_tmp, index=False, float_format="%.17g")
+            write_csv(predictions, predictions_tmp, float_format="%.17g")
             if oof_tmp is not None:
-                oof_table.to_csv(oof_tmp, index=False, float_format="%.17g")
-            models.to_csv(mdir / "models.csv", index=False, float_format="%.10g")
+                write_csv(oof_table, oof_tmp, float_format="%.17g")
+            write_csv(models, mdir / "models.csv", float_format="%.10g")
             (mdir / "parameters.json").write_text(clf.parameters_json(parameters) + "\n")
             _write_deep(mdir / "deep", deep)
             written = ["models.csv", "parameters.json"] + sorted(
@@ -888,16 +889,16 @@ def _write(run: Path, predictions: pd.DataFrame, fit: _ArmFit, models: pd.DataFr
         oof_tmp = stack.enter_context(staged_file(run / OOF_PREDICTIONS)) if oof_table is not None else None
         predictions_tmp = stack.enter_context(staged_file(run / rf.PREDICTIONS))  # exits, so is renamed, first
         with staged_folder(run / MODELS_DIR, provenance_info=info) as mdir:
-            predictions.to_csv(predictions_tmp, index=False, float_format="%.17g")
+            write_csv(predictions, predictions_tmp, float_format="%.17g")
             if oof_tmp is not None:
-                oof_table.to_csv(oof_tmp, index=False, float_format="%.17g")
+                write_csv(oof_table, oof_tmp, float_format="%.17g")
             _write_models(mdir, fit, models, parameters, oof_frame)
             if deep is not None:
                 _write_deep(mdir / "deep", deep)
             if oof_log is not None:
-                oof_log.to_csv(mdir / "oof_log.csv", index=False)
+                write_csv(oof_log, mdir / "oof_log.csv")
             for name, table in (tables or {}).items():  # internal validation and nomograms
-                table.to_csv(mdir / name, index=False, float_format="%.17g")
+                write_csv(table, mdir / name, float_format="%.17g")
         (run / OOF_PREDICTIONS).unlink(missing_ok=True)
     if info is not None:
         written = [rf.PREDICTIONS] + ([OOF_PREDICTIONS] if oof_table is not None else [])
@@ -907,26 +908,26 @@ def _write(run: Path, predictions: pd.DataFrame, fit: _ArmFit, models: pd.DataFr
 def _write_models(mdir: Path, fit: _ArmFit, models: pd.DataFrame, parameters: dict,
                   oof_frame: Optional[pd.DataFrame]) -> None:
     """The files of ``RUN/models/`` into folder ``mdir``."""
-    models.to_csv(mdir / "models.csv", index=False, float_format="%.10g")
+    write_csv(models, mdir / "models.csv", float_format="%.10g")
     (mdir / "parameters.json").write_text(clf.parameters_json(parameters) + "\n")
     if fit.cr is not None:
-        fit.cr.selection.variables.to_csv(mdir / "cr_selection.csv", index=False, float_format="%.10g")
+        write_csv(fit.cr.selection.variables, mdir / "cr_selection.csv", float_format="%.10g")
     if fit.tuned:
         tuning = pd.concat([m.cv_results.assign(model=name) for name, m in fit.tuned.items()], ignore_index=True)
-        tuning[["model"] + [c for c in tuning.columns if c != "model"]].to_csv(mdir / "tuning.csv", index=False,
-                                                                               float_format="%.10g")
+        write_csv(tuning[["model"] + [c for c in tuning.columns if c != "model"]], mdir / "tuning.csv",
+                  float_format="%.10g")
     if fit.selection is not None:
         sel = fit.selection
-        sel.counts.to_csv(mdir / "selection_counts.csv", index=False)
+        write_csv(sel.counts, mdir / "selection_counts.csv")
         if sel.icc is not None:
-            sel.icc.table.to_csv(mdir / "icc.csv", index=False, float_format="%.10g")
-        sel.univariate.table.to_csv(mdir / "univariate.csv", index=False, float_format="%.10g")
-        sel.lasso.cv.to_csv(mdir / "lasso_cv.csv", index=False, float_format="%.10g")
-        sel.lasso.path.to_csv(mdir / "lasso_path.csv", index=False, float_format="%.10g")
-        sel.lasso.selected.to_csv(mdir / "radiomics_selected.csv", index=False, float_format="%.17g")
+            write_csv(sel.icc.table, mdir / "icc.csv", float_format="%.10g")
+        write_csv(sel.univariate.table, mdir / "univariate.csv", float_format="%.10g")
+        write_csv(sel.lasso.cv, mdir / "lasso_cv.csv", float_format="%.10g")
+        write_csv(sel.lasso.path, mdir / "lasso_path.csv", float_format="%.10g")
+        write_csv(sel.lasso.selected, mdir / "radiomics_selected.csv", float_format="%.17g")
         _lasso_figure(sel.lasso, mdir)
     if oof_frame is not None:
-        oof_frame.to_csv(mdir / "oof_predictions.csv", index=False, float_format="%.17g")
+        write_csv(oof_frame, mdir / "oof_predictions.csv", float_format="%.17g")
 
 
 def _write_deep(folder: Path, deep) -> None:
@@ -937,9 +938,9 @@ def _write_deep(folder: Path, deep) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for name, state in deep.checkpoints.items():
         (folder / f"{name}.pt").write_bytes(save_checkpoint(state))
-    deep.log.to_csv(folder / "training_log.csv", index=False, float_format="%.10g")
-    deep.networks.to_csv(folder / "networks.csv", index=False, float_format="%.10g")
-    deep.deep_features.to_csv(folder / "deep_features.csv", index=False, float_format="%.9g")
+    write_csv(deep.log, folder / "training_log.csv", float_format="%.10g")
+    write_csv(deep.networks, folder / "networks.csv", float_format="%.10g")
+    write_csv(deep.deep_features, folder / "deep_features.csv", float_format="%.9g")
     from .deep.settings import PAPER_SETTINGS, DeepSettings
 
     recipe = DeepSettings(**{**deep.settings, "networks": tuple(deep.settings["networks"]),
@@ -955,7 +956,7 @@ def _write_deep(folder: Path, deep) -> None:
         from .deep.cam import overlay_figure
 
         overlay_figure(deep.cam_rows, folder / "scorecam.png", phases=list(deep.phases))
-        scorecam_table(deep.cam_rows, deep.phases).to_csv(folder / "scorecam.csv", index=False, float_format="%.6g")
+        write_csv(scorecam_table(deep.cam_rows, deep.phases), folder / "scorecam.csv", float_format="%.6g")
 
 
 def _training_curves(log: pd.DataFrame, path: Path) -> None:

@@ -25,6 +25,7 @@ from typing import Optional
 
 import yaml
 
+from dlr.core.csvsafe import write_csv
 from dlr.core.errors import InputError
 
 from . import text
@@ -172,8 +173,8 @@ def build_report(run, *, formats=("html", "docx"), renderer: str = "auto"):
         logger.info(f"report: rendering {', '.join(formats)} with {name}")
         with staged_folder(run / "report") as out:
             result = render_report(src, out, formats=formats, renderer=renderer)
-            made["tripod"].to_csv(out / "tripod_ai.csv", index=False)
-            made["tripod_abstract"].to_csv(out / "tripod_ai_abstract.csv", index=False)
+            write_csv(made["tripod"], out / "tripod_ai.csv")
+            write_csv(made["tripod_abstract"], out / "tripod_ai_abstract.csv")
             shutil.copytree(src / GENERATED / "figures", out / "figures",
                             ignore=shutil.ignore_patterns("*.md"))
     final = tuple(run / "report" / Path(p).name for p in result.outputs)

@@ -176,9 +176,14 @@ def level_label(level: str) -> str:
     """A level as displayed: cut-point levels get typographic signs (``"<=400"`` -> ``"≤ 400"``)."""
     level = str(level)
     for raw, sign in (("<=", "≤"), (">=", "≥"), ("<", "<"), (">", ">")):
-        if level.startswith(raw) and len(level) > len(raw):
-            return f"{sign} {level[len(raw):].strip()}"
+        rest = level[len(raw):].strip()
+        if level.startswith(raw) and _CUT_POINT.match(rest):  # a cut point, not text that starts with "<"
+            return f"{sign} {rest}"
     return level
+
+
+#: the value of a cut-point level: a number and perhaps its unit ("400", "50%", "5 cm")
+_CUT_POINT = re.compile(r"^[+-]?\d[\d.,]*\s*[%\w/]*$")
 
 
 def _abbreviations(keys: Sequence[str]) -> str:
@@ -1220,10 +1225,22 @@ def report_tables(run, *, best_model: str | None = None, best_radiomics: str | N
     return tuple(t for t in tables if t is not None)
 
 
+#: what pandoc's markdown would read as markup in a cell's text: an HTML tag or entity, emphasis,
+#: code, a link, math, a footnote or a strike-out
+_MARKUP = re.compile(r"[*_`\[\]$~^]")
+_TAG = re.compile(r"<(?=[A-Za-z/!?])")
+_ENTITY = re.compile(r"&(?=#?\w+;)")
+
+
 def _cell(value) -> str:
+    """A cell's text as pandoc markdown that shows it as it is: HTML tags and entities, emphasis,
+    code, links and math escaped once (a level ``<script>`` shows as that text, not as a tag),
+    ``|`` escaped, on one line."""
     text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
     text = re.sub(r"\s*[\r\n]+\s*", " ", text)
-    return text.replace("\\", "\\\\").replace("|", "\\|").strip()
+    text = text.replace("\\", "\\\\").replace("|", "\\|")
+    text = _TAG.sub("&lt;", _ENTITY.sub("&amp;", text))
+    return _MARKUP.sub(lambda m: "\\" + m.group(0), text).strip()
 
 
 def pipe_table(table: DisplayTable) -> str:

@@ -12,6 +12,7 @@ import re
 import zipfile
 from pathlib import Path
 
+from dlr.core.csvsafe import restored
 from dlr.package.layout import BINARY_SUFFIXES, ZIP_SUFFIXES
 
 ID_COLUMNS = ("patient_id",)
@@ -167,7 +168,7 @@ def _csv_text(data: bytes, scrub: Scrubber, id_columns) -> bytes:
     ids = {i for i, name in enumerate(header) if name.strip() in id_columns}
     out = [[scrub.cell(c) for c in header]]
     for row in rows[1:]:
-        out.append([scrub.ids.get(c.strip(), c) if i in ids else scrub.cell(c) for i, c in enumerate(row)])
+        out.append([scrub.ids.get(restored(c.strip()), c) if i in ids else scrub.cell(c) for i, c in enumerate(row)])
     if out == rows:
         return data
     buffer = io.StringIO(newline="")
@@ -256,7 +257,7 @@ def _patient_ids(run: Path, members, id_columns, study: Path | None) -> list:
             for row in reader:
                 for i in columns:
                     if i < len(row) and row[i].strip():
-                        ids.add(row[i].strip())
+                        ids.add(restored(row[i].strip()))  # written safe for spreadsheets: read back
     names = []
     table = run / "inputs" / "checksums.csv"
     if table.is_file():

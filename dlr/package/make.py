@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from dlr.core.csvsafe import write_csv
 from dlr.core.errors import InputError
 from dlr.core.tempfiles import private_folder
 from dlr.core.output import staged_file
@@ -404,7 +405,7 @@ def package_run(run, out_zip) -> PackageResult:
         put("study.yaml", _transform("study.yaml", study_yaml.read_bytes(), scrub, id_columns))
         for rel in members:
             put(scrub.name(rel), _transform(rel, (run / rel).read_bytes(), scrub, id_columns))
-        _checksum_rows(run, study, provenance_files, scrub).to_csv(staging / "checksums.csv", index=False)
+        write_csv(_checksum_rows(run, study, provenance_files, scrub), staging / "checksums.csv")
         written.append("checksums.csv")
         env = environment(provenance.get("versions"))
         put("environment.json", (json.dumps(env, indent=1) + "\n").encode())
@@ -413,7 +414,7 @@ def package_run(run, out_zip) -> PackageResult:
                                          indent=1) + "\n").encode())
         put("REPRODUCE.md", _reproduce(settings=settings, env=env, provenance=provenance, n_patients=len(ids),
                                        members=written, left_out=left_out, zip_name=out_zip.name).encode())
-        _manifest(staging, written).to_csv(staging / MANIFEST, index=False)
+        write_csv(_manifest(staging, written), staging / MANIFEST)
         names = sorted([*written, MANIFEST])
 
         logger.info("verifying the package: recomputing the analysis from the pseudonymised predictions")

@@ -62,6 +62,7 @@ import numpy as np
 import pandas as pd
 
 from dlr.core.errors import InputError
+from dlr.core.csvsafe import read_back, write_csv
 from dlr.core.output import file_sha256, provenance, staged_file, staged_files
 
 from ..cluster import dask_results
@@ -524,8 +525,8 @@ def _write_outputs(features_dir: Path, table: pd.DataFrame, log: pd.DataFrame, p
     import yaml
 
     with staged_files(features_dir, provenance_info=info) as staging:
-        table.to_csv(staging / "radiomics.csv", index=False, float_format="%.17g")
-        log.to_csv(staging / "extraction_log.csv", index=False, float_format="%.6g")
+        write_csv(table, staging / "radiomics.csv", float_format="%.17g")
+        write_csv(log, staging / "extraction_log.csv", float_format="%.6g")
         (staging / "radiomics_params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         (staging / "preprocessing.json").write_text(json.dumps(preprocessing.to_dict(), indent=1) + "\n")
 
@@ -535,7 +536,7 @@ def read_radiomics(path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no radiomics features; run `dlr extract STUDY --out RUN` first")
-    frame = pd.read_csv(path, dtype={"patient_id": str})
+    frame = read_back(pd.read_csv(path, dtype={"patient_id": str}))
     missing = {"patient_id", "reader"} - set(frame.columns)
     if missing:
         raise InputError(f"{path}: missing column(s) {sorted(missing)} (contract section 3)")
