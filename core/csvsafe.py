@@ -21,7 +21,8 @@ TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _QUOTED = TRIGGERS + ("'",)
 
 
-def _number(text: str) -> bool:
+def is_number(text: str) -> bool:
+    """Whether ``text`` reads as a number (``float``: ``-0.5``, ``1e3``, ``-inf``, ``nan``)."""
     try:
         float(text)
     except ValueError:
@@ -33,7 +34,7 @@ def neutral(value):
     """``value`` as written to a CSV file: a quote before a text that a spreadsheet would evaluate."""
     if not isinstance(value, str) or not value:
         return value
-    if value[0] in TRIGGERS and not _number(value):
+    if value[0] in TRIGGERS and not is_number(value):
         return "'" + value
     if value[0] == "'" and len(value) > 1 and value[1] in _QUOTED:
         return "'" + value

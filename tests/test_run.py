@@ -102,8 +102,8 @@ def test_run_writes_every_stage_and_its_record(imaging):
 
 def test_a_second_run_does_no_work(imaging):
     study, run, _ = imaging
-    before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file() and p.name != "run.log"
-              and p.name != "run.json" and "stages" not in p.parts}
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()
+              and p.name not in ("run.log", "run.json", ".lock") and "stages" not in p.parts}
     done = run_dlr("run", study, "--out", run, "--jobs", "2", "--bootstrap", "100", *ARMS)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stderr.count("unchanged since the last run, skipped") == 8
@@ -209,7 +209,8 @@ def test_run_refuses_a_study_without_study_yaml_and_a_folder_of_another_study(tm
                                                 "study": str(tmp_path / "elsewhere")}))
     done = run_dlr("run", study, "--out", other)
     assert done.returncode == 2 and "elsewhere" in done.stderr
-    assert sorted(p.name for p in other.iterdir()) == ["run.json"]
+    # nothing written but the (empty, released) lock every dlr writer takes on the folder
+    assert sorted(p.name for p in other.iterdir()) == [".lock", "run.json"] and (other / ".lock").read_text() == ""
 
 
 def test_the_report_opens_in_chromium_with_every_image_and_table(imaging, tmp_path):

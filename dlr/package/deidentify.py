@@ -12,7 +12,7 @@ import re
 import zipfile
 from pathlib import Path
 
-from dlr.core.csvsafe import restored
+from dlr.core.csvsafe import is_number, restored
 from dlr.package.layout import BINARY_SUFFIXES, ZIP_SUFFIXES
 
 ID_COLUMNS = ("patient_id",)
@@ -27,17 +27,9 @@ _WINDOWS_PATH = re.compile(r"(?<![\w])[A-Za-z]:\\(?:[^\\\s\"'<>|:*?]+\\)*[^\\\s\
 _WORD = re.compile(r"[\w-]+")
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _distinctive(patient_id: str) -> bool:
     """Whether an id can be replaced wherever it occurs as a word (not a number, not tiny)."""
-    return len(patient_id) >= 3 and not _is_number(patient_id)
+    return len(patient_id) >= 3 and not is_number(patient_id)
 
 
 class Scrubber:
@@ -116,7 +108,7 @@ class Scrubber:
 
     def cell(self, value: str) -> str:
         """A CSV cell: numbers as they are, text scrubbed."""
-        if not value or _is_number(value):
+        if not value or is_number(value):
             return value
         return self.text(value)
 
