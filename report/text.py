@@ -500,7 +500,9 @@ def results_performance(facts: RunFacts, *, tables: set, figures: set) -> str:
         rows = rows[rows["model_a"].isin(key_models(facts)) & rows["model_b"].isin(key_models(facts))]
         for r in rows.itertuples():
             other = r.model_b if r.model_a == best else r.model_a
-            lines.append(f"- {best} vs {other} in the {others[0]} cohort: difference {num(r.diff)}, "
+            # comparisons.csv's diff is model_a - model_b: stated here as best - other
+            diff = r.diff if r.model_a == best else -r.diff
+            lines.append(f"- {best} vs {other} in the {others[0]} cohort: difference {num(diff)}, "
                          f"{pval(r.p_value)} (Holm {pval(r.p_adjusted).replace('P ', '')}).")
     comparators = [m for m in COMPARATORS if m in facts.model_names]
     if comparators:

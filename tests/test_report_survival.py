@@ -346,3 +346,22 @@ def test_the_report_renders_the_new_sections(run, tmp_path):
     assert 'id="sec-results-survival"' in html and 'id="sec-supplement-internal-validation"' in html
     assert 'id="fig-km"' in html and 'id="fig-nomogram"' in html and 'id="tbl-s-internal-validation"' in html
     assert (target / "report" / "figures" / "km_best.png").is_file()
+
+
+def test_each_stated_difference_is_the_reference_minus_the_other(run):
+    """Issue 22: Results said "Radiomics-LR vs CR: difference -0.067" where Radiomics-LR's AUC
+    was the higher (comparisons.csv's diff is model_a - model_b, the sentence read it backwards)."""
+    import re
+
+    from dlr.report import text
+    from dlr.report.facts import read_run
+
+    facts = read_run(run)
+    lines = [line for line in text.results_performance(facts, tables=set(), figures=set()).splitlines()
+             if " vs " in line and "difference" in line]
+    assert lines
+    for line in lines:
+        best, other, cohort, stated = re.search(r"- (\S+) vs (\S+) in the (\S+) cohort: difference (-?[\d.]+)",
+                                                line).groups()
+        auc = {m: float(facts.perf(m, cohort)["auc"]) for m in (best, other)}
+        assert float(stated) == pytest.approx(auc[best] - auc[other], abs=6e-4), line
