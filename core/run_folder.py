@@ -31,6 +31,8 @@ CLINICAL_DIR = "clinical"
 STAGING_DIR = "staging"
 MODELS_DIR = "models"
 MODELS_TABLE = f"{MODELS_DIR}/models.csv"
+#: each model the run was asked for and could not fit, and why (``models``, ``reason``)
+LEFT_OUT = f"{MODELS_DIR}/left_out.csv"
 PREDICTIONS = "predictions.csv"
 OOF_PREDICTIONS = "predictions_oof.csv"
 RESULTS_DIR = "results"

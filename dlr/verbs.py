@@ -334,8 +334,8 @@ def train(study, out, *, arms=None, jobs: int = 1, seed: int | None = None,
     """`dlr train`: every model on the development cohort into ``out/predictions.csv`` and
     ``out/models/`` (``arms`` None: clinical and radiomics, or clinical alone for a study with no
     phases; ``bar``: a progress bar per network fit on stderr); extracts the radiomics features
-    first (as :func:`extract`, on the study loaded here) when ``out/features/radiomics.csv`` is missing. ``extra["extraction"]`` holds
-    that extraction's result. The profile, seed and the deep arm's settings are resolved as
+    first (as :func:`extract`, on the study loaded here) when ``out/features/radiomics.csv`` is
+    missing. ``extra["extraction"]`` holds that extraction's result. The profile, seed and the deep arm's settings are resolved as
     `dlr run` resolves them (:func:`dlr.settings.resolve_settings`)."""
     from dlr.modeling.config import load_study_config
     from dlr.modeling.radiomics.extraction import FEATURES_DIR

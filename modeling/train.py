@@ -172,8 +172,8 @@ class NothingSelected(Exception):
     """The development cohort's radiomics selection kept no feature: the radiomics arm is left out."""
 
 
-#: models/left_out.csv: the models a run asked for and could not fit, and why (the report says so)
-LEFT_OUT_FILE = "left_out.csv"
+#: models/left_out.csv (core.run_folder.LEFT_OUT): the models a run asked for and could not fit, and why
+LEFT_OUT_FILE = rf.LEFT_OUT.split("/")[-1]
 
 
 def _fit_chain(data: _Data, config, train: np.ndarray, *, arms, seed: int, lasso_rule: str, icc_threshold: float,

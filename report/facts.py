@@ -166,7 +166,7 @@ class RunFacts:
     @property
     def left_out(self) -> list[tuple[str, str]]:
         """(models, why) of each model the run asked for and could not fit (``models/left_out.csv``)."""
-        table = self.table("models/left_out.csv", dtype=str)
+        table = self.table(rf.LEFT_OUT, dtype=str)
         return [] if table is None or not len(table) else list(zip(table["models"], table["reason"]))
 
     @property

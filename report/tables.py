@@ -3,8 +3,8 @@ from the files a run saved (contract sections 3-7), never by fitting anything.
 
 Every function takes the run (its folder, or the :class:`~dlr.report.facts.RunFacts` that
 reads it once for the whole report: every file comes through its one reader) and returns a
-:class:`DisplayTable` (or ``None`` when the files it needs are absent): a Quarto label, a journal caption, a frame of display strings
-and a footnote. Rounding happens here and only here (the files hold full precision):
+:class:`DisplayTable` (or ``None`` when the files it needs are absent): a Quarto label, a
+journal caption, a frame of display strings and a footnote. Rounding happens here and only here (the files hold full precision):
 
 * AUCs, their CIs and proportions (accuracy, sensitivity, ...): 3 decimals;
 * odds ratios and their CIs: 2 decimals;
