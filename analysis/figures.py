@@ -81,6 +81,12 @@ class _KmFigure:
     threshold: float
 
 
+def time_label(column: str) -> str:
+    """The Kaplan-Meier time axis's label from the follow-up column's name
+    (``months_to_recurrence`` -> "Time (months to recurrence)")."""
+    return f"Time ({str(column).replace('_', ' ')})" if column else "Time"
+
+
 def _km_plain(fit) -> _KmFigure:
     def lines(km):
         return _KmLines(km.time, km.survival, km.ci_low, km.ci_high, km.at_risk, km.n_events, km.n)
@@ -118,8 +124,8 @@ def cohort_figure_jobs(curves: CohortCurves) -> list[tuple]:
                      (_plain(table=differences), shown),
                      f"Net benefit relative to {differences['reference'].iloc[0]}, {cohort} cohort"))
     for model, fit in curves.survival.items():  # --time/--event (contract 5.1): one KM figure per model
-        jobs.append(("km", f"km_{name}_{_safe_name(model)}", (_km_plain(fit), f"Time ({curves.survival_time})"),
-                     f"{model}: high- vs low-risk group, {cohort} cohort"))
+        jobs.append(("km", f"km_{name}_{_safe_name(model)}", (_km_plain(fit), time_label(curves.survival_time)),
+                     f"{model}: high- vs low-risk group\n{cohort} cohort"))
     return jobs
 
 
@@ -182,10 +188,10 @@ def _draw(kind: str, stem: str, data, title: str, folder: str) -> list[str]:
         rows = -(-(len(set(data[0]["model"].tolist())) + 1) // 3)
         bottom, height = 0.5 + 0.16 * rows, 3.2 + 0.3
         size[kind] = (6.0, height + bottom)
-        margins = dict(left=0.135, right=0.97, bottom=bottom / (height + bottom), top=1 - 0.3 / (height + bottom))
+        margins = dict(left=0.16 if kind == "decision_curve_difference" else 0.135, right=0.97, bottom=bottom / (height + bottom), top=1 - 0.3 / (height + bottom))
     if kind == "km":  # the number-at-risk table and its labels take the bottom and left margins
         size["km"] = (6.0, 5.4)
-        margins = dict(left=0.18, right=0.96, bottom=1.3 / 5.4, top=1 - 0.35 / 5.4)
+        margins = dict(left=0.18, right=0.96, bottom=1.3 / 5.4, top=1 - 0.55 / 5.4)  # a two-line title
     if kind == "forest":  # the two text columns right of the axes take its right part
         height = plotting.forest_height(data) + 0.4
         size["forest"] = (7.0, height)
@@ -216,6 +222,8 @@ def _draw(kind: str, stem: str, data, title: str, folder: str) -> list[str]:
             path = Path(folder) / f"{stem}.{ext}"
             options = ({"metadata": {"Date": None}} if ext == "svg"
                        else {"pil_kwargs": {"compress_level": 1}})  # fast PNG; size barely changes
+            if kind == "forest":  # its row labels are as wide as the longest model and cohort name
+                options["bbox_inches"] = "tight"
             fig.savefig(path, dpi=FIGURE_DPI, **options)
             written.append(str(path))
     return written

@@ -36,12 +36,35 @@ def _by_model(table: Mapping):
         yield model, models == model
 
 
+def same_lines(lines: Mapping) -> dict:
+    """First name -> every name whose drawn arrays equal its own (``lines``: name -> tuple of
+    arrays), in ``lines``' order: models with identical scores draw the same line, one hiding
+    the other, so each such group is drawn once and named together (:func:`joined`)."""
+    groups: dict = {}
+    for name, arrays in lines.items():
+        arrays = [np.asarray(a, dtype=float) for a in arrays]
+        for first in groups:
+            theirs = [np.asarray(a, dtype=float) for a in lines[first]]
+            if all(a.shape == b.shape and np.array_equal(a, b, equal_nan=True) for a, b in zip(arrays, theirs)):
+                groups[first].append(name)
+                break
+        else:
+            groups[name] = [name]
+    return groups
+
+
+def joined(names) -> str:
+    """The legend's name of models drawn as one line: ``A = B``."""
+    return " = ".join(str(n) for n in names)
+
+
 def plot_roc(curves: dict[str, RocCurve], *, ax=None, title: str | None = None, colours: Mapping | None = None,
              bands=None, label=None, linewidth: float = 1.6):
     """ROC curves of several models in one cohort, each with its bootstrap sensitivity band.
 
     The empirical curve joins its points by straight lines, as pROC draws it: a run of tied
     scores is one diagonal segment (a staircase would enclose less area than the AUC it states).
+    Models with the same curve are drawn once, named together (``A = B``).
 
     Parameters
     ----------
@@ -54,13 +77,14 @@ def plot_roc(curves: dict[str, RocCurve], *, ax=None, title: str | None = None, 
         The legend's text (default "model: AUC (95% CI)").
     """
     ax = _axes(ax)
-    for model, curve in curves.items():
-        auc = curve.auc
-        text = label(model, curve) if label else f"{model}: AUC {auc.estimate:.3f} ({auc.ci_low:.3f}-{auc.ci_high:.3f})"
+    for model, names in same_lines({m: (c.fpr, c.tpr) for m, c in curves.items()}).items():
+        curve, auc, name = curves[model], curves[model].auc, joined(names)
+        text = label(name, curve) if label else f"{name}: AUC {auc.estimate:.3f} ({auc.ci_low:.3f}-{auc.ci_high:.3f})"
         chosen = (colours or {}).get(model, MODEL_COLOURS.get(str(model)))
         style = {"color": chosen} if chosen is not None else {}
-        (line,) = ax.plot(curve.fpr, curve.tpr, label=text, linewidth=linewidth, **style)
-        if len(curve.band_specificity) and (bands is None or model in bands):
+        (line,) = ax.plot(curve.fpr, curve.tpr, label=text, linewidth=linewidth,
+                          linestyle=MODEL_LINESTYLES.get(str(model), "-"), **style)
+        if len(curve.band_specificity) and (bands is None or any(n in bands for n in names)):
             ax.fill_between(1 - np.asarray(curve.band_specificity), curve.band_sensitivity_low,
                             curve.band_sensitivity_high, color=line.get_color(), alpha=0.12, linewidth=0)
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)
@@ -104,8 +128,12 @@ def plot_calibration(bins: Mapping, smooth: Mapping | None = None, *, ax=None, t
     smooth_models = _column(smooth, "model") if smooth is not None and len(_column(smooth, "model")) else None
     has_ci = intervals and "observed_ci_low" in bins and "observed_ci_high" in bins
     models = [m for m, _ in _by_model(bins)]
+    together = same_lines({m: (_column(bins, "mean_predicted")[rows], _column(bins, "observed")[rows])
+                           for m, rows in _by_model(bins)})
     handles = []
     for k, (model, rows) in enumerate(_by_model(bins)):
+        if model not in together:
+            continue  # drawn with the model whose groups it shares
         chosen = (colours or {}).get(model, model_colour(model, k, len(models)))
         observed = _column(bins, "observed").astype(float)[rows]
         predicted = _column(bins, "mean_predicted").astype(float)[rows]
@@ -128,7 +156,7 @@ def plot_calibration(bins: Mapping, smooth: Mapping | None = None, *, ax=None, t
             ax.plot(scores, np.full(scores.size, -0.03 - 0.025 * k), "|", color=chosen, markersize=4, alpha=0.6,
                     markeredgewidth=0.6)
         handles.append(Line2D([], [], color=chosen, marker="o", markersize=3.2, linewidth=1.3 if line else 0,
-                              label=label(model) if label else str(model)))
+                              label=label(joined(together[model])) if label else joined(together[model])))
     handles.append(Line2D([], [], color="grey", linestyle=":", linewidth=1, label="Ideal"))
     if key:
         handles.append(Line2D([], [], color="black", marker="o", markersize=3.2, linewidth=0,
@@ -149,6 +177,59 @@ def plot_calibration(bins: Mapping, smooth: Mapping | None = None, *, ax=None, t
     return ax
 
 
+#: how the cohorts of one model's calibration panel are told apart (its colour is the model's)
+COHORT_STYLES = ({"linestyle": "-", "marker": "o", "markerfacecolor": None},
+                 {"linestyle": "--", "marker": "s", "markerfacecolor": "white"},
+                 {"linestyle": ":", "marker": "^", "markerfacecolor": "white"})
+
+
+def plot_calibration_cohorts(bins: Mapping, smooth: Mapping | None = None, *, ax=None, title: str | None = None,
+                             colour=None, note: str | None = None):
+    """One model's calibration in several cohorts: per cohort its LOESS curve and the observed
+    proportion in its quantile groups with the 95% CI, told apart by line style and marker
+    (:data:`COHORT_STYLES`, in the order of the cohorts' first rows), in the model's colour.
+
+    Parameters
+    ----------
+    bins : table with ``cohort``, ``mean_predicted``, ``observed``, ``observed_ci_low`` and
+        ``observed_ci_high`` (``calibration_groups.csv`` rows of one model).
+    smooth : table with ``cohort``, ``predicted``, ``observed`` (``calibration_smooth.csv`` rows
+        of the model), optional.
+    note : text written in the panel's lower right (the calibration slopes, say).
+    """
+    ax = _axes(ax, size=(3.0, 3.0))
+    ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=0.8)
+    cohorts = _column(bins, "cohort")
+    for k, cohort in enumerate(dict.fromkeys(cohorts.tolist())):
+        style = COHORT_STYLES[k % len(COHORT_STYLES)]
+        rows = cohorts == cohort
+        predicted = _column(bins, "mean_predicted").astype(float)[rows]
+        observed = _column(bins, "observed").astype(float)[rows]
+        err = np.clip(np.vstack([observed - _column(bins, "observed_ci_low").astype(float)[rows],
+                                 _column(bins, "observed_ci_high").astype(float)[rows] - observed]), 0, None)
+        face = style["markerfacecolor"] or colour
+        ax.errorbar(predicted, observed, yerr=err, fmt=style["marker"], markersize=3.0, capsize=1.5, elinewidth=0.6,
+                    color=colour, markerfacecolor=face, markeredgewidth=0.8, linewidth=0)
+        if smooth is not None and len(_column(smooth, "cohort")):
+            mine = _column(smooth, "cohort") == cohort
+            ax.plot(_column(smooth, "predicted")[mine], _column(smooth, "observed")[mine], color=colour,
+                    linestyle=style["linestyle"], linewidth=1.1)
+    ax.set(xlim=(-0.02, 1.02), ylim=(-0.02, 1.02), title=title)
+    ax.set_aspect("equal")
+    if note:
+        ax.text(0.97, 0.03, note, transform=ax.transAxes, ha="right", va="bottom", fontsize="x-small")
+    return ax
+
+
+def cohort_key(cohorts, label=str):
+    """Legend handles of :func:`plot_calibration_cohorts`' cohort styles, in black."""
+    from matplotlib.lines import Line2D
+
+    return [Line2D([], [], color="black", linewidth=1.1, markersize=3.0, label=label(cohort),
+                   **{k: v for k, v in COHORT_STYLES[i % len(COHORT_STYLES)].items() if v is not None})
+            for i, cohort in enumerate(cohorts)]
+
+
 def _zone(threshold: np.ndarray, threshold_range) -> tuple[tuple[float, float], np.ndarray]:
     """The x limits and the mask of thresholds inside them."""
     low, high = threshold_range if threshold_range is not None else (0.0, 1.0)
@@ -167,6 +248,9 @@ MODEL_COLOURS = {
     "DL-ResNet34": "#999933", "RCR": "#000000", "DLRCR": "#AA4499", "BCLC": "#332288", "CNLC": "#117733",
     "ERASL": "#88CCEE", "NLR": "#DDCC77", "PLR": "#CC6677", "LMR": "#661100",
 }
+#: a second channel beside the colour: the staging systems and indexes are dashed, so that no two
+#: curves of one figure are told apart by hue alone (17 models outnumber any colour-blind-safe palette)
+MODEL_LINESTYLES = {name: (0, (4, 1.5)) for name in ("BCLC", "CNLC", "ERASL", "NLR", "PLR", "LMR")}
 
 
 def _colour(k: int, n: int):
@@ -218,12 +302,14 @@ def plot_decision_curve(curves: Mapping, *, ax=None, title: str | None = None, t
     n_models = len([m for m, _ in _by_model(curves) if m not in ("treat_all", "treat_none")])
     banded = "net_benefit_ci_low" in curves and "net_benefit_ci_high" in curves and n_models <= max_bands
     (x0, x1), zone = _zone(threshold, threshold_range)
+    together = same_lines({m: (threshold[rows], benefit[rows]) for m, rows in _by_model(curves)
+                           if m not in ("treat_all", "treat_none")})
     handles, top, k = [], float("nan"), 0
     for model, rows in _by_model(curves):
         keep = rows & zone
         x, y = threshold[keep], benefit[keep]
-        if model == "treat_none":
-            continue
+        if model == "treat_none" or (model != "treat_all" and model not in together):
+            continue  # treat none is the line at 0; a model with another's curve is drawn with it
         if model == "treat_all":
             style = dict(color="#555555", linewidth=1.1, linestyle="--")
             label = "Treat all"
@@ -232,7 +318,7 @@ def plot_decision_curve(curves: Mapping, *, ax=None, title: str | None = None, t
             top = np.nanmax([top, *prevalence]) if prevalence.size else top
         else:
             style = dict(color=(colours or {}).get(model, model_colour(model, k, n_models)), linewidth=1.5)
-            label, k = str(model), k + 1
+            label, k = joined(together[model]), k + 1
         (line,) = ax.plot(x, y, **style)
         handles.append(Line2D([], [], label=label, **style))
         if banded and model != "treat_all":

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dlr.analysis.figures import time_label
 from dlr.analysis.plotting import MODEL_COLOURS
 from dlr.core import run_folder as rf
 
@@ -94,47 +95,85 @@ def _save(fig, out: Path, stem: str, dpi: int) -> None:
         fig.savefig(out / f"{stem}.svg", bbox_inches="tight", metadata={"Date": None})
 
 
-def _panels(n: int):
+def _panels(n: int, *, crowded: bool = False):
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, n, figsize=(3.5 * n, 3.4), squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(1, n, figsize=((4.0 if crowded else 3.5) * n, 3.4), squeeze=False,
+                             constrained_layout=True)
     return fig, list(axes[0])
 
 
 def _legend(ax, n: int, loc: str) -> None:
-    """In the panel for up to five entries; beneath it, in two columns, for more (the comparators)."""
+    """In the panel for up to five entries; beneath it, in two compact columns, for more."""
     if n > 5:
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False, handlelength=1.6,
+                  columnspacing=0.9)
     else:
         ax.legend(loc=loc, frameon=False)
 
 
+#: a panel of more curves than this shows the bootstrap band of its highlighted model only
+MAX_ROC_BANDS = 3
+
+
 def _title(cohort: str) -> str:
-    return f"{cohort[:1].upper()}{cohort[1:]} cohort"
+    name = cohort[:-len(OOF_SUFFIX)] if cohort.endswith(OOF_SUFFIX) else cohort
+    return f"{name[:1].upper()}{name[1:]} cohort" + (", out of fold" if cohort.endswith(OOF_SUFFIX) else "")
+
+
+def panel_cohorts(facts: RunFacts) -> list:
+    """The cohorts of the curve figures' panels: the development cohort's nested out-of-fold
+    predictions in place of its apparent ones (a fitted model's curve on the patients it was
+    fitted on flatters it), then the other cohorts."""
+    oof = facts.oof_cohort
+    return [oof if oof and c == facts.dev_cohort else c for c in facts.cohorts]
+
+
+def _shown(table, cohort: str, model: str) -> str:
+    """The cohort whose rows show ``model`` in a ``cohort`` panel: a comparator (a staging system
+    or index, never fitted) has no out-of-fold rows; its own scores in the development cohort
+    are its honest estimate there."""
+    if cohort.endswith(OOF_SUFFIX) and model in rf.COMPARATORS and (cohort, model) not in table:
+        return cohort[:-len(OOF_SUFFIX)]
+    return cohort
 
 
 def _colours(models, used: dict) -> dict:
     return {m: used.setdefault(m, colour(m, used)) for m in models}
 
 
-def draw_roc(analysis, group: str, models: list, cohorts: list):
+def draw_roc(analysis, models: list, cohorts: list, highlight: str):
     """ROC curves per cohort, drawn by :func:`dlr.analysis.plotting.plot_roc` from the curves the
-    analysis saved; the bands of every model, or, for the comparators, of the best model alone
-    (seven overlapping bands hide the curves)."""
+    analysis saved; the bootstrap bands of every model in a panel of at most
+    :data:`MAX_ROC_BANDS` curves, of ``highlight`` alone in a more crowded one (overlapping
+    bands hide the curves)."""
     from dlr.analysis.plotting import plot_roc
 
     if analysis is None or not analysis.roc:
         return None
-    fig, axes = _panels(len(cohorts))
+    fig, axes = _panels(len(cohorts), crowded=len(models) > 5)
     used = {}
     for i, (ax, cohort) in enumerate(zip(axes, cohorts)):
-        curves = {m: analysis.roc[(cohort, m)] for m in models if (cohort, m) in analysis.roc}
+        curves = {m: analysis.roc[(_shown(analysis.roc, cohort, m), m)] for m in models
+                  if (_shown(analysis.roc, cohort, m), m) in analysis.roc}
         plot_roc(curves, ax=ax, title=_title(cohort), colours=_colours(curves, used),
-                 bands=models[:1] if group == "comparators" else models, linewidth=1.3,
+                 bands=roc_bands(models, highlight), linewidth=1.3,
                  label=lambda model, curve: f"{model} (AUC {curve.auc.estimate:.3f})")
         _legend(ax, len(models), "lower right")
         _panel_letter(ax, i)
     return fig
+
+
+def roc_bands(models: list, highlight: str) -> list:
+    """The models whose bootstrap band a ROC panel of ``models`` draws."""
+    return list(models) if len(models) <= MAX_ROC_BANDS else [highlight]
+
+
+def _highlight(facts: RunFacts, group: str, models: list) -> str:
+    """The model a crowded figure of ``group`` highlights: the best radiomics classifier among
+    the classifiers, otherwise the analysis's reference (best) model, else the first."""
+    chosen = facts.best_radiomics if group == "classifiers" else facts.best_model
+    return chosen if chosen in models else models[0]
 
 
 def _in_order(table: pd.DataFrame, models: list) -> pd.DataFrame:
@@ -144,29 +183,47 @@ def _in_order(table: pd.DataFrame, models: list) -> pd.DataFrame:
     return rows.iloc[np.argsort(rows["model"].map(rank).to_numpy(), kind="stable")]
 
 
-def draw_calibration(analysis, models: list, cohorts: list, predictions: pd.DataFrame):
-    """Calibration per cohort, drawn by :func:`dlr.analysis.plotting.plot_calibration`: the
-    quantile groups the analysis sized to the cohort (``calibration_groups.csv``), joined, and
-    each patient's prediction as a tick beneath."""
-    from dlr.analysis.plotting import plot_calibration
+def draw_calibration(analysis, models: list, cohorts: list):
+    """Each model's calibration in its own panel, the cohorts told apart by line style and
+    marker, drawn by :func:`dlr.analysis.plotting.plot_calibration_cohorts`: the LOESS curve and
+    the quantile groups the analysis sized to the cohort with their 95% CIs
+    (``calibration_smooth.csv``, ``calibration_groups.csv``); the calibration slope of each
+    cohort in the panel's corner (performance.csv)."""
+    import matplotlib.pyplot as plt
+
+    from dlr.analysis.plotting import cohort_key, plot_calibration_cohorts
 
     perf = analysis.performance
     prob = set(perf.loc[perf["brier"].notna(), "model"]) if "brier" in perf else set()
     models = [m for m in models if m in prob]
-    groups = analysis.calibration_groups
+    groups, smooth = analysis.calibration_groups, analysis.calibration_smooth
     if not len(groups) or not models:
         return None
-    fig, axes = _panels(len(cohorts))
+    ncol = min(4, len(models))
+    nrow = -(-len(models) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(1.85 * ncol + 0.3, 1.9 * nrow + 0.55), squeeze=False,
+                             constrained_layout=True)
+    slopes = perf.set_index(["cohort", "model"])["cal_slope"] if "cal_slope" in perf else None
     used = {}
-    for i, (ax, cohort) in enumerate(zip(axes, cohorts)):
-        slopes = perf[perf["cohort"] == cohort].set_index("model")["cal_slope"] if "cal_slope" in perf else {}
-        mine = predictions[predictions["cohort"] == cohort]
-        plot_calibration(_in_order(groups[groups["cohort"] == cohort], models), None,
-                         ax=ax, title=_title(cohort), colours=_colours(models, used),
-                         label=lambda m: f"{m}, slope {slopes[m]:.2f}" if m in slopes else m,
-                         rug={m: mine.loc[mine["model"] == m, "y_score"].to_numpy() for m in models},
-                         groups="quantile groups", intervals=False, legend_below=True, key=False)
-        _panel_letter(ax, i)
+    for i, (ax, model) in enumerate(zip(axes.flat, models)):
+        mine = groups[(groups["model"] == model) & groups["cohort"].isin(cohorts)]
+        mine = mine.iloc[np.argsort(mine["cohort"].map(cohorts.index).to_numpy(), kind="stable")]
+        curve = smooth[(smooth["model"] == model) & smooth["cohort"].isin(cohorts)] if len(smooth) else None
+        values = [slopes.get((c, model), float("nan")) if slopes is not None else float("nan") for c in cohorts]
+        note = "slope " + " / ".join(f"{v:.2f}" if np.isfinite(v) else "n/a" for v in values)
+        plot_calibration_cohorts(mine, curve, ax=ax, title=model, colour=_colours([model], used)[model], note=note)
+        row, col = divmod(i, ncol)
+        if col == 0:
+            ax.set_ylabel("Observed proportion")
+        else:
+            ax.set_yticklabels([])
+        if i + ncol >= len(models):
+            ax.set_xlabel("Predicted probability")
+        else:
+            ax.set_xticklabels([])
+    for ax in list(axes.flat)[len(models):]:
+        ax.set_axis_off()
+    fig.legend(handles=cohort_key(cohorts, _title), loc="outside lower center", ncol=len(cohorts), frameon=False)
     return fig
 
 
@@ -199,9 +256,9 @@ def draw_dca(analysis, models: list, cohorts: list, dca_range):
     return fig
 
 
-def draw_forest(analysis, models: list):
-    """The scanner-stratified AUCs of ``models`` in every cohort but the out-of-fold one, drawn by
-    :func:`dlr.analysis.plotting.plot_forest`."""
+def draw_forest(analysis, models: list, cohorts: list):
+    """The scanner-stratified AUCs of ``models`` in ``cohorts`` (the development cohort out of
+    fold), drawn by :func:`dlr.analysis.plotting.plot_forest`."""
     import matplotlib.pyplot as plt
 
     from dlr.analysis.plotting import forest_height, plot_forest
@@ -209,7 +266,7 @@ def draw_forest(analysis, models: list):
     sub = analysis.subgroups
     if not len(sub):
         return None
-    sub = sub[sub["model"].isin(models) & ~sub["cohort"].str.endswith(OOF_SUFFIX)]
+    sub = sub[sub["model"].isin(models) & sub["cohort"].isin(cohorts)]
     if sub.empty:
         return None
     fig, ax = plt.subplots(figsize=(7.0, forest_height(sub)))
@@ -486,31 +543,51 @@ _GROUP_NAMES = {"classifiers": "the five radiomics classifiers",
 def _curve_figures(figures: _Figures, facts: RunFacts, analysis, dca_range) -> None:
     """ROC curves of every group of models; calibration and decision curves of the classifiers
     and of the main models; the scanner forest plot."""
-    cohorts, groups = list(figures.cohorts), model_groups(facts)
-    panels = ", ".join(f"({'ABCDEFGH'[i]}) the {c} cohort" for i, c in enumerate(cohorts))
+    cohorts, groups = panel_cohorts(facts), model_groups(facts)
+
+    def panels(group: str = "") -> str:
+        def one(i: int, cohort: str) -> str:
+            text = f"({'ABCDEFGH'[i]}) the {_title(cohort).lower()}"
+            if cohort == facts.oof_cohort:
+                text += (" (each fitted model's nested out-of-fold predictions" + ("; the staging systems and "
+                         "indexes, which are not fitted, their own scores" if group == "comparators" else "") + ")")
+            return text
+
+        return ", ".join(one(i, c) for i, c in enumerate(cohorts))
+
     for group, models in groups.items():
-        figures.keep(draw_roc(analysis, group, models, cohorts), f"fig-roc-{group}", f"roc_{group}",
-                     f"ROC curves of {_GROUP_NAMES[group]}: {panels}. Shaded "
-                     + ("band: bootstrap 95% CI of the best model's sensitivity; " if group == "comparators" else
-                        "bands: bootstrap 95% CI of the sensitivity; ") + "legend: AUC.", models)
-    predictions = facts.table(rf.PREDICTIONS, dtype={"patient_id": str, "model": str, "cohort": str})
+        highlight = _highlight(facts, group, models)
+        bands = roc_bands(models, highlight)
+        figures.keep(draw_roc(analysis, models, cohorts, highlight), f"fig-roc-{group}", f"roc_{group}",
+                     f"ROC curves of {_GROUP_NAMES[group]}: {panels(group)}. Shaded: bootstrap 95% CI of the sensitivity"
+                     + (f" of {highlight} (the others' bands would hide the curves)" if len(bands) < len(models)
+                        else "")
+                     + ("; dashed: the staging systems and indexes" if group == "comparators" else "")
+                     + "; models with identical curves are drawn once and named together (A = B); legend: AUC.",
+                     models)
+    styles = ", ".join(f"{_title(c).lower()} {style}" for c, style in zip(cohorts, ("solid line and filled circles",
+                                                                                 "dashed line and open squares",
+                                                                                 "dotted line and open triangles")))
     for group in ("classifiers", "models"):
-        if group not in groups or predictions is None:
+        if group not in groups:
             continue
         models = groups[group]
-        figures.keep(draw_calibration(analysis, models, cohorts, predictions), f"fig-calibration-{group}",
-                     f"calibration_{group}", f"Calibration curves of {_GROUP_NAMES[group]}: {panels}. Points: "
-                     "observed proportion in quantile groups sized to the cohort; ticks beneath: each patient's "
-                     "prediction; dotted: ideal calibration; legend: calibration slope.", models)
+        figures.keep(draw_calibration(analysis, models, cohorts), f"fig-calibration-{group}",
+                     f"calibration_{group}", f"Calibration of {_GROUP_NAMES[group]}, one panel per model: {styles}. "
+                     "Lines: LOESS of the outcome on the predicted probability; points: observed proportion in "
+                     "quantile groups sized to the cohort, with its 95% CI (Wilson); dotted: ideal calibration; "
+                     "corner: the calibration slope in each cohort, in that order.", models)
         figures.keep(draw_dca(analysis, models, cohorts, dca_range), f"fig-dca-{group}", f"dca_{group}",
-                     f"Decision curves of {_GROUP_NAMES[group]}: {panels}, over threshold probabilities "
+                     f"Decision curves of {_GROUP_NAMES[group]}: {panels()}, over threshold probabilities "
                      f"{dca_range[0]:.2f}-{dca_range[1]:.2f}. Dashed: treat all; horizontal: treat none."
                      + (" Shaded: bootstrap 95% CI of the net benefit." if _dca_banded(analysis, models) else ""),
                      models)
     forest_models = groups.get("models", []) or groups.get("classifiers", [])
-    figures.keep(draw_forest(analysis, forest_models), "fig-forest", "forest_scanner",
+    figures.keep(draw_forest(analysis, forest_models, cohorts), "fig-forest", "forest_scanner",
                  "AUCs by scanner within each cohort, grouped by model (square: AUC; line: DeLong 95% CI); "
-                 "P: unpaired DeLong test between the scanners.", forest_models)
+                 "P: unpaired DeLong test between the scanners"
+                 + (f"; the {facts.dev_cohort} cohort's from the nested out-of-fold predictions"
+                    if facts.oof_cohort in cohorts else "") + ".", forest_models)
 
 
 def _model_figures(figures: _Figures, facts: RunFacts) -> None:
@@ -538,7 +615,7 @@ def _km_figure(figures: _Figures, facts: RunFacts, analysis) -> None:
     censored = "n_events" in analysis.km_curves
     time = facts.survival_settings.get("time")
     threshold = float(survival.loc[survival["model"] == best, "threshold"].iloc[0])
-    figures.keep(draw_km(analysis, best, panels, xlabel=f"Time ({time})" if time else "Time"), "fig-km", "km_best",
+    figures.keep(draw_km(analysis, best, panels, xlabel=time_label(time)), "fig-km", "km_best",
                  f"Kaplan-Meier curves of recurrence-free probability in the high- and low-risk groups of {best}: "
                  + ", ".join(f"({'ABCDEFGH'[i]}) the {c} cohort" for i, c in enumerate(panels))
                  + f". The groups are split at {best}'s development-cohort threshold ({threshold:.3g}; high risk: "
