@@ -33,6 +33,9 @@ MODELS_DIR = "models"
 MODELS_TABLE = f"{MODELS_DIR}/models.csv"
 #: each model the run was asked for and could not fit, and why (``models``, ``reason``)
 LEFT_OUT = f"{MODELS_DIR}/left_out.csv"
+#: what each out-of-fold refit selected: fold, chain (CR factors or radiomics features), item, and
+#: whether the development cohort's selection stood in for the fold's failed one
+OOF_SELECTION = f"{MODELS_DIR}/oof_selection.csv"
 PREDICTIONS = "predictions.csv"
 OOF_PREDICTIONS = "predictions_oof.csv"
 RESULTS_DIR = "results"
@@ -50,6 +53,9 @@ DEEP_MODELS = (*DEEP_NETWORK_MODELS, "DLRCR")
 FUSED_MODELS = ("RCR", "DLRCR")
 #: the staging systems and indexes scored beside the models (not fitted by `dlr train`, but ERASL's refit)
 COMPARATORS = ("BCLC", "CNLC", "ERASL", "NLR", "PLR", "LMR")
+#: calibration slopes of out-of-fold development predictions outside this range are flagged (by
+#: `dlr train`'s warning and the report's text)
+CALIBRATION_SLOPE_RANGE = (0.5, 2.0)
 MODEL_ORDER = (*CLINICAL_MODELS, *RADIOMICS_MODELS, *DEEP_NETWORK_MODELS, "RCR", "DLRCR")
 
 # ---- cohorts ---------------------------------------------------------------------------------

@@ -165,9 +165,14 @@ class StudyConfig(_Strict):
         paper's 5-fold LASSO CV); each fold needs a patient of each outcome, so the
         development cohort needs at least ``n_folds`` patients of each outcome (`dlr validate`
         checks it).
+    ``title``, ``authors`` (optional)
+        The manuscript's title and its authors' names (a list), written into the report and the
+        DOCX's properties; without them the report has a title made from the study and no author.
     """
 
     name: str = "study"
+    title: Optional[str] = None
+    authors: list[str] = Field(default_factory=list)
     id_column: str = "patient_id"
     cohort_column: str = "cohort"
     outcome_column: str = "early_recurrence"

@@ -30,7 +30,8 @@ score of the chain refitted without the patient's fold; ``dlr analyze --oof`` re
 ``RUN/models/``: ``parameters.json`` (every fitted parameter, byte-stable),
 ``models.csv``, ``tuning.csv``, ``selection_counts.csv``, ``icc.csv``, ``univariate.csv``,
 ``lasso_cv.csv``, ``lasso_path.csv``, ``radiomics_selected.csv``, ``cr_selection.csv``,
-``oof_predictions.csv`` and ``lasso.png`` / ``lasso.svg`` (the paper's Supplementary S4); for the
+``oof_predictions.csv``, ``oof_log.csv``, ``oof_selection.csv`` (what each fold's refit selected)
+and ``lasso.png`` / ``lasso.svg`` (the paper's Supplementary S4); for the
 logistic models (CR, and RCR when its classifier is LR), ``internal_validation.csv`` (Harrell's
 optimism-corrected bootstrap on the development cohort, :mod:`dlr.modeling.internal_validation`) and
 ``nomogram.csv`` / ``nomogram_axes.csv`` (:mod:`dlr.modeling.nomogram`).
@@ -164,8 +165,7 @@ class _Kept:
     features: tuple
 
 
-#: calibration slopes of out-of-fold development predictions outside this range are warned about
-CALIBRATION_SLOPE_RANGE = (0.5, 2.0)
+CALIBRATION_SLOPE_RANGE = rf.CALIBRATION_SLOPE_RANGE
 
 
 class NothingSelected(Exception):
@@ -174,6 +174,7 @@ class NothingSelected(Exception):
 
 #: models/left_out.csv (core.run_folder.LEFT_OUT): the models a run asked for and could not fit, and why
 LEFT_OUT_FILE = rf.LEFT_OUT.split("/")[-1]
+OOF_SELECTION_FILE = rf.OOF_SELECTION.split("/")[-1]
 
 
 def _fit_chain(data: _Data, config, train: np.ndarray, *, arms, seed: int, lasso_rule: str, icc_threshold: float,
@@ -272,6 +273,20 @@ def _predict_chain(fit: _ArmFit, data: _Data, ids) -> dict:
     return out
 
 
+def _chosen(k: int, fit: _ArmFit, notes: list) -> list[dict]:
+    """What a fold's refit selected (``models/oof_selection.csv``'s rows): the CR factors and the
+    radiomics features, each flagged where the development cohort's selection stood in."""
+    rows = []
+    if fit.cr is not None:
+        stood_in = any(note.startswith("CR:") for note in notes)
+        rows += [{"fold": k, "chain": "CR", "item": f, "from_development": stood_in} for f in fit.cr.factors]
+    if fit.selection is not None:
+        stood_in = isinstance(fit.selection, _Kept)
+        rows += [{"fold": k, "chain": "radiomics", "item": f, "from_development": stood_in}
+                 for f in fit.selection.features]
+    return rows
+
+
 def _oof_fold(args):
     data, config, k, kwargs, fallback = args
     dev = data.cohort == config.dev_cohort
@@ -282,8 +297,8 @@ def _oof_fold(args):
         try:
             fit = _fit_chain(data, config, dev & (data.fold != k), fallback=fallback, notes=notes, **kwargs)
         except (InputError, ValueError) as exc:  # nothing could be fitted without this fold
-            return k, held, {}, [*notes, f"the whole chain: {exc}"]
-    return k, held, _predict_chain(fit, data, held), notes
+            return k, held, {}, [*notes, f"the whole chain: {exc}"], []
+    return k, held, _predict_chain(fit, data, held), notes, _chosen(k, fit, notes)
 
 
 def _dask_folds(tasks: list, scheduler: str):
@@ -293,8 +308,9 @@ def _dask_folds(tasks: list, scheduler: str):
 
 def _out_of_fold(data: _Data, config, kwargs: dict, *, jobs: int, fallback: Optional[_ArmFit] = None,
                  scheduler: Optional[str] = None):
-    """Nested out-of-fold predictions of every model and the log of each fold's fallbacks; the
-    folds' refits run in ``jobs`` processes, or on the Dask cluster at ``scheduler``."""
+    """Nested out-of-fold predictions of every model, the log of each fold's fallbacks and what
+    each fold's refit selected; the folds' refits run in ``jobs`` processes, or on the Dask
+    cluster at ``scheduler``."""
     dev = data.cohort == config.dev_cohort
     folds = sorted(set(data.fold[dev]))
     tasks = [(data, config, k, kwargs, fallback) for k in folds]
@@ -319,14 +335,16 @@ def _out_of_fold(data: _Data, config, kwargs: dict, *, jobs: int, fallback: Opti
             results.append(_oof_fold(task))
             logger.info(f"out-of-fold predictions: fold {task[2]} of {len(folds)}")
     y = dict(zip(data.ids, data.y))
-    rows, log = [], []
-    for k, held, scores, notes in results:
+    rows, log, chosen = [], [], []
+    for k, held, scores, notes, selected in results:
         for model, values in scores.items():
             rows += [{"patient_id": p, "fold": k, "model": model, "y_true": y[p], "y_score": float(s)}
                      for p, s in zip(held, values)]
         log += [{"fold": k, "note": text} for text in notes]
+        chosen += selected
     return (pd.DataFrame(rows, columns=["patient_id", "fold", "model", "y_true", "y_score"]),
-            pd.DataFrame(log, columns=["fold", "note"]))
+            pd.DataFrame(log, columns=["fold", "note"]),
+            pd.DataFrame(chosen, columns=["fold", "chain", "item", "from_development"]))
 
 
 # --------------------------------------------------------------------------------------------
@@ -629,12 +647,13 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
         with warnings.catch_warnings():  # the clinical arm's warnings were given by the first attempt
             warnings.simplefilter("ignore")
             fit = _fit_chain(data, config, dev, rcr=False, **kwargs)
-    oof_frame = oof_log = None
+    oof_frame = oof_log = oof_selection = None
     if oof:
         logger.info("out-of-fold predictions: refitting the whole chain without each fold")
         fallback = _ArmFit(fit.cr, None, _Kept(tuple(fit.selection.features)) if fit.selection is not None else None,
                            {}, None)
-        oof_frame, oof_log = _out_of_fold(data, config, kwargs, jobs=jobs, fallback=fallback, scheduler=scheduler)
+        oof_frame, oof_log, oof_selection = _out_of_fold(data, config, kwargs, jobs=jobs, fallback=fallback,
+                                                         scheduler=scheduler)
         for row in oof_log.itertuples():
             warnings.warn(f"out-of-fold refit without fold {row.fold}: {row.note}", stacklevel=2)
     if fit.selection is not None:
@@ -676,6 +695,8 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
     truth = _truth_auc(study, data)
     if "deep" in arms and "DLRCR" not in scores and not any("DLRCR" in line for line in left_out):
         left_out.append("DLRCR\tit fuses the best network with RCR, which was not fitted")
+    if oof_selection is not None:
+        logistic_tables[OOF_SELECTION_FILE] = oof_selection
     logistic_tables[LEFT_OUT_FILE] = pd.DataFrame([line.split("\t", 1) for line in left_out],
                                                   columns=["models", "reason"])
     _write(run, predictions, fit, models, parameters, oof_frame, info, oof_log, deep=deep_result,

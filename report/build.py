@@ -45,7 +45,7 @@ TEXT_SECTIONS = ("abstract", "methods-data", "methods-participants", "methods-ou
 #: table slots of the sources, each an include of generated/tables/<id>.md
 TABLE_SLOTS = ("tbl-1-characteristics", "tbl-2-classifiers", "tbl-3-logistic", "tbl-4-models", "tbl-s-oof",
                "tbl-s-internal-validation", "tbl-s-delong", "tbl-s-staging", "tbl-s-scanner", "tbl-s-calibration", "tbl-s-reclassification",
-               "tbl-s-sample-size", "tbl-s-agreement")
+               "tbl-s-sample-size", "tbl-s-agreement", "tbl-s-selection")
 #: figure slots of the sources, each an include of generated/figures/<id>.md
 FIGURE_SLOTS = ("fig-selection-flow", "fig-lasso", "fig-roc-classifiers", "fig-nomogram", "fig-nomogram-rcr",
                 "fig-roc-models", "fig-roc-comparators", "fig-calibration-classifiers", "fig-calibration-models",
@@ -135,6 +135,7 @@ def prepare_sources(run, source, *, renderer: str, dpi: int = 300) -> dict:
         "title": text.report_title(facts),
         "subtitle": f"Run {run.resolve().name} of {getattr(facts.config, 'name', 'the study')} (dlr "
                     f"{facts.info.get('dlr_version', '?')})",
+        **({"author": [str(a) for a in facts.config.authors]} if getattr(facts.config, "authors", None) else {}),
         "dlr-run": run.resolve().name,
         "dlr-renderer": renderer,
         "dlr": {"has-radiomics": facts.has_radiomics, "has-deep": facts.has_deep,
@@ -158,6 +159,8 @@ def build_report(run, *, formats=("html", "docx"), renderer: str = "auto"):
     """Render ``RUN/report/`` from the run's saved results; returns the ``RenderResult``."""
     from dlr.core.output import staged_folder
 
+    from . import text
+    from .manuscript import finish_docx
     from .render import render_report, renderer_name
 
     run = Path(run)
@@ -173,6 +176,9 @@ def build_report(run, *, formats=("html", "docx"), renderer: str = "auto"):
         logger.info(f"report: rendering {', '.join(formats)} with {name}")
         with staged_folder(run / "report") as out:
             result = render_report(src, out, formats=formats, renderer=renderer)
+            if "docx" in formats:  # spanning headers, landscape tables, the properties
+                finish_docx(out / "index.docx", title=text.report_title(made["facts"]),
+                            authors=list(getattr(made["facts"].config, "authors", []) or []))
             write_csv(made["tripod"], out / "tripod_ai.csv")
             write_csv(made["tripod_abstract"], out / "tripod_ai_abstract.csv")
             shutil.copytree(src / GENERATED / "figures", out / "figures",

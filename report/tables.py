@@ -336,26 +336,27 @@ def table1(run, *, clinical: str = "clinical", labels: Mapping[str, str] | None 
     if tests is not None:
         for row in tests.itertuples(index=False):
             test_of[(row.variable, row.scope)] = (row.p_value, "" if pd.isna(row.test) else str(row.test))
-    scopes = [(c if c is not None else "all") for c in cohorts]
     between = tests is not None and (tests["scope"] == "between_cohorts").any()
 
-    header, groups_of = {}, {}
+    dev = run.dev_cohort
+    cohorts.sort(key=lambda c: c != dev)  # the development cohort first
+    scopes = [(c if c is not None else "all") for c in cohorts]
+    header, groups_of, prefixes = {}, {}, {}
     for cohort in cohorts:
         mine = [cell for cell in cells if cell[1] == cohort]
         mine.sort(key=lambda cell: (cell[3] != "1") if events_first else (cell[3] == "1"))
         groups_of[cohort] = mine
         total = sum(size(col) or 0 for col, *_ in mine)
-        prefix = f"{cohort_label(cohort)} cohort (n = {total}): " if cohort is not None else ""
+        prefixes[cohort] = f"{cohort_label(cohort)} cohort (n = {total}): " if cohort is not None else ""
         for col, _, _, value in mine:
             n = size(col)
-            header[col] = f"{prefix}{group_labels.get(value, value)}" + (f" (n = {n})" if n is not None else "")
+            header[col] = f"{prefixes[cohort]}{group_labels.get(value, value)}" + (f" (n = {n})" if n is not None else "")
     columns = ["Characteristic", "Level"]
-    for cohort, scope in zip(cohorts, scopes):
-        columns += [header[col] for col, *_ in groups_of[cohort]]
-        prefix = f"{cohort_label(cohort)}: " if cohort is not None else ""
-        columns += [f"{prefix}P value", f"{prefix}test"]
+    for cohort in cohorts:
+        columns += [header[col] for col, *_ in groups_of[cohort]] + [f"{prefixes[cohort]}P value"]
     if between:
-        columns += ["Between cohorts: P value", "Between cohorts: test"]
+        columns += ["Between cohorts: P value"]
+    symbols = {}  # test -> its footnote symbol, in order of first use
 
     rows, used = [], []
     body = table[table["variable"] != "n"]
@@ -368,13 +369,12 @@ def table1(run, *, clinical: str = "clinical", labels: Mapping[str, str] | None 
             out = [label if k == 0 else "", level if continuous or level == "missing" else level_label(level)]
             for cohort, scope in zip(cohorts, scopes):
                 out += [line[col] for col, *_ in groups_of[cohort]]
-                out += _test_cells(test_of, variable, scope) if k == 0 else ["", ""]
+                out.append(_test_cell(test_of, variable, scope, symbols) if k == 0 else "")
             if between:
-                out += _test_cells(test_of, variable, "between_cohorts") if k == 0 else ["", ""]
+                out.append(_test_cell(test_of, variable, "between_cohorts", symbols) if k == 0 else "")
             rows.append(out)
     frame = pd.DataFrame(rows, columns=columns)
     tested = {t for (_, _), (_, t) in test_of.items() if t}
-    test_names = sorted(tested - {"not testable"})
     abbreviations = [a for v in used for a in re.findall(r"\b(AFP|ALT|AST|GGT|TBIL|ALB)\b", variable_label(v, labels))]
     if outcome == "early_recurrence":
         abbreviations = ["ER", "NER"] + abbreviations
@@ -389,10 +389,10 @@ def table1(run, *, clinical: str = "clinical", labels: Mapping[str, str] | None 
            " where by the Mann-Whitney U test." if continuous_any else "."),
         "Within each cohort the outcome groups are compared; the last P value compares the cohorts"
         " (all patients)." if between else "",
-        f"Tests used: {', '.join(test_names)}"
-        " (chi-squared with Yates' correction for 2 × 2 tables, Fisher's exact test when an expected"
+        "Tests: " + "; ".join(f"{mark} {name}" for name, mark in symbols.items())
+        + " (chi-squared with Yates' correction for 2 × 2 tables, Fisher's exact test when an expected"
         " count is below 5; Shapiro-Wilk normality in each group chooses Welch's t test or Mann-Whitney)."
-        if test_names else "",
+        if symbols else "",
         "\"not testable\": constant within the scope (no P value)." if "not testable" in tested else "",
         "Cut-point levels follow study.yaml.",
         _abbreviations(abbreviations),
@@ -404,11 +404,21 @@ def table1(run, *, clinical: str = "clinical", labels: Mapping[str, str] | None 
     return DisplayTable("tbl-1-characteristics", caption, frame, notes)
 
 
-def _test_cells(test_of: dict, variable: str, scope: str) -> list[str]:
+#: footnote symbols of the tests behind Table 1's P values, in order of first use
+TEST_SYMBOLS = ("*", "†", "‡", "§", "‖", "¶")
+
+
+def _test_cell(test_of: dict, variable: str, scope: str, symbols: dict) -> str:
+    """The P value with its test's footnote symbol (``symbols``: test -> symbol, extended here);
+    a dash where nothing was tested, "not testable" where the variable is constant."""
     if (variable, scope) not in test_of:
-        return [DASH, ""]
+        return DASH
     p, test = test_of[(variable, scope)]
-    return [format_p(p) if _finite(p) else DASH, test]
+    if test == "not testable":
+        return "not testable"
+    if test and test not in symbols:
+        symbols[test] = TEST_SYMBOLS[len(symbols)] if len(symbols) < len(TEST_SYMBOLS) else f"[{len(symbols) + 1}]"
+    return (format_p(p) if _finite(p) else DASH) + (symbols[test] if test else "")
 
 
 # ------------------------------------------------------------------------------------------
@@ -417,6 +427,8 @@ def _test_cells(test_of: dict, variable: str, scope: str) -> list[str]:
 
 _METRICS = (("Accuracy", "accuracy"), ("Sensitivity", "sensitivity"), ("Specificity", "specificity"),
             ("PPV", "ppv"), ("NPV", "npv"))
+#: the spanning header over the operating-point columns of Tables 2 and 4 ("group: column")
+THRESHOLD_GROUP = "At the threshold (95% CI)"
 
 
 def _discrimination_frame(perf: pd.DataFrame, tests: pd.DataFrame | None, settings: dict, models: Sequence[str],
@@ -431,7 +443,8 @@ def _discrimination_frame(perf: pd.DataFrame, tests: pd.DataFrame | None, settin
         for row in tests.itertuples(index=False):
             p_of[(row.model, row.cohort_a, row.cohort_b)] = row.p_value
     p_columns = [f"P value vs {cohort_label(c).lower()}" for c in others] if tests is not None else []
-    columns = ["Model", "Cohort", "n (events)", "AUC (95% CI)"] + [name for name, _ in _METRICS] + p_columns
+    columns = (["Model", "Cohort", "n (events)", "AUC (95% CI)"] + [f"{THRESHOLD_GROUP}: {name}" for name, _ in _METRICS]
+               + p_columns)
     indexed = perf.set_index(["model", "cohort"])
     rows, shown = [], []
     for model in models:
@@ -445,7 +458,7 @@ def _discrimination_frame(perf: pd.DataFrame, tests: pd.DataFrame | None, settin
             line = [(labels or {}).get(model, model) if first else "", cohort_label(cohort),
                     f"{format_count(r['n'])} ({format_count(r['n_events'])})",
                     format_ci(r["auc"], r["auc_ci_low"], r["auc_ci_high"])]
-            line += [format_number(r.get(key)) for _, key in _METRICS]
+            line += [format_ci(r.get(key), r.get(f"{key}_ci_low"), r.get(f"{key}_ci_high")) for _, key in _METRICS]
             for other in (others if tests is not None else []):
                 key = (model, cohort, other)
                 line.append(format_p(p_of[key]) if key in p_of else DASH)
@@ -484,7 +497,7 @@ def _threshold_note(perf: pd.DataFrame, settings: dict, models: Sequence[str]) -
     if unknown:
         parts.append(f"on the {dev} cohort ({_names(unknown)})")
     return (f"Accuracy, sensitivity, specificity, PPV and NPV are at each model's Youden-index threshold, chosen "
-            f"{' and '.join(parts)} and applied unchanged to every cohort.")
+            f"{' and '.join(parts)} and applied unchanged to every cohort, with Wilson 95% CIs.")
 
 
 def _p_note(perf: pd.DataFrame, settings: dict, tests) -> str:
@@ -631,8 +644,8 @@ def table3(run, *, logistic: str = "clinical", labels: Mapping[str, str] | None 
             else [DASH, DASH]
         rows.append(line)
         last = r.variable
-    frame = pd.DataFrame(rows, columns=["Variable", "Comparison", "Univariate OR (95% CI)", "Univariate P value",
-                                        "Multivariate OR (95% CI)", "Multivariate P value"])
+    frame = pd.DataFrame(rows, columns=["Variable", "Comparison", "Univariate: OR (95% CI)", "Univariate: P value",
+                                        "Multivariate: OR (95% CI)", "Multivariate: P value"])
     abbreviations = [a for v in dict.fromkeys(uni["variable"])
                      for a in re.findall(r"\b(AFP|ALT|AST|GGT|TBIL|ALB)\b", variable_label(v, labels))]
     notes = _join(
@@ -881,8 +894,9 @@ def calibration_table(run, *, results: str = "results") -> DisplayTable | None:
     notes = _join(
         "Calibration intercept and slope from the logistic recalibration logit P(y = 1) = a + b logit(p) "
         "(intercept with the slope fixed at 1; ideal 0 and 1; Van Calster et al. 2016).",
-        f"In the {dev} cohort a logistic model's apparent intercept and slope are 0 and 1 by construction; the "
-        "out-of-fold rows show its calibration on patients it did not see.",
+        f"In the {dev} cohort an unpenalised logistic model's apparent intercept and slope are 0 and 1 by "
+        "construction (a penalised one's slope exceeds 1); the out-of-fold rows show its calibration on patients it "
+        "did not see.",
         "HL: Hosmer-Lemeshow goodness-of-fit test over groups of predicted risk (df in brackets).",
         _abbreviations(["HL"]),
     )
@@ -941,6 +955,73 @@ def reclassification_table(run, *, results: str = "results") -> DisplayTable | N
     caption = (f"Net reclassification improvement and integrated discrimination improvement of the "
                f"{_names(references)} model over each other model.")
     return DisplayTable("tbl-s-reclassification", caption, frame, notes)
+
+
+def selection_table(run, *, models: str = "models") -> DisplayTable | None:
+    """Supplementary (the paper's S4, with stability): each predictor of the final models, the CR
+    factors (``cr_selection.csv``) and the radiomics features with their LASSO coefficient on the
+    development cohort (``radiomics_selected.csv``), and in how many of the nested out-of-fold
+    refits the same selection chose it (``oof_selection.csv``); the notes give the candidates
+    per event of each chain and the folds whose selection failed and was stood in for by the
+    development cohort's (a partial leak). None without the radiomics selection."""
+    run = as_facts(run)
+    selected = _read_csv(run, models, "radiomics_selected.csv", dtype={"feature": str})
+    if selected is None:
+        return None
+    cr = _read_csv(run, models, "cr_selection.csv", dtype={"variable": str})
+    oof = _read_csv(run, rf.OOF_SELECTION, dtype={"chain": str, "item": str})
+    counts = _read_csv(run, models, "selection_counts.csv", dtype={"step": str})
+    folds = sorted(set(oof["fold"])) if oof is not None else []
+    own = oof[oof["from_development"].astype(str).str.lower() != "true"] if oof is not None else None
+
+    def recurs(chain: str, item: str) -> str:
+        if own is None:
+            return NA
+        hits = own[(own["chain"] == chain) & (own["item"] == item)]["fold"].nunique()
+        return f"{hits}/{len(folds)}"
+
+    rows = []
+    if cr is not None:
+        for variable in cr.loc[cr["selected"].astype(str).str.lower() == "true", "variable"]:
+            rows.append({"Model": "CR", "Predictor": variable, "Coefficient": "",
+                         "Selected out of fold": recurs("CR", variable)})
+    for row in selected.itertuples():
+        rows.append({"Model": "Radiomics", "Predictor": row.feature,
+                     "Coefficient": format_number(row.coefficient), "Selected out of fold": recurs("radiomics", row.feature)})
+    frame = pd.DataFrame(rows)
+    notes = []
+    if own is not None and folds:
+        radiomics = own[own["chain"] == "radiomics"]
+        per_fold = radiomics.groupby("fold")["item"].nunique().reindex(folds, fill_value=0)
+        final = set(selected["feature"])
+        recurring = {f for f in final if radiomics.loc[radiomics["item"] == f, "fold"].nunique() > 0}
+        always = {f for f in final if radiomics.loc[radiomics["item"] == f, "fold"].nunique() == len(folds)}
+        others = set(radiomics["item"]) - final
+        notes.append(f"Each fold's refit selected {format_count(per_fold.min())}-{format_count(per_fold.max())} "
+                     f"radiomics features; {len(recurring)} of the final {len(final)} were selected by at least one "
+                     f"refit and {len(always)} by all {len(folds)}; the refits selected {len(others)} features the "
+                     "final model does not hold.")
+        stood_in = sorted(set(oof.loc[oof["from_development"].astype(str).str.lower() == "true", "fold"]))
+        if stood_in:
+            notes.append(f"Fold{'s' if len(stood_in) > 1 else ''} {', '.join(map(str, stood_in))}: the refit's own "
+                         "selection failed and the development cohort's selection stood in for it, a partial leak "
+                         "(that selection saw the fold's patients); those folds are not counted here.")
+    if counts is not None:
+        extracted = counts.loc[counts["step"] == "extracted", "n_features"]
+        screened = counts.loc[counts["step"].str.startswith("t test"), "n_features"]
+        dev = run.cohort_counts().get(run.dev_cohort)
+        if len(extracted) and dev:
+            events = dev[1]
+            notes.append(f"Candidates per event in the development cohort ({format_count(events)} events): "
+                         f"{format_number(float(extracted.iloc[0]) / events, 1)} radiomics features extracted "
+                         f"per event" + (f", {format_number(float(screened.iloc[0]) / events, 1)} after the "
+                                         "univariate screen" if len(screened) else "") + ".")
+    notes.append("Coefficient: the LASSO coefficient of the standardised feature on the development cohort. Selected "
+                 "out of fold: the number of nested out-of-fold refits (each without one fold of the development "
+                 "cohort) whose own selection chose the predictor.")
+    caption = ("Predictors of the final models, their LASSO coefficients and how often the nested out-of-fold refits "
+               "selected them (selection stability).")
+    return DisplayTable("tbl-s-selection", caption, frame, _join(*notes))
 
 
 def sample_size_table(run, *, logistic: str = "clinical") -> DisplayTable | None:
@@ -1220,6 +1301,7 @@ def report_tables(run, *, best_model: str | None = None, best_radiomics: str | N
         sample_size_table(run, logistic=logistic),
         agreement_table(run, models=models, clinical=clinical),
         oof_table(run, results=results, models=models),
+        selection_table(run, models=models),
         internal_validation_table(run, models=models, results=results),
     )
     return tuple(t for t in tables if t is not None)

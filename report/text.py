@@ -14,7 +14,9 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from .facts import COMPARATORS, DEEP_MODELS, RunFacts
+from dlr.core import run_folder as rf
+
+from .facts import COMPARATORS, RunFacts
 
 #: a calibration slope outside this range is reported as a limitation
 SLOPE_RANGE = (0.8, 1.2)
@@ -86,48 +88,94 @@ def key_models(facts: RunFacts) -> list:
 # Abstract
 
 
+#: the structured abstract's limit (most journals': 250 words)
+ABSTRACT_WORDS = 250
+
+
+def _paired(facts: RunFacts, model: str, cohort: str) -> list[tuple[str, float, float]]:
+    """(other model, ``model``'s AUC minus the other's, Holm-adjusted P) of every paired DeLong
+    test of ``model`` in ``cohort`` (comparisons.csv)."""
+    c = facts.comparisons
+    if c is None or cohort is None:
+        return []
+    out = []
+    for r in c[c["cohort"] == cohort].itertuples(index=False):
+        if model in (r.model_a, r.model_b):
+            sign = 1.0 if r.model_a == model else -1.0
+            out.append((r.model_b if sign > 0 else r.model_a, sign * float(r.diff), float(r.p_adjusted)))
+    return out
+
+
 def abstract(facts: RunFacts, *, tables: set, figures: set) -> str:
+    """A structured abstract within :data:`ABSTRACT_WORDS` words: the key model (the analysis'
+    reference, the highest nested out-of-fold AUC) with its out-of-fold and validation AUCs and
+    CIs, how it compared with the others by the paired tests after multiplicity ("highest", never
+    "best", unless every difference is significant), and the staging systems."""
     cfg = facts.config
-    outcome = getattr(cfg, "outcome_column", "the outcome")
+    outcome = getattr(cfg, "outcome_column", "the outcome").replace("_", " ")
     phases = list(getattr(cfg, "phases", []) or [])
-    dev = facts.dev_cohort
+    dev, oof = facts.dev_cohort, facts.oof_cohort
     others = [c for c in facts.cohorts if c != dev]
     lines = ["**Purpose.** To develop and validate models predicting "
-             f"{outcome.replace('_', ' ')} from clinical-radiological factors"
-             + (f" and radiomics features of {len(phases)}-phase imaging ({', '.join(phases)})" if phases else "")
-             + ", and to compare them with staging systems and inflammation indexes."]
+             f"{outcome} from clinical-radiological factors"
+             + (f" and {len(phases)}-phase imaging" if phases else "")
+             + ", and to compare them with staging systems."]
     method = [f"{_events(facts)}."] if facts.performance is not None else []
-    if facts.selection_counts is not None and len(facts.selection_counts):
+    arms = ["a clinical-radiological (CR) logistic model"]
+    if facts.has_radiomics:
         counts = facts.selection_counts
-        method.append(f"Radiomics features ({int(counts['n_features'].iloc[0])} extracted) were reduced to "
-                      f"{int(counts['n_features'].iloc[-1])} by "
-                      f"{_list(counts['step'].iloc[1:].tolist())} on the {dev} cohort only.")
-    if facts.selected:
-        method.append(f"The clinical-radiological (CR) model used {_list(facts.selected)} (multivariate P < 0.05).")
-    method.append("Discrimination was assessed by the AUC with DeLong 95% CIs, development estimates by nested "
-                  "out-of-fold predictions, calibration, decision curves, and paired DeLong tests with Holm "
-                  "adjustment.")
+        extracted = f" ({int(counts['n_features'].iloc[0])} features reduced to {int(counts['n_features'].iloc[-1])})" \
+            if counts is not None and len(counts) else ""
+        arms.append(f"five radiomics classifiers{extracted}")
+    if facts.has_deep:
+        arms.append("three ResNets")
+    arms.append("combined models")
+    method.append(f"We fitted {_list(arms)} on the {dev} cohort only, estimated their development performance by "
+                  "nested out-of-fold predictions and compared AUCs by paired DeLong tests with Holm adjustment.")
     lines.append("**Methods.** " + " ".join(method))
-    results = []
-    for model in key_models(facts):
-        parts = []
-        for cohort in [dev, *others]:
-            row = facts.perf(model, cohort)
-            if row is not None:
-                parts.append(f"{cohort} {auc_text(row)}")
-        if facts.oof_cohort and facts.perf(model, facts.oof_cohort) is not None:
-            parts.append(f"out-of-fold {num(facts.perf(model, facts.oof_cohort)['auc'])}")
-        if parts:
-            results.append(f"{model}: " + "; ".join(parts))
-    if results:
-        lines.append("**Results.** AUC (95% CI): " + ". ".join(results) + ".")
     best = facts.best_model
+    results, all_significant = [], None
+    if best and facts.perf(best, oof or dev) is not None:
+        where = "out of fold" if oof else f"in the {dev} cohort (apparent)"
+        text = f"{best} had the highest AUC {where}: {auc_text(facts.perf(best, oof or dev))}"
+        if others and facts.perf(best, others[0]) is not None:
+            text += f"; {others[0]} cohort {auc_text(facts.perf(best, others[0]))}"
+        results.append(text + ".")
+        tests = [t for t in _paired(facts, best, oof or dev) if t[0] in facts.model_names
+                 and t[0] not in COMPARATORS]
+        if tests:
+            worse = [m for m, d, p in tests if d > 0 and p < 0.05]
+            similar = [m for m, d, p in tests if not (d > 0 and p < 0.05)]
+            all_significant = not similar
+            if similar:
+                results.append(f"Its out-of-fold AUC did not differ significantly from that of {len(similar)} of the "
+                               f"{len(tests)} other models (Holm-adjusted P ≥ 0.05"
+                               + (f"; significantly higher than {_list(worse)}" if worse and len(worse) <= 3 else "")
+                               + ").")
+            else:
+                results.append(f"It was significantly better than each of the {len(tests)} other models "
+                               "(Holm-adjusted P < 0.05).")
+    staging = [m for m in COMPARATORS if m in facts.model_names and others and facts.perf(m, others[0]) is not None]
+    if staging:
+        shown = ", ".join(f"{m} {num(facts.perf(m, others[0])['auc'])}" for m in staging[:3])
+        results.append(f"Staging systems and indexes in the {others[0]} cohort: AUC {shown}"
+                       + (f" (and {len(staging) - 3} more)" if len(staging) > 3 else "") + ".")
+    if results:
+        lines.append("**Results.** " + " ".join(results))
     if best:
-        chosen = facts.settings.get("reference_chosen_by", "")
-        lines.append(f"**Conclusion.** {best} was the best model"
-                     + (f" ({chosen})" if chosen else "")
-                     + (f", with a validation AUC of {auc_text(facts.perf(best, others[0]))}" if others else "")
-                     + ". This summary is generated from the run; the authors write the interpretation.")
+        row = facts.perf(best, others[0]) if others else None
+        if row is not None:
+            above = float(row["auc_ci_low"]) > 0.5
+            first = (f"{best} discriminated {outcome} better than chance in the {others[0]} cohort" if above else
+                     f"{best}'s discrimination in the {others[0]} cohort did not exceed chance (its CI includes 0.5)")
+        else:
+            first = f"{best} had the highest development AUC"
+        verdict = {True: "it was significantly better than every other model.",
+                   False: "its advantage over the other models was within chance, so no single model is shown to be "
+                          "best.",
+                   None: "no paired comparison of the models was analysed."}[all_significant]
+        lines.append(f"**Conclusion.** {first}; {verdict} Generated from the run; the authors write the "
+                     "interpretation.")
     return "\n\n".join(lines) + "\n"
 
 
@@ -176,8 +224,12 @@ def methods_predictors(facts: RunFacts) -> str:
     if variables:
         cuts = [f"{v.name} (cut point {v.cut_point:g}{' ' + v.unit if getattr(v, 'unit', None) else ''})"
                 for v in variables if getattr(v, "cut_point", None) is not None]
-        lines.append(f"Clinical and radiological candidates ({len(variables)} variables): "
-                     f"{', '.join(v.name for v in variables)}."
+        candidates = [v for v in variables if getattr(v, "candidate", True)]
+        others = [v for v in variables if not getattr(v, "candidate", True)]
+        lines.append(f"Clinical and radiological candidates of the CR model ({len(candidates)} variables): "
+                     f"{', '.join(v.name for v in candidates)}."
+                     + (f" Recorded but not candidates (inputs of the staging systems and indexes): "
+                        f"{', '.join(v.name for v in others)}." if others else "")
                      + (f" Continuous variables were dichotomised at study.yaml's cut points: {', '.join(cuts)}." if cuts else ""))
     phases = list(getattr(cfg, "phases", []) or [])
     if phases and facts.preprocessing is not None:
@@ -237,8 +289,9 @@ def methods_models(facts: RunFacts, *, figures: set) -> str:
         rad = facts.models[facts.models["model"].str.startswith("Radiomics-")]
         lines.append(f"Five classifiers ({', '.join(m.replace('Radiomics-', '') for m in rad['model'])}) were tuned by "
                      "grid search minimising the cross-validated log loss on the development folds (a grid extended "
-                     "when the optimum lay on its edge). The radiomics-clinical (RCR) model combined the CR factors "
-                     "with the radiomics score in the classifier of highest nested out-of-fold AUC"
+                     "when the optimum lay on its edge). The radiomics-clinical (RCR) model fitted the selected radiomics "
+                     "features together with the CR factors' design columns in the classifier of highest nested "
+                     "out-of-fold AUC"
                      + (f" ({facts.best_radiomics})." if facts.best_radiomics else "."))
     if facts.internal_validation is not None and len(facts.internal_validation):
         iv = facts.internal_validation
@@ -419,9 +472,16 @@ def results_participants(facts: RunFacts, *, tables: set) -> str:
         t = facts.table1_tests
         between = t[(t["scope"] == "between_cohorts") & (pd.to_numeric(t["p_value"], errors="coerce") < 0.05)]
         if len(t[t["scope"] == "between_cohorts"]):
-            text.append("No variable differed between the cohorts (P < 0.05)." if between.empty else
-                        f"{len(between)} variable{'s' if len(between) > 1 else ''} differed between the cohorts "
-                        f"(P < 0.05): {', '.join(between['variable'])}.")
+            tested = t[(t["scope"] == "between_cohorts")].assign(p=lambda f: pd.to_numeric(f["p_value"],
+                                                                                           errors="coerce"))
+            tested = tested[tested["p"].notna()]
+            if between.empty and len(tested):
+                smallest = tested.loc[tested["p"].idxmin()]
+                text.append(f"No variable differed between the cohorts at P < 0.05 (the smallest P: "
+                            f"{smallest['variable']}, {pval(smallest['p'])}).")
+            elif len(between):
+                text.append(f"{len(between)} variable{'s' if len(between) > 1 else ''} differed between the cohorts "
+                            f"(P < 0.05): {', '.join(between['variable'])}.")
     return " ".join(x for x in text if x) + "\n"
 
 
@@ -484,11 +544,12 @@ def results_performance(facts: RunFacts, *, tables: set, figures: set) -> str:
         lines.append("@tbl-4-models compares the CR, radiomics"
                      + (", deep-learning" if facts.has_deep else "") + " and combined models"
                      + (" (@fig-roc-models)" if "fig-roc-models" in figures else "") + ".")
-    for model in key_models(facts):
-        parts = [f"{c} {auc_text(facts.perf(model, c))}" for c in [dev, *others] if facts.perf(model, c) is not None]
+    for model in key_models(facts):  # the honest estimates first; the apparent one named so
         oof = facts.perf(model, facts.oof_cohort) if facts.oof_cohort else None
-        if oof is not None:
-            parts.append(f"nested out-of-fold {auc_text(oof)}")
+        parts = [f"nested out-of-fold {auc_text(oof)}"] if oof is not None else []
+        parts += [f"{c} {auc_text(facts.perf(model, c))}" for c in others if facts.perf(model, c) is not None]
+        if facts.perf(model, dev) is not None:
+            parts.append(f"apparent ({dev}, the patients it was fitted on) {auc_text(facts.perf(model, dev))}")
         lines.append(f"- **{model}**: AUC " + "; ".join(parts) + ".")
     best = facts.best_model
     if best:
@@ -509,6 +570,14 @@ def results_performance(facts: RunFacts, *, tables: set, figures: set) -> str:
         lines.append(f"Against the staging systems and inflammation indexes ({', '.join(comparators)})"
                      + (", see @tbl-s-staging" if "tbl-s-staging" in tables else "")
                      + (" and @fig-roc-comparators" if "fig-roc-comparators" in figures else "") + ".")
+        for cohort in [dev, *others]:
+            reversed_ = [(m, facts.perf(m, cohort)) for m in comparators if facts.perf(m, cohort) is not None
+                         and float(facts.perf(m, cohort)["auc"]) < 0.5]
+            if reversed_:
+                named = _list(f"{m} (AUC {num(r['auc'])})" for m, r in reversed_)
+                lines.append(f"In the {cohort} cohort {named} "
+                             f"had {'an AUC' if len(reversed_) == 1 else 'AUCs'} below 0.5: higher values went with "
+                             "fewer events, the reverse of the direction the score assumes.")
     deep = results_deep(facts)
     if deep:
         lines.append(deep)
@@ -525,12 +594,23 @@ def results_calibration(facts: RunFacts, *, tables: set, figures: set) -> str:
     if "tbl-s-calibration" in tables:
         lines.append("@tbl-s-calibration gives the calibration statistics.")
     others = [c for c in facts.cohorts if c != facts.dev_cohort]
+    shown = [c for c in (facts.oof_cohort, *others) if c]
     for model in key_models(facts):
-        for cohort in others:
+        for cohort in shown:
             row = facts.perf(model, cohort)
             if row is not None and pd.notna(row.get("cal_slope")):
-                lines.append(f"- {model}, {cohort}: intercept {num(row['cal_intercept'])}, slope {num(row['cal_slope'])}, "
-                             f"Brier {num(row['brier'])}, Hosmer-Lemeshow {pval(row['hl_p'])}.")
+                lines.append(f"- {model}, {cohort}: calibration intercept {num(row['cal_intercept'])}, slope "
+                             f"{num(row['cal_slope'])}, Brier {num(row['brier'])}, Hosmer-Lemeshow {pval(row['hl_p'])}.")
+    low, high = rf.CALIBRATION_SLOPE_RANGE
+    for cohort in shown:
+        off = [(m, facts.perf(m, cohort)) for m in key_models(facts) if facts.perf(m, cohort) is not None
+               and pd.notna(facts.perf(m, cohort).get("cal_slope"))
+               and not low <= float(facts.perf(m, cohort)["cal_slope"]) <= high]
+        if off:
+            named = _list(f"{m} ({num(r['cal_slope'], 2)})" for m, r in off)
+            lines.append(f"Calibration slopes outside {low:g}-{high:g} in the {cohort} cohort: {named}. A slope below "
+                         "1 means predictions too extreme (overfitting), above 1 too moderate; recalibrate on the "
+                         "development cohort before using these probabilities.")
     return "\n\n".join(lines) + "\n" if lines else "No probability model was calibrated in this run.\n"
 
 
@@ -707,8 +787,11 @@ def limitations(facts: RunFacts) -> list:
                              f"out-of-fold estimate ({num(oof['auc'])}) by {num(apparent['auc'] - oof['auc'])}: "
                              "the apparent figure is optimistic.")
     if facts.oof_log is not None and len(facts.oof_log):
-        found.append(f"{len(facts.oof_log)} out-of-fold refit(s) fell back to a simpler chain "
-                     "(`models/oof_log.csv`).")
+        folds = sorted(set(facts.oof_log["fold"]))
+        found.append(f"In {len(folds)} of the out-of-fold refits (fold{'s' if len(folds) > 1 else ''} "
+                     f"{', '.join(map(str, folds))}) a selection failed and the development cohort's selection stood "
+                     "in for it: a partial leak (that selection saw the held-out fold's patients), so those folds' "
+                     "out-of-fold estimates are somewhat optimistic (`models/oof_log.csv`).")
     if not facts.has_deep:
         found.append("The deep-learning arm was not run, so no DL-ResNet or DLRCR model is compared.")
     if str(getattr(facts.config, "name", "")).startswith("synthetic"):
@@ -826,7 +909,10 @@ def tripod_facts(facts: RunFacts, *, renderer: str) -> dict:
 
 
 def report_title(facts: RunFacts) -> str:
+    """study.yaml's ``title``, else one made from the outcome and the arms that ran."""
     cfg = facts.config
+    if getattr(cfg, "title", None):
+        return str(cfg.title)
     outcome = getattr(cfg, "outcome_column", "the outcome").replace("_", " ")
     phases = list(getattr(cfg, "phases", []) or [])
     if not phases:

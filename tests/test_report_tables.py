@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from conftest import REPO, run_dlr
-from dlr.report.tables import (DL_NOT_RUN, DisplayTable, agreement_table, best_radiomics_model, calibration_table,
+from dlr.report.tables import (DL_NOT_RUN, THRESHOLD_GROUP, DisplayTable, agreement_table, best_radiomics_model, calibration_table,
                            delong_table, format_ci, format_count, format_number, format_p, internal_validation_table,
                            level_label, oof_table,
                            pipe_table, reclassification_table, report_tables, sample_size_table, scanner_table,
@@ -82,7 +82,8 @@ def check_pipe_table(table: DisplayTable) -> None:
     assert all(re.fullmatch(r":?-{3,}:?", c) for c in cells(lines[1]))
     assert f"\n\n: {table.caption} {{#{table.id}}}\n" in text
     if table.notes:
-        assert text.rstrip().endswith(table.notes.replace("\n", " ").strip())
+        # as markdown: a footnote symbol such as * escaped
+        assert text.rstrip().replace("\\", "").endswith(table.notes.replace("\n", " ").strip())
     exe = pandoc_executable()
     if exe is None:
         return
@@ -213,10 +214,13 @@ def test_table1_keeps_levels_and_shows_p_and_test(tmp_path):
     assert list(f.columns[2:4]) == ["Training cohort (n = 40): ER (n = 20)", "Training cohort (n = 40): NER (n = 20)"]
     assert f.iloc[0, 2] == "12 (60.0%)" and f.iloc[0, 3] == "15 (75.0%)"
     afp = f.iloc[2]
-    assert afp["Training: P value"] == "< 0.001" and afp["Training: test"] == "chi-squared (Yates)"
-    assert afp["Validation: P value"] == "—" and afp["Validation: test"] == "not testable"
-    assert afp["Between cohorts: P value"] == "0.397" and f.iloc[0]["Training: P value"] == "0.355"
-    assert f.iloc[3]["Training: P value"] == ""  # once per variable
+    # each P value carries its test's footnote symbol, named once in the notes (no test column)
+    training, validation = "Training cohort (n = 40): P value", [c for c in f.columns if c.startswith("Validation")][-1]
+    assert afp[training] == "< 0.001*" and "* chi-squared (Yates)" in t.notes
+    assert afp[validation] == "not testable"
+    assert afp["Between cohorts: P value"].startswith("0.397") and f.iloc[0][training].startswith("0.355")
+    assert f.iloc[3][training] == ""  # once per variable
+    assert not [c for c in f.columns if c.endswith("test")]
     check_pipe_table(t)
 
 
@@ -226,7 +230,8 @@ def test_table2_and_table4_cells_and_notes(tmp_path):
     f = t2.frame
     assert list(f["Model"]) == ["Radiomics-LR", "", "", "Radiomics-SVM", "", ""]
     assert list(f["Cohort"][:3]) == ["Training", "Training (out-of-fold)", "Validation"]
-    assert f.iloc[0]["AUC (95% CI)"] == "0.650 (0.550–0.750)" and f.iloc[0]["Sensitivity"] == "0.812"
+    assert f.iloc[0]["AUC (95% CI)"] == "0.650 (0.550–0.750)"
+    assert f.iloc[0][f"{THRESHOLD_GROUP}: Sensitivity"].startswith("0.812")
     assert f.iloc[0]["P value vs validation"] == "0.436" and f.iloc[2]["P value vs validation"] == "—"
     assert "out-of-fold predictions (Radiomics-LR and Radiomics-SVM)" in t2.notes
     t4 = table4(run, best_model="Radiomics-SVM")
@@ -246,8 +251,8 @@ def test_table3_rows_or_and_p(tmp_path):
     t = table3(_mini_run(tmp_path))
     f = t.frame
     assert list(f["Comparison"]) == ["Female vs Male", "> 400 vs ≤ 400", "per unit"]
-    assert f.iloc[1]["Univariate OR (95% CI)"] == "2.95 (1.10–7.89)" and f.iloc[1]["Univariate P value"] == "0.032"
-    assert f.iloc[0]["Multivariate OR (95% CI)"] == "—" and f.iloc[2]["Multivariate P value"] == "< 0.001"
+    assert f.iloc[1]["Univariate: OR (95% CI)"] == "2.95 (1.10–7.89)" and f.iloc[1]["Univariate: P value"] == "0.032"
+    assert f.iloc[0]["Multivariate: OR (95% CI)"] == "—" and f.iloc[2]["Multivariate: P value"] == "< 0.001"
     assert "AFP (ng/mL) and Age (years)" in t.notes
     check_pipe_table(t)
 
@@ -331,8 +336,9 @@ def test_table2_shows_performance_and_cohort_tests_rounded(run):
         row = perf.loc[(model, cohort)]
         assert line["AUC (95% CI)"] == auc_text(row)
         for column, key in [("Accuracy", "accuracy"), ("Sensitivity", "sensitivity"), ("Specificity", "specificity"),
-                            ("PPV", "ppv"), ("NPV", "npv")]:
-            assert line[column] == f"{row[key]:.3f}"
+                            ("PPV", "ppv"), ("NPV", "npv")]:  # with its Wilson CI
+            assert line[f"{THRESHOLD_GROUP}: {column}"] == (f"{row[key]:.3f} ({row[key + '_ci_low']:.3f}–"
+                                                             f"{row[key + '_ci_high']:.3f})")
         assert line["n (events)"] == f"{int(row['n'])} ({int(row['n_events'])})"
         expected = p_text(tests.loc[(model, cohort, "validation"), "p_value"]) if cohort != "validation" else "—"
         assert line["P value vs validation"] == expected
@@ -355,12 +361,19 @@ def test_table1_keeps_table1_csv_order_and_tests(run):
     er = [c for c in t.frame.columns if c.startswith("Training cohort") and ": ER (" in c][0]
     assert list(t.frame[er]) == list(body["training: early_recurrence=1"])
     firsts = t.frame[t.frame["Characteristic"] != ""]
+    symbols = dict(re.findall(r"([*†‡§‖¶]) ([^;()]+?)(?:;| \()", t.notes))
+    column = {scope: [c for c in t.frame.columns if c.startswith(prefix) and c.endswith("P value")][0]
+              for scope, prefix in [("training", "Training"), ("validation", "Validation"),
+                                    ("between_cohorts", "Between cohorts")]}
     for (_, line), variable in zip(firsts.iterrows(), dict.fromkeys(body["variable"])):
-        for scope, prefix in [("training", "Training"), ("validation", "Validation"),
-                              ("between_cohorts", "Between cohorts")]:
+        for scope in column:
             p, test = tests.loc[(variable, scope), "p_value"], tests.loc[(variable, scope), "test"]
-            assert line[f"{prefix}: P value"] == (p_text(p) if np.isfinite(p) else "—")
-            assert line[f"{prefix}: test"] == test
+            if test == "not testable":
+                assert line[column[scope]] == "not testable"
+                continue
+            mark = line[column[scope]][-1]
+            assert line[column[scope]] == (p_text(p) if np.isfinite(p) else "—") + mark
+            assert symbols[mark] == test
 
 
 @pytest.mark.slow
@@ -371,14 +384,14 @@ def test_table3_shows_the_logistic_files_rounded(run):
     frame = table3(run).frame
     assert len(frame) == len(uni)
     for (_, line), (_, row) in zip(frame.iterrows(), uni.iterrows()):
-        assert line["Univariate OR (95% CI)"] == or_text(row) and line["Univariate P value"] == p_text(row["p_value"])
+        assert line["Univariate: OR (95% CI)"] == or_text(row) and line["Univariate: P value"] == p_text(row["p_value"])
         match = multi[(multi["variable"] == row["variable"]) & (multi["level"] == ("" if pd.isna(row["level"])
                                                                                     else row["level"]))]
         if len(match):
-            assert line["Multivariate OR (95% CI)"] == or_text(match.iloc[0])
-            assert line["Multivariate P value"] == p_text(match.iloc[0]["p_value"])
+            assert line["Multivariate: OR (95% CI)"] == or_text(match.iloc[0])
+            assert line["Multivariate: P value"] == p_text(match.iloc[0]["p_value"])
         else:
-            assert line["Multivariate OR (95% CI)"] == "—"
+            assert line["Multivariate: OR (95% CI)"] == "—"
     assert len(multi) and (run / "clinical" / "selected.txt").read_text().split()
 
 

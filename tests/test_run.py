@@ -271,3 +271,58 @@ def test_the_stages_one_at_a_time_give_what_dlr_run_gives(tmp_path):
     ours, theirs = _result_bytes(staged), _result_bytes(whole)
     assert ours.keys() == theirs.keys() and len(ours) > 10
     assert [name for name in ours if ours[name] != theirs[name]] == []
+
+
+def test_the_docx_is_a_manuscript(imaging):
+    """Wide tables in landscape sections, Tables 1-4 under spanning headers, a structured
+    abstract within 250 words and no made-up author (issue 22's DOCX)."""
+    import docx
+
+    from dlr.report.manuscript import LANDSCAPE_COLUMNS
+    from dlr.report.text import ABSTRACT_WORDS
+
+    _, run, _ = imaging
+    document = docx.Document(str(run / "report" / "index.docx"))
+    w = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+
+    def orientation(sect) -> str:
+        size = sect.find(f"{w}pgSz")
+        return (size.get(f"{w}orient") or "portrait") if size is not None else "portrait"
+
+    # a section's properties sit at its end: a paragraph's w:sectPr, the body's last for the rest
+    columns_of = {t._tbl: len(t.columns) for t in document.tables}
+    pending, wide = [], 0
+    for child in document.element.body.iterchildren():
+        if child in columns_of:
+            pending.append(child)
+            continue
+        sect = child if child.tag == f"{w}sectPr" else child.find(f"{w}pPr/{w}sectPr")
+        if sect is None:
+            continue
+        for table in pending:
+            landscape = orientation(sect) == "landscape"
+            assert landscape == (columns_of[table] > LANDSCAPE_COLUMNS), columns_of[table]
+            wide += landscape
+        pending = []
+    assert not pending
+    assert wide >= 2  # Table 1 and Table 2 at least
+    texts = [" ".join(c.text for c in t.rows[0].cells) for t in document.tables]
+    paragraphs = [p.text.replace("\xa0", " ") for p in document.paragraphs]
+    for n in (1, 2, 3, 4):  # the caption comes before its table; the table's first row spans groups
+        caption = next(i for i, p in enumerate(paragraphs) if p.startswith(f"Table {n}:"))
+        following = [t for t in document.tables if t._tbl in document.paragraphs[caption]._p.itersiblings()]
+        table = following[0]
+        top, second = [c.text for c in table.rows[0].cells], [c.text for c in table.rows[1].cells]
+        assert any(a == b for a, b in zip(top, top[1:]) if a), (n, top)  # a merged (spanning) cell
+        assert top != second
+    start = paragraphs.index("Abstract") if "Abstract" in paragraphs else next(
+        i for i, p in enumerate(paragraphs) if p.endswith("Abstract"))
+    words = []
+    for p in paragraphs[start + 1:]:
+        if p.startswith(("Purpose", "Methods", "Results", "Conclusion")):
+            words += p.split()
+        elif words:
+            break
+    assert 40 < len(words) <= ABSTRACT_WORDS, len(words)
+    assert document.core_properties.author == ""
+    assert texts
