@@ -160,6 +160,7 @@ def build_report(run, *, formats=("html", "docx"), renderer: str = "auto"):
     from dlr.core.output import staged_folder
 
     from . import text
+    from .audit import AUDIT_FILE, audit_report, failures
     from .manuscript import finish_docx
     from .render import render_report, renderer_name
 
@@ -169,6 +170,7 @@ def build_report(run, *, formats=("html", "docx"), renderer: str = "auto"):
     if unknown:
         raise InputError(f"--formats: unknown format(s) {', '.join(unknown)}; the formats are html, docx")
     name = renderer_name(renderer)
+    warnings: list[str] = []
     with tempfile.TemporaryDirectory(prefix=".report-", dir=run) as tmp:
         src = Path(tmp) / "src"
         copy_sources(src)
@@ -179,12 +181,17 @@ def build_report(run, *, formats=("html", "docx"), renderer: str = "auto"):
             if "docx" in formats:  # spanning headers, landscape tables, the properties
                 finish_docx(out / "index.docx", title=text.report_title(made["facts"]),
                             authors=list(getattr(made["facts"].config, "authors", []) or []))
+            if "html" in formats:  # every number found in the run's files, every comparison checked
+                audit = audit_report(run, out / "index.html")
+                write_csv(audit, out / AUDIT_FILE)
+                for row in failures(audit).itertuples(index=False):
+                    warnings.append(f"report audit: {row.check}: {row.quoted!r}: {row.why}")
             write_csv(made["tripod"], out / "tripod_ai.csv")
             write_csv(made["tripod_abstract"], out / "tripod_ai_abstract.csv")
             shutil.copytree(src / GENERATED / "figures", out / "figures",
                             ignore=shutil.ignore_patterns("*.md"))
     final = tuple(run / "report" / Path(p).name for p in result.outputs)
-    return type(result)(result.renderer, final, result.warnings)
+    return type(result)(result.renderer, final, (*result.warnings, *warnings))
 
 
 def latest_run(root=".") -> Optional[Path]:

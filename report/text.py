@@ -262,6 +262,20 @@ def methods_sample_size(facts: RunFacts) -> str:
 def methods_missing(facts: RunFacts) -> str:
     text = ["Missing clinical values were filled with the development cohort's median (continuous) or mode "
             "(categorical) inside the modelling chain, so that no validation value informed the fill."]
+    table1 = facts.table("clinical/table1.csv", dtype=str)
+    if table1 is not None and len(table1):
+        counted = [c for c in table1.columns[2:]]
+        sizes = table1[table1["variable"] == "n"]
+        total = int(sum(float(sizes.iloc[0][c]) for c in counted)) if len(sizes) else None
+        missing = table1[table1["level"] == "missing"]
+        per = {row["variable"]: sum(int(str(row[c]).split()[0]) for c in counted if str(row[c]).split())
+               for _, row in missing.iterrows()}
+        per = {k: v for k, v in per.items() if v}
+        if per:
+            text.append("Missing values per variable (all cohorts): " + ", ".join(
+                f"{k} {v}" + (f" ({100 * v / total:.1f}%)" if total else "") for k, v in per.items()) + ".")
+        elif total:
+            text.append(f"No value of a Table 1 variable was missing ({total} patients).")
     if facts.staging_missing is not None and len(facts.staging_missing):
         per = facts.staging_missing.groupby("system").size() if "system" in facts.staging_missing else None
         if per is not None:
@@ -366,6 +380,26 @@ def _dev_size(facts: RunFacts) -> str:
     return str(counts[facts.dev_cohort][0]) if facts.dev_cohort in counts else "100"
 
 
+def versus_text(facts: RunFacts, model: str, other: Optional[str], cohort: Optional[str]) -> str:
+    """``model``'s AUC against ``other``'s in ``cohort`` from their paired DeLong test
+    (comparisons.csv, whose ``diff`` is model_a - model_b): "0.80, higher than B's 0.75
+    (difference 0.05, P = 0.2, Holm = 0.6: not significantly)"; "" without the test."""
+    if other is None or cohort is None or facts.comparisons is None:
+        return ""
+    c = facts.comparisons
+    rows = c[(c["cohort"] == cohort) & (((c["model_a"] == model) & (c["model_b"] == other))
+                                        | ((c["model_a"] == other) & (c["model_b"] == model)))]
+    if rows.empty:
+        return ""
+    r = rows.iloc[0]
+    mine, theirs = (r["auc_a"], r["auc_b"]) if r["model_a"] == model else (r["auc_b"], r["auc_a"])
+    diff = r["diff"] if r["model_a"] == model else -r["diff"]
+    word = "higher than" if diff > 0 else "lower than" if diff < 0 else "equal to"
+    verdict = "significantly" if float(r["p_adjusted"]) < 0.05 else "not significantly"
+    return (f"{num(mine)}, {word} {other}'s {num(theirs)} (difference {num(diff)}, {pval(r['p_value'])}, "
+            f"Holm {pval(r['p_adjusted']).replace('P ', '')}: {verdict})")
+
+
 def results_deep(facts: RunFacts) -> str:
     """How each network and DLRCR did, in words: against chance (its nested out-of-fold AUC's
     DeLong CI against 0.5) and against the best radiomics model and RCR (the paired DeLong
@@ -391,20 +425,7 @@ def results_deep(facts: RunFacts) -> str:
         return f"did not differ from chance ({shown}: the CI includes 0.5)"
 
     def versus(model: str, other: Optional[str], cohort: Optional[str]) -> str:
-        if other is None or cohort is None or facts.comparisons is None:
-            return ""
-        c = facts.comparisons
-        rows = c[(c["cohort"] == cohort) & (((c["model_a"] == model) & (c["model_b"] == other))
-                                            | ((c["model_a"] == other) & (c["model_b"] == model)))]
-        if rows.empty:
-            return ""
-        r = rows.iloc[0]
-        mine, theirs = (r["auc_a"], r["auc_b"]) if r["model_a"] == model else (r["auc_b"], r["auc_a"])
-        diff = r["diff"] if r["model_a"] == model else -r["diff"]
-        word = "higher than" if diff > 0 else "lower than" if diff < 0 else "equal to"
-        verdict = "significantly" if float(r["p_adjusted"]) < 0.05 else "not significantly"
-        return (f"{num(mine)}, {word} {other}'s {num(theirs)} (difference {num(diff)}, {pval(r['p_value'])}, "
-                f"Holm {pval(r['p_adjusted']).replace('P ', '')}: {verdict})")
+        return versus_text(facts, model, other, cohort)
 
     for model in [m for m in ("DL-ResNet10", "DL-ResNet18", "DL-ResNet34") if m in facts.model_names]:
         parts = [f"**{model}**: out of fold it {chance(facts.perf(model, oof) if oof else None)}"]
@@ -561,10 +582,8 @@ def results_performance(facts: RunFacts, *, tables: set, figures: set) -> str:
         rows = rows[rows["model_a"].isin(key_models(facts)) & rows["model_b"].isin(key_models(facts))]
         for r in rows.itertuples():
             other = r.model_b if r.model_a == best else r.model_a
-            # comparisons.csv's diff is model_a - model_b: stated here as best - other
-            diff = r.diff if r.model_a == best else -r.diff
-            lines.append(f"- {best} vs {other} in the {others[0]} cohort: difference {num(diff)}, "
-                         f"{pval(r.p_value)} (Holm {pval(r.p_adjusted).replace('P ', '')}).")
+            lines.append(f"- {best} against {other} in the {others[0]} cohort: AUC "
+                         f"{versus_text(facts, best, other, others[0])}.")
     comparators = [m for m in COMPARATORS if m in facts.model_names]
     if comparators:
         lines.append(f"Against the staging systems and inflammation indexes ({', '.join(comparators)})"
@@ -865,7 +884,11 @@ def tripod_facts(facts: RunFacts, *, renderer: str) -> dict:
         out["sample_size"] = methods_sample_size(facts).strip()
     out["missing_data"] = methods_missing(facts).strip()
     out["model_building"] = methods_models(facts, figures=set()).strip().replace("\n\n", " ").replace("**", "")
-    out["model_type"] = "logistic regression (CR); LR, SVM, KNN, XGBoost, MLP (radiomics); RCR fusion"
+    out["model_type"] = ("logistic regression (CR); LR, SVM, KNN, XGBoost, MLP (radiomics); RCR fusion"
+                         + ("; ResNet-10/18/34 and DLRCR (late fusion)" if facts.has_deep else "")
+                         + "; class weighting: none in the CR and radiomics models (tuned on the cross-validated "
+                         "log loss, so their probabilities keep the development prevalence)"
+                         + ("; class-weighted cross-entropy in the networks" if facts.has_deep else ""))
     out["performance_measures"] = methods_performance(facts).strip()
     if getattr(cfg, "scanner_column", None):
         out["fairness"] = methods_fairness(facts).strip()
@@ -878,7 +901,10 @@ def tripod_facts(facts: RunFacts, *, renderer: str) -> dict:
         out["model_specification"] += (f"; nomogram{'s' if len(nomogram_models) > 1 else ''} of "
                                        f"{_list(nomogram_models)} "
                                        "(Results: models, Figure)")
-    perf = [f"{m}: " + "; ".join(f"{c} {auc_text(facts.perf(m, c))}" for c in facts.cohorts if facts.perf(m, c) is not None)
+    dev, oof = facts.dev_cohort, facts.oof_cohort
+    order = [(oof, "out of fold"), *((c, c) for c in facts.cohorts if c != dev), (dev, f"apparent ({dev})")]
+    perf = [f"{m}: " + "; ".join(f"{label} {auc_text(facts.perf(m, c))}" for c, label in order
+                                 if c and facts.perf(m, c) is not None)
             for m in key_models(facts)]
     iv = _internal_validation_text(facts)
     if iv:
@@ -894,9 +920,26 @@ def tripod_facts(facts: RunFacts, *, renderer: str) -> dict:
     if facts.results is not None:
         lo, hi = facts.settings.get("decision_curve_range") or (0.05, 0.80)
         out["clinical_utility"] = f"decision curves over threshold probabilities {lo:.2f}-{hi:.2f} (Figure)"
+    differences = []
+    if facts.table1_tests is not None:
+        t = facts.table1_tests
+        between = t[t["scope"] == "between_cohorts"].assign(p=lambda f: pd.to_numeric(f["p_value"], errors="coerce"))
+        between = between[between["p"].notna()]
+        if len(between):
+            differing = between[between["p"] < 0.05]
+            smallest = between.loc[between["p"].idxmin()]
+            differences.append(f"the cohorts' characteristics compared (Table 1, {len(between)} variables): "
+                               + (f"{_list(f'{r.variable} ({pval(r.p)})' for r in differing.itertuples())} differed "
+                                  "at P < 0.05" if len(differing) else
+                                  f"none differed at P < 0.05 (the smallest P: {smallest['variable']}, "
+                                  f"{pval(smallest['p'])})"))
+    counts = facts.cohort_counts()
+    if len(counts) > 1:
+        differences.append("outcome rates " + ", ".join(f"{c} {100 * e / n:.1f}%" for c, (n, e) in counts.items()))
     if facts.oof_cohort:
-        out["comparison_development_evaluation"] = ("apparent, nested out-of-fold and validation AUCs side by side "
-                                                   "(supplementary table)")
+        differences.append("apparent, nested out-of-fold and validation AUCs side by side (supplementary table)")
+    if differences:
+        out["comparison_development_evaluation"] = "; ".join(differences)
     lim = limitations(facts)
     if lim:
         out["limitations"] = " ".join(lim)

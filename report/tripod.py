@@ -33,7 +33,25 @@ PARTLY = "partly filled: authors to complete"
 AUTHORS = "for the authors"
 STATUSES = (FILLED, PARTLY, AUTHORS)
 
-COLUMNS = ["checklist", "item", "section", "topic", "recommendation", "report_section", "status", "value"]
+COLUMNS = ["checklist", "item", "section", "topic", "recommendation", "report_section", "status", "value",
+           "authors_add"]
+
+#: each fact in the words of "what the authors must add" when the run did not have it
+FACT_WORDS = {
+    "title": "the title", "study_type": "the study type", "data_source": "the data source", "data_dates":
+    "the dates of the data", "setting": "the setting", "eligibility": "the eligibility criteria", "cohorts":
+    "the cohorts' sizes and events", "outcome": "the outcome's definition", "outcome_timing":
+    "the outcome's timing", "predictors": "the predictors", "predictor_handling": "how predictors were handled",
+    "sample_size": "the sample-size justification", "missing_data": "the handling of missing data",
+    "model_building": "the model-building steps", "model_type": "the type of model", "performance_measures":
+    "the performance measures", "model_updating": "any model updating", "fairness":
+    "the subgroup (fairness) analyses", "model_output": "the model's output", "participants_flow":
+    "the flow of participants", "participant_characteristics": "the participants' characteristics",
+    "model_specification": "the full model", "performance": "the performance estimates", "calibration":
+    "calibration", "clinical_utility": "clinical utility", "comparison_development_evaluation":
+    "the differences between development and evaluation data", "limitations": "the limitations", "software":
+    "the software", "code_availability": "where the code is", "data_availability": "where the data are",
+}
 
 #: Facts the report builder may pass, each a short text formatted for readers.
 RUN_FACTS = (
@@ -407,6 +425,19 @@ def _join(texts: list[str]) -> str:
     return out
 
 
+def _authors_add(entry: ChecklistItem, present: Mapping) -> str:
+    """What the authors must add to ``entry`` beyond the run's facts: nothing when it is filled;
+    its remainder (``to_complete``) and the facts the run lacked when partly filled; the whole
+    recommendation when the run has none of it."""
+    lacking = [FACT_WORDS.get(key, key) for key in entry.facts if key not in present]
+    if entry.facts and len(lacking) == len(entry.facts) or not entry.facts:
+        return f"all of it: {entry.recommendation[:1].lower()}{entry.recommendation[1:]}"
+    parts = [entry.to_complete] if entry.to_complete else []
+    if lacking:
+        parts.append(", ".join(lacking) + " (not in this run)")
+    return "; ".join(parts)
+
+
 def tripod_checklist(facts: Mapping, *, abstract: bool = False) -> pd.DataFrame:
     """The TRIPOD+AI checklist (or its abstract checklist) filled from a run's facts.
 
@@ -425,9 +456,11 @@ def tripod_checklist(facts: Mapping, *, abstract: bool = False) -> pd.DataFrame:
     DataFrame
         One row per item in the checklist's order with columns ``checklist`` (``"TRIPOD+AI"``
         or ``"TRIPOD+AI for Abstracts"``), ``item``, ``section``, ``topic``,
-        ``recommendation``, ``report_section`` (an anchor of the report or ``""``), ``status``
-        and ``value`` (the texts of the item's facts that are present, joined in the item's
-        order; ``""`` when none is).
+        ``recommendation``, ``report_section`` (an anchor of the report or ``""``), ``status``,
+        ``value`` (the texts of the item's facts that are present, joined in the item's
+        order; ``""`` when none is) and ``authors_add`` (what the authors must add: ``""`` when
+        filled, the item's remainder and the facts the run lacked when partly filled, the whole
+        recommendation when the run has none of it).
 
     Raises
     ------
@@ -463,7 +496,7 @@ def tripod_checklist(facts: Mapping, *, abstract: bool = False) -> pd.DataFrame:
             status = PARTLY
         rows.append({"checklist": name, "item": entry.item, "section": entry.section, "topic": entry.topic,
                      "recommendation": entry.recommendation, "report_section": entry.report_section,
-                     "status": status, "value": _join(found)})
+                     "status": status, "value": _join(found), "authors_add": _authors_add(entry, present)})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -521,7 +554,8 @@ def checklist_markdown(frame: pd.DataFrame, *, link: bool = True) -> str:
     for row in frame.itertuples(index=False):
         topic = row.section if row.topic == row.section else f"{row.section} / {row.topic}"
         status = str(row.status)
-        note = notes.get((row.checklist, str(row.item)), "")
+        note = str(row.authors_add) if str(row.authors_add) not in ("", "nan") else \
+            notes.get((row.checklist, str(row.item)), "")
         if status == PARTLY and note:
             status = f"{status} ({note})"
         cells = [_cell(row.item), f"{_cell(topic)}: {_cell(row.recommendation)}",

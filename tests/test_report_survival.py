@@ -358,10 +358,12 @@ def test_each_stated_difference_is_the_reference_minus_the_other(run):
 
     facts = read_run(run)
     lines = [line for line in text.results_performance(facts, tables=set(), figures=set()).splitlines()
-             if " vs " in line and "difference" in line]
+             if " against " in line and "difference" in line]
     assert lines
     for line in lines:
-        best, other, cohort, stated = re.search(r"- (\S+) vs (\S+) in the (\S+) cohort: difference (-?[\d.]+)",
-                                                line).groups()
+        best, other, cohort, word, stated = re.search(
+            r"- (\S+) against (\S+) in the (\S+) cohort: AUC [\d.]+, (higher|lower) than \S+ [\d.]+ "
+            r"\(difference (-?[\d.]+)", line).groups()
         auc = {m: float(facts.perf(m, cohort)["auc"]) for m in (best, other)}
         assert float(stated) == pytest.approx(auc[best] - auc[other], abs=6e-4), line
+        assert (word == "higher") == (auc[best] > auc[other])

@@ -170,6 +170,9 @@ def test_clinical_only_real_study_runs_to_a_report(tmp_path):
     for needle in ("Table 1", "BCLC", "CR", "vascular_invasion", "Rendered by"):
         assert needle in html, needle
     assert (run / "clinical" / "table1.csv").is_file()
+    audit = pd.read_csv(run / "report" / "audit.csv")  # the report audit passes on a clinical-only study
+    assert (audit["result"] == "ok").all(), audit[audit["result"] != "ok"].to_string()
+    assert (audit["check"] == "estimate and CI from one row").sum() > 10
 
 
 def test_bad_input_to_the_new_verbs_exits_2_naming_the_file(tmp_path):
@@ -326,3 +329,39 @@ def test_the_docx_is_a_manuscript(imaging):
     assert 40 < len(words) <= ABSTRACT_WORDS, len(words)
     assert document.core_properties.author == ""
     assert texts
+
+
+def test_the_report_audit_passes_and_fails_on_a_changed_number_or_a_flipped_word(imaging, tmp_path):
+    """Every number of the report is found in the run's files and every worded comparison agrees
+    with them (report/audit.csv, written by `dlr report`); changing a results number after the
+    report was built, or flipping a sentence's direction, makes the audit fail."""
+    import shutil
+
+    from dlr.report.audit import audit_report, failures
+
+    _, run, _ = imaging
+    audit = pd.read_csv(run / "report" / "audit.csv")
+    assert (audit["result"] == "ok").all(), audit[audit["result"] != "ok"].to_string()
+    counts = audit["check"].value_counts()
+    assert counts["estimate and CI from one row"] > 50 and counts["direction of a difference"] >= 1
+    assert failures(audit_report(run)).empty  # the same audit run again on the files
+    changed = tmp_path / "changed"
+    shutil.copytree(run, changed, ignore=shutil.ignore_patterns("features", "deep"))
+    performance = pd.read_csv(changed / "results" / "performance.csv")
+    reference = json.loads((changed / "results" / "results.json").read_text())["settings"]["reference"]
+    row = performance.index[(performance["model"] == reference) & (performance["cohort"] == "validation")][0]
+    performance.loc[row, "auc"] = performance.loc[row, "auc"] - 0.031
+    performance.to_csv(changed / "results" / "performance.csv", index=False)
+    found = failures(audit_report(changed))
+    assert len(found) and (found["check"] == "estimate and CI from one row").any()
+    html = (run / "report" / "index.html").read_text()
+    flipped = tmp_path / "flipped.html"
+    import re
+
+    # the first worded comparison of two AUCs ("0.81, higher than CR's 0.66 (difference ..."), reversed
+    pattern = re.compile(r"(\d,\s+)(higher|lower)(\s+than\s+\S+?['’]s\s+\d)")
+    assert pattern.search(html)
+    flipped.write_text(pattern.sub(lambda m: m.group(1) + {"higher": "lower", "lower": "higher"}[m.group(2)]
+                                   + m.group(3), html, count=1))
+    found = failures(audit_report(run, flipped))
+    assert (found["check"] == "direction of a difference").any(), found.to_string()

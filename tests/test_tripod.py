@@ -174,3 +174,20 @@ def test_markdown_renders_as_one_table_with_pandoc():
         assert row.count("<td") == 5
     assert "AUC 0.81 | 0.79 next [line] with &lt;b&gt;tags&lt;/b&gt; and `code`" in html
     assert '<a href="#sec-methods-data">Methods: data</a>' in html
+
+
+def test_every_row_is_filled_or_says_what_the_authors_must_add():
+    facts = {"title": "T", "study_type": "development", "cohorts": "100 patients", "predictors": "p",
+             "performance": "AUC 0.7"}
+    frame = tripod_checklist(facts)
+    for row in frame.itertuples(index=False):
+        if row.status == FILLED:
+            assert row.authors_add == ""
+        else:
+            assert row.authors_add, row.item
+    by_item = frame.set_index("item")
+    assert by_item.loc["3a", "authors_add"].startswith("all of it: explain the healthcare context")
+    # item 2: the run gave the study type, cohorts and performance; the remainder is the authors'
+    assert by_item.loc["2", "authors_add"] == "the background and the interpretation of the abstract"
+    # item 12a lacks model_building: named in words
+    assert "the model-building steps (not in this run)" in by_item.loc["12a", "authors_add"]

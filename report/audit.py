@@ -1,0 +1,212 @@
+"""The report audit: every number the rendered report prints is found in the run's files, and
+every comparison it words agrees with the numbers and tests it quotes.
+
+`dlr report` runs it on the HTML it has just rendered and writes ``RUN/report/audit.csv``; a
+referee (or a test) can run it again on a report and a run folder at any time
+(:func:`audit_report`), so that a results file changed after the report was built, or a
+sentence edited, shows. What it checks, on the report's text (tags, scripts and styles
+stripped):
+
+- **estimates with their CI** (``0.795 (95% CI 0.718-0.872)``, ``0.795 (0.718–0.872)``): the
+  three numbers must be the rounded values of three cells of *one row* of one of the run's
+  tables (``performance.csv``, ``comparisons.csv``, ...), a match no chance can make;
+- **every other decimal number**: the rounded value (or 100 times it, or its negative) of some
+  cell of the run's tables, or a constant of the methods (:data:`METHOD_CONSTANTS`);
+- **"best"**: a model called "the best model" only where the text also says the paired tests
+  found it significantly better than every other;
+- **directions**: "X, higher than Y's Z (difference D" needs X > Z and D = X - Z; "lower than"
+  the reverse; "better than chance (AUC a, 95% CI l-h)" needs l > 0.5, "worse than chance"
+  h < 0.5 and "did not differ from chance" l <= 0.5 <= h; "significantly" / "not
+  significantly" after a Holm P must agree with it at 0.05.
+
+Each finding is a row of ``audit.csv``: ``check``, ``quoted`` (the report's words), ``result``
+(``ok`` or ``inconsistent``) and ``why``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dlr.core import run_folder as rf
+
+#: the audit's file in RUN/report/
+AUDIT_FILE = "audit.csv"
+#: numbers the methods state that no file holds (significance level, ICC cut-off, the
+#: calibration-slope range, decision-curve ranges and quoted thresholds, chance)
+METHOD_CONSTANTS = (0.05, 0.5, 0.9, 0.90, 2.0, 1.0, 0.0, 0.2, 0.4, 0.8, 0.80, 0.01, 0.99, 0.001, 0.1, 0.25, 0.3)
+#: the run's folders whose tables the numbers may come from
+SOURCES = (rf.RESULTS_DIR, rf.MODELS_DIR, f"{rf.MODELS_DIR}/deep", "clinical", rf.STAGING_DIR)
+#: files too large or not quoted (per-patient and per-voxel tables)
+SKIPPED = {"predictions.csv", "predictions_oof.csv", "oof_predictions.csv", "deep_features.csv", "roc_curve.csv",
+           "roc_band.csv", "calibration_smooth.csv", "decision_curve.csv", "km_curve.csv", "lasso_path.csv",
+           "training_log.csv", "tuning.csv", "icc.csv", "staging.csv", "scorecam.csv"}
+#: JSON documents whose numbers the report quotes (the settings; and each stage's record in
+#: RUN/stages/, its wall time)
+DOCUMENTS = (rf.RUN_MARKER, f"{rf.RESULTS_DIR}/{rf.RESULTS_JSON}")
+#: a section number at the start of a heading or a table-of-contents line ("6.10 Reader agreement")
+SECTION_NUMBER = re.compile(r"(?m)^[ \t]*\d+(?:\.\d+)+(?=[ \t]+[A-Z])")
+
+_NUMBER = r"-?\d+\.\d+"
+TRIPLE = re.compile(rf"(?<![\w.])({_NUMBER}) \((?:95% CI )?({_NUMBER})(?:[-–]| to )({_NUMBER})\)")
+DECIMAL = re.compile(rf"(?<![\w.\-])({_NUMBER})(?![\w.])")
+VERSUS = re.compile(rf"({_NUMBER}), (higher|lower) than (\S+?)'s ({_NUMBER}) \(difference ({_NUMBER})")
+CHANCE = re.compile(rf"(better than chance|worse than chance|did not differ from chance) \(AUC ({_NUMBER}), "
+                    rf"95% CI ({_NUMBER})[-–]({_NUMBER})")
+BEST = re.compile(r"\b(?:was|is) the best model\b|\bthe best-performing model\b")
+HOLM = re.compile(r"Holm (< 0\.001|= \d\.\d+|[<=] ?\d\.\d+)\s*:\s*(significantly|not significantly)")
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    quoted: str
+    result: str
+    why: str
+
+
+class _Text(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.parts, self._skip = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("script", "style"):
+            self._skip += 1
+        if tag in ("p", "li", "td", "th", "tr", "div", "h1", "h2", "h3", "h4", "figcaption", "caption", "br"):
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style"):
+            self._skip -= 1
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.parts.append(data)
+
+
+def report_text(html: str) -> str:
+    """The text a reader sees in the report's HTML (scripts and styles left out)."""
+    parser = _Text()
+    parser.feed(html)
+    return re.sub(r"[ \t\xa0]+", " ", "".join(parser.parts))
+
+
+def run_values(run) -> list[np.ndarray]:
+    """Each row of the run's quoted tables as an array of its numeric cells."""
+    run = Path(run)
+    rows = []
+    for folder in SOURCES:
+        for path in sorted((run / folder).glob("*.csv")):
+            if path.name in SKIPPED:
+                continue
+            frame = pd.read_csv(path, low_memory=False)
+            numeric = frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+            rows += [r[np.isfinite(r)] for r in numeric if np.isfinite(r).any()]
+    for path in [*(run / name for name in DOCUMENTS), *sorted((run / "stages").glob("*.json"))]:
+        document = rf.read_json(path)
+        if document is not None:
+            numbers = np.array(list(_json_numbers(document)), dtype=float)
+            if numbers.size:
+                rows.append(numbers)
+    return rows
+
+
+def _json_numbers(value):
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        yield float(value)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _json_numbers(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _json_numbers(item)
+
+
+def _decimals(text: str) -> int:
+    return len(text.split(".")[1])
+
+
+def _rounds_to(values: np.ndarray, quoted: str) -> np.ndarray:
+    """Which of ``values`` print as ``quoted`` at its number of decimals (half-way cases either way)."""
+    d, x = _decimals(quoted), float(quoted)
+    return np.abs(values - x) <= 0.5 * 10 ** -d + 1e-9
+
+
+def audit_text(text: str, run) -> list[Finding]:
+    """Every finding of the checks above on ``text`` against ``run``'s files."""
+    text = SECTION_NUMBER.sub(lambda m: " " * len(m.group(0)), text)
+    text = re.sub(r"\s+", " ", text.replace("\u2019", "'"))  # as one line; pandoc wraps, smartypants curls
+    rows = run_values(run)
+    pool = np.unique(np.concatenate(rows)) if rows else np.array([])
+    findings: list[Finding] = []
+    in_triples = set()
+    for m in TRIPLE.finditer(text):
+        x, low, high = m.groups()
+        in_triples.update({m.start(1), m.start(2), m.start(3)})
+        found = any(all(_rounds_to(row * scale, v).any() for v in (x, low, high))
+                    for scale in (1.0, 100.0) for row in rows)  # a proportion, or it as a percentage
+        findings.append(Finding("estimate and CI from one row", m.group(0), "ok" if found else "inconsistent",
+                                "" if found else "no row of the run's tables holds these three values together"))
+    candidates = np.concatenate([pool, 100 * pool, -pool, np.asarray(METHOD_CONSTANTS)]) if pool.size else \
+        np.asarray(METHOD_CONSTANTS)
+    for m in DECIMAL.finditer(text):
+        if m.start(1) in in_triples:
+            continue
+        quoted = m.group(1)
+        found = bool(_rounds_to(candidates, quoted).any())
+        if not found:
+            context = text[max(0, m.start() - 60):m.end() + 20].replace("\n", " ")
+            findings.append(Finding("number in the run's files", context, "inconsistent",
+                                    f"{quoted} is no value of the run's tables"))
+    checked = sum(1 for m in DECIMAL.finditer(text) if m.start(1) not in in_triples)
+    findings.append(Finding("number in the run's files", f"{checked} numbers outside estimate-and-CI triples",
+                            "ok" if not any(f.check == "number in the run's files" for f in findings) else
+                            "inconsistent", "the count of numbers checked"))
+    for m in BEST.finditer(text):
+        ok = "significantly better than every other model" in text
+        findings.append(Finding("'best' only when the tests say so", m.group(0), "ok" if ok else "inconsistent",
+                                "" if ok else "a model is called the best though the paired tests do not show it "
+                                              "better than every other"))
+    for m in VERSUS.finditer(text):
+        mine, word, other, theirs, diff = m.groups()
+        a, b, d = float(mine), float(theirs), float(diff)
+        direction = (word == "higher") == (a > b) if a != b else False
+        sign = abs((a - b) - d) <= 2 * 10 ** -_decimals(diff) + 1e-9
+        ok = direction and sign
+        findings.append(Finding("direction of a difference", m.group(0), "ok" if ok else "inconsistent",
+                                "" if ok else f"{mine} is not {word} than {theirs}, or the difference is not "
+                                              f"{mine} minus {theirs}"))
+    for m in CHANCE.finditer(text):
+        words, _, low, high = m.groups()
+        lo, hi = float(low), float(high)
+        ok = {"better than chance": lo > 0.5, "worse than chance": hi < 0.5,
+              "did not differ from chance": lo <= 0.5 <= hi}[words]
+        findings.append(Finding("against chance", m.group(0), "ok" if ok else "inconsistent",
+                                "" if ok else f"a 95% CI of {low}-{high} does not say '{words}'"))
+    for m in HOLM.finditer(text):
+        quoted, words = m.groups()
+        p = 0.0009 if quoted.startswith("<") else float(quoted.split()[-1].lstrip("=<"))
+        ok = (p < 0.05) == (words == "significantly")
+        findings.append(Finding("significance after Holm", m.group(0), "ok" if ok else "inconsistent",
+                                "" if ok else f"a Holm-adjusted P {quoted} is not '{words}'"))
+    return findings
+
+
+def audit_report(run, report=None) -> pd.DataFrame:
+    """The audit of ``report`` (default ``RUN/report/index.html``) against ``run``'s files, as
+    the rows of ``audit.csv``."""
+    run = Path(run)
+    html = Path(report) if report is not None else run / "report" / "index.html"
+    findings = audit_text(report_text(html.read_text(encoding="utf-8")), run)
+    return pd.DataFrame([f.__dict__ for f in findings], columns=["check", "quoted", "result", "why"])
+
+
+def failures(audit: pd.DataFrame) -> pd.DataFrame:
+    return audit[audit["result"] != "ok"]
