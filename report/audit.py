@@ -98,6 +98,22 @@ def report_text(html: str) -> str:
 
 def run_values(run) -> list[np.ndarray]:
     """Each row of the run's quoted tables as an array of its numeric cells."""
+    return _table_rows(run)
+
+
+def _document_numbers(run) -> np.ndarray:
+    """Every number of the run's JSON documents (settings, the stages' records): for single
+    numbers only, never for an estimate with its CI (a document is no row)."""
+    run = Path(run)
+    numbers = []
+    for path in [*(run / name for name in DOCUMENTS), *sorted((run / "stages").glob("*.json"))]:
+        document = rf.read_json(path)
+        if document is not None:
+            numbers += list(_json_numbers(document))
+    return np.array(numbers, dtype=float)
+
+
+def _table_rows(run) -> list[np.ndarray]:
     run = Path(run)
     rows = []
     for folder in SOURCES:
@@ -107,12 +123,6 @@ def run_values(run) -> list[np.ndarray]:
             frame = pd.read_csv(path, low_memory=False)
             numeric = frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
             rows += [r[np.isfinite(r)] for r in numeric if np.isfinite(r).any()]
-    for path in [*(run / name for name in DOCUMENTS), *sorted((run / "stages").glob("*.json"))]:
-        document = rf.read_json(path)
-        if document is not None:
-            numbers = np.array(list(_json_numbers(document)), dtype=float)
-            if numbers.size:
-                rows.append(numbers)
     return rows
 
 
@@ -144,7 +154,7 @@ def audit_text(text: str, run) -> list[Finding]:
     text = SECTION_NUMBER.sub(lambda m: " " * len(m.group(0)), text)
     text = re.sub(r"\s+", " ", text.replace("\u2019", "'"))  # as one line; pandoc wraps, smartypants curls
     rows = run_values(run)
-    pool = np.unique(np.concatenate(rows)) if rows else np.array([])
+    pool = np.unique(np.concatenate([*rows, _document_numbers(run)]))
     findings: list[Finding] = []
     in_triples = set()
     for m in TRIPLE.finditer(text):

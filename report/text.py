@@ -579,7 +579,10 @@ def results_performance(facts: RunFacts, *, tables: set, figures: set) -> str:
     if facts.comparisons is not None and best and others:
         c = facts.comparisons
         rows = c[(c["cohort"] == others[0]) & ((c["model_a"] == best) | (c["model_b"] == best))]
-        rows = rows[rows["model_a"].isin(key_models(facts)) & rows["model_b"].isin(key_models(facts))]
+        shown = [*key_models(facts), best]  # the reference may be a classifier Table 4 does not show
+        keyed = rows[rows["model_a"].isin(shown) & rows["model_b"].isin(shown)]
+        # without a key model to compare with in this cohort: the other fitted models
+        rows = keyed if len(keyed) else rows[~rows["model_a"].isin(COMPARATORS) & ~rows["model_b"].isin(COMPARATORS)]
         for r in rows.itertuples():
             other = r.model_b if r.model_a == best else r.model_a
             lines.append(f"- {best} against {other} in the {others[0]} cohort: AUC "
