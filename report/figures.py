@@ -37,6 +37,7 @@ from dlr.analysis.plotting import MODEL_COLOURS
 from dlr.core import run_folder as rf
 
 from .facts import RunFacts, as_facts
+from .tables import MAX_NOMOGRAM_AXES
 
 OOF_SUFFIX = rf.OOF_SUFFIX
 COLOURS = MODEL_COLOURS  # one colour per model, the same in results/figures (dlr.analysis.plotting)
@@ -631,6 +632,8 @@ def _nomograms(figures: _Figures, facts: RunFacts) -> None:
     if nomogram is None or nomogram_axes is None:
         return
     for model in dict.fromkeys(nomogram["model"]):
+        if nomogram.loc[nomogram["model"] == model, "variable"].nunique() > MAX_NOMOGRAM_AXES:
+            continue  # too many axes to draw: a points table instead (report.tables.points_tables)
         fid = "fig-nomogram" if model == "CR" else f"fig-nomogram-{_safe(model)}"
         stem = "nomogram" if model == "CR" else f"nomogram_{_safe(model)}"
         kind = ("clinical-radiological (CR) model" if model == "CR" else
@@ -640,6 +643,24 @@ def _nomograms(figures: _Figures, facts: RunFacts) -> None:
                      "read up to the Points axis (0-100, 100 for the largest effect of any predictor); the points of "
                      "all predictors are added on the Total points axis, and the axis beneath converts the total "
                      "into the predicted probability of early recurrence.", (model,), (facts.dev_cohort,))
+
+
+def _cam_caveat(facts: RunFacts) -> str:
+    """A warning for the Score-CAM caption when the best network did not beat chance out of fold
+    (its maps then show where an unskilled network looked, not a learned signal)."""
+    networks = facts.table("models/deep/networks.csv", dtype={"network": str})
+    if networks is None or "best" not in networks or facts.oof_cohort is None:
+        return ""
+    best = networks[networks["best"].astype(str).str.lower() == "true"]
+    if best.empty:
+        return ""
+    model = str(best["network"].iloc[0])
+    row = facts.perf(model, facts.oof_cohort)
+    if row is None or float(row["auc_ci_low"]) > 0.5:
+        return ""
+    return (f" Caution: {model}'s out-of-fold AUC ({float(row['auc']):.3f}, 95% CI {float(row['auc_ci_low']):.3f}-"
+            f"{float(row['auc_ci_high']):.3f}) does not exceed chance, so these maps show where a network without "
+            "demonstrated skill looked, not an image signal it learned.")
 
 
 def draw_report_figures(run, out, *, dca_range=(0.05, 0.80), dpi: int = 300) -> tuple:
@@ -668,5 +689,6 @@ def draw_report_figures(run, out, *, dca_range=(0.05, 0.80), dpi: int = 300) -> 
             "fig-scorecam", "scorecam", "Score-CAM maps of the best network for the most confident correctly and "
             "wrongly classified patients of the validation cohort (rows), at its Youden threshold on the "
             "out-of-fold development predictions: one map per patient (the network sees the phases' middle slices "
-            "together, as channels), drawn over each phase; white: the tumour's outline.", (), ()))
+            "together, as channels), drawn over each phase; white: the tumour's outline." + _cam_caveat(facts),
+            (), ()))
     return tuple(figures.records)

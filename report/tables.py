@@ -892,8 +892,8 @@ def calibration_table(run, *, results: str = "results") -> DisplayTable | None:
     frame = pd.DataFrame(rows)
     dev = _dev_cohort(perf, settings)
     notes = _join(
-        "Calibration intercept and slope from the logistic recalibration logit P(y = 1) = a + b logit(p) "
-        "(intercept with the slope fixed at 1; ideal 0 and 1; Van Calster et al. 2016).",
+        "Calibration intercept: calibration-in-the-large, a of logit P(y = 1) = a + logit(p) with the slope fixed at "
+        "1; calibration slope: b of logit P(y = 1) = a + b logit(p) (ideal 0 and 1; Van Calster et al. 2016).",
         f"In the {dev} cohort an unpenalised logistic model's apparent intercept and slope are 0 and 1 by "
         "construction (a penalised one's slope exceeds 1); the out-of-fold rows show its calibration on patients it "
         "did not see.",
@@ -955,6 +955,46 @@ def reclassification_table(run, *, results: str = "results") -> DisplayTable | N
     caption = (f"Net reclassification improvement and integrated discrimination improvement of the "
                f"{_names(references)} model over each other model.")
     return DisplayTable("tbl-s-reclassification", caption, frame, notes)
+
+
+#: a nomogram of more predictor axes than this is given as a points table, not drawn (its axes
+#: would collide on a page)
+MAX_NOMOGRAM_AXES = 10
+
+
+def points_tables(run, *, models: str = "models") -> list[DisplayTable]:
+    """Supplementary: the points of each predictor value of every logistic model whose nomogram
+    has more than :data:`MAX_NOMOGRAM_AXES` axes (``nomogram.csv``; ``rms::nomogram``'s scaling),
+    with the total points that give each predicted probability (``nomogram_axes.csv``): the
+    nomogram as a table a reader can add up."""
+    run = as_facts(run)
+    table = _read_csv(run, models, "nomogram.csv", dtype={"model": str, "variable": str, "level_or_value": str})
+    axes = _read_csv(run, models, "nomogram_axes.csv", dtype={"model": str, "axis": str})
+    if table is None:
+        return []
+    out = []
+    for model in dict.fromkeys(table["model"]):
+        rows = table[table["model"] == model]
+        if rows["variable"].nunique() <= MAX_NOMOGRAM_AXES:
+            continue
+        frame = pd.DataFrame({"Predictor": [v if k == 0 else "" for v, k in
+                                            zip(rows["variable"], rows.groupby("variable", sort=False).cumcount())],
+                              "Value": rows["level_or_value"].astype(str).tolist(),
+                              "Points": [format_number(p, 1) for p in rows["points"]]})
+        probability = axes[(axes["model"] == model) & (axes["axis"] == "probability")] if axes is not None else None
+        scale = ""
+        if probability is not None and len(probability):
+            scale = ("Total points -> predicted probability: " + ", ".join(
+                f"{format_number(t, 1)} -> {format_number(p, 2)}" for t, p in
+                zip(probability["total_points"], probability["probability"])) + ".")
+        notes = _join(f"{model}'s nomogram has {rows['variable'].nunique()} predictor axes, too many to draw legibly: "
+                      "its points are listed instead (rms::nomogram's scaling: 100 points for the widest-ranging "
+                      "predictor). Add the points of each predictor's value, interpolating between the values "
+                      "listed for a numeric one.", scale)
+        label = f"tbl-s-points-{''.join(c if c.isalnum() else '-' for c in model.lower())}"
+        out.append(DisplayTable(label, f"Points of the {model} model's predictors (its nomogram as a table).", frame,
+                                notes))
+    return out
 
 
 def selection_table(run, *, models: str = "models") -> DisplayTable | None:
@@ -1194,7 +1234,7 @@ def oof_table(run, *, results: str = "results", models: str = "models") -> Displ
 
 #: the indexes of internal_validation.csv the table shows, with their display names
 INTERNAL_VALIDATION_INDEXES = (("AUC", "AUC (C index)"), ("Slope", "Calibration slope"),
-                               ("Intercept", "Calibration intercept"), ("Brier", "Brier score"))
+                               ("Intercept", "Recalibration intercept (slope free)"), ("Brier", "Brier score"))
 
 
 def internal_validation_table(run, *, models: str = "models", results: str = "results") -> DisplayTable | None:
@@ -1252,9 +1292,10 @@ def internal_validation_table(run, *, models: str = "models", results: str = "re
         "Selection repeated: the CR model's two-step selection (univariate, then multivariate P < 0.05) redone on "
         "each resample, so the optimism of choosing the factors is counted too." if "selection repeated" in procedures
         else "",
-        "Calibration intercept and slope of the logistic recalibration of the linear predictor; a maximum-likelihood "
-        "fit has apparent 0 and 1 by construction, and the corrected slope is the shrinkage its predictions need "
-        "(below 1: too extreme for new patients).",
+        "Recalibration intercept and calibration slope: a and b of logit P(y = 1) = a + b × linear predictor fitted "
+        "together (rms::validate's Intercept and Slope; the calibration table's intercept instead fixes the slope at "
+        "1, calibration-in-the-large); a maximum-likelihood fit has apparent 0 and 1 by construction, and the "
+        "corrected slope is the shrinkage its predictions need (below 1: too extreme for new patients).",
         "Resamples used: of those requested, the refits that succeeded and on which the measure was defined.",
         " ".join(failures),
         _abbreviations(["AUC", "SE", *dict.fromkeys(iv["model"])]),
@@ -1302,6 +1343,7 @@ def report_tables(run, *, best_model: str | None = None, best_radiomics: str | N
         agreement_table(run, models=models, clinical=clinical),
         oof_table(run, results=results, models=models),
         selection_table(run, models=models),
+        *points_tables(run, models=models),
         internal_validation_table(run, models=models, results=results),
     )
     return tuple(t for t in tables if t is not None)

@@ -525,6 +525,13 @@ def results_models(facts: RunFacts, *, tables: set, figures: set) -> str:
         lines.append("Nomograms present " + _list(f"{named[f]} (@{f})" for f in nomograms)
                      + ": each predictor's value gives points, and the total points give the predicted probability "
                      "of the outcome.")
+    points = sorted(t for t in tables if t.startswith("tbl-s-points-"))
+    if points:
+        lines.append("Nomograms with too many axes to draw legibly are given as points tables instead: "
+                     + _list(f"@{t}" for t in points) + ".")
+    if "tbl-s-selection" in tables:
+        lines.append("@tbl-s-selection lists the final models' predictors with their LASSO coefficients and how "
+                     "often the nested out-of-fold refits selected each (selection stability).")
     iv = _internal_validation_text(facts)
     if iv and "tbl-s-internal-validation" in tables:
         lines.append(iv + " (@tbl-s-internal-validation).")
@@ -546,8 +553,14 @@ def _internal_validation_text(facts: RunFacts) -> str:
         corrected = [f"{num(r.corrected)} ({r.procedure}"
                      + (f", slope {num(slope[r.procedure], 2)}" if r.procedure in slope.index else "") + ")"
                      for r in auc.itertuples()]
-        parts.append(f"{model}'s apparent development AUC of {num(auc['apparent'].iloc[0])} was corrected to "
-                     + _list(corrected))
+        text = (f"{model}'s apparent development AUC of {num(auc['apparent'].iloc[0])} was corrected to "
+                + _list(corrected))
+        if "selection repeated" not in set(auc["procedure"]):
+            oof = facts.perf(model, facts.oof_cohort) if facts.oof_cohort else None
+            text += (" with its predictors held fixed: that bootstrap does not repeat their selection, so it is no "
+                     "estimate of the whole chain's optimism"
+                     + (f" (the nested out-of-fold AUC, {num(oof['auc'])}, is)" if oof is not None else ""))
+        parts.append(text)
     if not parts:
         return ""
     b = int(iv["n_requested"].max())

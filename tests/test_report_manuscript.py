@@ -117,3 +117,35 @@ def test_the_selection_table_counts_each_predictor_across_the_refits(tmp_path):
     assert "Fold 4" in table.notes and "partial leak" in table.notes
     assert "7.5 radiomics features extracted per event, 3.0 after the univariate screen" in table.notes
     assert "f1" in pipe_table(table)
+
+
+def test_a_nomogram_of_many_axes_is_a_points_table_not_a_figure(tmp_path):
+    import numpy as np
+
+    from dlr.modeling.nomogram import build_nomogram, numeric_axis
+    from dlr.report.facts import read_run
+    from dlr.report.figures import _Figures, _nomograms
+    from dlr.report.tables import MAX_NOMOGRAM_AXES, points_tables
+
+    rng = np.random.default_rng(1)
+    run = tmp_path / "run"
+    (run / "models").mkdir(parents=True)
+    tables, axes = [], []
+    for model, n in (("CR", 2), ("RCR", MAX_NOMOGRAM_AXES + 3)):
+        x = rng.normal(size=(50, n))
+        beta = rng.normal(size=n)
+        made = build_nomogram([numeric_axis(f"f{j}", beta[j], x[:, j]) for j in range(n)], -0.2,
+                              -0.2 + x @ beta, model=model)
+        tables.append(made.table)
+        axes.append(made.axes)
+    pd.concat(tables).to_csv(run / "models" / "nomogram.csv", index=False)
+    pd.concat(axes).to_csv(run / "models" / "nomogram_axes.csv", index=False)
+    made = points_tables(run)
+    assert [t.id for t in made] == ["tbl-s-points-rcr"]
+    frame = made[0].frame
+    assert frame["Predictor"].replace("", np.nan).dropna().tolist() == [f"f{j}" for j in range(MAX_NOMOGRAM_AXES + 3)]
+    assert "Total points -> predicted probability" in made[0].notes
+    figures = _Figures(tmp_path / "figures", 50, ["training"])
+    figures.out.mkdir()
+    _nomograms(figures, read_run(run))
+    assert [r.id for r in figures.records] == ["fig-nomogram"]  # CR drawn, RCR's 13 axes not

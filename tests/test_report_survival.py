@@ -219,7 +219,7 @@ def test_internal_validation_table_shows_the_csv(run):
     table = internal_validation_table(run)
     assert table.id == "tbl-s-internal-validation" and "tbl-s-internal-validation" in TABLE_SLOTS
     frame = table.frame
-    assert list(frame["Measure"]) == ["AUC (C index)", "Calibration slope", "Calibration intercept", "Brier score"]
+    assert list(frame["Measure"]) == ["AUC (C index)", "Calibration slope", "Recalibration intercept (slope free)", "Brier score"]
     assert list(frame["Model"]) == ["CR", "", "", ""] and frame["Procedure"].iloc[0] == "Fixed factors"
     auc = frame.iloc[0]
     apparent, optimism = iv.loc["AUC", "apparent"], iv.loc["AUC", "optimism"]
