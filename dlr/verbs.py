@@ -178,7 +178,14 @@ def table1(clinical, out, *, outcome: str, cohort: str | None = None, categorica
     from dlr.analysis.table1 import table1 as make_table1
     from dlr.core.output import write_files
 
-    frame, variables, categorical, _ = _clinical(clinical, study_yaml, categorical=categorical)
+    described = None
+    if study_yaml is not None:  # the candidates, the demographics and the scanner (those in the table)
+        from dlr.core.tables import read_table
+        from dlr.modeling.config import load_study_config
+
+        columns = set(read_table(clinical, what="clinical").columns)
+        described = [name for name in load_study_config(study_yaml).described_variables() if name in columns]
+    frame, variables, categorical, _ = _clinical(clinical, study_yaml, categorical=categorical, variables=described)
     logger.info(f"Table 1 of {clinical}: {len(frame)} patients, outcome {outcome!r}")
     result = make_table1(frame, outcome=outcome, cohort=cohort, categorical=categorical, variables=variables)
     info = _clinical_provenance(clinical, study_yaml, {"outcome": outcome, "cohort": cohort,

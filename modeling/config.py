@@ -254,6 +254,15 @@ class StudyConfig(_Strict):
                  *(v.reader2_column for v in self.variables), *self.staging_columns.values()]
         return list(dict.fromkeys(c for c in named if c))
 
+    def described_variables(self) -> list[str]:
+        """Table 1's variables, in study.yaml's order: the CR model's candidates, the demographic
+        variables recorded beside them (age, even when not a candidate: Table 1 describes the
+        patients, not the candidates), then the scanner column."""
+        names = [v.name for v in self.variables if v.candidate or v.role == "demographic"]
+        if self.scanner_column and self.scanner_column not in names:
+            names.append(self.scanner_column)
+        return names
+
     def clinical_variables(self, frame, *, variables=None, categorical=()):
         """``clinical.csv`` as Table 1, the logistic tables and the CR model read it.
 

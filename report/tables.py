@@ -455,7 +455,8 @@ def _discrimination_frame(perf: pd.DataFrame, tests: pd.DataFrame | None, settin
             r = indexed.loc[(model, cohort)]
             if isinstance(r, pd.DataFrame):
                 r = r.iloc[0]
-            line = [(labels or {}).get(model, model) if first else "", cohort_label(cohort),
+            named = cohort_label(cohort) + (" (apparent)" if cohort == dev and oof else "")
+            line = [(labels or {}).get(model, model) if first else "", named,
                     f"{format_count(r['n'])} ({format_count(r['n_events'])})",
                     format_ci(r["auc"], r["auc_ci_low"], r["auc_ci_high"])]
             line += [format_ci(r.get(key), r.get(f"{key}_ci_low"), r.get(f"{key}_ci_high")) for _, key in _METRICS]

@@ -964,7 +964,8 @@ def tripod_facts(facts: RunFacts, *, renderer: str) -> dict:
     out["code_availability"] = (f"dlr {facts.info.get('dlr_version', '?')}"
                                 + (f", git {str(prov.get('git_sha'))[:12]}" if prov.get("git_sha") else ""))
     out["data_availability"] = "reviewer package (`dlr package`): pseudonymised predictions, features and results"
-    return {k: v for k, v in out.items() if v}
+    # plain text: the checklist shows its cells as they are (no code spans or emphasis)
+    return {k: v.replace("`", "").replace("**", "") for k, v in out.items() if v}
 
 
 def report_title(facts: RunFacts) -> str:

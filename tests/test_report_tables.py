@@ -230,7 +230,7 @@ def test_table2_and_table4_cells_and_notes(tmp_path):
     t2 = table2(run)
     f = t2.frame
     assert list(f["Model"]) == ["Radiomics-LR", "", "", "Radiomics-SVM", "", ""]
-    assert list(f["Cohort"][:3]) == ["Training", "Training (out-of-fold)", "Validation"]
+    assert list(f["Cohort"][:3]) == ["Training (apparent)", "Training (out-of-fold)", "Validation"]
     assert f.iloc[0]["AUC (95% CI)"] == "0.650 (0.550–0.750)"
     assert f.iloc[0][f"{THRESHOLD_GROUP}: Sensitivity"].startswith("0.812")
     assert f.iloc[0]["P value vs validation"] == "0.436" and f.iloc[2]["P value vs validation"] == "—"
@@ -333,7 +333,7 @@ def test_table2_shows_performance_and_cohort_tests_rounded(run):
     model = None
     for _, line in frame.iterrows():
         model = line["Model"] or model
-        cohort = line["Cohort"].lower()
+        cohort = line["Cohort"].lower().replace(" (apparent)", "")
         row = perf.loc[(model, cohort)]
         assert line["AUC (95% CI)"] == auc_text(row)
         for column, key in [("Accuracy", "accuracy"), ("Sensitivity", "sensitivity"), ("Specificity", "specificity"),
@@ -347,7 +347,7 @@ def test_table2_shows_performance_and_cohort_tests_rounded(run):
     lr = frame.index[frame["Model"] == "Radiomics-LR"][0]
     validation = frame.loc[lr:lr + 2].set_index("Cohort").loc["Validation"]
     assert validation["AUC (95% CI)"] == auc_text(perf.loc[("Radiomics-LR", "validation")])
-    assert set(frame["Cohort"]) == {"Training", "Training (out-of-fold)", "Validation"}
+    assert set(frame["Cohort"]) == {"Training (apparent)", "Training (out-of-fold)", "Validation"}
     assert "out-of-fold predictions" in table2(run).notes
 
 
