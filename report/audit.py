@@ -139,6 +139,36 @@ def _json_numbers(value):
             yield from _json_numbers(item)
 
 
+class _RowIndex:
+    """Which rows hold a value that prints as a given quoted number: per (decimals, scale), the
+    rounded value -> the rows' numbers (a value half-way between two printings under both)."""
+
+    def __init__(self, rows: list[np.ndarray]):
+        self.rows, self._maps = rows, {}
+
+    def _map(self, decimals: int, scale: float) -> dict:
+        key = (decimals, scale)
+        if key not in self._maps:
+            found: dict = {}
+            for i, row in enumerate(self.rows):
+                scaled = row * scale * 10 ** decimals
+                for k in set(np.round(scaled - 1e-6).astype(np.int64)) | set(np.round(scaled + 1e-6).astype(np.int64)):
+                    found.setdefault(int(k), set()).add(i)
+            self._maps[key] = found
+        return self._maps[key]
+
+    def together(self, quoted, scale: float = 1.0) -> bool:
+        """Whether one row holds a value printing as each of ``quoted`` (after ``scale``)."""
+        common = None
+        for text in quoted:
+            d = _decimals(text)
+            rows = self._map(d, scale).get(int(round(float(text) * 10 ** d)), set())
+            common = rows if common is None else common & rows
+            if not common:
+                return False
+        return bool(common)
+
+
 def _decimals(text: str) -> int:
     return len(text.split(".")[1])
 
@@ -157,11 +187,11 @@ def audit_text(text: str, run) -> list[Finding]:
     pool = np.unique(np.concatenate([*rows, _document_numbers(run)]))
     findings: list[Finding] = []
     in_triples = set()
+    index = _RowIndex(rows)
     for m in TRIPLE.finditer(text):
         x, low, high = m.groups()
         in_triples.update({m.start(1), m.start(2), m.start(3)})
-        found = any(all(_rounds_to(row * scale, v).any() for v in (x, low, high))
-                    for scale in (1.0, 100.0) for row in rows)  # a proportion, or it as a percentage
+        found = any(index.together((x, low, high), scale) for scale in (1.0, 100.0))  # or as a percentage
         findings.append(Finding("estimate and CI from one row", m.group(0), "ok" if found else "inconsistent",
                                 "" if found else "no row of the run's tables holds these three values together"))
     candidates = np.concatenate([pool, 100 * pool, -pool, np.asarray(METHOD_CONSTANTS)]) if pool.size else \
