@@ -27,12 +27,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
 
 from dlr.core import run_folder as rf
+from dlr.core.errors import InputError
+
+from .facts import as_facts
 
 #: the audit's file in RUN/report/
 AUDIT_FILE = "audit.csv"
@@ -97,33 +100,31 @@ def report_text(html: str) -> str:
 
 
 def run_values(run) -> list[np.ndarray]:
-    """Each row of the run's quoted tables as an array of its numeric cells."""
-    return _table_rows(run)
+    """Each row of the run's quoted tables as an array of its numeric cells (read through the
+    run's one reader, :class:`dlr.report.facts.RunFacts`)."""
+    facts = as_facts(run)
+    rows = []
+    for folder in SOURCES:
+        for path in sorted((facts.run / folder).glob("*.csv")):
+            frame = facts.table(f"{folder}/{path.name}") if path.name not in SKIPPED else None
+            if frame is None or not len(frame):
+                continue
+            numeric = frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+            rows += [r[np.isfinite(r)] for r in numeric if np.isfinite(r).any()]
+    return rows
 
 
 def _document_numbers(run) -> np.ndarray:
     """Every number of the run's JSON documents (settings, the stages' records): for single
     numbers only, never for an estimate with its CI (a document is no row)."""
-    run = Path(run)
+    facts = as_facts(run)
+    names = [*DOCUMENTS, *(f"stages/{p.name}" for p in sorted((facts.run / "stages").glob("*.json")))]
     numbers = []
-    for path in [*(run / name for name in DOCUMENTS), *sorted((run / "stages").glob("*.json"))]:
-        document = rf.read_json(path)
+    for name in names:
+        document = facts.document(name)
         if document is not None:
             numbers += list(_json_numbers(document))
     return np.array(numbers, dtype=float)
-
-
-def _table_rows(run) -> list[np.ndarray]:
-    run = Path(run)
-    rows = []
-    for folder in SOURCES:
-        for path in sorted((run / folder).glob("*.csv")):
-            if path.name in SKIPPED:
-                continue
-            frame = pd.read_csv(path, low_memory=False)
-            numeric = frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-            rows += [r[np.isfinite(r)] for r in numeric if np.isfinite(r).any()]
-    return rows
 
 
 def _json_numbers(value):
@@ -239,12 +240,14 @@ def audit_text(text: str, run) -> list[Finding]:
     return findings
 
 
-def audit_report(run, report=None) -> pd.DataFrame:
-    """The audit of ``report`` (default ``RUN/report/index.html``) against ``run``'s files, as
-    the rows of ``audit.csv``."""
-    run = Path(run)
-    html = Path(report) if report is not None else run / "report" / "index.html"
-    findings = audit_text(report_text(html.read_text(encoding="utf-8")), run)
+def audit_report(run, html: Optional[str] = None) -> pd.DataFrame:
+    """The audit of a rendered report (``html``, its text; default ``RUN/report/index.html``)
+    against ``run``'s files, as the rows of ``audit.csv``."""
+    facts = as_facts(run)
+    html = facts.text("report/index.html") if html is None else html
+    if html is None:
+        raise InputError(f"{facts.run / 'report' / 'index.html'}: no rendered report to audit; run `dlr report`")
+    findings = audit_text(report_text(html), facts)
     return pd.DataFrame([f.__dict__ for f in findings], columns=["check", "quoted", "result", "why"])
 
 

@@ -182,7 +182,8 @@ def build_report(run, *, formats=("html", "docx"), renderer: str = "auto"):
                 finish_docx(out / "index.docx", title=text.report_title(made["facts"]),
                             authors=list(getattr(made["facts"].config, "authors", []) or []))
             if "html" in formats:  # every number found in the run's files, every comparison checked
-                audit = audit_report(run, out / "index.html")
+                facts = made["facts"]  # the staged report lies inside the run: read by its one reader
+                audit = audit_report(facts, facts.text((out / "index.html").relative_to(facts.run)))
                 write_csv(audit, out / AUDIT_FILE)
                 for row in failures(audit).itertuples(index=False):
                     warnings.append(f"report audit: {row.check}: {row.quoted!r}: {row.why}")

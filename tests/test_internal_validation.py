@@ -102,9 +102,12 @@ def _rms(case: str) -> dict:
 
 
 def test_committed_cases_are_the_generated_cases():
-    """The committed case files that internal_validation.R read are exactly what the generators write."""
+    """The committed case files that internal_validation.R read are what the generators write:
+    the resamples exactly, the data to 1e-13 (numpy's vectorised exp differs between builds by an
+    ulp, e.g. 2.3.5 against the build the cases were written with; the rms comparisons below
+    read the committed files, so they do not depend on it)."""
     data, rows = _read_case()
-    pd.testing.assert_frame_equal(data, _case_data(), check_exact=True)
+    pd.testing.assert_frame_equal(data, _case_data(), check_exact=False, rtol=1e-13, atol=0)
     np.testing.assert_array_equal(rows, draw_resamples(N, B, seed=RESAMPLE_SEED))
 
 

@@ -367,5 +367,5 @@ def test_the_report_audit_passes_and_fails_on_a_changed_number_or_a_flipped_word
     assert pattern.search(html)
     flipped.write_text(pattern.sub(lambda m: m.group(1) + {"higher": "lower", "lower": "higher"}[m.group(2)]
                                    + m.group(3), html, count=1))
-    found = failures(audit_report(run, flipped))
+    found = failures(audit_report(run, flipped.read_text()))
     assert (found["check"] == "direction of a difference").any(), found.to_string()
