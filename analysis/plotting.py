@@ -95,10 +95,10 @@ def plot_roc(curves: dict[str, RocCurve], *, ax=None, title: str | None = None, 
 
 
 def plot_calibration(bins: Mapping, smooth: Mapping | None = None, *, ax=None, title: str | None = None,
-                     colours: Mapping | None = None, label=None, rug: Mapping | None = None,
-                     groups: str = "deciles", intervals: bool = True, legend_below: bool = False, key: bool = True):
+                     colours: Mapping | None = None):
     """Calibration curves: the observed proportion in groups of predicted risk (with its CI) and
-    the LOESS curve, per model, in one colour each.
+    the LOESS curve, per model, in one colour each; models with the same groups drawn once and
+    named together (``A = B``).
 
     Parameters
     ----------
@@ -107,26 +107,18 @@ def plot_calibration(bins: Mapping, smooth: Mapping | None = None, *, ax=None, t
         ``calibration_groups.csv`` rows of one cohort).
     smooth : table with ``model``, ``predicted``, ``observed`` (LOESS rows of one cohort), optional.
     colours : model -> colour, optional (default: :data:`MODEL_COLOURS`, else matplotlib's cycle).
-    label : callable model -> str, optional
-        The model's legend text (default its name).
-    rug : model -> array of predicted probabilities, optional
-        Drawn as ticks beneath the axis, one row per model.
-    groups : str
-        What the points are, for the legend ("deciles", "quantile groups", ...).
-    intervals : bool
-        Each point's CI (where ``bins`` has one) as an error bar. Without a LOESS curve the
-        points of a model are joined by a line.
-    legend_below : bool
-        The legend beneath the axes (for narrow panels) rather than in the upper left.
-    key : bool
-        The legend also says what the points and lines are (leave it to a caption that does).
+
+    Notes
+    -----
+    Without a LOESS curve for a model its points are joined by a line. (The report draws one
+    panel per model instead: :func:`plot_calibration_cohorts`.)
     """
     from matplotlib.lines import Line2D
 
     ax = _axes(ax)
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)
     smooth_models = _column(smooth, "model") if smooth is not None and len(_column(smooth, "model")) else None
-    has_ci = intervals and "observed_ci_low" in bins and "observed_ci_high" in bins
+    has_ci = "observed_ci_low" in bins and "observed_ci_high" in bins
     models = [m for m, _ in _by_model(bins)]
     together = same_lines({m: (_column(bins, "mean_predicted")[rows], _column(bins, "observed")[rows])
                            for m, rows in _by_model(bins)})
@@ -146,34 +138,19 @@ def plot_calibration(bins: Mapping, smooth: Mapping | None = None, *, ax=None, t
         smoothed = smooth_models is not None and bool((smooth_models == model).any())
         ax.errorbar(predicted[order], observed[order], yerr=err, fmt="o-" if not smoothed else "o", markersize=3.2,
                     capsize=1.8, elinewidth=0.7, linewidth=0 if smoothed else 1.1, color=chosen)
-        line = not smoothed
         if smoothed:
             mine = smooth_models == model
             ax.plot(_column(smooth, "predicted")[mine], _column(smooth, "observed")[mine], color=chosen, linewidth=1.3)
-            line = True
-        if rug is not None and model in rug:
-            scores = np.asarray(rug[model], dtype=float)
-            ax.plot(scores, np.full(scores.size, -0.03 - 0.025 * k), "|", color=chosen, markersize=4, alpha=0.6,
-                    markeredgewidth=0.6)
-        handles.append(Line2D([], [], color=chosen, marker="o", markersize=3.2, linewidth=1.3 if line else 0,
-                              label=label(joined(together[model])) if label else joined(together[model])))
+        handles.append(Line2D([], [], color=chosen, marker="o", markersize=3.2, linewidth=1.3,
+                              label=joined(together[model])))
     handles.append(Line2D([], [], color="grey", linestyle=":", linewidth=1, label="Ideal"))
-    if key:
-        handles.append(Line2D([], [], color="black", marker="o", markersize=3.2, linewidth=0,
-                              label=f"Points: {groups}" + (" (95% CI)" if has_ci else "")))
-        if smooth_models is not None:
-            handles.append(Line2D([], [], color="black", linewidth=1.3, label="Line: LOESS"))
-    bottom = -0.04 - 0.025 * len(models) if rug is not None else 0.0
-    ax.set(xlim=(0, 1), ylim=(bottom, 1.02), xlabel="Predicted probability", ylabel="Observed proportion",
-           title=title)
-    if rug is None:
-        ax.set_aspect("equal")
-    else:
-        ax.set_yticks(np.linspace(0.0, 1.0, 6))
-    if legend_below:
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1, frameon=False)
-    else:
-        ax.legend(handles=handles, loc="upper left", fontsize="x-small", frameon=False)
+    handles.append(Line2D([], [], color="black", marker="o", markersize=3.2, linewidth=0,
+                          label="Points: deciles" + (" (95% CI)" if has_ci else "")))
+    if smooth_models is not None:
+        handles.append(Line2D([], [], color="black", linewidth=1.3, label="Line: LOESS"))
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="Predicted probability", ylabel="Observed proportion", title=title)
+    ax.set_aspect("equal")
+    ax.legend(handles=handles, loc="upper left", fontsize="x-small", frameon=False)
     return ax
 
 

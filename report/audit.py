@@ -36,12 +36,13 @@ from dlr.core import run_folder as rf
 from dlr.core.errors import InputError
 
 from .facts import as_facts
+from .text import DCA_RANGE, UTILITY_THRESHOLDS
 
 #: the audit's file in RUN/report/
 AUDIT_FILE = "audit.csv"
 #: numbers the methods state that no file holds (significance level, ICC cut-off, the
 #: calibration-slope range, decision-curve ranges and quoted thresholds, chance)
-METHOD_CONSTANTS = (0.05, 0.5, 0.9, 0.90, 2.0, 1.0, 0.0, 0.2, 0.4, 0.8, 0.80, 0.01, 0.99, 0.001, 0.1, 0.25, 0.3)
+METHOD_CONSTANTS = (0.05, 0.001, 0.5, 0.90, *rf.CALIBRATION_SLOPE_RANGE, *DCA_RANGE, *UTILITY_THRESHOLDS)
 #: the run's folders whose tables the numbers may come from
 SOURCES = (rf.RESULTS_DIR, rf.MODELS_DIR, f"{rf.MODELS_DIR}/deep", "clinical", rf.STAGING_DIR)
 #: files too large or not quoted (per-patient and per-voxel tables)

@@ -50,7 +50,7 @@ TABLE_SLOTS = ("tbl-1-characteristics", "tbl-2-classifiers", "tbl-3-logistic", "
 FIGURE_SLOTS = ("fig-selection-flow", "fig-lasso", "fig-roc-classifiers", "fig-nomogram", "fig-nomogram-rcr",
                 "fig-roc-models", "fig-roc-comparators", "fig-calibration-classifiers", "fig-calibration-models",
                 "fig-dca-classifiers", "fig-dca-models", "fig-km", "fig-forest", "fig-dl-training", "fig-scorecam")
-DCA_RANGE = (0.05, 0.80)
+DCA_RANGE = text.DCA_RANGE
 
 
 def _figure_block(record, folder: str) -> str:
@@ -159,7 +159,6 @@ def build_report(run, *, formats=("html", "docx"), renderer: str = "auto"):
     """Render ``RUN/report/`` from the run's saved results; returns the ``RenderResult``."""
     from dlr.core.output import staged_folder
 
-    from . import text
     from .audit import AUDIT_FILE, audit_report, failures
     from .manuscript import finish_docx
     from .render import render_report, renderer_name

@@ -38,6 +38,7 @@ from dlr.core import run_folder as rf
 
 from .facts import RunFacts, as_facts
 from .tables import MAX_NOMOGRAM_AXES
+from .text import DCA_RANGE
 
 OOF_SUFFIX = rf.OOF_SUFFIX
 COLOURS = MODEL_COLOURS  # one colour per model, the same in results/figures (dlr.analysis.plotting)
@@ -663,7 +664,7 @@ def _cam_caveat(facts: RunFacts) -> str:
             "demonstrated skill looked, not an image signal it learned.")
 
 
-def draw_report_figures(run, out, *, dca_range=(0.05, 0.80), dpi: int = 300) -> tuple:
+def draw_report_figures(run, out, *, dca_range=DCA_RANGE, dpi: int = 300) -> tuple:
     """Every figure of the report from the run's saved results (its folder or its
     :class:`RunFacts`) into ``out`` (PNG and SVG); the records of the figures drawn."""
     import matplotlib

@@ -649,6 +649,9 @@ def results_calibration(facts: RunFacts, *, tables: set, figures: set) -> str:
     return "\n\n".join(lines) + "\n" if lines else "No probability model was calibrated in this run.\n"
 
 
+#: the threshold probabilities the report's decision curves show (unless `dlr analyze --thresholds`
+#: recorded a range)
+DCA_RANGE = (0.05, 0.80)
 #: threshold probabilities at which the text quotes the best model's interventions avoided
 UTILITY_THRESHOLDS = (0.2, 0.4)
 
@@ -695,7 +698,7 @@ def _utility_differences(facts: RunFacts, dca_range) -> str:
     return text + " (paired bootstrap intervals; `results/decision_curve_differences.csv`)."
 
 
-def results_utility(facts: RunFacts, *, figures: set, dca_range=(0.05, 0.80)) -> str:
+def results_utility(facts: RunFacts, *, figures: set, dca_range=DCA_RANGE) -> str:
     labels = [f for f in ("fig-dca-classifiers", "fig-dca-models") if f in figures]
     if not labels:
         return "No decision curve was drawn in this run.\n"
@@ -934,7 +937,7 @@ def tripod_facts(facts: RunFacts, *, renderer: str) -> dict:
     if cal and not cal.startswith("No "):
         out["calibration"] = cal.replace("\n\n", " ").replace("- ", "")
     if facts.results is not None:
-        lo, hi = facts.settings.get("decision_curve_range") or (0.05, 0.80)
+        lo, hi = facts.settings.get("decision_curve_range") or DCA_RANGE
         out["clinical_utility"] = f"decision curves over threshold probabilities {lo:.2f}-{hi:.2f} (Figure)"
     differences = []
     if facts.table1_tests is not None:
