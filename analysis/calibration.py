@@ -150,7 +150,9 @@ class CalibrationCurve:
         ``observed_ci_high`` (Wilson), one row per decile group of p.
     smooth : DataFrame
         ``predicted``, ``observed`` of a LOESS fit of y on p (span 0.75, degree 1, no
-        robustness iterations; :func:`loess`), at 100 points spanning the predictions.
+        robustness iterations; :func:`loess`), at 100 points spanning the predictions; for a
+        model with fewer than ``MIN_LOESS_LEVELS`` distinct predictions (a points score, a
+        staging system), the observed proportion at each distinct prediction instead.
     """
 
     bins: pd.DataFrame
@@ -160,8 +162,21 @@ class CalibrationCurve:
         return self.bins
 
 
+#: below this many distinct predictions the smooth curve is the observed proportion at each
+MIN_LOESS_LEVELS = 10
+
+
 def calibration_curve(y_true, y_prob, *, n_groups: int = 10, span: float = 0.75) -> CalibrationCurve:
     """Observed event rate against mean prediction by deciles, plus a LOESS curve.
+
+    Notes
+    -----
+    A model with a handful of distinct predictions (a 4-level clinical score, a 5-stage
+    system) leaves LOESS nothing to smooth between its levels: each local line is fitted to
+    two or three clusters and extrapolated across the gaps, so the curve dips and overshoots
+    where no patient is (a 4-level score in 33 patients drew 0 observed risk at 0.3). With
+    fewer than ``MIN_LOESS_LEVELS`` distinct predictions the curve is the observed proportion
+    at each level, which is the nonparametric estimate such a model allows.
 
     References
     ----------
@@ -179,11 +194,14 @@ def calibration_curve(y_true, y_prob, *, n_groups: int = 10, span: float = 0.75)
                      "observed_ci_low": low, "observed_ci_high": high})
     bins = pd.DataFrame(rows, columns=["bin", "n", "mean_predicted", "observed", "observed_ci_low",
                                        "observed_ci_high"])
-    if np.unique(p).size >= 3:
+    levels = np.unique(p)
+    if levels.size >= MIN_LOESS_LEVELS:
         grid = np.linspace(p.min(), p.max(), 100)
         smooth = pd.DataFrame({"predicted": grid, "observed": np.clip(loess(p, y, grid, span=span), 0.0, 1.0)})
     else:
-        smooth = pd.DataFrame({"predicted": [], "observed": []})
+        at = np.searchsorted(levels, p)
+        observed = np.bincount(at, weights=y, minlength=levels.size) / np.bincount(at, minlength=levels.size)
+        smooth = pd.DataFrame({"predicted": levels, "observed": observed})
     return CalibrationCurve(bins, smooth)
 
 

@@ -147,7 +147,7 @@ def plot_calibration(bins: Mapping, smooth: Mapping | None = None, *, ax=None, t
     handles.append(Line2D([], [], color="black", marker="o", markersize=3.2, linewidth=0,
                           label="Points: deciles" + (" (95% CI)" if has_ci else "")))
     if smooth_models is not None:
-        handles.append(Line2D([], [], color="black", linewidth=1.3, label="Line: LOESS"))
+        handles.append(Line2D([], [], color="black", linewidth=1.3, label="Line: LOESS (few levels: observed at each)"))
     ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="Predicted probability", ylabel="Observed proportion", title=title)
     ax.set_aspect("equal")
     ax.legend(handles=handles, loc="upper left", fontsize="x-small", frameon=False)

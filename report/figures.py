@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dlr.analysis.calibration import MIN_LOESS_LEVELS
 from dlr.analysis.figures import time_label
 from dlr.analysis.plotting import MODEL_COLOURS
 from dlr.core import run_folder as rf
@@ -576,7 +577,9 @@ def _curve_figures(figures: _Figures, facts: RunFacts, analysis, dca_range) -> N
         models = groups[group]
         figures.keep(draw_calibration(analysis, models, cohorts), f"fig-calibration-{group}",
                      f"calibration_{group}", f"Calibration of {_GROUP_NAMES[group]}, one panel per model: {styles}. "
-                     "Lines: LOESS of the outcome on the predicted probability; points: observed proportion in "
+                     "Lines: LOESS of the outcome on the predicted probability (a model with fewer than "
+                     f"{MIN_LOESS_LEVELS} distinct predictions: "
+                     "the observed proportion at each); points: observed proportion in "
                      "quantile groups sized to the cohort, with its 95% CI (Wilson); dotted: ideal calibration; "
                      "corner: the calibration slope in each cohort, in that order.", models)
         figures.keep(draw_dca(analysis, models, cohorts, dca_range), f"fig-dca-{group}", f"dca_{group}",

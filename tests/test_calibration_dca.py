@@ -64,6 +64,19 @@ def test_calibration_curve_bins():
     assert len(curve.smooth) > 10 and curve.smooth["observed"].between(0, 1).all()
 
 
+def test_calibration_curve_of_a_few_level_score_is_the_observed_proportion_at_each_level():
+    # a 4-level score in 33 patients: LOESS would extrapolate local lines across the gaps
+    levels = np.array([0.1, 0.3, 0.5, 0.8])
+    p = np.repeat(levels, [12, 9, 7, 5])
+    y = np.r_[np.zeros(11), 1, np.zeros(6), 1, 1, 1, np.zeros(3), np.ones(4), 0, np.ones(4)]
+    smooth = calibration_curve(y, p).smooth
+    assert_allclose(smooth["predicted"], levels)
+    assert_allclose(smooth["observed"], [1 / 12, 3 / 9, 4 / 7, 4 / 5])
+    # ten or more distinct predictions keep the LOESS curve
+    y2, p2 = probs(200, 3)
+    assert len(calibration_curve(y2, p2).smooth) == 100
+
+
 def test_net_benefit_equals_loop():
     y, p = probs(150, 4)
     nb = net_benefit(y, p)
