@@ -19,6 +19,12 @@ from .discrimination import BootstrapResamples, percentile_interval
 
 #: threshold probabilities of the contract: 0.01 to 0.99 by 0.01 (k / 100, exact as floats)
 THRESHOLDS = np.arange(1, 100) / 100.0
+#: the threshold probabilities the figures show unless the user gives a range (`--thresholds`):
+#: above 0.80 a false positive weighs more than four true positives, so the one or two patients
+#: left above the threshold move the curves and their differences by tens of net true positives
+#: per 100 patients, and that noise sets the axes; below 0.05 nobody would decline treatment.
+#: The tables keep every threshold.
+SHOWN_RANGE = (0.05, 0.80)
 
 
 def net_benefit(y_true, y_prob, thresholds=THRESHOLDS) -> np.ndarray:

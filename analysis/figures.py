@@ -131,10 +131,11 @@ def cohort_figure_jobs(curves: CohortCurves) -> list[tuple]:
 
 def figure_jobs(result: AnalysisResult) -> list[tuple]:
     """(kind, stem, data, title) for every figure of an analysis."""
-    from .pipeline import FULL_RANGE, CohortCurves
+    from .decision_curve import SHOWN_RANGE
+    from .pipeline import CohortCurves
 
     jobs = []
-    shown = result.settings.get("decision_curve_range") or FULL_RANGE
+    shown = result.settings.get("decision_curve_range") or SHOWN_RANGE
     differences = result.decision_curve_differences
     for cohort in result.settings["cohorts"]:
         jobs += cohort_figure_jobs(CohortCurves(

@@ -28,7 +28,7 @@ from dlr.core.errors import InputError, UndefinedStatisticWarning
 from dlr.core.stats.roc import youden_threshold
 from .calibration import GROUP_COLUMNS, calibration_curve, calibration_summary, grouped_calibration
 from .defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
-from .decision_curve import (DIFFERENCE_COLUMNS, THRESHOLDS, DecisionCurve, compare_decision_curves,
+from .decision_curve import (DIFFERENCE_COLUMNS, SHOWN_RANGE, THRESHOLDS, DecisionCurve, compare_decision_curves,
                              decision_curve, fit_risk_mapping, net_benefit_difference, treat_all_curve,
                              treat_none_curve)
 from .decision_curve import threshold_range as threshold_range_of
@@ -61,7 +61,7 @@ DCA_COLUMNS = ["cohort", "model", "threshold", "net_benefit", "net_benefit_ci_lo
 #: ``decision_curve_differences.csv``: each model against the reference model, per cohort and threshold
 DCA_DIFFERENCE_COLUMNS = ["cohort", "model", "reference"] + DIFFERENCE_COLUMNS
 #: threshold probabilities the decision-curve figures show unless told (every one of the tables)
-FULL_RANGE = (float(THRESHOLDS[0]), float(THRESHOLDS[-1]))
+
 SMOOTH_COLUMNS = ["cohort", "model", "predicted", "observed"]
 CALIBRATION_COLUMNS = ["cohort", "model", "bin", "n", "mean_predicted", "observed", "observed_ci_low",
                        "observed_ci_high"]
@@ -158,7 +158,7 @@ class CohortCurves:
     decision_curve: pd.DataFrame
     decision_curve_differences: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=DCA_DIFFERENCE_COLUMNS))
-    threshold_range: tuple = FULL_RANGE
+    threshold_range: tuple = SHOWN_RANGE
     survival: dict = field(default_factory=dict, repr=False)
     survival_time: str = "time"
 
@@ -278,7 +278,7 @@ class _CohortPart:
     treat_all: DecisionCurve | None = None
     decision_curve_differences: list = field(default_factory=list)
 
-    def curves(self, cohort: str, threshold_range=FULL_RANGE) -> CohortCurves:
+    def curves(self, cohort: str, threshold_range=SHOWN_RANGE) -> CohortCurves:
         return CohortCurves(cohort, self.roc, _concat(self.calibration, CALIBRATION_COLUMNS),
                             _concat(self.smooth, SMOOTH_COLUMNS), _concat(self.decision_curve, DCA_COLUMNS),
                             _concat(self.decision_curve_differences, DCA_DIFFERENCE_COLUMNS), tuple(threshold_range))
@@ -503,7 +503,8 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
         Threshold probabilities the decision-curve figures show (0 < low < high < 1;
         :func:`dlr.analysis.decision_curve.threshold_range`), recorded as
         ``settings["decision_curve_range"]``; the tables keep every threshold 0.01-0.99.
-        Default: all of them (and None in the settings).
+        Default: :data:`dlr.analysis.decision_curve.SHOWN_RANGE`, 0.05-0.80 (and None in the
+        settings).
     Each stage is logged (:mod:`dlr.core.progress`).
     cohort_done : callable, optional
         Called with each cohort's :class:`CohortCurves` once they are computed.
@@ -566,7 +567,7 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
             km_frames += frames_s
             survival_fits.update({(cohort, m): r for m, r in survival.items()})
         if cohort_done is not None:
-            curves = part.curves(cohort, shown or FULL_RANGE)
+            curves = part.curves(cohort, shown or SHOWN_RANGE)
             cohort_done(dataclasses.replace(curves, survival=survival, survival_time=predictions.time or "time")
                         if survival else curves)
         parts.append(part)

@@ -446,7 +446,7 @@ def _add_analyze(subparsers) -> None:
                    help=f"random seed of the bootstrap (default {DEFAULT_SEED})")
     p.add_argument("--thresholds", default=None, metavar="LOW:HIGH",
                    help="threshold probabilities the decision-curve figures show, 0 < LOW < HIGH < 1 (default: "
-                        "0.01:0.99; decision_curve.csv always has 0.01 to 0.99)")
+                        "0.05:0.80, the report's; decision_curve.csv always has 0.01 to 0.99)")
     p.add_argument("--time", default=None, metavar="COL",
                    help="patient column of the time to recurrence or censoring (any unit); with --event adds "
                         "survival.csv (Harrell's C, KM, log-rank, Cox HR of the development-threshold risk "

@@ -14,6 +14,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from dlr.analysis.decision_curve import SHOWN_RANGE
 from dlr.core import run_folder as rf
 
 from .facts import COMPARATORS, RunFacts
@@ -650,8 +651,8 @@ def results_calibration(facts: RunFacts, *, tables: set, figures: set) -> str:
 
 
 #: the threshold probabilities the report's decision curves show (unless `dlr analyze --thresholds`
-#: recorded a range)
-DCA_RANGE = (0.05, 0.80)
+#: recorded a range): the same as results/figures
+DCA_RANGE = SHOWN_RANGE
 #: threshold probabilities at which the text quotes the best model's interventions avoided
 UTILITY_THRESHOLDS = (0.2, 0.4)
 
