@@ -112,7 +112,8 @@ def cohort_figure_jobs(curves: CohortCurves) -> list[tuple]:
         jobs.append(("roc", f"roc_{name}", _plain(curves=curves.roc), f"ROC curves, {cohort} cohort"))
     if len(curves.calibration):
         jobs.append(("calibration", f"calibration_{name}",
-                     (_plain(table=curves.calibration), _plain(table=curves.calibration_smooth)),
+                     (_plain(table=curves.calibration_groups if len(curves.calibration_groups)
+                             else curves.calibration), _plain(table=curves.calibration_smooth)),
                      f"Calibration, {cohort} cohort"))
     shown = tuple(curves.threshold_range)
     if len(curves.decision_curve):
@@ -144,6 +145,7 @@ def figure_jobs(result: AnalysisResult) -> list[tuple]:
             result.calibration_smooth[result.calibration_smooth["cohort"] == cohort],
             result.decision_curve[result.decision_curve["cohort"] == cohort],
             differences[differences["cohort"] == cohort], tuple(shown),
+            result.calibration_groups[result.calibration_groups["cohort"] == cohort],
             {m: f for (co, m), f in result.survival_fits.items() if co == cohort},
             (result.settings.get("survival") or {}).get("time", "time")))
     for stratifier, rows in result.subgroups.groupby("stratifier", sort=False):
@@ -183,6 +185,11 @@ def _draw(kind: str, stem: str, data, title: str, folder: str) -> list[str]:
 
     size = {"roc": (5.0, 5.0), "calibration": (5.0, 5.0)}
     margins = dict(left=0.12, right=0.97, bottom=0.1, top=0.93)
+    if kind == "calibration":  # as the decision curves, the legend (models, ideal, points, line) beneath
+        rows = -(-(len(set(data[0]["model"].tolist())) + 3) // 2)
+        bottom, height = 0.5 + 0.16 * rows, 4.4 + 0.3
+        size[kind] = (5.0, height + bottom)
+        margins = dict(left=0.14, right=0.97, bottom=bottom / (height + bottom), top=1 - 0.3 / (height + bottom))
     if kind in ("decision_curve", "decision_curve_difference"):
         # the legend goes beneath the axes (3.2 in high), three entries a row: the figure grows
         # with it; entries: each model (treat all and none, or the reference, among them) and the band

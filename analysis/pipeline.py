@@ -28,7 +28,7 @@ from dlr.core.errors import InputError, UndefinedStatisticWarning
 from dlr.core.stats.roc import youden_threshold
 from .calibration import GROUP_COLUMNS, calibration_curve, calibration_summary, grouped_calibration
 from .defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
-from .decision_curve import (DIFFERENCE_COLUMNS, SHOWN_RANGE, THRESHOLDS, DecisionCurve, compare_decision_curves,
+from .decision_curve import (DIFFERENCE_COLUMNS, SHOWN_RANGE, DecisionCurve, compare_decision_curves,
                              decision_curve, fit_risk_mapping, net_benefit_difference, treat_all_curve,
                              treat_none_curve)
 from .decision_curve import threshold_range as threshold_range_of
@@ -143,6 +143,8 @@ class CohortCurves:
     roc : dict model -> RocCurve
     calibration, calibration_smooth, decision_curve, decision_curve_differences : DataFrame
         This cohort's rows of the tables of the same names.
+    calibration_groups : DataFrame
+        This cohort's rows of ``calibration_groups.csv`` (groups sized to the cohort: the figure's points).
     threshold_range : (float, float)
         The threshold probabilities the decision-curve figures show.
     survival : dict
@@ -159,6 +161,7 @@ class CohortCurves:
     decision_curve_differences: pd.DataFrame = field(
         default_factory=lambda: pd.DataFrame(columns=DCA_DIFFERENCE_COLUMNS))
     threshold_range: tuple = SHOWN_RANGE
+    calibration_groups: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CALIBRATION_GROUP_COLUMNS))
     survival: dict = field(default_factory=dict, repr=False)
     survival_time: str = "time"
 
@@ -281,7 +284,8 @@ class _CohortPart:
     def curves(self, cohort: str, threshold_range=SHOWN_RANGE) -> CohortCurves:
         return CohortCurves(cohort, self.roc, _concat(self.calibration, CALIBRATION_COLUMNS),
                             _concat(self.smooth, SMOOTH_COLUMNS), _concat(self.decision_curve, DCA_COLUMNS),
-                            _concat(self.decision_curve_differences, DCA_DIFFERENCE_COLUMNS), tuple(threshold_range))
+                            _concat(self.decision_curve_differences, DCA_DIFFERENCE_COLUMNS), tuple(threshold_range),
+                            _concat(self.calibration_groups, CALIBRATION_GROUP_COLUMNS))
 
 
 def _cohort_statistics(data: _Scores, cohort: str, models, fit: _DevelopmentFit, resamples, position,

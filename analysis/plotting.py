@@ -95,7 +95,7 @@ def plot_roc(curves: dict[str, RocCurve], *, ax=None, title: str | None = None, 
 
 
 def plot_calibration(bins: Mapping, smooth: Mapping | None = None, *, ax=None, title: str | None = None,
-                     colours: Mapping | None = None):
+                     colours: Mapping | None = None, max_bands: int | None = None):
     """Calibration curves: the observed proportion in groups of predicted risk (with its CI) and
     the LOESS curve, per model, in one colour each; models with the same groups drawn once and
     named together (``A = B``).
@@ -107,19 +107,28 @@ def plot_calibration(bins: Mapping, smooth: Mapping | None = None, *, ax=None, t
         ``calibration_groups.csv`` rows of one cohort).
     smooth : table with ``model``, ``predicted``, ``observed`` (LOESS rows of one cohort), optional.
     colours : model -> colour, optional (default: :data:`MODEL_COLOURS`, else matplotlib's cycle).
+    max_bands : int, optional
+        The groups' CIs are drawn for at most this many models (default :data:`MAX_BANDS`):
+        beyond, a dozen overlapping error bars per group hide the curves.
 
     Notes
     -----
-    Without a LOESS curve for a model its points are joined by a line. (The report draws one
-    panel per model instead: :func:`plot_calibration_cohorts`.)
+    The line is ``calibration_smooth.csv``'s: LOESS, or for a model with few distinct
+    predictions the observed proportion per level
+    (:func:`dlr.analysis.calibration.calibration_curve`). Without it a model's points are
+    joined by a line. The legend goes
+    beneath the axes. (The report draws one panel per model instead:
+    :func:`plot_calibration_cohorts`.)
     """
     from matplotlib.lines import Line2D
 
     ax = _axes(ax)
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey", linewidth=1)
     smooth_models = _column(smooth, "model") if smooth is not None and len(_column(smooth, "model")) else None
-    has_ci = "observed_ci_low" in bins and "observed_ci_high" in bins
     models = [m for m, _ in _by_model(bins)]
+    has_ci = "observed_ci_low" in bins and "observed_ci_high" in bins and \
+        len(models) <= (MAX_BANDS if max_bands is None else max_bands)
+    points = "quantile groups" if "group" in bins else "deciles"
     together = same_lines({m: (_column(bins, "mean_predicted")[rows], _column(bins, "observed")[rows])
                            for m, rows in _by_model(bins)})
     handles = []
@@ -145,12 +154,12 @@ def plot_calibration(bins: Mapping, smooth: Mapping | None = None, *, ax=None, t
                               label=joined(together[model])))
     handles.append(Line2D([], [], color="grey", linestyle=":", linewidth=1, label="Ideal"))
     handles.append(Line2D([], [], color="black", marker="o", markersize=3.2, linewidth=0,
-                          label="Points: deciles" + (" (95% CI)" if has_ci else "")))
+                          label=f"Points: {points}" + (" (95% CI)" if has_ci else "")))
     if smooth_models is not None:
-        handles.append(Line2D([], [], color="black", linewidth=1.3, label="Line: LOESS (few levels: observed at each)"))
+        handles.append(Line2D([], [], color="black", linewidth=1.3, label="Line: LOESS (or per level)"))
     ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="Predicted probability", ylabel="Observed proportion", title=title)
     ax.set_aspect("equal")
-    ax.legend(handles=handles, loc="upper left", fontsize="x-small", frameon=False)
+    _legend_below(ax, handles, ncol=2)  # two a row: the points' and the line's entries are long
     return ax
 
 
@@ -337,7 +346,8 @@ def plot_net_benefit_difference(differences: Mapping, *, ax=None, title: str | N
     Drawn as 100 x (NB_model - NB_reference): the net number of extra true positives (at equal
     false positives) per 100 patients; the reference is the line at 0, so a model whose band
     lies above it does better than the reference at that threshold. Colours follow the order
-    of the models as in :func:`plot_decision_curve`.
+    of the models as in :func:`plot_decision_curve`; models with the same differences are drawn
+    once, named together (``A = B``).
     """
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -352,13 +362,14 @@ def plot_net_benefit_difference(differences: Mapping, *, ax=None, title: str | N
     handles, shown = [], [np.zeros(1)]
     n_models = len(list(_by_model(differences)))
     banded = n_models - 1 <= max_bands
+    together = same_lines({m: (threshold[rows], diff[rows]) for m, rows in _by_model(differences) if m != reference})
     for k, (model, rows) in enumerate(_by_model(differences)):
-        if model == reference:
-            continue
+        if model == reference or model not in together:
+            continue  # a model with another's differences is drawn with it
         keep = rows & zone
         style = dict(color=model_colour(model, k, n_models), linewidth=1.5)
         ax.plot(threshold[keep], diff[keep], **style)
-        handles.append(Line2D([], [], label=str(model), **style))
+        handles.append(Line2D([], [], label=joined(together[model]), **style))
         if banded and np.isfinite(low[keep]).any():
             ax.fill_between(threshold[keep], low[keep], high[keep], color=style["color"], alpha=0.13, linewidth=0)
             shown += [low[keep], high[keep]]

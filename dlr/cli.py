@@ -205,11 +205,13 @@ class _CaseBar:
             self.bar.update(done)
             if done:
                 self.bar.set_postfix_str(f"{done} from the cache")
-            return
-        self.bar.update(done - self.bar.n)
-        if record.get("status") == "failed":
-            self.bar.write(f"failed: {record['patient_id']} reader {record['reader']} {record['phase']}: "
-                           f"{record['reason']}")
+        else:
+            self.bar.update(done - self.bar.n)
+            if record.get("status") == "failed":
+                self.bar.write(f"failed: {record['patient_id']} reader {record['reader']} {record['phase']}: "
+                               f"{record['reason']}")
+        if done >= total:  # closed now, not when `dlr run` ends: its elapsed time is the extraction's
+            self.bar.close()
 
 
 def _report_extraction(done) -> None:

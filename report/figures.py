@@ -86,8 +86,15 @@ def model_groups(facts: RunFacts) -> dict:
     return {k: v for k, v in groups.items() if v}
 
 
-def _panel_letter(ax, i: int) -> None:
-    ax.text(-0.14, 1.04, "ABCDEFGH"[i], transform=ax.transAxes, fontsize=11, fontweight="bold", va="bottom")
+def _panel_letter(ax, i: int, n: int = 2) -> None:
+    """Panel ``i``'s letter, A, B, ..., for a figure of ``n`` panels (none for a single panel)."""
+    if n > 1:
+        ax.text(-0.14, 1.04, "ABCDEFGH"[i], transform=ax.transAxes, fontsize=11, fontweight="bold", va="bottom")
+
+
+def _panel_name(i: int, n: int) -> str:
+    """``"(A) "`` for panel ``i`` of ``n`` in a caption; ``""`` for a single panel."""
+    return f"({'ABCDEFGH'[i]}) " if n > 1 else ""
 
 
 def _save(fig, out: Path, stem: str, dpi: int) -> None:
@@ -163,7 +170,7 @@ def draw_roc(analysis, models: list, cohorts: list, highlight: str):
                  bands=roc_bands(models, highlight), linewidth=1.3,
                  label=lambda model, curve: f"{model} (AUC {curve.auc.estimate:.3f})")
         _legend(ax, len(models), "lower right")
-        _panel_letter(ax, i)
+        _panel_letter(ax, i, len(axes))
     return fig
 
 
@@ -255,7 +262,7 @@ def draw_dca(analysis, models: list, cohorts: list, dca_range):
         part = _in_order(dca[dca["cohort"] == cohort], [*models, "treat_all", "treat_none"])
         plot_decision_curve(part, ax=ax, title=_title(cohort), threshold_range=dca_range, colours=colours)
         ax.get_legend().set_bbox_to_anchor((0.5, -0.17))  # clear of the axis label in a narrow panel
-        _panel_letter(ax, i)
+        _panel_letter(ax, i, len(axes))
     return fig
 
 
@@ -517,7 +524,7 @@ def draw_km(analysis, model: str, cohorts: list, *, xlabel: str = "Time"):
     fig.set_size_inches(3.6 * len(cohorts), 4.2)
     for i, (ax, cohort, fit) in enumerate(zip(axes, cohorts, fits)):
         plot_km(fit, ax=ax, title=_title(cohort), xlabel=xlabel)
-        _panel_letter(ax, i)
+        _panel_letter(ax, i, len(cohorts))
     return fig
 
 
@@ -550,7 +557,7 @@ def _curve_figures(figures: _Figures, facts: RunFacts, analysis, dca_range) -> N
 
     def panels(group: str = "") -> str:
         def one(i: int, cohort: str) -> str:
-            text = f"({'ABCDEFGH'[i]}) the {_title(cohort).lower()}"
+            text = f"{_panel_name(i, len(cohorts))}the {_title(cohort).lower()}"
             if cohort == facts.oof_cohort:
                 text += (" (each fitted model's nested out-of-fold predictions" + ("; the staging systems and "
                          "indexes, which are not fitted, their own scores" if group == "comparators" else "") + ")")
@@ -584,7 +591,9 @@ def _curve_figures(figures: _Figures, facts: RunFacts, analysis, dca_range) -> N
                      "corner: the calibration slope in each cohort, in that order.", models)
         figures.keep(draw_dca(analysis, models, cohorts, dca_range), f"fig-dca-{group}", f"dca_{group}",
                      f"Decision curves of {_GROUP_NAMES[group]}: {panels()}, over threshold probabilities "
-                     f"{dca_range[0]:.2f}-{dca_range[1]:.2f}. Dashed: treat all; horizontal: treat none."
+                     f"{dca_range[0]:.2f}-{dca_range[1]:.2f}. Dashed: treat all; horizontal: treat none; a curve that "
+                     "leaves the panel at the bottom does worse than treating nobody there (its values are in "
+                     "results/decision_curve.csv)."
                      + (" Shaded: bootstrap 95% CI of the net benefit." if _dca_banded(analysis, models) else ""),
                      models)
     forest_models = groups.get("models", []) or groups.get("classifiers", [])
@@ -622,7 +631,7 @@ def _km_figure(figures: _Figures, facts: RunFacts, analysis) -> None:
     threshold = float(survival.loc[survival["model"] == best, "threshold"].iloc[0])
     figures.keep(draw_km(analysis, best, panels, xlabel=time_label(time)), "fig-km", "km_best",
                  f"Kaplan-Meier curves of recurrence-free probability in the high- and low-risk groups of {best}: "
-                 + ", ".join(f"({'ABCDEFGH'[i]}) the {c} cohort" for i, c in enumerate(panels))
+                 + ", ".join(f"{_panel_name(i, len(panels))}the {c} cohort" for i, c in enumerate(panels))
                  + f". The groups are split at {best}'s development-cohort threshold ({threshold:.3g}; high risk: "
                  "score at or above it), never re-chosen on the cohort shown. Bands: 95% CI (log); "
                  + ("ticks: censored patients; " if censored else "")

@@ -909,6 +909,22 @@ def tripod_facts(facts: RunFacts, *, renderer: str) -> dict:
                          + "; class weighting: none in the CR and radiomics models (tuned on the cross-validated "
                          "log loss, so their probabilities keep the development prevalence)"
                          + ("; class-weighted cross-entropy in the networks" if facts.has_deep else ""))
+    counts = facts.cohort_counts()
+    if facts.dev_cohort in counts:
+        n, events = counts[facts.dev_cohort]
+        out["class_imbalance"] = (f"{events} events in {n} development patients ({100 * events / n:.1f}%); the CR "
+                                  "and radiomics models used no resampling or class weighting, so their "
+                                  "probabilities keep the development prevalence"
+                                  + ("; the networks were trained with class-weighted cross-entropy (each class "
+                                     "weighted n / (2 n_class) on each fit's training patients)" if facts.has_deep
+                                     else "")
+                                  + "; no model's predictions were recalibrated afterwards (calibration is "
+                                  "reported as fitted)")
+    out["model_updating"] = ("none: every model was applied to the validation patients exactly as fitted on the "
+                             "development cohort, with the development cohort's thresholds; the recalibration "
+                             "intercept and slope in each cohort are reported, not applied"
+                             if len(facts.cohorts) > 1 else
+                             "none: the models were evaluated as fitted (internal validation only)")
     out["performance_measures"] = methods_performance(facts).strip()
     if getattr(cfg, "scanner_column", None):
         out["fairness"] = methods_fairness(facts).strip()

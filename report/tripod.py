@@ -43,7 +43,7 @@ FACT_WORDS = {
     "the cohorts' sizes and events", "outcome": "the outcome's definition", "outcome_timing":
     "the outcome's timing", "predictors": "the predictors", "predictor_handling": "how predictors were handled",
     "sample_size": "the sample-size justification", "missing_data": "the handling of missing data",
-    "model_building": "the model-building steps", "model_type": "the type of model", "performance_measures":
+    "model_building": "the model-building steps", "model_type": "the type of model", "class_imbalance": "the handling of class imbalance", "performance_measures":
     "the performance measures", "model_updating": "any model updating", "fairness":
     "the subgroup (fairness) analyses", "model_output": "the model's output", "participants_flow":
     "the flow of participants", "participant_characteristics": "the participants' characteristics",
@@ -57,8 +57,8 @@ FACT_WORDS = {
 RUN_FACTS = (
     "title", "study_type", "data_source", "data_dates", "setting", "eligibility", "cohorts", "outcome",
     "outcome_timing", "predictors", "predictor_handling", "sample_size", "missing_data", "model_building",
-    "model_type", "performance_measures", "model_updating", "fairness", "model_output", "participants_flow",
-    "participant_characteristics", "model_specification", "performance", "calibration", "clinical_utility",
+    "model_type", "class_imbalance", "performance_measures", "model_updating", "fairness", "model_output",
+    "participants_flow", "participant_characteristics", "model_specification", "performance", "calibration", "clinical_utility",
     "comparison_development_evaluation", "limitations", "software", "code_availability", "data_availability",
 )
 #: Facts only the authors can give. They are accepted and never used: the items they concern
@@ -249,7 +249,7 @@ TRIPOD_AI: tuple[ChecklistItem, ...] = (
     _I("13", "Methods", "Class imbalance",
        "If class imbalance methods were used, state why and how, and any later recalibration of the model or "
        "its predictions.",
-       (), "sec-methods-models"),
+       ("class_imbalance",), "sec-methods-models"),
     _I("14", "Methods", "Fairness",
        "Describe any approaches used to address model fairness and their rationale.",
        ("fairness",), "sec-methods-fairness",

@@ -162,20 +162,29 @@ def test_the_report_panels_are_out_of_fold_and_validation(drawn):
 
 
 def test_calibration_panels_show_loess_groups_and_their_cis(run, drawn):
+    from dlr.analysis.calibration import MIN_LOESS_LEVELS
     from dlr.analysis.plotting import COHORT_STYLES
 
     groups = pd.read_csv(run / "results" / "calibration_groups.csv")
+    smooth = pd.read_csv(run / "results" / "calibration_smooth.csv")
     panels = [ax for fig, kwargs in drawn if kwargs.get("bbox_inches") == "tight" for ax in fig.axes
               if ax.get_title() in {"CR", "RCR", "DL-ResNet18"} and ax.get_xlim() == (-0.02, 1.02)]
     assert {ax.get_title() for ax in panels} == {"CR", "RCR", "DL-ResNet18"}
+    levels = []
     for ax in panels:
-        solid = [line for line in ax.get_lines() if line.get_linestyle() == "-" and len(line.get_xdata()) > 10]
-        dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--" and len(line.get_xdata()) > 10]
-        assert solid and dashed  # a LOESS curve per cohort
+        # a curve per cohort, each the rows of calibration_smooth.csv: LOESS, or for a model with few
+        # distinct predictions (the 4-level CR in the validation cohort) the observed proportion per level
+        for style, cohort in (("-", "training (out-of-fold)"), ("--", "validation")):
+            rows = smooth[(smooth["model"] == ax.get_title()) & (smooth["cohort"] == cohort)]
+            drawn_lines = [line for line in ax.get_lines() if line.get_linestyle() == style
+                           and len(line.get_xdata()) == len(rows) and line.get_marker() in ("None", "", None)]
+            assert drawn_lines and np.allclose(drawn_lines[0].get_ydata(), rows["observed"]), (ax.get_title(), cohort)
+            levels.append(len(rows))
         points = groups[(groups["model"] == ax.get_title()) & (groups["cohort"] == "validation")]
         markers = [line for line in ax.get_lines() if line.get_marker() == COHORT_STYLES[1]["marker"]]
         assert markers and np.allclose(np.sort(markers[0].get_xdata()), np.sort(points["mean_predicted"]))
         assert ax.collections  # the groups' CIs as error bars
+    assert min(levels) < MIN_LOESS_LEVELS <= max(levels)  # both kinds of curve were drawn
 
 
 def test_no_figure_has_clipped_or_overlapping_text(drawn):
