@@ -20,7 +20,13 @@ stripped):
   significantly" after a Holm P must agree with it at 0.05.
 
 Each finding is a row of ``audit.csv``: ``check``, ``quoted`` (the report's words), ``result``
-(``ok`` or ``inconsistent``) and ``why``.
+(``ok`` or ``inconsistent``), ``why`` and ``source``: where the quoted numbers were found (the
+file, its data row counted from 1 and the columns, e.g. ``results/performance.csv row 4:
+auc, auc_ci_low, auc_ci_high``; a JSON document; or the methods' constant), so that a referee
+can trace every printed number to its cell. A triple's row is certain (no chance puts three
+values together in one row); a single number's is the first cell that prints as it, which for a
+short number may be a coincidence: the methods' constants are taken first for numbers of up to
+two decimals.
 """
 from __future__ import annotations
 
@@ -71,6 +77,10 @@ class Finding:
     quoted: str
     result: str
     why: str
+    source: str = ""
+
+
+AUDIT_COLUMNS = ["check", "quoted", "result", "why", "source"]
 
 
 class _Text(HTMLParser):
@@ -103,16 +113,27 @@ def report_text(html: str) -> str:
 def run_values(run) -> list[np.ndarray]:
     """Each row of the run's quoted tables as an array of its numeric cells (read through the
     run's one reader, :class:`dlr.report.facts.RunFacts`)."""
+    return run_cells(run)[0]
+
+
+def run_cells(run) -> tuple[list[np.ndarray], list[tuple[str, int, np.ndarray]]]:
+    """:func:`run_values`' rows and, for each, where it is: (file, data row from 1, the
+    columns of its numeric cells)."""
     facts = as_facts(run)
-    rows = []
+    rows, where = [], []
     for folder in SOURCES:
         for path in sorted((facts.run / folder).glob("*.csv")):
             frame = facts.table(f"{folder}/{path.name}") if path.name not in SKIPPED else None
             if frame is None or not len(frame):
                 continue
             numeric = frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-            rows += [r[np.isfinite(r)] for r in numeric if np.isfinite(r).any()]
-    return rows
+            columns = np.asarray(frame.columns, dtype=object)
+            for k, r in enumerate(numeric):
+                finite = np.isfinite(r)
+                if finite.any():
+                    rows.append(r[finite])
+                    where.append((f"{folder}/{path.name}", k + 1, columns[finite]))
+    return rows, where
 
 
 def _document_numbers(run) -> np.ndarray:
@@ -161,14 +182,29 @@ class _RowIndex:
 
     def together(self, quoted, scale: float = 1.0) -> bool:
         """Whether one row holds a value printing as each of ``quoted`` (after ``scale``)."""
+        return bool(self.rows_holding(quoted, scale))
+
+    def rows_holding(self, quoted, scale: float = 1.0) -> set:
+        """The rows that hold a value printing as each of ``quoted`` (after ``scale``)."""
         common = None
         for text in quoted:
             d = _decimals(text)
             rows = self._map(d, scale).get(int(round(float(text) * 10 ** d)), set())
             common = rows if common is None else common & rows
             if not common:
-                return False
-        return bool(common)
+                return set()
+        return common or set()
+
+
+def _cells(row: np.ndarray, columns: np.ndarray, quoted, scale: float) -> list[str]:
+    """The columns of ``row`` whose values print as each of ``quoted`` (after ``scale``)."""
+    return [str(columns[np.flatnonzero(_rounds_to(scale * row, text))[0]]) for text in quoted]
+
+
+def _source(where, i: int, row: np.ndarray, quoted, scale: float) -> str:
+    file, number, columns = where[i]
+    return f"{file} row {number}: " + ", ".join(_cells(row, columns, quoted, scale)) + \
+        (" (x 100)" if scale == 100.0 else " (negated)" if scale == -1.0 else "")
 
 
 def _decimals(text: str) -> int:
@@ -185,32 +221,52 @@ def audit_text(text: str, run) -> list[Finding]:
     """Every finding of the checks above on ``text`` against ``run``'s files."""
     text = SECTION_NUMBER.sub(lambda m: " " * len(m.group(0)), text)
     text = re.sub(r"\s+", " ", text.replace("\u2019", "'"))  # as one line; pandoc wraps, smartypants curls
-    rows = run_values(run)
-    pool = np.unique(np.concatenate([*rows, _document_numbers(run)]))
+    rows, where = run_cells(run)
+    documents = _document_numbers(run)
     findings: list[Finding] = []
     in_triples = set()
     index = _RowIndex(rows)
     for m in TRIPLE.finditer(text):
-        x, low, high = m.groups()
+        quoted = m.groups()
         in_triples.update({m.start(1), m.start(2), m.start(3)})
-        found = any(index.together((x, low, high), scale) for scale in (1.0, 100.0))  # or as a percentage
-        findings.append(Finding("estimate and CI from one row", m.group(0), "ok" if found else "inconsistent",
-                                "" if found else "no row of the run's tables holds these three values together"))
-    candidates = np.concatenate([pool, 100 * pool, -pool, np.asarray(METHOD_CONSTANTS)]) if pool.size else \
-        np.asarray(METHOD_CONSTANTS)
+        source = ""
+        for scale in (1.0, 100.0):  # or as a percentage
+            holding = index.rows_holding(quoted, scale)
+            if holding:
+                i = min(holding)
+                source = _source(where, i, rows[i], quoted, scale)
+                break
+        findings.append(Finding("estimate and CI from one row", m.group(0), "ok" if source else "inconsistent",
+                                "" if source else "no row of the run's tables holds these three values together",
+                                source))
+    # every cell once, with the row it came from, for the single numbers
+    values = np.concatenate(rows) if rows else np.zeros(0)
+    owner = np.repeat(np.arange(len(rows)), [r.size for r in rows]) if rows else np.zeros(0, dtype=int)
+    checked = 0
     for m in DECIMAL.finditer(text):
         if m.start(1) in in_triples:
             continue
-        quoted = m.group(1)
-        found = bool(_rounds_to(candidates, quoted).any())
-        if not found:
-            context = text[max(0, m.start() - 60):m.end() + 20].replace("\n", " ")
-            findings.append(Finding("number in the run's files", context, "inconsistent",
-                                    f"{quoted} is no value of the run's tables"))
-    checked = sum(1 for m in DECIMAL.finditer(text) if m.start(1) not in in_triples)
+        quoted, checked = m.group(1), checked + 1
+        context = text[max(0, m.start() - 60):m.end() + 20].replace("\n", " ")
+        source = ""
+        if _decimals(quoted) <= 2 and _rounds_to(np.asarray(METHOD_CONSTANTS), quoted).any():
+            source = "a constant of the methods"  # "P < 0.05", "slopes outside 0.5-2.0", "thresholds 0.05-0.80"
+        for scale in (1.0, 100.0, -1.0) if not source else ():
+            hit = np.flatnonzero(_rounds_to(scale * values, quoted))
+            if hit.size:
+                i = int(owner[hit[0]])
+                source = _source(where, i, rows[i], (quoted,), scale)
+                break
+        if not source and documents.size and any(_rounds_to(s * documents, quoted).any() for s in (1.0, 100.0, -1.0)):
+            source = "run.json, results/results.json or stages/*.json"
+        if not source and _rounds_to(np.asarray(METHOD_CONSTANTS), quoted).any():
+            source = "a constant of the methods"
+        findings.append(Finding("number in the run's files", context, "ok" if source else "inconsistent",
+                                "" if source else f"{quoted} is no value of the run's tables", source))
     findings.append(Finding("number in the run's files", f"{checked} numbers outside estimate-and-CI triples",
-                            "ok" if not any(f.check == "number in the run's files" for f in findings) else
-                            "inconsistent", "the count of numbers checked"))
+                            "ok" if not any(f.check == "number in the run's files" and f.result != "ok"
+                                            for f in findings) else "inconsistent",
+                            "the count of numbers checked"))
     for m in BEST.finditer(text):
         ok = "significantly better than every other model" in text
         findings.append(Finding("'best' only when the tests say so", m.group(0), "ok" if ok else "inconsistent",
@@ -249,7 +305,7 @@ def audit_report(run, html: Optional[str] = None) -> pd.DataFrame:
     if html is None:
         raise InputError(f"{facts.run / 'report' / 'index.html'}: no rendered report to audit; run `dlr report`")
     findings = audit_text(report_text(html), facts)
-    return pd.DataFrame([f.__dict__ for f in findings], columns=["check", "quoted", "result", "why"])
+    return pd.DataFrame([f.__dict__ for f in findings], columns=AUDIT_COLUMNS)
 
 
 def failures(audit: pd.DataFrame) -> pd.DataFrame:

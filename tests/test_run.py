@@ -355,6 +355,15 @@ def test_the_report_audit_passes_and_fails_on_a_changed_number_or_a_flipped_word
                if f"{r['auc']:.3f} (95% CI {r['auc_ci_low']:.3f}-{r['auc_ci_high']:.3f})" in " ".join(text.split())
                and sum(all(_rounds_to(values, f"{r[c]:.3f}").any() for c in ("auc", "auc_ci_low", "auc_ci_high"))
                        for values in rows) == 1)
+    # each quoted number carries its source: this triple the row and columns it came from
+    r = performance.loc[row]
+    quoted = audit["quoted"].str.replace(r"\s+", " ", regex=True)
+    mine = audit[quoted.str.contains(f"{r['auc']:.3f} (95% CI {r['auc_ci_low']:.3f}-{r['auc_ci_high']:.3f})",
+                                     regex=False)]
+    assert len(mine) and (mine["source"] == f"results/performance.csv row {row + 1}: auc, auc_ci_low, "
+                                             "auc_ci_high").all(), mine.to_string()
+    numbers = audit[(audit["check"] == "number in the run's files") & ~audit["quoted"].str.endswith("triples")]
+    assert len(numbers) > 20 and numbers["source"].notna().all()
     performance.loc[row, "auc"] = performance.loc[row, "auc"] - 0.031
     performance.to_csv(changed / "results" / "performance.csv", index=False)
     found = failures(audit_report(changed))
