@@ -60,8 +60,6 @@ SUBGROUP_COLUMNS = ["model", "cohort", "stratifier", "level", "n", "n_events", "
 DCA_COLUMNS = ["cohort", "model", "threshold", "net_benefit", "net_benefit_ci_low", "net_benefit_ci_high"]
 #: ``decision_curve_differences.csv``: each model against the reference model, per cohort and threshold
 DCA_DIFFERENCE_COLUMNS = ["cohort", "model", "reference"] + DIFFERENCE_COLUMNS
-#: threshold probabilities the decision-curve figures show unless told (every one of the tables)
-
 SMOOTH_COLUMNS = ["cohort", "model", "predicted", "observed"]
 CALIBRATION_COLUMNS = ["cohort", "model", "bin", "n", "mean_predicted", "observed", "observed_ci_low",
                        "observed_ci_high"]

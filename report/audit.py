@@ -180,10 +180,6 @@ class _RowIndex:
             self._maps[key] = found
         return self._maps[key]
 
-    def together(self, quoted, scale: float = 1.0) -> bool:
-        """Whether one row holds a value printing as each of ``quoted`` (after ``scale``)."""
-        return bool(self.rows_holding(quoted, scale))
-
     def rows_holding(self, quoted, scale: float = 1.0) -> set:
         """The rows that hold a value printing as each of ``quoted`` (after ``scale``)."""
         common = None
@@ -239,27 +235,24 @@ def audit_text(text: str, run) -> list[Finding]:
         findings.append(Finding("estimate and CI from one row", m.group(0), "ok" if source else "inconsistent",
                                 "" if source else "no row of the run's tables holds these three values together",
                                 source))
-    # every cell once, with the row it came from, for the single numbers
-    values = np.concatenate(rows) if rows else np.zeros(0)
-    owner = np.repeat(np.arange(len(rows)), [r.size for r in rows]) if rows else np.zeros(0, dtype=int)
-    checked = 0
+    constants, checked = np.asarray(METHOD_CONSTANTS), 0
     for m in DECIMAL.finditer(text):
         if m.start(1) in in_triples:
             continue
         quoted, checked = m.group(1), checked + 1
         context = text[max(0, m.start() - 60):m.end() + 20].replace("\n", " ")
-        source = ""
-        if _decimals(quoted) <= 2 and _rounds_to(np.asarray(METHOD_CONSTANTS), quoted).any():
-            source = "a constant of the methods"  # "P < 0.05", "slopes outside 0.5-2.0", "thresholds 0.05-0.80"
-        for scale in (1.0, 100.0, -1.0) if not source else ():
-            hit = np.flatnonzero(_rounds_to(scale * values, quoted))
-            if hit.size:
-                i = int(owner[hit[0]])
+        constant = bool(_rounds_to(constants, quoted).any())
+        # a short number that is a stated constant ("P < 0.05", "slopes outside 0.5-2.0") is that constant
+        source = "a constant of the methods" if constant and _decimals(quoted) <= 2 else ""
+        for scale in (1.0, 100.0, -1.0) if not source else ():  # a cell, a percentage, a reversed difference
+            holding = index.rows_holding((quoted,), scale)
+            if holding:
+                i = min(holding)
                 source = _source(where, i, rows[i], (quoted,), scale)
                 break
         if not source and documents.size and any(_rounds_to(s * documents, quoted).any() for s in (1.0, 100.0, -1.0)):
             source = "run.json, results/results.json or stages/*.json"
-        if not source and _rounds_to(np.asarray(METHOD_CONSTANTS), quoted).any():
+        if not source and constant:
             source = "a constant of the methods"
         findings.append(Finding("number in the run's files", context, "ok" if source else "inconsistent",
                                 "" if source else f"{quoted} is no value of the run's tables", source))

@@ -86,7 +86,7 @@ def model_groups(facts: RunFacts) -> dict:
     return {k: v for k, v in groups.items() if v}
 
 
-def _panel_letter(ax, i: int, n: int = 2) -> None:
+def _panel_letter(ax, i: int, n: int) -> None:
     """Panel ``i``'s letter, A, B, ..., for a figure of ``n`` panels (none for a single panel)."""
     if n > 1:
         ax.text(-0.14, 1.04, "ABCDEFGH"[i], transform=ax.transAxes, fontsize=11, fontweight="bold", va="bottom")
@@ -315,8 +315,8 @@ def draw_lasso(facts: RunFacts):
         counts = cv["n_nonzero"].to_numpy()[:: max(1, len(cv) // 6)]
         top.set_xticks(ticks, [str(int(c)) for c in counts])
         top.set_xlabel("Non-zero features", fontsize=7)
-    _panel_letter(a, 0)
-    _panel_letter(b, 1)
+    _panel_letter(a, 0, 2)
+    _panel_letter(b, 1, 2)
     return fig
 
 
@@ -358,7 +358,7 @@ def draw_training(facts: RunFacts):
     plot_training_curves(log, axes=(a, b), colour=lambda name: used.setdefault(name, colour(name, used)),
                          legend_below=True)
     for i, ax in enumerate((a, b)):
-        _panel_letter(ax, i)
+        _panel_letter(ax, i, 2)
     return fig
 
 

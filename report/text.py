@@ -969,7 +969,6 @@ def tripod_facts(facts: RunFacts, *, renderer: str) -> dict:
                                   "at P < 0.05" if len(differing) else
                                   f"none differed at P < 0.05 (the smallest P: {smallest['variable']}, "
                                   f"{pval(smallest['p'])})"))
-    counts = facts.cohort_counts()
     if len(counts) > 1:
         differences.append("outcome rates " + ", ".join(f"{c} {100 * e / n:.1f}%" for c, (n, e) in counts.items()))
     if facts.oof_cohort:
