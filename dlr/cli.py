@@ -111,6 +111,17 @@ def _cmd_table1(args) -> int:
     return EXIT_OK
 
 
+def _cmd_audit(args) -> int:
+    done = verbs.audit(args.reported, args.out)
+    counts = done.extra["counts"]
+    print(f"{done.extra['numbers']} reported numbers, {len(done.result)} checks: {counts['consistent']} consistent, "
+          f"{counts['inconsistent']} inconsistent, {counts['cannot tell']} cannot tell")
+    for row in done.result[done.result["verdict"] == "inconsistent"].itertuples():
+        print(f"  {', '.join(x for x in (row.table, row.model, row.cohort) if x)}: {row.check}: {row.reason}")
+    _progress(f"wrote {done.out}/audit.csv, letter.md")
+    return EXIT_OK
+
+
 def _cmd_logistic(args) -> int:
     done = verbs.logistic(args.clinical, args.out, outcome=args.outcome, cohort=args.cohort,
                           dev_cohort=args.dev_cohort, variables=_columns(args.variables),
@@ -421,7 +432,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(subparsers)
     _add_package(subparsers)
     _add_verify(subparsers)
+    _add_audit(subparsers)
     return parser
+
+
+def _add_audit(subparsers) -> None:
+    p = subparsers.add_parser(
+        "audit", help="check a paper's reported statistics for internal consistency",
+        description="Checks the numbers a paper prints against each other, allowing for their rounding: AUCs "
+                    "inside their CIs and possible for the events, CI widths against DeLong's extremes, "
+                    "sensitivity/specificity/accuracy/PPV/NPV against integer 2 x 2 tables, DeLong P values "
+                    "(unpaired and paired) and odds ratios' Wald P recomputed, percentages against counts, the "
+                    "same quantity printed twice. Writes audit.csv and letter.md; exit 0 whatever it finds.")
+    p.add_argument("reported", help="the transcribed numbers: a CSV (contract section 9) or a YAML (README "
+                                    "'Auditing a paper's numbers'; e.g. examples/zhao2024_tables_2_4.yaml)")
+    p.add_argument("--out", required=True, help="output folder for audit.csv and letter.md")
+    p.set_defaults(func=_cmd_audit)
 
 
 def _add_analyze(subparsers) -> None:

@@ -195,6 +195,21 @@ def table1(clinical, out, *, outcome: str, cohort: str | None = None, categorica
     return VerbResult(written, result)
 
 
+def audit(reported, out) -> VerbResult:
+    """`dlr audit`: the statistics a paper reports checked against each other (contract section 9)
+    into ``out``: ``audit.csv`` (one row per check) and ``letter.md`` (the inconsistencies)."""
+    from dlr.analysis.paper_audit import audit_reported, letter, read_reported, source_of, summary_counts
+    from dlr.core.output import provenance, write_files
+
+    rows = read_reported(reported)
+    logger.info(f"auditing {len(rows)} reported numbers of {reported}")
+    checks = audit_reported(rows)
+    info = provenance(inputs={"reported": reported}, settings={"command": "audit"})
+    written = write_files(out, {"audit.csv": checks, "letter.md": letter(checks, source=source_of(reported))},
+                          provenance_info=info)
+    return VerbResult(written, checks, extra={"counts": summary_counts(checks), "numbers": len(rows)})
+
+
 def logistic(clinical, out, *, outcome: str, cohort: str | None = None, dev_cohort: str = "training",
              variables=None, categorical=(), study_yaml=None, alpha: float = 0.05,
              anticipated_r2: float = 0.15) -> VerbResult:
