@@ -55,6 +55,9 @@ SOURCES = (rf.RESULTS_DIR, rf.MODELS_DIR, f"{rf.MODELS_DIR}/deep", "clinical", r
 SKIPPED = {"predictions.csv", "predictions_oof.csv", "oof_predictions.csv", "deep_features.csv", "roc_curve.csv",
            "roc_band.csv", "calibration_smooth.csv", "decision_curve.csv", "km_curve.csv", "lasso_path.csv",
            "training_log.csv", "tuning.csv", "icc.csv", "staging.csv", "scorecam.csv"}
+#: tables `dlr report` itself writes whose numbers the report quotes: the METRICS checklist's
+#: published weights and its score (never audit.csv, the audit's own output)
+REPORT_TABLES = ("metrics.csv", "metrics_score.csv")
 #: JSON documents whose numbers the report quotes (the settings; and each stage's record in
 #: RUN/stages/, its wall time)
 DOCUMENTS = (rf.RUN_MARKER, f"{rf.RESULTS_DIR}/{rf.RESULTS_JSON}")
@@ -116,23 +119,34 @@ def run_values(run) -> list[np.ndarray]:
     return run_cells(run)[0]
 
 
-def run_cells(run) -> tuple[list[np.ndarray], list[tuple[str, int, np.ndarray]]]:
+def run_cells(run, extra: Optional[dict] = None) -> tuple[list[np.ndarray], list[tuple[str, int, np.ndarray]]]:
     """:func:`run_values`' rows and, for each, where it is: (file, data row from 1, the
-    columns of its numeric cells)."""
+    columns of its numeric cells).
+
+    ``extra`` maps names of :data:`REPORT_TABLES` to the frames `dlr report` is about to write
+    (the METRICS scoring); without it they are read from ``RUN/report/`` where present.
+    """
     facts = as_facts(run)
     rows, where = [], []
-    for folder in SOURCES:
-        for path in sorted((facts.run / folder).glob("*.csv")):
-            frame = facts.table(f"{folder}/{path.name}") if path.name not in SKIPPED else None
-            if frame is None or not len(frame):
-                continue
-            numeric = frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-            columns = np.asarray(frame.columns, dtype=object)
-            for k, r in enumerate(numeric):
-                finite = np.isfinite(r)
-                if finite.any():
-                    rows.append(r[finite])
-                    where.append((f"{folder}/{path.name}", k + 1, columns[finite]))
+    tables = [(f"{folder}/{path.name}", None) for folder in SOURCES
+              for path in sorted((facts.run / folder).glob("*.csv")) if path.name not in SKIPPED]
+    tables += [(f"report/{name}", None if extra is None else extra.get(name)) for name in REPORT_TABLES]
+    for name, given in tables:
+        if given is not None:
+            frame = given
+        elif extra is None or not name.startswith("report/"):
+            frame = facts.table(name)
+        else:  # `dlr report` passed its own tables: an earlier render's are stale
+            frame = None
+        if frame is None or not len(frame):
+            continue
+        numeric = frame.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        columns = np.asarray(frame.columns, dtype=object)
+        for k, r in enumerate(numeric):
+            finite = np.isfinite(r)
+            if finite.any():
+                rows.append(r[finite])
+                where.append((name, k + 1, columns[finite]))
     return rows, where
 
 
@@ -213,11 +227,12 @@ def _rounds_to(values: np.ndarray, quoted: str) -> np.ndarray:
     return np.abs(values - x) <= 0.5 * 10 ** -d + 1e-9
 
 
-def audit_text(text: str, run) -> list[Finding]:
-    """Every finding of the checks above on ``text`` against ``run``'s files."""
+def audit_text(text: str, run, *, extra: Optional[dict] = None) -> list[Finding]:
+    """Every finding of the checks above on ``text`` against ``run``'s files (``extra``: see
+    :func:`run_cells`)."""
     text = SECTION_NUMBER.sub(lambda m: " " * len(m.group(0)), text)
     text = re.sub(r"\s+", " ", text.replace("\u2019", "'"))  # as one line; pandoc wraps, smartypants curls
-    rows, where = run_cells(run)
+    rows, where = run_cells(run, extra)
     documents = _document_numbers(run)
     findings: list[Finding] = []
     in_triples = set()
@@ -290,14 +305,14 @@ def audit_text(text: str, run) -> list[Finding]:
     return findings
 
 
-def audit_report(run, html: Optional[str] = None) -> pd.DataFrame:
+def audit_report(run, html: Optional[str] = None, *, extra: Optional[dict] = None) -> pd.DataFrame:
     """The audit of a rendered report (``html``, its text; default ``RUN/report/index.html``)
-    against ``run``'s files, as the rows of ``audit.csv``."""
+    against ``run``'s files, as the rows of ``audit.csv`` (``extra``: see :func:`run_cells`)."""
     facts = as_facts(run)
     html = facts.text("report/index.html") if html is None else html
     if html is None:
         raise InputError(f"{facts.run / 'report' / 'index.html'}: no rendered report to audit; run `dlr report`")
-    findings = audit_text(report_text(html), facts)
+    findings = audit_text(report_text(html), facts, extra=extra)
     return pd.DataFrame([f.__dict__ for f in findings], columns=AUDIT_COLUMNS)
 
 

@@ -66,6 +66,8 @@ def prepare_sources(run, source, *, renderer: str, dpi: int = 300) -> dict:
     """
     from .figures import draw_report_figures
     from .tables import pipe_table, report_tables
+    from .imaging_checklists import checklist_markdown as imaging_markdown
+    from .imaging_checklists import fill_checklists, metrics_markdown
     from .tripod import checklist_markdown, tripod_checklist
 
     run, source = Path(run), Path(source)
@@ -131,6 +133,18 @@ def prepare_sources(run, source, *, renderer: str, dpi: int = 300) -> dict:
         "the section addressing it and what the run fills {#tbl-s-tripod}\n")
     (gen / "text" / "tripod-abstract.md").write_text(
         checklist_markdown(checklist_abstract) + "\n\n: TRIPOD+AI for Abstracts checklist {#tbl-s-tripod-abstract}\n")
+    imaging = fill_checklists(facts, tripod_facts)
+    for key, caption in (("claim", "CLAIM 2024 checklist (Tejani et al., Radiol Artif Intell 2024;6:e240300): each "
+                                   "item, the section addressing it, what the run fills and what the authors must add "
+                                   "{#tbl-s-claim}"),
+                         ("clear", "CLEAR checklist (Kocak et al., Insights Imaging 2023;14:75): each item, the "
+                                   "section addressing it, what the run fills and what the authors must add "
+                                   "{#tbl-s-clear}")):
+        (gen / "text" / f"{key}.md").write_text(imaging_markdown(imaging[key]) + f"\n\n: {caption}\n")
+    (gen / "text" / "metrics.md").write_text(
+        metrics_markdown(imaging["metrics"], imaging["score"]) + "\n\n: METRICS (Kocak et al., Insights Imaging "
+        "2024;15:8): each condition and item with its published weight, the run's answer or the authors' "
+        "{#tbl-s-metrics}\n")
     values = {
         "title": text.report_title(facts),
         "subtitle": f"Run {run.resolve().name} of {getattr(facts.config, 'name', 'the study')} (dlr "
@@ -145,7 +159,7 @@ def prepare_sources(run, source, *, renderer: str, dpi: int = 300) -> dict:
     }
     (gen / "values.yml").write_text(yaml.safe_dump(values, sort_keys=False, allow_unicode=True))
     return {"facts": facts, "tables": present_t, "figures": records, "tripod": checklist,
-            "tripod_abstract": checklist_abstract}
+            "tripod_abstract": checklist_abstract, "imaging": imaging}
 
 
 def copy_sources(target: Path) -> None:
@@ -160,6 +174,7 @@ def build_report(run, *, formats=("html", "docx"), renderer: str = "auto"):
     from dlr.core.output import staged_folder
 
     from .audit import AUDIT_FILE, audit_report, failures
+    from .imaging_checklists import CHECKLISTS
     from .manuscript import finish_docx
     from .render import render_report, renderer_name
 
@@ -180,9 +195,15 @@ def build_report(run, *, formats=("html", "docx"), renderer: str = "auto"):
             if "docx" in formats:  # spanning headers, landscape tables, the properties
                 finish_docx(out / "index.docx", title=text.report_title(made["facts"]),
                             authors=list(getattr(made["facts"].config, "authors", []) or []))
+            imaging = made["imaging"]
+            checklist_files = {CHECKLISTS[key][1]: imaging[key] for key in CHECKLISTS}
+            checklist_files["metrics_score.csv"] = imaging["metrics_score"]
+            for name, frame in checklist_files.items():
+                write_csv(frame, out / name)
             if "html" in formats:  # every number found in the run's files, every comparison checked
                 facts = made["facts"]  # the staged report lies inside the run: read by its one reader
-                audit = audit_report(facts, facts.text((out / "index.html").relative_to(facts.run)))
+                audit = audit_report(facts, facts.text((out / "index.html").relative_to(facts.run)),
+                                     extra=checklist_files)
                 write_csv(audit, out / AUDIT_FILE)
                 for row in failures(audit).itertuples(index=False):
                     warnings.append(f"report audit: {row.check}: {row.quoted!r}: {row.why}")

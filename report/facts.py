@@ -239,12 +239,17 @@ def as_facts(run) -> RunFacts:
     return run if isinstance(run, RunFacts) else read_run(run)
 
 
-def read_run(run) -> RunFacts:
-    """Read every saved result of ``run`` (see :class:`RunFacts`)."""
+def read_run(run, *, info: Optional[dict] = None, study_yaml=None) -> RunFacts:
+    """Read every saved result of ``run`` (see :class:`RunFacts`).
+
+    ``info`` and ``study_yaml`` replace ``run.json`` and ``inputs/study.yaml`` for a folder laid
+    out otherwise: a reviewer package keeps the run's marker in ``settings.json`` and the study
+    at its top (`dlr verify`).
+    """
     run = Path(run)
-    info = _json(run / "run.json") or {}
+    info = (_json(run / "run.json") or {}) if info is None else dict(info)
     config = None
-    study_yaml = run / "inputs" / "study.yaml"
+    study_yaml = run / "inputs" / "study.yaml" if study_yaml is None else Path(study_yaml)
     if study_yaml.is_file():
         config = study_settings(study_yaml)
     stages = {}

@@ -857,9 +857,10 @@ def _versions(facts: RunFacts) -> dict:
 
 def reproducibility(facts: RunFacts, *, renderer: str) -> str:
     info = facts.info
-    lines = [f"dlr {info.get('dlr_version', '?')}, profile *{info.get('profile', '?')}*, seed {info.get('seed', '?')}, "
-             f"arms {', '.join(info.get('arms', []))}; Python {platform.python_version()}."]
     versions = _versions(facts)
+    python = versions.get("python") or platform.python_version()  # the run's, as its provenance recorded
+    lines = [f"dlr {info.get('dlr_version', '?')}, profile *{info.get('profile', '?')}*, seed {info.get('seed', '?')}, "
+             f"arms {', '.join(info.get('arms', []))}; Python {python}."]
     if versions:
         lines.append("Packages: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())) + ".")
     prov = (facts.results or {}).get("provenance", {})

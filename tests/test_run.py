@@ -378,3 +378,48 @@ def test_the_report_audit_passes_and_fails_on_a_changed_number_or_a_flipped_word
                                    + m.group(3), html, count=1))
     found = failures(audit_report(run, flipped.read_text()))
     assert (found["check"] == "direction of a difference").any(), found.to_string()
+
+
+def test_the_report_holds_claim_clear_and_metrics_and_verify_checks_them(imaging, tmp_path):
+    """Issue 24: the three imaging checklists filled from the run, METRICS scored with the items
+    it could not score named, every row a run value or an author note; the reviewer package
+    carries them and `dlr verify` refills them from the package and names a changed cell."""
+    import zipfile
+
+    from dlr.package.verify import verify_package
+
+    _, run, _ = imaging
+    sizes = {"claim.csv": 44, "clear.csv": 58, "metrics.csv": 35}
+    for name, rows in sizes.items():
+        frame = pd.read_csv(run / "report" / name, dtype=str, keep_default_na=False)
+        assert len(frame) == rows, name
+        assert ((frame["value"] != "") | (frame["authors_add"] != "")).all(), name
+        assert {"filled from the run", "for the authors"} <= set(frame["status"]), name
+    score = pd.read_csv(run / "report" / "metrics_score.csv").iloc[0]
+    assert 0 < score["lowest"] <= score["score"] and score["lowest"] <= score["highest"] <= 100
+    assert score["items_authors"] > 0 and len(str(score["authors_items"]).split()) == score["items_authors"]
+    from dlr.report.audit import report_text
+
+    html = " ".join(report_text((run / "report" / "index.html").read_text()).split())
+    for heading in ("CLAIM 2024 checklist", "CLEAR checklist", "METRICS score from the items the run answers: "
+                    f"{score['score']:.1f}%"):
+        assert heading in html
+    audit = pd.read_csv(run / "report" / "audit.csv", dtype=str, keep_default_na=False)
+    assert (audit["result"] == "ok").all()
+    assert audit["source"].str.startswith("report/metrics_score.csv").any()  # the score, traced to its file
+
+    package = tmp_path / "package.zip"
+    done = run_dlr("package", run, "--out", package)
+    assert done.returncode == 0, done.stderr[-2000:]
+    check = verify_package(package)
+    assert check.identical and "report/claim.csv" in check.checked and "report/metrics.csv" in check.checked
+    altered = tmp_path / "altered.zip"
+    with zipfile.ZipFile(package) as source, zipfile.ZipFile(altered, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == "report/claim.csv":
+                data = data.replace(b"filled from the run", b"filled by hand", 1)
+            target.writestr(info, data)
+    diffs = verify_package(altered).differences
+    cell = diffs[(diffs["file"] == "report/claim.csv") & (diffs["column"] == "status")]
+    assert len(cell) == 1 and cell.iloc[0]["packaged"] == "filled by hand"

@@ -155,10 +155,58 @@ def _verify_folder(folder: Path, *, label: str) -> VerifyResult:
         differences += diffs
         n_numbers += count
         checked.append(RESULTS_JSON)
+        diffs, members = _checklist_differences(folder, label)
+        differences += diffs
+        checked += members
     finally:
         shutil.rmtree(out, ignore_errors=True)
     frame = pd.DataFrame(differences, columns=DIFFERENCE_COLUMNS)
     return VerifyResult(frame.empty, frame, tuple(checked), n_numbers, settings)
+
+
+def _checklist_differences(folder: Path, label: str) -> tuple[list, list]:
+    """The packaged checklists (``report/claim.csv``, ``clear.csv``, ``metrics.csv``,
+    ``metrics_score.csv``) against the same checklists filled again from the package's files:
+    every cell, as text. Packages without them (made before the checklists) are not checked."""
+    from dlr.core.csvsafe import read_back
+    from dlr.report.facts import read_run
+    from dlr.report.imaging_checklists import CHECKLISTS, fill_checklists
+    from dlr.report.text import tripod_facts
+
+    files = {CHECKLISTS[key][1]: key for key in CHECKLISTS}
+    files["metrics_score.csv"] = "metrics_score"
+    present = [name for name in files if (folder / "report" / name).is_file()]
+    if not present:
+        return [], []
+    try:
+        document = json.loads((folder / "settings.json").read_text())
+    except (OSError, ValueError):
+        document = {}
+    facts = read_run(folder, info=(document.get("run") or {}) if isinstance(document, dict) else {},
+                     study_yaml=folder / "study.yaml")
+    filled = fill_checklists(facts, tripod_facts(facts, renderer="pandoc"))
+    differences = []
+    for name in present:
+        member = f"report/{name}"
+        packaged = read_back(pd.read_csv(folder / member, dtype=str, keep_default_na=False))
+        again = filled[files[name]].astype(object).where(filled[files[name]].notna(), "")
+        again = again.astype(str).replace({"nan": ""})
+        if list(packaged.columns) != list(again.columns) or len(packaged) != len(again):
+            differences.append(_difference(member, "-", "<file>", f"{len(packaged)} rows", f"{len(again)} rows"))
+            continue
+        for i in range(len(packaged)):
+            for column in packaged.columns:
+                a, b = packaged.iat[i, packaged.columns.get_loc(column)], again.iat[i, again.columns.get_loc(column)]
+                if a != b and not _same_number(a, b):
+                    differences.append(_difference(member, str(i + 2), column, a, b))
+    return differences, [f"report/{name}" for name in present]
+
+
+def _same_number(a: str, b: str) -> bool:
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        return False
 
 
 def _manifest_differences(folder: Path, label: str) -> list:
