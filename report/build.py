@@ -8,8 +8,9 @@ figures (:mod:`dlr.report.figures`), the prose with the run's numbers (:mod:`dlr
 TRIPOD+AI checklists (:mod:`dlr.report.tripod`) and ``values.yml``, the document's metadata (title,
 the run's name, which arms ran). :func:`build_report` copies the sources into a temporary
 folder, prepares them, renders them with Quarto or its pandoc fallback (:mod:`dlr.report.render`)
-and moves ``index.html``, ``index.docx``, ``tripod_ai.csv``, ``tripod_ai_abstract.csv`` and
-``figures/`` into ``RUN/report/`` at once.
+and moves ``index.html``, ``index.docx``, ``tripod_ai.csv``, ``tripod_ai_abstract.csv``,
+``claim.csv``, ``clear.csv``, ``metrics.csv``, ``metrics_score.csv``, ``audit.csv`` and ``figures/``
+into ``RUN/report/`` at once.
 
 ``quarto render`` at the repository root renders the same sources for the latest run: the
 project's ``pre-render`` script (``python -m dlr.report.prepare``) prepares ``report/_generated/``

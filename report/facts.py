@@ -89,6 +89,19 @@ class RunFacts:
             self._read[key] = _json(self.run / name)
         return copy.deepcopy(self._read[key])
 
+    def yaml(self, name) -> Optional[dict]:
+        """``RUN/name`` as a YAML mapping (the PyRadiomics parameters), read once; None when
+        absent or not a mapping."""
+        key = ("yaml", str(name))
+        if key not in self._read:
+            text = self.text(name)
+            try:
+                loaded = yaml.safe_load(text) if text else None
+            except yaml.YAMLError:
+                loaded = None
+            self._read[key] = loaded if isinstance(loaded, dict) else None
+        return copy.deepcopy(self._read[key])
+
     def text(self, name) -> Optional[str]:
         """``RUN/name`` as text, read once; None when absent."""
         key = ("text", str(name))
@@ -232,6 +245,12 @@ def study_settings(path) -> SimpleNamespace:
     values["variables"] = [SimpleNamespace(**{**_VARIABLE_DEFAULTS, **v}) for v in values.get("variables") or []
                            if isinstance(v, dict)]
     return SimpleNamespace(**values)
+
+
+def package_data(name: str) -> dict:
+    """A YAML document shipped with the report code (``report/checklists/NAME``): the
+    checklists' items, not the run's files."""
+    return yaml.safe_load((Path(__file__).resolve().parent / "checklists" / name).read_text(encoding="utf-8"))
 
 
 def as_facts(run) -> RunFacts:

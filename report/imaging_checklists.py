@@ -24,15 +24,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from .facts import RunFacts
+from .facts import RunFacts, package_data
 from .tripod import AUTHORS, FILLED, PARTLY, _join
 
-DATA = Path(__file__).resolve().parent / "checklists"
 #: checklist key -> (data file, the run's CSV, its name in the report)
 CHECKLISTS = {"claim": ("claim2024.yaml", "claim.csv", "CLAIM 2024"),
               "clear": ("clear.yaml", "clear.csv", "CLEAR"),
@@ -183,8 +180,7 @@ _ANSWERS = {"claim": CLAIM, "clear": CLEAR, "metrics": METRICS}
 @lru_cache(maxsize=None)
 def checklist_items(key: str) -> dict:
     """The checklist's data file (``report/checklists/``): name, citation, licence, items."""
-    name = CHECKLISTS[key][0]
-    return yaml.safe_load((DATA / name).read_text(encoding="utf-8"))
+    return package_data(CHECKLISTS[key][0])
 
 
 def _note(text: str) -> str:
@@ -319,12 +315,7 @@ def metrics_score(frame: pd.DataFrame) -> MetricsScore:
 # -- the run's facts --------------------------------------------------------------------------
 
 def _params(facts: RunFacts) -> dict:
-    text = facts.text("features/radiomics_params.yaml")
-    try:
-        loaded = yaml.safe_load(text) if text else None
-    except yaml.YAMLError:
-        return {}
-    return loaded if isinstance(loaded, dict) else {}
+    return facts.yaml("features/radiomics_params.yaml") or {}
 
 
 def _feature_names(facts: RunFacts) -> list:
