@@ -12,7 +12,7 @@ clinical   clinical.csv, study.yaml                     clinical/ (Table 1, Tabl
 staging    clinical.csv, study.yaml                     staging/staging.csv, staging_missing.csv
 models     clinical.csv, split.csv, features            predictions.csv, predictions_oof.csv, models/
 analysis   predictions.csv, predictions_oof.csv         results/
-report     results/, models/, clinical/, staging/, ...  report/index.html, index.docx, tripod_ai.csv
+report     results/, models/, clinical/, staging/, ...  report/index.html, index.docx, the checklists
 ========== ============================================ =========================================
 
 A study whose study.yaml lists no phases (clinical only) runs every stage but ``features``, and
@@ -431,7 +431,7 @@ def _report_stage(ctx: _Context, *, upstream: tuple):
         return files
 
     return Stage("report", inputs, lambda: [f"report/index.{'html' if f == 'html' else f}" for f in formats]
-                 + ["report/tripod_ai.csv"], report, {"formats": list(formats)}, code=("dlr.report.build",),
+                 + ["report/tripod_ai.csv", "report/claim.csv", "report/clear.csv", "report/metrics.csv"], report, {"formats": list(formats)}, code=("dlr.report.build",),
                  upstream=upstream), caught
 
 
