@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml Makefile
 # `dlr demo` = `dlr synth` + `dlr run` (cached: a second `make demo` does no work).
 demo: $(STAMP)
 	$(BIN)/dlr demo --out $(RUN)
-	@echo "Report: $(abspath $(RUN))/report/index.html (and index.docx; TRIPOD+AI: report/tripod_ai.csv)"
+	@echo "Report: $(abspath $(RUN))/report/index.html (and index.docx; checklists: report/tripod_ai.csv, claim.csv, clear.csv, metrics.csv)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile

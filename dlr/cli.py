@@ -649,10 +649,11 @@ def _add_demo(subparsers) -> None:
 
 def _add_report(subparsers) -> None:
     p = subparsers.add_parser(
-        "report", help="render RUN/report/ (HTML, DOCX, TRIPOD+AI) from the saved results",
+        "report", help="render RUN/report/ (HTML, DOCX, the checklists) from the saved results",
         description="Renders the Quarto report of a run from its saved results only: with `quarto` on PATH by "
                     "`quarto render`, otherwise the same sources through pandoc. Writes RUN/report/index.html, "
-                    "index.docx and tripod_ai.csv.")
+                    "index.docx, the checklists (tripod_ai.csv, claim.csv, clear.csv, metrics.csv with "
+                    "metrics_score.csv) and audit.csv.")
     p.add_argument("run", help="run folder (from `dlr run`)")
     p.add_argument("--formats", default="html,docx", metavar="FMT,...", help="html, docx (default both)")
     p.add_argument("--renderer", choices=("auto", "quarto", "pandoc"), default="auto",

@@ -28,7 +28,7 @@ from functools import lru_cache
 import pandas as pd
 
 from .facts import RunFacts, package_data
-from .tripod import AUTHORS, FILLED, PARTLY, _join
+from .tripod import AUTHORS, FILLED, PARTLY, _join, item_status
 
 #: checklist key -> (data file, the run's CSV, its name in the report)
 CHECKLISTS = {"claim": ("claim2024.yaml", "claim.csv", "CLAIM 2024"),
@@ -226,12 +226,7 @@ def imaging_checklist(key: str, facts: dict, *, answers: dict | None = None) -> 
     for item in data["items"]:
         entry = addressed.get(str(item["id"]))
         found = [present[f] for f in entry.facts if f in present] if entry else []
-        if not found:
-            status = AUTHORS
-        elif len(found) == len(entry.facts) and not entry.to_complete:
-            status = FILLED
-        else:
-            status = PARTLY
+        status = item_status(len(found), len(entry.facts) if entry else 0, entry.to_complete if entry else "")
         if status == AUTHORS:
             add = _note(item["text"])
         elif status == PARTLY:

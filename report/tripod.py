@@ -438,6 +438,15 @@ def _authors_add(entry: ChecklistItem, present: Mapping) -> str:
     return "; ".join(parts)
 
 
+def item_status(found: int, facts: int, to_complete: str) -> str:
+    """An item's status from how many of its ``facts`` the run has (``found``) and what it asks
+    beyond them: filled when all are there and nothing else is asked, for the authors when none
+    is, otherwise partly filled (every checklist the report fills uses this one rule)."""
+    if not found:
+        return AUTHORS
+    return FILLED if found == facts and not to_complete else PARTLY
+
+
 def tripod_checklist(facts: Mapping, *, abstract: bool = False) -> pd.DataFrame:
     """The TRIPOD+AI checklist (or its abstract checklist) filled from a run's facts.
 
@@ -488,12 +497,7 @@ def tripod_checklist(facts: Mapping, *, abstract: bool = False) -> pd.DataFrame:
     rows = []
     for entry in _CHECKLISTS[name]:
         found = [present[key] for key in entry.facts if key in present]
-        if not found:
-            status = AUTHORS
-        elif len(found) == len(entry.facts) and not entry.to_complete:
-            status = FILLED
-        else:
-            status = PARTLY
+        status = item_status(len(found), len(entry.facts), entry.to_complete)
         rows.append({"checklist": name, "item": entry.item, "section": entry.section, "topic": entry.topic,
                      "recommendation": entry.recommendation, "report_section": entry.report_section,
                      "status": status, "value": _join(found), "authors_add": _authors_add(entry, present)})
