@@ -175,6 +175,8 @@ METRICS = {
 }
 
 _ANSWERS = {"claim": CLAIM, "clear": CLEAR, "metrics": METRICS}
+#: the fact that shows why a METRICS condition holds
+_CONDITION_FACTS = {"C1": "segmentation", "C3": "extraction_software", "C4": "feature_count", "C5": "end_to_end"}
 
 
 @lru_cache(maxsize=None)
@@ -185,6 +187,7 @@ def checklist_items(key: str) -> dict:
 
 def _note(text: str) -> str:
     text = text.strip()
+    text = text[:1].upper() + text[1:]
     return text if text.endswith(("?", ".")) else text + "."
 
 
@@ -220,7 +223,9 @@ def imaging_checklist(key: str, facts: dict, *, answers: dict | None = None) -> 
             rows.append({"checklist": title, "item": condition["id"], "section": "Conditions", "topic": "Condition",
                          "recommendation": condition["text"], "report_section": "",
                          "status": AUTHORS if answer == ASK_AUTHORS else FILLED,
-                         "value": "" if answer == ASK_AUTHORS else answer,
+                         "value": "" if answer == ASK_AUTHORS else
+                         _join([answer, *([present[_CONDITION_FACTS[condition["id"]]]]
+                                          if answer == YES and _CONDITION_FACTS.get(condition["id"]) in present else [])]),
                          "authors_add": _note(f"answer: {condition['text']}") if answer == ASK_AUTHORS else "",
                          "weight": float("nan"), "conditions": "", "answer": answer})
     for item in data["items"]:
@@ -352,6 +357,8 @@ def imaging_facts(facts: RunFacts, base: dict) -> dict:
                            if facts.has_deep else "") if m]
     if methods:
         out["ai_methods"] = "; ".join(methods)
+    if facts.has_deep:
+        out["end_to_end"] = "ResNet-10, -18 and -34 trained end to end on the tumour's image slices"
     out["checklists"] = ("TRIPOD+AI, CLAIM 2024, CLEAR and METRICS filled from the run item by item "
                          "(supplementary tables; report/tripod_ai.csv, claim.csv, clear.csv, metrics.csv)")
     if has_images:
