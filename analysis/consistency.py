@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 from scipy import special
+
+from .discrimination import _upper_tail
 
 CONSISTENT, INCONSISTENT, CANNOT_TELL = "consistent", "inconsistent", "cannot tell"
 
@@ -102,9 +104,6 @@ class Check:
     expected: str
     reason: str
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
 
 def _fmt(x: float, digits: int = 3) -> str:
     return "inf" if math.isinf(x) else f"{x:.{digits}f}"
@@ -189,8 +188,9 @@ def delong_variance_extremes(n_cases: int, n_controls: int) -> tuple[np.ndarray,
     ``var(method = "delong")``) is var(V10)/n1 + var(V01)/n0 with n - 1 denominators, so for a
     fixed K it is a constant plus c1 sum x^2 + c0 sum (n1 - y)^2, which a dynamic programme over
     (x, y, K) minimises and maximises exactly in O(n0 n1 (n0 n1)) operations. Ties (a score
-    with few levels) can give smaller variances than any untied ranking; none gives a larger one
-    in exhaustive enumeration of small cohorts (tests).
+    with few levels) can give smaller variances than any untied ranking; in exhaustive
+    enumeration of small cohorts none exceeds A(1 - A) / (min(n1, n0) - 1) (:func:`_largest_se`,
+    tests).
     """
     n1, n0 = int(n_cases), int(n_controls)
     if n1 < 2 or n0 < 2:
@@ -325,8 +325,8 @@ def check_auc_se(auc: Printed, low: Printed, high: Printed, n_cases: int, n_cont
 # -- tests between AUCs -----------------------------------------------------------------------
 
 def _p_value(stat: float, df: float = math.inf) -> float:
-    stat = abs(stat)
-    return float(2 * (special.ndtr(-stat) if math.isinf(df) else special.stdtr(df, -stat)))
+    """Two-sided P of a z (``df`` infinite) or Student t statistic, as the DeLong tests compute it."""
+    return float(2 * _upper_tail(abs(stat), df))
 
 
 @dataclass(frozen=True)

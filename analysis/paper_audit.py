@@ -50,12 +50,14 @@ def read_reported(path) -> pd.DataFrame:
     if not path.is_file():
         raise InputError(f"{path}: no such file; give the CSV or YAML of the reported numbers")
     if path.suffix.lower() == ".csv":
-        frame = _read_csv(path)
+        frame, paper = _read_csv(path), ""
     elif path.suffix.lower() in (".yaml", ".yml"):
-        frame = _read_yaml(path)
+        frame, paper = _read_yaml(path)
     else:
         raise InputError(f"{path}: unknown format {path.suffix!r}; give a .csv (contract section 9) or a .yaml")
-    return _validated(frame, path)
+    frame = _validated(frame, path)
+    frame.attrs["paper"] = paper  # the YAML's `paper`: the letter's source line
+    return frame
 
 
 def _read_csv(path: Path) -> pd.DataFrame:
@@ -87,7 +89,7 @@ def _load_yaml(path: Path):
         raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}); check its indentation and quotes") from None
 
 
-def _read_yaml(path: Path) -> pd.DataFrame:
+def _read_yaml(path: Path) -> tuple[pd.DataFrame, str]:
     document = _load_yaml(path)
     if not isinstance(document, dict) or not isinstance(document.get("tables"), list):
         raise InputError(f"{path}: the top level needs a 'tables' list (README 'Auditing a paper's numbers')")
@@ -127,7 +129,7 @@ def _read_yaml(path: Path) -> pd.DataFrame:
                 for text in values:
                     rows.append({**base, **_split_printed(str(text), statistic, f"{path}: {where}: {statistic}")})
     frame = pd.DataFrame(rows, columns=[*COLUMNS, *EXTRA_COLUMNS, "row"]).fillna("")
-    return frame
+    return frame, str(document.get("paper", ""))
 
 
 def _split_printed(text: str, statistic: str, where: str) -> dict:
@@ -179,9 +181,19 @@ def _parses(text: str) -> bool:
 
 # -- checking ---------------------------------------------------------------------------------
 
+#: statistics printed as proportions (0-1) that a paper may print as percentages ("88.5%")
+_PROPORTION_LIKE = ("auc", *cs.PROPORTIONS)
+
+
 def _printed(row, column: str = "value") -> Printed:
+    """A cell as printed; a proportion printed as a percentage ("88.5%") on the 0-1 scale with
+    its rounding (88.5% is 0.885 +- 0.0005)."""
+    text, statistic = str(getattr(row, column)), row.statistic
     decimals = int(row.decimals) if column == "value" and row.decimals else None
-    return Printed.parse(getattr(row, column), decimals=decimals)
+    printed = Printed.parse(text, decimals=decimals)
+    if statistic in _PROPORTION_LIKE and text.strip().endswith("%"):
+        return Printed(printed.value / 100.0, printed.decimals + 2, printed.bound)
+    return printed
 
 
 def _int(text) -> int | None:
@@ -276,7 +288,8 @@ def _two_by_two(frame: pd.DataFrame) -> list[dict]:
     for (table, model, cohort), group in proportions.groupby(["table", "model", "cohort"], sort=False):
         first = group.iloc[0]
         n, events = _int(first["n"]), _int(first["events"])
-        reported = {r.statistic: _printed(r) for r in group.itertuples() if 0 <= float(r.value) <= 1}
+        printed = {r.statistic: _printed(r) for r in group.itertuples()}
+        reported = {k: v for k, v in printed.items() if 0 <= v.value <= 1}
         if not reported:
             continue
         text = ", ".join(f"{k} {v}" for k, v in reported.items())
@@ -334,14 +347,15 @@ def _duplicates(frame: pd.DataFrame) -> list[dict]:
     A P value is keyed by its comparison in either order (A vs B is B vs A).
     """
     out = []
+    cohorts = set(frame["cohort"])
     keyed = frame.assign(key=[
-        (r.model, tuple(sorted((r.cohort, r.compare_to)))) if r.statistic == "p_value" and r.compare_to in set(frame["cohort"])
+        (r.model, tuple(sorted((r.cohort, r.compare_to)))) if r.statistic == "p_value" and r.compare_to in cohorts
         else (tuple(sorted((r.model, r.compare_to))), r.cohort) if r.statistic == "p_value" and r.compare_to
         else (r.model, r.cohort) for r in frame.itertuples()])
     for (key, statistic), group in keyed.groupby(["key", "statistic"], sort=False):
         if len(group) < 2 or (statistic == "p_value" and not group["compare_to"].any()):
             continue
-        printed = [Printed.parse(v) for v in group["value"]]
+        printed = [_printed(r) for r in group.itertuples()]
         places = [f"{t} ({v})" for t, v in zip(group["table"], group["value"])]
         low, high = max(p.low for p in printed), min(p.high for p in printed)
         row = group.iloc[0]
@@ -382,16 +396,6 @@ def letter(audit: pd.DataFrame, *, source: str = "") -> str:
 def _sentence(text: str) -> str:
     text = text.strip()
     return (text[:1].upper() + text[1:]).rstrip(".") + "."
-
-
-def source_of(path) -> str:
-    """The paper a YAML names (its ``paper`` key), for the letter's heading."""
-    path = Path(path)
-    if path.suffix.lower() in (".yaml", ".yml"):
-        document = _load_yaml(path)
-        if isinstance(document, dict):
-            return str(document.get("paper", ""))
-    return ""
 
 
 def summary_counts(audit: pd.DataFrame) -> dict:

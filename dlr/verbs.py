@@ -198,14 +198,14 @@ def table1(clinical, out, *, outcome: str, cohort: str | None = None, categorica
 def audit(reported, out) -> VerbResult:
     """`dlr audit`: the statistics a paper reports checked against each other (contract section 9)
     into ``out``: ``audit.csv`` (one row per check) and ``letter.md`` (the inconsistencies)."""
-    from dlr.analysis.paper_audit import audit_reported, letter, read_reported, source_of, summary_counts
+    from dlr.analysis.paper_audit import audit_reported, letter, read_reported, summary_counts
     from dlr.core.output import provenance, write_files
 
     rows = read_reported(reported)
     logger.info(f"auditing {len(rows)} reported numbers of {reported}")
     checks = audit_reported(rows)
     info = provenance(inputs={"reported": reported}, settings={"command": "audit"})
-    written = write_files(out, {"audit.csv": checks, "letter.md": letter(checks, source=source_of(reported))},
+    written = write_files(out, {"audit.csv": checks, "letter.md": letter(checks, source=rows.attrs.get("paper", ""))},
                           provenance_info=info)
     return VerbResult(written, checks, extra={"counts": summary_counts(checks), "numbers": len(rows)})
 

@@ -323,7 +323,7 @@ def _feature_names(facts: RunFacts) -> list:
     return [] if table is None else [c for c in table.columns if re.match(r"^[^_]+_(original|wavelet|log)", c)]
 
 
-def _class_counts(names: list, phases: list) -> tuple[dict, dict]:
+def _class_counts(names: list) -> tuple[dict, dict]:
     classes, per_phase = {}, {}
     for name in names:
         parts = name.split("_")
@@ -424,7 +424,7 @@ def imaging_facts(facts: RunFacts, base: dict) -> dict:
                                       "study.yaml, in the reviewer package")
         names = _feature_names(facts)
         if names:
-            classes, per_phase = _class_counts(names, phases)
+            classes, per_phase = _class_counts(names)
             out["feature_classes"] = ", ".join(f"{_IBSI_CLASS.get(k, k)} {v}" for k, v in classes.items() if k)
             out["feature_count"] = (f"{len(names)} features per patient: "
                                     + ", ".join(f"{k} {v}" for k, v in per_phase.items()))

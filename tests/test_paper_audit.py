@@ -233,6 +233,22 @@ def test_the_same_quantity_printed_twice_with_different_values_is_flagged():
     assert dup.loc["auc", "verdict"] == cs.CONSISTENT  # 0.839 prints as 0.84
 
 
+def test_proportions_printed_as_percentages_are_read_with_their_rounding():
+    """88.5% is 0.885 +- 0.0005: the same 2 x 2 table as 0.885, and 88.5% again in another table
+    is the same quantity."""
+    base = {"model": "LR", "cohort": "training", "n": "132", "events": "78"}
+    rows = _rows([{**base, "table": "T2", "statistic": "sensitivity", "value": "88.5%"},
+                  {**base, "table": "T2", "statistic": "specificity", "value": "63.0%"},
+                  {**base, "table": "T2", "statistic": "accuracy", "value": "78.0%"},
+                  {**base, "table": "T4", "statistic": "sensitivity", "value": "0.885"}])
+    audit = audit_reported(rows)
+    assert (audit["verdict"] == cs.CONSISTENT).all(), audit.to_string()
+    table = audit[(audit["check"] == "2 x 2 table behind the proportions") & (audit["table"] == "T2")]
+    assert "TP 69/78, TN 34/54" in table.iloc[0]["reason"]
+    wrong = audit_reported(_rows([{**base, "table": "T2", "statistic": "sensitivity", "value": "89.0%"}]))
+    assert wrong.set_index("check").loc["2 x 2 table behind the proportions", "verdict"] == cs.INCONSISTENT
+
+
 def _p3(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
