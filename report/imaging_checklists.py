@@ -547,6 +547,10 @@ def _model_description(facts: RunFacts, deep: dict) -> str:
                      + (f"the {final} selected features" if final else "the selected features"))
         parts.append("RCR: the best classifier on the selected features and the CR factors")
     if deep:
+        if deep.get("resegment"):
+            parts.append(f"network input: the tumour re-segmented by intensity outliers (pixels beyond "
+                         f"{deep['resegment']:g} robust standard deviations of its median on any phase set to the median "
+                         "and left out of the tumour pooling)")
         parts.append(f"networks: ResNet-10/18/34 block structures on {deep.get('image_size', '?')}-pixel slices with "
                      f"the {'small-image' if deep.get('stem') == 'small' else 'paper'} stem, first-stage width "
                      f"{deep.get('width', '?')} doubling per stage, batch normalisation and ReLU, "

@@ -13,12 +13,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("monai")
 
-from dlr.modeling.deep.arm import Partner, train_deep_arm  # noqa: E402
+from dlr.modeling.deep.arm import Partner, network_input, train_deep_arm  # noqa: E402
 from dlr.modeling.deep.fit import augment, dihedral, fit_network, predict, slice_samples  # noqa: E402
 from dlr.modeling.deep.networks import MultiPhaseNet  # noqa: E402
 from dlr.modeling.deep.settings import deep_settings  # noqa: E402
 from dlr.modeling.deep.slices import (StudySlices, background_level, crop_box, largest_cross_section,  # noqa: E402
-                                  phase_slices, slice_window)
+                                  phase_slices, resegment, slice_window)
 
 CPU = torch.device("cpu")
 
@@ -212,6 +212,73 @@ def _disc_masks(x):
     rr, cc = np.mgrid[:size, :size]
     masks[..., (rr - size / 2) ** 2 + (cc - size / 2) ** 2 < (size / 4) ** 2] = 1
     return masks
+
+
+def _textured_tumours(n=2, seed=0):
+    """n patients, 3 phases of 3 slices: a 12 x 12 tumour of texture (1 +- 0.05) on each, with a
+    dark 3 x 3 core (necrosis, 0.2) in the first patient's middle slice."""
+    rng = np.random.default_rng(seed)
+    images = rng.normal(1.0, 0.05, (n, 3, 3, 20, 20)).astype(np.float32)
+    masks = np.zeros((n, 3, 20, 20), dtype=np.uint8)
+    masks[:, :, 4:16, 4:16] = 1
+    images[0, :, 1, 8:11, 8:11] = 0.2
+    return images, masks
+
+
+def test_resegmentation_fills_and_drops_a_necrotic_core_and_keeps_the_texture():
+    images, masks = _textured_tumours()
+    out, kept = resegment(images, masks, 2.0)
+    core = np.zeros((3, 20, 20), dtype=bool)
+    core[1, 8:11, 8:11] = True
+    assert not kept[0][core].any()                       # the core is left out of the pooling
+    for p in range(3):                                   # and set to the tumour's median on every phase
+        assert np.allclose(out[0, p][core], np.median(images[0, p][masks[0] > 0]))
+    assert kept[0].sum() > 0.75 * masks[0].sum()         # the texture stays (2 robust SDs on 3 phases)
+    assert not kept[:, masks[0] == 0].any()              # nothing outside the tumour enters the mask
+    outside = np.broadcast_to(masks[:, None] == 0, images.shape)
+    assert np.array_equal(out[outside], images[outside])  # nor is any pixel outside it changed
+    # per patient: changing the second patient's pixels leaves the first's result as it was
+    other = images.copy()
+    other[1] = other[1] * 3 + 1
+    out2, kept2 = resegment(other, masks, 2.0)
+    assert np.array_equal(out2[0], out[0]) and np.array_equal(kept2[0], kept[0])
+    # a wider band keeps more, and the input is not modified
+    assert resegment(images, masks, 3.0)[1].sum() > kept.sum()
+    assert images[0, 0, 1, 9, 9] == np.float32(0.2)
+
+
+def test_resegmentation_leaves_a_flat_phase_and_a_tiny_tumour_whole():
+    images, masks = _textured_tumours(n=1)
+    images[0, 1] = 1.0                                   # a flat phase (MAD 0) removes nothing
+    images[0, 1, 1, 8:11, 8:11] = 0.2
+    flat_only = images.copy()
+    flat_only[0, [0, 2]] = 1.0
+    out, kept = resegment(flat_only, masks, 2.0)
+    assert np.array_equal(kept, masks) and np.array_equal(out, flat_only)
+    tiny = np.zeros_like(masks)
+    tiny[0, 1, 8:10, 8:10] = 1                           # 4 pixels, two outlying: kept whole
+    spiky = images.copy()
+    spiky[0, :, 1, 8, 8] = 5.0
+    spiky[0, :, 1, 9, 9] = -5.0
+    assert np.array_equal(resegment(spiky, tiny, 2.0)[1], tiny)
+
+
+def test_the_network_input_carries_the_resegmented_tumour_as_its_pooling_mask():
+    images, masks = _textured_tumours()
+    slices = StudySlices(np.array(["A", "B"], dtype=object), ("AP", "PVP", "DP"), images,
+                         np.repeat(masks[:, None], 3, axis=1), 2, 0)
+    plain = network_input(slices, deep_settings("quick", resegment=0))
+    assert torch.equal(plain[:, :3], torch.from_numpy(images)) and torch.equal(plain[:, 3], torch.from_numpy(
+        masks.astype(np.float32)))
+    cleaned = network_input(slices, deep_settings("quick", resegment=2.0))
+    out, kept = resegment(images, masks, 2.0)
+    assert torch.equal(cleaned[:, :3], torch.from_numpy(out))
+    assert torch.equal(cleaned[:, 3], torch.from_numpy(kept.astype(np.float32)))
+    assert "re-segmented" in deep_settings("quick").recipe()
+    assert "re-segmented" not in deep_settings("quick", resegment=0).recipe()
+    for bad in (-1, "two", True):
+        with pytest.raises(ValueError, match="resegment"):
+            deep_settings("quick", resegment=bad)
 
 
 TINY = {"steps": 12, "batch_size": 8, "width": 4, "tta": True}

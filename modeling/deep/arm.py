@@ -38,7 +38,7 @@ from dlr.core.stats.roc import rank_auc, youden_threshold
 from .fit import fit_network, log_odds, resolve_device, slice_samples
 from .networks import MultiPhaseNet
 from .settings import DeepSettings, model_name
-from .slices import StudySlices
+from .slices import StudySlices, resegment
 
 logger = logging.getLogger(__name__)
 
@@ -139,11 +139,17 @@ def make_network(network: str, n_phases: int, settings: DeepSettings) -> MultiPh
 
 def network_input(slices: StudySlices, settings: DeepSettings) -> torch.Tensor:
     """The networks' input (N, C, S, H, W): the phases, and with ``pool = "tumour"`` the tumour
-    mask (the union of the phases' registered masks) as the last channel."""
+    mask (the union of the phases' registered masks) as the last channel.
+
+    With ``settings.resegment`` > 0 the tumour is re-segmented by intensity outliers first
+    (:func:`resegment`): its outlying pixels are set to the tumour's median and left out of
+    the mask the last stage is pooled over."""
     images = slices.images.astype(np.float32, copy=False)
+    mask = slices.masks.max(axis=1)
+    if settings.resegment > 0:
+        images, mask = resegment(images, mask, settings.resegment)
     if settings.pool == "tumour":
-        mask = slices.masks.max(axis=1, keepdims=True).astype(np.float32)
-        images = np.concatenate([images, mask], axis=1)
+        images = np.concatenate([images, mask[:, None].astype(np.float32)], axis=1)
     return torch.from_numpy(np.ascontiguousarray(images))
 
 

@@ -7,7 +7,10 @@ measurements are in methods.md and README "The deep-learning arm"):
   square of a fixed physical field of view (``fov_mm``) centred on the tumour, so the tumour's
   size and its texture's scale survive (the paper resized every tumour's box to 256 pixels),
   intensities divided by the liver background around the tumour (``normalise``), not z-scored
-  within the crop;
+  within the crop; the tumour re-segmented by intensity outliers (``resegment``: a pixel more
+  than 2.5 robust standard deviations from the tumour's median on any phase, such as necrosis or
+  haemorrhage, is set to that median and left out of the tumour's pooling; IBSI's outlier
+  filtering made robust, with Leys et al.'s recommended 2.5);
 - **samples**: each slice position is a sample (the phases its channels), a patient's score the
   mean log-odds over its slices and the eight flips and quarter turns of each (test-time
   augmentation);
@@ -62,6 +65,7 @@ class DeepSettings:
     margin: float = 0.25          # fov_mm = 0 only: the tumour's box grown by this fraction on each side
     min_crop: int = 8             # fov_mm = 0 only: crop side at least this many voxels
     register: bool = True         # later phases registered rigidly to the first (QuickRigid)
+    resegment: float = 2.5        # tumour pixels beyond this many robust SDs of its median: filled, not pooled (0: off)
     # the networks
     stem: str = "small"           # "small": 3 x 3 stride 1, no max pooling; "paper": 7 x 7 stride 2 + max pooling
     width: int = 16               # channels of the first stage (doubled at each further stage)
@@ -96,6 +100,10 @@ class DeepSettings:
                 else "the paper's stem (7 x 7, stride 2, max pooling)")
         pool = ("the last stage averaged over the tumour mask beside the whole crop" if self.pool == "tumour"
                 else "the last stage averaged over the crop")
+        if self.resegment > 0:
+            norm += (f"; the tumour re-segmented by intensity outliers (a pixel more than {self.resegment:g} robust "
+                     "standard deviations, 1.4826 x MAD, from the tumour's median on any phase, such as necrosis "
+                     "or haemorrhage, set to that median and left out of the tumour's pooling)")
         if self.min_grid:
             pool += f", no stage halving its grid below {self.min_grid} x {self.min_grid} cells"
         if self.zero_init:
@@ -128,4 +136,10 @@ def deep_settings(profile: str = "quick", **overrides) -> DeepSettings:
                          ("pool", ("tumour", "global"))):
         if key in overrides and overrides[key] not in allowed:
             raise ValueError(f"deep: {key} {overrides[key]!r}; use {' or '.join(allowed)}")
+    if "resegment" in overrides:
+        value = overrides["resegment"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+            raise ValueError(f"deep: resegment {value!r}; use a number of robust standard deviations (2.5), or 0 for "
+                             "none")
+        overrides["resegment"] = float(value)
     return replace(base, **overrides) if overrides else base
