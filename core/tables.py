@@ -232,15 +232,21 @@ def parse_column(frame: pd.DataFrame, name: str, forced_categorical: bool) -> Pa
     return ParsedColumn(name, False, miss, None, numbers, ())
 
 
+def level_texts(series: pd.Series) -> np.ndarray:
+    """Each value of ``series`` as a level (:func:`level_text`), ``""`` where missing (NaN, empty
+    or blank), as an object array."""
+    miss = missing_mask(series)
+    return np.array(["" if m else level_text(v) for v, m in zip(series.to_numpy(), miss)], dtype=object)
+
+
 def undeclared_levels(frame: pd.DataFrame, column: str, levels) -> dict[str, np.ndarray]:
     """Values of ``column`` that are not among ``levels``: value (as text) -> mask of its rows.
 
     Values and levels are compared as :func:`level_text` (stripped; ``1.0`` is ``"1"``);
     missing values (NaN, empty or blank) are never undeclared.
     """
-    col = frame[column]
-    miss = missing_mask(col)
-    text = np.array(["" if m else level_text(v) for v, m in zip(col.to_numpy(), miss)], dtype=object)
+    text = level_texts(frame[column])
+    miss = text == ""
     allowed = {level_text(lv) for lv in levels}
     bad = ~miss & ~np.isin(text, list(allowed))
     return {value: bad & (text == value) for value in in_order(text[bad])}

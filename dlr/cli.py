@@ -107,7 +107,8 @@ def _cmd_analyze(args) -> int:
 def _cmd_table1(args) -> int:
     done = verbs.table1(args.clinical, args.out, outcome=args.outcome, cohort=args.cohort,
                         categorical=_columns(args.categorical) or [], study_yaml=args.study)
-    _progress(f"wrote {done.out}/table1.csv, table1_tests.csv, table1_summary.csv")
+    _progress(f"wrote {done.out}/table1.csv, table1_tests.csv, table1_summary.csv"
+              f"{', recodes.csv' if args.study else ''}")
     return EXIT_OK
 
 
@@ -373,8 +374,9 @@ def _clinical_verb(subparsers, name: str, help_text: str, description: str, *, c
     p.add_argument("--cohort", default=None, help=cohort_help)
     p.add_argument("--categorical", default=None, metavar="COL,...", help="numeric columns to treat as categorical")
     p.add_argument("--study", default=None, metavar="STUDY_YAML",
-                   help="study.yaml: its candidate variables (in order), their types and cut points (raw values "
-                        "are dichotomised at the cut points, as the paper's Table 1)")
+                   help="study.yaml: its recodes (applied first; table1 records them in recodes.csv), candidate "
+                        "variables (in order), their types and cut points (raw values are dichotomised at the cut "
+                        "points, as the paper's Table 1)")
     p.add_argument("--out", default=".", help="output folder (default: the current folder)")
     return p
 
@@ -523,8 +525,9 @@ def _add_staging(subparsers) -> None:
                     "are missing is left empty and the missing inputs are listed in staging_missing.csv.")
     p.add_argument("clinical", help="clinical CSV with patient_id and the raw staging inputs")
     p.add_argument("--study", default=None, metavar="STUDY_YAML",
-                   help="study.yaml: its staging_columns map your columns to the contract's input names, and its "
-                        "erasl block gives published ERASL coefficients (with their source)")
+                   help="study.yaml: its recodes are applied first, its staging_columns map your columns to the "
+                        "contract's input names, and its erasl block gives published ERASL coefficients (with their "
+                        "source)")
     p.add_argument("--bclc-version", choices=("2022", "2010"), default="2022", help="BCLC version (default 2022)")
     p.add_argument("--outcome", default=None,
                    help="outcome column: refit ERASL's five predictors on the development cohort, labelled "

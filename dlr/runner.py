@@ -8,7 +8,7 @@ stage      reads                                        writes (under RUN/)
 validate   study.yaml, clinical.csv, images, masks      inputs/study.yaml, inputs/checksums.csv
 split      clinical.csv, study.yaml; seed               split.csv
 features   images, masks, study.yaml, PyRadiomics YAML  features/radiomics.csv, extraction_log.csv
-clinical   clinical.csv, study.yaml                     clinical/ (Table 1, Table 3, sample size)
+clinical   clinical.csv, study.yaml                     clinical/ (Table 1, recodes, Table 3, sample size)
 staging    clinical.csv, study.yaml                     staging/staging.csv, staging_missing.csv
 models     clinical.csv, split.csv, features            predictions.csv, predictions_oof.csv, models/
 analysis   predictions.csv, predictions_oof.csv         results/
@@ -289,8 +289,8 @@ def _features_stage(ctx: _Context):
                  upstream=("validate",)), caught
 
 
-CLINICAL_OUTPUTS = ("table1.csv", "table1_tests.csv", "univariate.csv", "multivariate.csv", "selected.txt",
-                    "sample_size.csv")
+CLINICAL_OUTPUTS = ("table1.csv", "table1_tests.csv", "recodes.csv", "univariate.csv", "multivariate.csv",
+                    "selected.txt", "sample_size.csv")
 
 
 def _clinical_stage(ctx: _Context):
@@ -317,7 +317,8 @@ def _clinical_stage(ctx: _Context):
     outputs = [f"clinical/{n}" for n in CLINICAL_OUTPUTS] + (["clinical/agreement.csv"] if pairs else [])
     return Stage("clinical", lambda: {"clinical.csv": ctx.clinical, "study.yaml": ctx.study_yaml}, lambda: outputs,
                  clinical_stats, {}, code=("dlr.analysis.table1", "dlr.modeling.cr_factors", "dlr.modeling.sample_size",
-                                           "dlr.core.stats.agreement", "dlr.core.tables", "dlr.core.output"),
+                                           "dlr.modeling.levels", "dlr.core.stats.agreement", "dlr.core.tables",
+                                           "dlr.core.output"),
                  upstream=("validate",)), caught
 
 
@@ -334,7 +335,8 @@ def _staging_stage(ctx: _Context):
 
     return Stage("staging", lambda: {"clinical.csv": ctx.clinical, "study.yaml": ctx.study_yaml},
                  lambda: ["staging/staging.csv", "staging/staging_missing.csv"], staging, {},
-                 code=("dlr.modeling.staging", "dlr.modeling.config", "dlr.core.tables", "dlr.core.output"),
+                 code=("dlr.modeling.staging", "dlr.modeling.config", "dlr.modeling.levels", "dlr.core.tables",
+                       "dlr.core.output"),
                  upstream=("validate",)), caught
 
 

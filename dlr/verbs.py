@@ -151,15 +151,17 @@ def analyze(predictions, out, *, dev_cohort: str = "training", strata=(), refere
 
 def _clinical(clinical, study_yaml, *, variables=None, categorical=()):
     """(frame, variables, categorical, study config or None) of a clinical CSV, with study.yaml's
-    cut points, candidates and types applied when it is given."""
+    recodes, cut points, candidates and types applied when it is given."""
     from dlr.core.tables import read_table
 
     frame = read_table(clinical, what="clinical")
     if study_yaml is None:
         return frame, (list(variables) if variables else None), list(categorical), None
     from dlr.modeling.config import load_study_config
+    from dlr.modeling.levels import recode_clinical
 
     config = load_study_config(study_yaml)
+    frame = recode_clinical(frame, config)
     try:
         frame, variables, categorical = config.clinical_variables(frame, variables=variables, categorical=categorical)
     except InputError as exc:
@@ -174,24 +176,28 @@ def _clinical_provenance(clinical, study_yaml, settings: dict) -> dict:
 
 
 def table1(clinical, out, *, outcome: str, cohort: str | None = None, categorical=(), study_yaml=None) -> VerbResult:
-    """`dlr table1`: Table 1 of a clinical CSV (contract section 6) into ``out``."""
+    """`dlr table1`: Table 1 of a clinical CSV (contract section 6) into ``out``; with a study.yaml,
+    of its recoded values, and ``recodes.csv`` records each recode's patients per cohort
+    (:func:`dlr.modeling.levels.recode_log`; a header alone when nothing is recoded)."""
     from dlr.analysis.table1 import table1 as make_table1
     from dlr.core.output import write_files
 
-    described = None
+    described, recodes = None, {}
     if study_yaml is not None:  # the candidates, the demographics and the scanner (those in the table)
         from dlr.core.tables import read_table
         from dlr.modeling.config import load_study_config
+        from dlr.modeling.levels import recode_log
 
-        columns = set(read_table(clinical, what="clinical").columns)
-        described = [name for name in load_study_config(study_yaml).described_variables() if name in columns]
+        raw, config = read_table(clinical, what="clinical"), load_study_config(study_yaml)
+        described = [name for name in config.described_variables() if name in raw.columns]
+        recodes["recodes.csv"] = recode_log(raw, config)
     frame, variables, categorical, _ = _clinical(clinical, study_yaml, categorical=categorical, variables=described)
     logger.info(f"Table 1 of {clinical}: {len(frame)} patients, outcome {outcome!r}")
     result = make_table1(frame, outcome=outcome, cohort=cohort, categorical=categorical, variables=variables)
     info = _clinical_provenance(clinical, study_yaml, {"outcome": outcome, "cohort": cohort,
                                                        "categorical": categorical, "variables": variables})
     written = write_files(out, {"table1.csv": result.table, "table1_tests.csv": result.tests,
-                                "table1_summary.csv": result.summary}, provenance_info=info)
+                                "table1_summary.csv": result.summary, **recodes}, provenance_info=info)
     return VerbResult(written, result)
 
 
@@ -246,8 +252,10 @@ def staging(clinical, out, *, study_yaml=None, bclc_version: str = "2022", outco
     config = None
     if study_yaml is not None:
         from dlr.modeling.config import load_study_config
+        from dlr.modeling.levels import recode_clinical
 
         config = load_study_config(study_yaml)
+        frame = recode_clinical(frame, config)
     frame = map_staging_columns(frame, staging_columns=config.staging_columns if config else {},
                                 id_column=config.id_column if config else "patient_id", source=str(study_yaml),
                                 table=str(clinical))

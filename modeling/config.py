@@ -22,6 +22,7 @@ Example::
       - {name: afp, type: continuous, role: clinical, unit: ng/mL, cut_point: 400}
       - {name: tumor_margin, type: categorical, role: radiological, levels: [Smooth, Non-smooth],
          reader2_column: tumor_margin_reader2}
+      - {name: grade, type: categorical, levels: ['2', '3'], recode: {'1': '2'}}   # raw 1 read as 2
     staging_columns: {ecog_ps: ps}        # the contract's staging input name -> the user's column
     radiomics_params: params.yaml         # optional: a PyRadiomics parameter file (default: dlr's)
     preprocessing: {margin_mm: 10}        # optional: modeling.radiomics.preprocess.PreprocessSettings
@@ -76,7 +77,12 @@ class Variable(_Strict):
     :func:`dlr.core.tables.parse_column`'s default (numbers by value, then text by code point).
     Levels are text, compared with the values stripped; numbers are taken as text (``1``,
     ``1.0`` -> ``"1"``); an unquoted YAML ``yes``/``no``/``true``/``false``/``on``/``off``
-    reads as a boolean and is refused (quote it). ``reader2_column`` names the second
+    reads as a boolean and is refused (quote it). ``recode`` maps raw values of clinical.csv to
+    declared levels before any check, table or model (``{'1': '2'}``: a recorded 1 is read as
+    level 2; :func:`dlr.modeling.levels.recode_clinical`): its keys and values are text as the
+    levels are, each value one of ``levels``, no key a level itself (so that recoding twice
+    changes nothing); only a categorical or binary variable with ``levels`` has one.
+    ``reader2_column`` names the second
     reader's reading of a radiological feature (for Cohen's kappa); ``candidate`` says whether
     the variable is a Table 1 characteristic and a candidate of the CR model's univariate
     screen (False for raw inputs kept only for the staging systems and indexes).
@@ -88,6 +94,7 @@ class Variable(_Strict):
     unit: Optional[str] = None
     cut_point: Optional[float] = None
     levels: Optional[list[str]] = None
+    recode: Optional[dict[str, str]] = None
     reader2_column: Optional[str] = None
     candidate: bool = True
 
@@ -108,19 +115,7 @@ class Variable(_Strict):
             return None
         if not isinstance(levels, (list, tuple)):
             raise ValueError(f"levels must be a list of the variable's values in order, e.g. [A, B], got {levels!r}")
-        out = []
-        for i, level in enumerate(levels, start=1):
-            if isinstance(level, bool):
-                raise ValueError(f"level {i} reads as the YAML boolean {level} (an unquoted yes/no, true/false or "
-                                 "on/off); quote it as clinical.csv spells it, e.g. 'No'")
-            if isinstance(level, (int, float)):
-                from dlr.core.tables import level_text
-
-                level = level_text(level)
-            elif not isinstance(level, str):
-                raise ValueError(f"level {i} is {level!r}; levels are text (or numbers) as clinical.csv holds them")
-            out.append(level)
-        return out
+        return [_as_text(level, f"level {i}") for i, level in enumerate(levels, start=1)]
 
     @field_validator("levels")
     @classmethod
@@ -143,6 +138,61 @@ class Variable(_Strict):
             raise ValueError(f"a binary variable has two levels, got {len(levels)}: {levels}; make {name!r} "
                              "categorical or list two levels")
         return levels
+
+    @field_validator("recode", mode="before")
+    @classmethod
+    def _recode_as_text(cls, recode, info: ValidationInfo):
+        if recode is None:
+            return None
+        name = info.data.get("name")
+        if not isinstance(recode, dict):
+            raise ValueError(f"recode of {name!r} must map raw values to levels, e.g. {{'1': '2'}}, got {recode!r}")
+        pairs = [(_as_text(raw, f"recode key {raw!r} of {name!r}").strip(),
+                  _as_text(level, f"recode value {level!r} of {name!r}").strip()) for raw, level in recode.items()]
+        keys = [raw for raw, _ in pairs]
+        repeated = sorted({raw for raw in keys if keys.count(raw) > 1})
+        if repeated:  # 1 and '1', or 'A' and 'A ': the same value of clinical.csv
+            raise ValueError(f"recode of {name!r} names the value(s) {repeated} more than once")
+        return dict(pairs)
+
+    @field_validator("recode")
+    @classmethod
+    def _recode_to_declared_levels(cls, recode, info: ValidationInfo):
+        if recode is None or "levels" not in info.data:  # invalid levels are reported on their own
+            return recode
+        name, kind, levels = info.data.get("name"), info.data.get("type"), info.data["levels"]
+        if kind not in ("categorical", "binary"):
+            raise ValueError(f"recode is only for categorical and binary variables ({name!r} is {kind})")
+        if levels is None:
+            raise ValueError(f"recode maps values to declared levels, and {name!r} declares none; list its levels, "
+                             f"e.g. levels: {sorted(set(recode.values()))}")
+        if "" in recode:
+            raise ValueError(f"a recode key of {name!r} is empty or blank; a blank value is a missing value, which "
+                             "stays missing")
+        strays = {raw: level for raw, level in recode.items() if level not in levels}
+        if strays:
+            raise ValueError(f"recode of {name!r} maps to {sorted(set(strays.values()))}, not among its levels "
+                             f"{levels} ({strays}); map each value to one of the levels, or add the level to levels")
+        circular = sorted(raw for raw in recode if raw in levels)
+        if circular:
+            raise ValueError(f"recode of {name!r} maps the level(s) {circular}, which are among its levels "
+                             f"{levels}; remove them from recode, or from levels if no patient should keep them")
+        return recode
+
+
+def _as_text(value, what: str) -> str:
+    """A level or recode value of study.yaml as text (numbers as :func:`dlr.core.tables.level_text`
+    writes them, ``1.0`` -> ``"1"``); ValueError naming ``what`` for a YAML boolean or another type."""
+    if isinstance(value, bool):
+        raise ValueError(f"{what} reads as the YAML boolean {value} (an unquoted yes/no, true/false or on/off); "
+                         "quote it as clinical.csv spells it, e.g. 'No'")
+    if isinstance(value, (int, float)):
+        from dlr.core.tables import level_text
+
+        return level_text(value)
+    if not isinstance(value, str):
+        raise ValueError(f"{what} is {value!r}; levels are text (or numbers) as clinical.csv holds them")
+    return value
 
 
 class StudyConfig(_Strict):

@@ -40,6 +40,7 @@ from dlr.core.run_folder import patient_path, unsafe_id
 from dlr.core.tables import foreign_separator, separator_problem
 
 from .config import StudyConfig, study_config_errors
+from .levels import development_levels, recode_clinical, unseen_levels
 from .nifti import nonfinite_voxels
 from .splits import folds_fit
 
@@ -62,7 +63,10 @@ CHECKS = MappingProxyType({
     "outcome-value": "the outcome is 0 or 1 for every patient",
     "follow-up-value": "with time_column and event_column: every time is a number >= 0 and every event 0 or 1",
     "unknown-cohort": "every cohort value is one of study.yaml's cohorts",
-    "undeclared-level": "every value of a variable with declared levels is one of its levels",
+    "undeclared-level": "every value of a variable with declared levels (after study.yaml's recode) is one of its "
+                        "levels",
+    "unseen-level": "every level of a categorical or binary CR candidate that a non-development cohort has, the "
+                    "development cohort has too (after recode): a fitted model cannot score a level it never saw",
     "dev-cohort": "the development cohort has patients of both outcome classes",
     "dev-folds": "the development cohort has at least n_folds (study.yaml, default 5) patients of each outcome, "
                  "as the stratified folds of RUN/split.csv need",
@@ -172,7 +176,8 @@ class Study:
         Its study.yaml.
     clinical : DataFrame
         clinical.csv, one row per patient, the id and cohort columns as strings and the outcome
-        as int (0/1), in file order.
+        as int (0/1), in file order, with study.yaml's recodes applied
+        (:func:`dlr.modeling.levels.recode_clinical`).
     images, masks : mapping patient_id -> mapping phase -> Path
         ``images/<patient_id>/<PHASE>.nii.gz`` and ``masks/...`` of every patient and phase
         (empty mappings for a clinical-only study, whose config lists no phases).
@@ -334,7 +339,8 @@ def _check_clinical(root: Path, config: StudyConfig, frame: pd.DataFrame, out: _
                 out.add("undeclared-level", path, None,
                         f"{variable.name} holds {value!r} (patient(s) {patients}), which is not among its levels "
                         f"{variable.levels} (study.yaml variables[{i}].levels)",
-                        f"correct those values, or add {value!r} to variables[{i}].levels")
+                        f"correct those values, add {value!r} to variables[{i}].levels, or map it to one of them "
+                        f"with variables[{i}].recode, e.g. recode: {{{value!r}: {variable.levels[0]!r}}}")
     outcome = None
     if outcome_col in present:
         raw = frame[outcome_col]
@@ -367,6 +373,8 @@ def _check_clinical(root: Path, config: StudyConfig, frame: pd.DataFrame, out: _
                 unknown = int(((cohorts == config.dev_cohort).fillna(False) & valid & ~outcome.isin([0, 1])).sum())
                 _check_folds(path, config, int((outcome[dev] == 1).sum()), int((outcome[dev] == 0).sum()), unknown,
                              out)
+    if cohort_col in present:
+        _check_unseen_levels(path, config, frame[valid.to_numpy(dtype=bool)].assign(**{id_col: ids[valid]}), out)
     clean = frame.copy()
     clean[id_col] = ids
     if cohort_col in present:
@@ -375,6 +383,15 @@ def _check_clinical(root: Path, config: StudyConfig, frame: pd.DataFrame, out: _
         clean[outcome_col] = outcome.astype(int)
     clean[id_col] = clean[id_col].astype(object)
     return list(dict.fromkeys(ids[valid].tolist())), clean
+
+
+def _check_unseen_levels(path: Path, config: StudyConfig, frame: pd.DataFrame, out: _Collector) -> None:
+    """The unseen-level check (:func:`dlr.modeling.levels.unseen_levels`) on the patients with an id;
+    not run when the development cohort has no patient (the dev-cohort check says so)."""
+    if not (frame[config.cohort_column].astype("string").str.strip() == config.dev_cohort).any():
+        return
+    for unseen in unseen_levels(frame, config, development_levels(frame, config)):
+        out.add("unseen-level", path, None, unseen.message, unseen.fix)
 
 
 def _check_follow_up(path: Path, config: StudyConfig, frame: pd.DataFrame, ids, valid, present, out: _Collector):
@@ -615,6 +632,7 @@ def _inspect(path, *, check_images: bool):
     if config is None or frame is None:
         # the remaining checks need the config's column names and phases and the patient list
         return out.problems, None
+    frame = recode_clinical(frame, config)  # before any check: every stage sees the declared levels
     patient_ids, clean = _check_clinical(root, config, frame, out)
     if patient_ids is None:
         # without the id column no folder can be matched to a patient

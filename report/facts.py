@@ -226,7 +226,7 @@ _STUDY_DEFAULTS = {"name": None, "id_column": "patient_id", "cohort_column": "co
                    "phases": ["AP", "PVP", "DP"], "scanner_column": None, "variables": [], "seed": None,
                    "profile": "quick", "preprocessing": None}
 _VARIABLE_DEFAULTS = {"name": "", "type": "", "role": "clinical", "unit": None, "cut_point": None, "levels": None,
-                      "reader2_column": None, "candidate": True}
+                      "recode": None, "reader2_column": None, "candidate": True}
 
 
 def study_settings(path) -> SimpleNamespace:

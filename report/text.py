@@ -18,6 +18,7 @@ from dlr.analysis.decision_curve import SHOWN_RANGE
 from dlr.core import run_folder as rf
 
 from .facts import COMPARATORS, RunFacts
+from .tables import markdown_text
 
 #: a calibration slope outside this range is reported as a limitation
 SLOPE_RANGE = (0.8, 1.2)
@@ -232,6 +233,9 @@ def methods_predictors(facts: RunFacts) -> str:
                      + (f" Recorded but not candidates (inputs of the staging systems and indexes): "
                         f"{', '.join(v.name for v in others)}." if others else "")
                      + (f" Continuous variables were dichotomised at study.yaml's cut points: {', '.join(cuts)}." if cuts else ""))
+    recodes = _recodes_text(facts)
+    if recodes:
+        lines.append(recodes)
     phases = list(getattr(cfg, "phases", []) or [])
     if phases and facts.preprocessing is not None:
         pre = facts.preprocessing
@@ -246,6 +250,23 @@ def methods_predictors(facts: RunFacts) -> str:
             lines.append(f"{ok} of {len(log)} image-mask cases were extracted"
                          + (f"; {len(log) - ok} failed and were left empty" if ok < len(log) else "") + ".")
     return "\n\n".join(lines) + "\n"
+
+
+def _recodes_text(facts: RunFacts) -> str:
+    """Each recode of study.yaml and the patients it touched per cohort, from ``clinical/recodes.csv``
+    (one row per variable, raw value, level and cohort); empty when nothing was recoded."""
+    table = facts.table("clinical/recodes.csv", dtype={"from": str, "to": str, "cohort": str, "patient_ids": str})
+    if table is None or table.empty:
+        return ""
+    said = []
+    for (variable, raw, level), rows in table.groupby(["variable", "from", "to"], sort=False):
+        touched = rows[rows["n_patients"] > 0]
+        counts = [f"{int(r.n_patients)} {'patient' if int(r.n_patients) == 1 else 'patients'} of the "
+                  f"{markdown_text(r.cohort)} cohort" for r in touched.itertuples(index=False)]
+        said.append(f"{markdown_text(variable)} '{markdown_text(raw)}' as '{markdown_text(level)}' "
+                    f"({_list(counts) if counts else 'no patient'})")
+    return ("Before any table or model, raw values were recoded to declared levels as study.yaml's `recode` "
+            f"says (`clinical/recodes.csv` names the patients): {'; '.join(said)}.")
 
 
 def methods_sample_size(facts: RunFacts) -> str:
