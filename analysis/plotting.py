@@ -166,7 +166,13 @@ def plot_calibration(bins: Mapping, smooth: Mapping | None = None, *, ax=None, t
 #: how the cohorts of one model's calibration panel are told apart (its colour is the model's)
 COHORT_STYLES = ({"linestyle": "-", "marker": "o", "markerfacecolor": None},
                  {"linestyle": "--", "marker": "s", "markerfacecolor": "white"},
-                 {"linestyle": ":", "marker": "^", "markerfacecolor": "white"})
+                 {"linestyle": ":", "marker": "^", "markerfacecolor": "white"},
+                 {"linestyle": "-.", "marker": "D", "markerfacecolor": None},
+                 {"linestyle": (0, (5, 1.5, 1, 1.5, 1, 1.5)), "marker": "v", "markerfacecolor": "white"})
+#: :data:`COHORT_STYLES` in words, for captions
+COHORT_STYLE_NAMES = ("solid line and filled circles", "dashed line and open squares",
+                      "dotted line and open triangles", "dash-dotted line and filled diamonds",
+                      "dash-dot-dotted line and open downward triangles")
 
 
 def plot_calibration_cohorts(bins: Mapping, smooth: Mapping | None = None, *, ax=None, title: str | None = None,
@@ -445,10 +451,13 @@ def plot_forest(subgroups: Mapping, *, ax=None, title: str | None = None, colour
             ax.text(1.95, yy, index, transform=text, ha="left", va="center")
             continue
         chosen = (colours or {}).get(model, model_colour(model, models.index(model), len(models)))
-        if np.isfinite(auc[index]):
+        if np.isfinite(auc[index]) and np.isfinite(low[index]) and np.isfinite(high[index]):
             ax.plot([low[index], high[index]], [yy, yy], color=chosen, linewidth=1.1)
             ax.plot(auc[index], yy, "s", color=chosen, markersize=4)
             shown = f"{auc[index]:.3f} ({low[index]:.3f}-{high[index]:.3f})"
+        elif np.isfinite(auc[index]):  # a level whose DeLong variance is undefined (say, one event): no CI
+            ax.plot(auc[index], yy, "s", color=chosen, markersize=4)
+            shown = f"{auc[index]:.3f} (CI undefined)"
         else:
             shown = "AUC undefined"
         ax.text(1.02, yy, shown, transform=text, ha="left", va="center")

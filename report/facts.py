@@ -149,6 +149,19 @@ class RunFacts:
         return sorted(names, key=lambda c: (c != self.dev_cohort, names.index(c)))
 
     @property
+    def other_cohorts(self) -> list:
+        """The cohorts other than the development one (validation, external, ...), in the analysis' order."""
+        return [c for c in self.cohorts if c != self.dev_cohort]
+
+    @property
+    def panel_cohorts(self) -> list:
+        """The cohorts of the curve figures' panels, in order: the development cohort's nested
+        out-of-fold predictions in place of its apparent ones (a fitted model's curve on the
+        patients it was fitted on flatters it), then every other cohort."""
+        oof = self.oof_cohort
+        return [oof if oof and c == self.dev_cohort else c for c in self.cohorts]
+
+    @property
     def oof_cohort(self) -> Optional[str]:
         name = self.dev_cohort + OOF_SUFFIX
         if self.performance is not None and name in set(self.performance["cohort"]):

@@ -34,11 +34,11 @@ import pandas as pd
 
 from dlr.analysis.calibration import MIN_LOESS_LEVELS
 from dlr.analysis.figures import time_label
-from dlr.analysis.plotting import MODEL_COLOURS
+from dlr.analysis.plotting import COHORT_STYLE_NAMES, MODEL_COLOURS
 from dlr.core import run_folder as rf
 
 from .facts import RunFacts, as_facts
-from .tables import MAX_NOMOGRAM_AXES
+from .tables import MAX_NOMOGRAM_AXES, cohort_text
 from .text import DCA_RANGE
 
 OOF_SUFFIX = rf.OOF_SUFFIX
@@ -105,12 +105,27 @@ def _save(fig, out: Path, stem: str, dpi: int) -> None:
         fig.savefig(out / f"{stem}.svg", bbox_inches="tight", metadata={"Date": None})
 
 
-def _panels(n: int, *, crowded: bool = False):
+#: a figure of more panels (cohorts) than this lays them out in rows of :data:`PANEL_COLUMNS`, so
+#: that four or more cohorts stay readable at the page's width
+MAX_PANELS_IN_A_ROW = 3
+PANEL_COLUMNS = 2
+
+
+def _panels(n: int, *, crowded: bool = False, size: tuple | None = None):
+    """A figure of ``n`` panels of ``size`` inches each (default 3.5 x 3.4, 4.0 wide when
+    ``crowded``): one row of up to :data:`MAX_PANELS_IN_A_ROW`, else rows of
+    :data:`PANEL_COLUMNS`, left to right then down (A, B above C, D); the axes in that order."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, n, figsize=((4.0 if crowded else 3.5) * n, 3.4), squeeze=False,
+    width, height = size or ((4.0 if crowded else 3.5), 3.4)
+    ncol = n if n <= MAX_PANELS_IN_A_ROW else PANEL_COLUMNS
+    nrow = -(-n // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(width * ncol, height * nrow), squeeze=False,
                              constrained_layout=True)
-    return fig, list(axes[0])
+    axes = list(axes.flat)
+    for spare in axes[n:]:  # an odd number of panels in rows of two: no empty frame
+        fig.delaxes(spare)
+    return fig, axes[:n]
 
 
 def _legend(ax, n: int, loc: str) -> None:
@@ -132,11 +147,9 @@ def _title(cohort: str) -> str:
 
 
 def panel_cohorts(facts: RunFacts) -> list:
-    """The cohorts of the curve figures' panels: the development cohort's nested out-of-fold
-    predictions in place of its apparent ones (a fitted model's curve on the patients it was
-    fitted on flatters it), then the other cohorts."""
-    oof = facts.oof_cohort
-    return [oof if oof and c == facts.dev_cohort else c for c in facts.cohorts]
+    """The cohorts of the curve figures' panels (:attr:`RunFacts.panel_cohorts`): the development
+    cohort's nested out-of-fold predictions in place of its apparent ones, then the other cohorts."""
+    return facts.panel_cohorts
 
 
 def _shown(table, cohort: str, model: str) -> str:
@@ -209,11 +222,13 @@ def draw_calibration(analysis, models: list, cohorts: list):
     groups, smooth = analysis.calibration_groups, analysis.calibration_smooth
     if not len(groups) or not models:
         return None
+    slopes = perf.set_index(["cohort", "model"])["cal_slope"] if "cal_slope" in perf else None
+    if len(cohorts) > MAX_PANELS_IN_A_ROW:
+        return _calibration_grid(groups, smooth, slopes, models, cohorts)
     ncol = min(4, len(models))
     nrow = -(-len(models) // ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(1.85 * ncol + 0.3, 1.9 * nrow + 0.55), squeeze=False,
                              constrained_layout=True)
-    slopes = perf.set_index(["cohort", "model"])["cal_slope"] if "cal_slope" in perf else None
     used = {}
     for i, (ax, model) in enumerate(zip(axes.flat, models)):
         mine = groups[(groups["model"] == model) & groups["cohort"].isin(cohorts)]
@@ -233,7 +248,42 @@ def draw_calibration(analysis, models: list, cohorts: list):
             ax.set_xticklabels([])
     for ax in list(axes.flat)[len(models):]:
         ax.set_axis_off()
-    fig.legend(handles=cohort_key(cohorts, _title), loc="outside lower center", ncol=len(cohorts), frameon=False)
+    # the cohorts' key in one row, or in rows of two for more than three cohorts (as wide as the panels)
+    fig.legend(handles=cohort_key(cohorts, _title), loc="outside lower center",
+               ncol=len(cohorts) if len(cohorts) <= MAX_PANELS_IN_A_ROW else PANEL_COLUMNS, frameon=False)
+    return fig
+
+
+def _calibration_grid(groups: pd.DataFrame, smooth: pd.DataFrame, slopes, models: list, cohorts: list):
+    """Calibration with more cohorts than one panel can tell apart by line style: one panel per
+    model (rows) and cohort (columns), each cohort's LOESS curve and quantile groups with their
+    95% CIs and its calibration slope in the corner."""
+    import matplotlib.pyplot as plt
+
+    from dlr.analysis.plotting import plot_calibration_cohorts
+
+    nrow, ncol = len(models), len(cohorts)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(1.85 * ncol + 0.3, 1.9 * nrow + 0.3), squeeze=False,
+                             constrained_layout=True)
+    used = {}
+    for r, model in enumerate(models):
+        for c, cohort in enumerate(cohorts):
+            ax = axes[r][c]
+            mine = groups[(groups["model"] == model) & (groups["cohort"] == cohort)]
+            curve = smooth[(smooth["model"] == model) & (smooth["cohort"] == cohort)] if len(smooth) else None
+            slope = slopes.get((cohort, model), float("nan")) if slopes is not None else float("nan")
+            plot_calibration_cohorts(mine, curve, ax=ax, title=_title(cohort) if r == 0 else None,
+                                     colour=_colours([model], used)[model],
+                                     note=f"slope {slope:.2f}" if np.isfinite(slope) else "slope n/a")
+            ax.text(0.03, 0.97, model, transform=ax.transAxes, ha="left", va="top", fontweight="bold")
+            if c == 0:
+                ax.set_ylabel("Observed proportion")
+            else:
+                ax.set_yticklabels([])
+            if r == nrow - 1:
+                ax.set_xlabel("Predicted probability")
+            else:
+                ax.set_xticklabels([])
     return fig
 
 
@@ -520,8 +570,9 @@ def draw_km(analysis, model: str, cohorts: list, *, xlabel: str = "Time"):
     fits = [analysis.survival_fits.get((cohort, model)) for cohort in cohorts]
     if not cohorts or any(fit is None for fit in fits):
         return None
-    fig, axes = _panels(len(cohorts))
-    fig.set_size_inches(3.6 * len(cohorts), 4.2)
+    fig, axes = _panels(len(cohorts), size=(3.6, 4.2))
+    if len(cohorts) > MAX_PANELS_IN_A_ROW:  # rows of panels: room between a number-at-risk table and the titles below
+        fig.get_layout_engine().set(h_pad=0.12)
     for i, (ax, cohort, fit) in enumerate(zip(axes, cohorts, fits)):
         plot_km(fit, ax=ax, title=_title(cohort), xlabel=xlabel)
         _panel_letter(ax, i, len(cohorts))
@@ -557,7 +608,7 @@ def _curve_figures(figures: _Figures, facts: RunFacts, analysis, dca_range) -> N
 
     def panels(group: str = "") -> str:
         def one(i: int, cohort: str) -> str:
-            text = f"{_panel_name(i, len(cohorts))}the {_title(cohort).lower()}"
+            text = f"{_panel_name(i, len(cohorts))}the {cohort_text(_title(cohort))}"
             if cohort == facts.oof_cohort:
                 text += (" (each fitted model's nested out-of-fold predictions" + ("; the staging systems and "
                          "indexes, which are not fitted, their own scores" if group == "comparators" else "") + ")")
@@ -575,20 +626,23 @@ def _curve_figures(figures: _Figures, facts: RunFacts, analysis, dca_range) -> N
                      + ("; dashed: the staging systems and indexes" if group == "comparators" else "")
                      + "; models with identical curves are drawn once and named together (A = B); legend: AUC.",
                      models)
-    styles = ", ".join(f"{_title(c).lower()} {style}" for c, style in zip(cohorts, ("solid line and filled circles",
-                                                                                 "dashed line and open squares",
-                                                                                 "dotted line and open triangles")))
+    styles = ", ".join(f"{cohort_text(_title(c))} {COHORT_STYLE_NAMES[k % len(COHORT_STYLE_NAMES)]}"
+                       for k, c in enumerate(cohorts))
     for group in ("classifiers", "models"):
         if group not in groups:
             continue
         models = groups[group]
+        layout = (f"one panel per model: {styles}" if len(cohorts) <= MAX_PANELS_IN_A_ROW else
+                  "one panel per model (rows) and cohort (columns: "
+                  + ", ".join(cohort_text(_title(c)) for c in cohorts) + ")")
         figures.keep(draw_calibration(analysis, models, cohorts), f"fig-calibration-{group}",
-                     f"calibration_{group}", f"Calibration of {_GROUP_NAMES[group]}, one panel per model: {styles}. "
+                     f"calibration_{group}", f"Calibration of {_GROUP_NAMES[group]}, {layout}. "
                      "Lines: LOESS of the outcome on the predicted probability (a model with fewer than "
                      f"{MIN_LOESS_LEVELS} distinct predictions: "
                      "the observed proportion at each); points: observed proportion in "
                      "quantile groups sized to the cohort, with its 95% CI (Wilson); dotted: ideal calibration; "
-                     "corner: the calibration slope in each cohort, in that order.", models)
+                     + ("corner: the calibration slope in each cohort, in that order." if len(cohorts) <= MAX_PANELS_IN_A_ROW
+                        else "corner: the calibration slope in the panel's cohort."), models)
         figures.keep(draw_dca(analysis, models, cohorts, dca_range), f"fig-dca-{group}", f"dca_{group}",
                      f"Decision curves of {_GROUP_NAMES[group]}: {panels()}, over threshold probabilities "
                      f"{dca_range[0]:.2f}-{dca_range[1]:.2f}. Dashed: treat all; horizontal: treat none; a curve that "

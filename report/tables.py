@@ -161,6 +161,16 @@ def cohort_label(cohort: str) -> str:
     return cohort[:1].upper() + cohort[1:]
 
 
+def cohort_text(name: str) -> str:
+    """A cohort's name (or a label that starts with it) inside a sentence: a capitalised word
+    loses its capital (``"Validation cohort"`` -> ``"validation cohort"``), the rest of the name
+    is kept as the study spells it (``"external-A"``, ``"TCGA"``)."""
+    name = str(name)
+    if name[:1].isupper() and name[1:2].islower():
+        return name[:1].lower() + name[1:]
+    return name
+
+
 def variable_label(name: str, labels: Mapping[str, str] | None = None) -> str:
     """The display name of a clinical variable: ``labels``, then :data:`VARIABLE_LABELS`, else
     the column name with spaces for underscores."""
@@ -399,7 +409,7 @@ def table1(run, *, clinical: str = "clinical", labels: Mapping[str, str] | None 
     )
     what = "outcome group" if outcome != "early_recurrence" else "early recurrence (ER) and non-early recurrence (NER) groups"
     caption = (f"Clinical-radiological characteristics of the patients in the "
-               f"{_names([cohort_label(c).lower() for c in cohorts if c is not None]) or 'study'} "
+               f"{_names([cohort_text(c) for c in cohorts if c is not None]) or 'study'} "
                f"cohort{'s' if len(cohorts) > 1 else ''}, by {what}.")
     return DisplayTable("tbl-1-characteristics", caption, frame, notes)
 
@@ -442,7 +452,7 @@ def _discrimination_frame(perf: pd.DataFrame, tests: pd.DataFrame | None, settin
     if tests is not None:
         for row in tests.itertuples(index=False):
             p_of[(row.model, row.cohort_a, row.cohort_b)] = row.p_value
-    p_columns = [f"P value vs {cohort_label(c).lower()}" for c in others] if tests is not None else []
+    p_columns = [f"P value vs {cohort_text(c)}" for c in others] if tests is not None else []
     columns = (["Model", "Cohort", "n (events)", "AUC (95% CI)"] + [f"{THRESHOLD_GROUP}: {name}" for name, _ in _METRICS]
                + p_columns)
     indexed = perf.set_index(["model", "cohort"])
@@ -1229,7 +1239,7 @@ def oof_table(run, *, results: str = "results", models: str = "models") -> Displ
         _abbreviations(["AUC", "CI", "CV", "SD"]),
     )
     caption = (f"Development estimates of each fitted model: tuning cross-validation, apparent, nested out-of-fold "
-               f"and {_names([cohort_label(c).lower() for c in others]) or 'validation'} AUCs.")
+               f"and {_names([cohort_text(c) for c in others]) or 'validation'} AUCs.")
     return DisplayTable("tbl-s-oof", caption, frame, notes)
 
 

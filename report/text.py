@@ -140,8 +140,8 @@ def abstract(facts: RunFacts, *, tables: set, figures: set) -> str:
     if best and facts.perf(best, oof or dev) is not None:
         where = "out of fold" if oof else f"in the {dev} cohort (apparent)"
         text = f"{best} had the highest AUC {where}: {auc_text(facts.perf(best, oof or dev))}"
-        if others and facts.perf(best, others[0]) is not None:
-            text += f"; {others[0]} cohort {auc_text(facts.perf(best, others[0]))}"
+        text += "".join(f"; {c} cohort {auc_text(facts.perf(best, c))}" for c in others
+                        if facts.perf(best, c) is not None)
         results.append(text + ".")
         tests = [t for t in _paired(facts, best, oof or dev) if t[0] in facts.model_names
                  and t[0] not in COMPARATORS]
@@ -157,19 +157,21 @@ def abstract(facts: RunFacts, *, tables: set, figures: set) -> str:
             else:
                 results.append(f"It was significantly better than each of the {len(tests)} other models "
                                "(Holm-adjusted P < 0.05).")
-    staging = [m for m in COMPARATORS if m in facts.model_names and others and facts.perf(m, others[0]) is not None]
-    if staging:
-        shown = ", ".join(f"{m} {num(facts.perf(m, others[0])['auc'])}" for m in staging[:3])
-        results.append(f"Staging systems and indexes in the {others[0]} cohort: AUC {shown}"
-                       + (f" (and {len(staging) - 3} more)" if len(staging) > 3 else "") + ".")
+    results += _staging_abstract(facts, others)
     if results:
         lines.append("**Results.** " + " ".join(results))
     if best:
-        row = facts.perf(best, others[0]) if others else None
-        if row is not None:
-            above = float(row["auc_ci_low"]) > 0.5
-            first = (f"{best} discriminated {outcome} better than chance in the {others[0]} cohort" if above else
-                     f"{best}'s discrimination in the {others[0]} cohort did not exceed chance (its CI includes 0.5)")
+        rows = {c: facts.perf(best, c) for c in others if facts.perf(best, c) is not None}
+        above = [c for c, row in rows.items() if float(row["auc_ci_low"]) > 0.5]
+        within = [c for c in rows if c not in above]
+        if above:
+            first = f"{best} discriminated {outcome} better than chance in the {_cohorts_text(above)}"
+            if within:
+                first += (f" but not in the {_cohorts_text(within)} (CI{'s include' if len(within) > 1 else ' includes'}"
+                          " 0.5)")
+        elif within:
+            first = (f"{best}'s discrimination in the {_cohorts_text(within)} did not exceed chance "
+                     f"({'their CIs include' if len(within) > 1 else 'its CI includes'} 0.5)")
         else:
             first = f"{best} had the highest development AUC"
         verdict = {True: "it was significantly better than every other model.",
@@ -179,6 +181,27 @@ def abstract(facts: RunFacts, *, tables: set, figures: set) -> str:
         lines.append(f"**Conclusion.** {first}; {verdict} Generated from the run; the authors write the "
                      "interpretation.")
     return "\n\n".join(lines) + "\n"
+
+
+def _cohorts_text(cohorts) -> str:
+    """``"validation cohort"``; ``"validation, external-A and external-B cohorts"``."""
+    return f"{_list(cohorts)} cohort{'s' if len(cohorts) > 1 else ''}"
+
+
+def _staging_abstract(facts: RunFacts, others: list) -> list[str]:
+    """The abstract's sentence on the staging systems and indexes: their AUCs in the cohort other
+    than the development one, or in each of several (the first three systems, then a count)."""
+    present = [c for c in others if any(facts.perf(m, c) is not None for m in COMPARATORS)]
+    staging = [m for m in COMPARATORS if m in facts.model_names and present
+               and all(facts.perf(m, c) is not None for c in present)]
+    if not staging:
+        return []
+    more = f" (and {len(staging) - 3} more)" if len(staging) > 3 else ""
+    if len(present) == 1:
+        shown = ", ".join(f"{m} {num(facts.perf(m, present[0])['auc'])}" for m in staging[:3])
+        return [f"Staging systems and indexes in the {present[0]} cohort: AUC {shown}{more}."]
+    shown = "; ".join(f"{m} " + ", ".join(num(facts.perf(m, c)["auc"]) for c in present) for m in staging[:3])
+    return [f"Staging systems and indexes, AUC in the {_cohorts_text(present)} in that order: {shown}{more}."]
 
 
 # --------------------------------------------------------------------------------------------
@@ -449,25 +472,22 @@ def results_deep(facts: RunFacts) -> str:
     def versus(model: str, other: Optional[str], cohort: Optional[str]) -> str:
         return versus_text(facts, model, other, cohort)
 
-    for model in [m for m in ("DL-ResNet10", "DL-ResNet18", "DL-ResNet34") if m in facts.model_names]:
+    def line(model: str, rival: Optional[str], rival_name: str) -> str:
         parts = [f"**{model}**: out of fold it {chance(facts.perf(model, oof) if oof else None)}"]
-        if others:
-            parts.append(f"in the {others[0]} cohort it {chance(facts.perf(model, others[0]))}")
-        against = [v for v in (versus(model, radiomics, oof), versus(model, radiomics, others[0] if others else None))
+        parts += [f"in the {c} cohort it {chance(facts.perf(model, c))}" for c in others]
+        # each paired test with where it was made (out of fold, then each other cohort); a lone one unqualified
+        against = [(v, where) for v, where in [(versus(model, rival, oof), "out of fold"),
+                                               *((versus(model, rival, c), f"in the {c} cohort") for c in others)]
                    if v]
         if against:
-            parts.append("against the best radiomics model its AUC was " + " out of fold and ".join(against)
-                         + (f" in the {others[0]} cohort" if len(against) == 2 else ""))
-        lines.append("- " + "; ".join(parts) + ".")
+            parts.append(f"against {rival_name} its AUC was "
+                         + (against[0][0] if len(against) == 1 else _list(f"{v} {where}" for v, where in against)))
+        return "- " + "; ".join(parts) + "."
+
+    for model in [m for m in ("DL-ResNet10", "DL-ResNet18", "DL-ResNet34") if m in facts.model_names]:
+        lines.append(line(model, radiomics, "the best radiomics model"))
     if "DLRCR" in facts.model_names:
-        parts = [f"**DLRCR**: out of fold it {chance(facts.perf('DLRCR', oof) if oof else None)}"]
-        if others:
-            parts.append(f"in the {others[0]} cohort it {chance(facts.perf('DLRCR', others[0]))}")
-        against = [v for v in (versus("DLRCR", "RCR", oof), versus("DLRCR", "RCR", others[0] if others else None)) if v]
-        if against:
-            parts.append("against RCR its AUC was " + " out of fold and ".join(against)
-                         + (f" in the {others[0]} cohort" if len(against) == 2 else ""))
-        lines.append("- " + "; ".join(parts) + ".")
+        lines.append(line("DLRCR", "RCR", "RCR"))
     if not lines:
         return ""
     return ("How the deep-learning models did, against chance (the DeLong 95% CI of the AUC against 0.5) and "
@@ -611,17 +631,22 @@ def results_performance(facts: RunFacts, *, tables: set, figures: set) -> str:
     if best:
         lines.append(f"The reference model for comparisons was **{best}**, chosen by "
                      f"{facts.settings.get('reference_chosen_by', 'the analysis')}.")
-    if facts.comparisons is not None and best and others:
+    for cohort in others if facts.comparisons is not None and best else ():
         c = facts.comparisons
-        rows = c[(c["cohort"] == others[0]) & ((c["model_a"] == best) | (c["model_b"] == best))]
+        rows = c[(c["cohort"] == cohort) & ((c["model_a"] == best) | (c["model_b"] == best))]
         shown = [*key_models(facts), best]  # the reference may be a classifier Table 4 does not show
         keyed = rows[rows["model_a"].isin(shown) & rows["model_b"].isin(shown)]
         # without a key model to compare with in this cohort: the other fitted models
         rows = keyed if len(keyed) else rows[~rows["model_a"].isin(COMPARATORS) & ~rows["model_b"].isin(COMPARATORS)]
         for r in rows.itertuples():
             other = r.model_b if r.model_a == best else r.model_a
-            lines.append(f"- {best} against {other} in the {others[0]} cohort: AUC "
-                         f"{versus_text(facts, best, other, others[0])}.")
+            lines.append(f"- {best} against {other} in the {cohort} cohort: AUC "
+                         f"{versus_text(facts, best, other, cohort)}.")
+    if len(others) > 1:  # several cohorts besides the development one: each against it, and the figures' panels
+        lines += _cohort_tests_text(facts, tables)
+        panels = _panels_text(facts, figures)
+        if panels:
+            lines.append(panels)
     comparators = [m for m in COMPARATORS if m in facts.model_names]
     if comparators:
         lines.append(f"Against the staging systems and inflammation indexes ({', '.join(comparators)})"
@@ -641,6 +666,47 @@ def results_performance(facts: RunFacts, *, tables: set, figures: set) -> str:
     if "tbl-s-delong" in tables:
         lines.append("Every paired comparison is in @tbl-s-delong.")
     return "\n\n".join(lines) + "\n"
+
+
+#: the figures with one panel per cohort (:attr:`RunFacts.panel_cohorts`), in the report's order
+PANEL_FIGURES = ("fig-roc-classifiers", "fig-roc-models", "fig-roc-comparators", "fig-dca-classifiers",
+                 "fig-dca-models")
+
+
+def _panels_text(facts: RunFacts, figures: set) -> str:
+    """Which panel of the per-cohort figures shows which cohort: "(A) the training cohort out of
+    fold, (B) the validation cohort, ..." with the figures named."""
+    present = [f for f in PANEL_FIGURES if f in figures]
+    cohorts = facts.panel_cohorts
+    if not present or len(cohorts) < 2:
+        return ""
+    named = [f"({'ABCDEFGH'[i]}) the {facts.dev_cohort} cohort out of fold" if c == facts.oof_cohort else
+             f"({'ABCDEFGH'[i]}) the {c} cohort" for i, c in enumerate(cohorts[:8])]
+    return (f"{_list('@' + f for f in present)} {'show' if len(present) > 1 else 'shows'} one panel per cohort: "
+            + ", ".join(named) + ".")
+
+
+def _cohort_tests_text(facts: RunFacts, tables: set) -> list[str]:
+    """Each key model's unpaired DeLong test of its AUC in every other cohort against the
+    development cohort (``cohort_tests.csv``; against its nested out-of-fold predictions where
+    the analysis has them), one line per model."""
+    t = facts.cohort_tests
+    if t is None or t.empty:
+        return []
+    dev = facts.oof_cohort or facts.dev_cohort
+    where = f"the {facts.dev_cohort} cohort" + (" out of fold" if facts.oof_cohort else "")
+    lines = []
+    for model in key_models(facts):
+        rows = t[(t["model"] == model) & (t["cohort_a"] == dev)]
+        if rows.empty:
+            continue
+        shown = [f"{r.cohort_b} {num(r.auc_b)} ({pval(r.p_value)})" for r in rows.itertuples()]
+        lines.append(f"- {model}: AUC against {where} ({num(rows['auc_a'].iloc[0])}): " + "; ".join(shown) + ".")
+    if not lines:
+        return []
+    tabled = [f"@{t}" for t in ("tbl-2-classifiers", "tbl-4-models") if t in tables]
+    return [f"Each cohort's AUC against {where}, by unpaired DeLong tests (`results/cohort_tests.csv`"
+            + (f"; the P value columns of {' and '.join(tabled)}" if tabled else "") + "):", "\n".join(lines)]
 
 
 def results_calibration(facts: RunFacts, *, tables: set, figures: set) -> str:
@@ -688,14 +754,17 @@ def _ci(estimate, low, high, digits: int = 3) -> str:
 def _utility_differences(facts: RunFacts, dca_range) -> str:
     """One sentence from decision_curve_differences.csv: the best model's interventions avoided
     against treat all, and its net benefit against another key model, at one or two thresholds
-    inside the range shown, in the first cohort other than the development one."""
+    inside the range shown, in each cohort other than the development one (a sentence each)."""
+    return " ".join(filter(None, (_utility_in(facts, dca_range, c) for c in facts.other_cohorts)))
+
+
+def _utility_in(facts: RunFacts, dca_range, cohort: str) -> str:
+    """:func:`_utility_differences`' sentence of one cohort ("" without its rows)."""
     d, best = facts.dca_differences, facts.best_model
-    others = [c for c in facts.cohorts if c != facts.dev_cohort]
-    if d is None or d.empty or not best or not others:
+    if d is None or d.empty or not best:
         return ""
     lo, hi = dca_range
     picks = [t for t in UTILITY_THRESHOLDS if lo <= t <= hi] or [round((lo + hi) / 2, 2)]
-    cohort = others[0]
     part = d[(d["cohort"] == cohort) & (d["reference"] == best)]
     own = part[part["model"] == best]
     rival = next((m for m in key_models(facts) if m != best and m in set(part["model"])), None)
@@ -909,7 +978,11 @@ def tripod_facts(facts: RunFacts, *, renderer: str) -> dict:
     cfg = facts.config
     out = {}
     out["title"] = report_title(facts)
-    out["study_type"] = "development and validation (split sample)" if len(facts.cohorts) > 1 else "development"
+    others = facts.other_cohorts
+    out["study_type"] = ("development" if not others else "development and validation (split sample)"
+                         if len(others) == 1 else
+                         f"development and validation in {len(others)} cohorts besides the development one "
+                         f"({_list(others)})")
     name = getattr(cfg, "name", None)
     if name:
         out["data_source"] = ("synthetic study generated by dlr synth" if str(name).startswith("synthetic")
