@@ -10,6 +10,10 @@ What is fitted, and on whom (methods.md G: everything on the development cohort 
   values (failed cases) are filled with development-cohort medians; ICC(2,1) > 0.90 between the
   readers on the development patients of the reproducibility subset; t test or Mann-Whitney
   p < 0.05; LASSO with 5-fold CV on the split's folds (:mod:`dlr.modeling.radiomics.selection`).
+* Harmonisation (study.yaml ``harmonization``, :mod:`dlr.modeling.radiomics.harmonization`):
+  after the median fill and before the ICC filter, ComBat fitted on the fit's training patients
+  (reader 1) removes each batch's location and scale from every feature of readers 1 and 2; its
+  parameters are applied unchanged to every other patient.
 * Five classifiers (:mod:`dlr.modeling.classifiers`) on the selected features: z-score parameters
   from the development cohort, hyperparameters tuned by CV AUC on the split's folds.
 * RCR: the selected features plus the CR factors' design columns in the classifier with the
@@ -606,6 +610,33 @@ def _truth_auc(study, data: _Data) -> Optional[pd.DataFrame]:
     return pd.DataFrame(rows)
 
 
+def _study_data(study, run: Path, arms, *, n_folds: int, seed: int) -> tuple[pd.DataFrame, _Data]:
+    """clinical.csv (ids as text) and the patients aligned on ``RUN/split.csv`` (made or read):
+    outcomes, folds, and for the radiomics arm the features and, with harmonization, each
+    patient's batch level."""
+    config = study.config
+    clinical = study.clinical.copy()
+    clinical[config.id_column] = clinical[config.id_column].astype(str)
+    split = load_or_make_split(run, clinical, id_column=config.id_column, cohort_column=config.cohort_column,
+                               outcome_column=config.outcome_column, dev_cohort=config.dev_cohort,
+                               n_folds=n_folds, seed=seed,
+                               clinical_path=study.root / "clinical.csv")
+    ids = split["patient_id"].to_numpy(dtype=object)
+    indexed = clinical.set_index(config.id_column, drop=False).loc[list(ids)]
+    indexed.index.name = None
+    data = _Data(ids, split["cohort"].to_numpy(dtype=object), indexed[config.outcome_column].to_numpy(dtype=int),
+                 split["fold"].to_numpy(dtype=int), indexed, None, None)
+    if "radiomics" in arms:
+        data.features, data.reader2 = _load_features(run, ids)
+        logger.info(f"radiomics: {data.features.shape[1]} features of {len(ids)} patients "
+                    f"({len(data.reader2)} with a second reader)")
+        if config.harmonization is not None:
+            data.batch = _batch_levels(clinical, config, indexed, ids)
+            logger.info(f"harmonization: ComBat across {config.harmonization.batch} levels "
+                        f"{', '.join(sorted(set(data.batch)))}, fitted on the training patients of each fit")
+    return clinical, data
+
+
 def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_folds: Optional[int] = None,
                 seed: Optional[int] = None, lasso_rule: str = "min", icc_threshold: float = 0.90,
                 alpha: float = 0.05, oof: bool = True, scheduler: Optional[str] = None,
@@ -661,25 +692,7 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
     run = Path(out)
     if "deep" in arms and not {"clinical", "radiomics"} & set(arms):
         _check_earlier_train(run)
-    clinical = study.clinical.copy()
-    clinical[config.id_column] = clinical[config.id_column].astype(str)
-    split = load_or_make_split(run, clinical, id_column=config.id_column, cohort_column=config.cohort_column,
-                               outcome_column=config.outcome_column, dev_cohort=config.dev_cohort,
-                               n_folds=config.n_folds if n_folds is None else n_folds, seed=seed,
-                               clinical_path=study.root / "clinical.csv")
-    ids = split["patient_id"].to_numpy(dtype=object)
-    indexed = clinical.set_index(config.id_column, drop=False).loc[list(ids)]
-    indexed.index.name = None
-    data = _Data(ids, split["cohort"].to_numpy(dtype=object), indexed[config.outcome_column].to_numpy(dtype=int),
-                 split["fold"].to_numpy(dtype=int), indexed, None, None)
-    if "radiomics" in arms:
-        data.features, data.reader2 = _load_features(run, ids)
-        logger.info(f"radiomics: {data.features.shape[1]} features of {len(ids)} patients "
-                    f"({len(data.reader2)} with a second reader)")
-        if config.harmonization is not None:
-            data.batch = _batch_levels(clinical, config, indexed, ids)
-            logger.info(f"harmonization: ComBat across {config.harmonization.batch} levels "
-                        f"{', '.join(sorted(set(data.batch)))}, fitted on the training patients of each fit")
+    clinical, data = _study_data(study, run, arms, n_folds=config.n_folds if n_folds is None else n_folds, seed=seed)
     dev = data.cohort == config.dev_cohort
     if "deep" in arms and not {"clinical", "radiomics"} & set(arms):
         return _train_deep_alone(study, run, data, dev, seed=seed, deep=deep, device=device, jobs=jobs, oof=oof,
@@ -723,7 +736,7 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
                           "on nested out-of-fold AUCs", stacklevel=2)
         _fit_rcr(fit, data, data.ids[dev], data.fold[dev], data.y[dev], best, seed=seed)
         logger.info(f"best classifier by {chosen_by}: {best}")
-    scores = _predict_chain(fit, data, ids)
+    scores = _predict_chain(fit, data, data.ids)
     logistic_tables = _logistic_tables(fit, data, config, dev, n_resamples=internal_validation_b, seed=seed,
                                        alpha=alpha)
     deep_result = None
