@@ -377,7 +377,8 @@ def _models_stage(ctx: _Context):
     return Stage("models", inputs, outputs, models,
                  {"arms": list(arms), "seed": settings.seed,
                   **({"deep": deep.to_dict(), "device": settings.device} if deep else {})},
-                 code=("dlr.modeling.study", "dlr.modeling.train", "dlr.core.errors"),
+                 code=("dlr.modeling.study", "dlr.modeling.train", "dlr.modeling.radiomics.harmonization",
+                       "dlr.core.errors"),
                  upstream=("validate", "split") + (("features",) if "radiomics" in arms else ())), caught
 
 

@@ -27,6 +27,7 @@ Example::
     radiomics_params: params.yaml         # optional: a PyRadiomics parameter file (default: dlr's)
     preprocessing: {margin_mm: 10}        # optional: modeling.radiomics.preprocess.PreprocessSettings
     mask_label: 2                         # optional: the tumour's label in the masks (default 1)
+    harmonization: {method: combat, batch: scanner}   # optional: ComBat on the radiomics features
     seed: 20240101
     n_folds: 5                            # optional: stratified folds of the development cohort (>= 2)
     profile: quick
@@ -195,6 +196,22 @@ def _as_text(value, what: str) -> str:
     return value
 
 
+class Harmonization(_Strict):
+    """study.yaml ``harmonization`` (contract section 2.1): batch-effect removal of the radiomics features.
+
+    ``method`` is ``combat`` (:func:`dlr.modeling.radiomics.harmonization.fit_combat`: Johnson et
+    al. 2007's parametric empirical Bayes, no covariate; the outcome is never one); ``batch``
+    names the clinical.csv column of each patient's batch, usually the scanner column. ComBat is
+    fitted on the development patients of each fit only (the final one and every out-of-fold
+    refit's training folds) and applied unchanged to everyone else; `dlr validate` refuses a
+    batch level of another cohort that the development cohort lacks, a development level with
+    fewer than 2 patients and a patient without a batch.
+    """
+
+    method: Literal["combat"]
+    batch: str = Field(min_length=1)
+
+
 class StudyConfig(_Strict):
     """The study.yaml of a study folder.
 
@@ -215,6 +232,8 @@ class StudyConfig(_Strict):
         paper's 5-fold LASSO CV); each fold needs a patient of each outcome, so the
         development cohort needs at least ``n_folds`` patients of each outcome (`dlr validate`
         checks it).
+    ``harmonization`` (mapping, optional; off by default)
+        ``{method: combat, batch: scanner}``: :class:`Harmonization`.
     ``title``, ``authors`` (optional)
         The manuscript's title and its authors' names (a list), written into the report and the
         DOCX's properties; without them the report has a title made from the study and no author.
@@ -241,6 +260,7 @@ class StudyConfig(_Strict):
     erasl: Optional[dict] = None
     radiomics_params: Optional[str] = None
     preprocessing: Optional[dict] = None
+    harmonization: Optional[Harmonization] = None
     deep: Optional[dict] = None
     seed: int = 20240101
     n_folds: int = Field(5, ge=2)
@@ -300,7 +320,8 @@ class StudyConfig(_Strict):
     def columns(self) -> list[str]:
         """Every clinical.csv column this config names (which must therefore exist)."""
         named = [self.id_column, self.cohort_column, self.outcome_column, self.scanner_column, self.time_column,
-                 self.event_column, *(v.name for v in self.variables),
+                 self.event_column, self.harmonization.batch if self.harmonization else None,
+                 *(v.name for v in self.variables),
                  *(v.reader2_column for v in self.variables), *self.staging_columns.values()]
         return list(dict.fromkeys(c for c in named if c))
 

@@ -42,6 +42,7 @@ from dlr.core.tables import foreign_separator, separator_problem
 from .config import StudyConfig, study_config_errors
 from .levels import development_levels, recode_clinical, unseen_levels
 from .nifti import nonfinite_voxels
+from .radiomics.harmonization import batch_problems
 from .splits import folds_fit
 
 IMAGE_SUFFIX = ".nii.gz"
@@ -67,6 +68,11 @@ CHECKS = MappingProxyType({
                         "levels",
     "unseen-level": "every level of a categorical or binary CR candidate that a non-development cohort has, the "
                     "development cohort has too (after recode): a fitted model cannot score a level it never saw",
+    "batch-missing": "with harmonization: every patient has a value in the batch column (harmonization.batch)",
+    "unseen-batch": "with harmonization: every batch level of a non-development cohort occurs in the development "
+                    "cohort (ComBat fitted there has no estimate for another)",
+    "batch-too-small": "with harmonization: every batch level of the development cohort has at least 2 patients "
+                       "(ComBat estimates each level's variance)",
     "dev-cohort": "the development cohort has patients of both outcome classes",
     "dev-folds": "the development cohort has at least n_folds (study.yaml, default 5) patients of each outcome, "
                  "as the stratified folds of RUN/split.csv need",
@@ -254,6 +260,8 @@ def _column_keys(config: StudyConfig) -> dict[str, str]:
         column = getattr(config, key)
         if column:
             keys.setdefault(column, key)
+    if config.harmonization is not None:
+        keys.setdefault(config.harmonization.batch, "harmonization.batch")
     for i, variable in enumerate(config.variables):
         keys.setdefault(variable.name, f"variables[{i}].name")
         if variable.reader2_column:
@@ -374,7 +382,10 @@ def _check_clinical(root: Path, config: StudyConfig, frame: pd.DataFrame, out: _
                 _check_folds(path, config, int((outcome[dev] == 1).sum()), int((outcome[dev] == 0).sum()), unknown,
                              out)
     if cohort_col in present:
-        _check_unseen_levels(path, config, frame[valid.to_numpy(dtype=bool)].assign(**{id_col: ids[valid]}), out)
+        with_ids = frame[valid.to_numpy(dtype=bool)].assign(**{id_col: ids[valid]})
+        _check_unseen_levels(path, config, with_ids, out)
+        for problem in batch_problems(with_ids, config):
+            out.add(problem.check, path, None, problem.message, problem.fix)
     clean = frame.copy()
     clean[id_col] = ids
     if cohort_col in present:

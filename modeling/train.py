@@ -10,6 +10,10 @@ What is fitted, and on whom (methods.md G: everything on the development cohort 
   values (failed cases) are filled with development-cohort medians; ICC(2,1) > 0.90 between the
   readers on the development patients of the reproducibility subset; t test or Mann-Whitney
   p < 0.05; LASSO with 5-fold CV on the split's folds (:mod:`dlr.modeling.radiomics.selection`).
+* Harmonisation (study.yaml ``harmonization``, :mod:`dlr.modeling.radiomics.harmonization`):
+  after the median fill and before the ICC filter, ComBat fitted on the fit's training patients
+  (reader 1) removes each batch's location and scale from every feature of readers 1 and 2; its
+  parameters are applied unchanged to every other patient.
 * Five classifiers (:mod:`dlr.modeling.classifiers`) on the selected features: z-score parameters
   from the development cohort, hyperparameters tuned by CV AUC on the split's folds.
 * RCR: the selected features plus the CR factors' design columns in the classifier with the
@@ -61,6 +65,7 @@ from .cluster import dask_results
 from .clinical import COMPARATORS, CRModel, CRModelError, comparator_table, design, fit_cr, refit_cr
 from .internal_validation import DEFAULT_RESAMPLES
 from .radiomics.extraction import FEATURES_DIR, read_radiomics
+from .radiomics.harmonization import ComBat, fit_combat
 from .radiomics.selection import SelectionError, select_features
 from .splits import SPLIT_FILE, load_or_make_split
 
@@ -120,6 +125,7 @@ class _Data:
     clinical: pd.DataFrame           # indexed by patient id
     features: Optional[pd.DataFrame]  # reader 1, indexed by patient id
     reader2: Optional[pd.DataFrame]   # reader 2, indexed by patient id
+    batch: Optional[pd.Series] = None  # with study.yaml harmonization: each patient's batch level (text), by id
 
 
 def _load_features(run: Path, ids: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -152,10 +158,25 @@ class _ArmFit:
     selection: object
     tuned: dict          # model name -> clf.TunedModel
     best: Optional[str]
+    combat: Optional[ComBat] = None  # with harmonization: ComBat fitted on this fit's training patients
+    #: a batch level this fit's ComBat did not see: "raise" (the development fit: `dlr validate`
+    #: refuses such a level) or "identity" (an out-of-fold refit whose training folds lack it)
+    unseen: str = "raise"
 
 
 def _fill(data: _Data, medians: pd.Series, ids) -> pd.DataFrame:
     return data.features.loc[list(ids)].fillna(medians)
+
+
+def _features(fit: _ArmFit, data: _Data, ids, *, reader2: bool = False) -> pd.DataFrame:
+    """The radiomics features of ``ids`` as the fitted chain sees them (reader 1, or reader 2):
+    missing values filled with the fit's medians, then, with harmonization, ComBat's transform
+    fitted on the fit's training patients (each patient by its own batch level)."""
+    ids = list(ids)
+    x = (data.reader2 if reader2 else data.features).loc[ids].fillna(fit.medians)
+    if fit.combat is None:
+        return x
+    return fit.combat.transform(x, data.batch.loc[ids].to_numpy(), unseen=fit.unseen)
 
 
 @dataclass(frozen=True)
@@ -175,6 +196,8 @@ class NothingSelected(Exception):
 #: models/left_out.csv (core.run_folder.LEFT_OUT): the models a run asked for and could not fit, and why
 LEFT_OUT_FILE = rf.LEFT_OUT.split("/")[-1]
 OOF_SELECTION_FILE = rf.OOF_SELECTION.split("/")[-1]
+#: models/harmonization.csv: the batch's share of each feature's variance before and after ComBat
+HARMONIZATION_FILE = "harmonization.csv"
 
 
 def _fit_chain(data: _Data, config, train: np.ndarray, *, arms, seed: int, lasso_rule: str, icc_threshold: float,
@@ -214,11 +237,14 @@ def _fit_chain(data: _Data, config, train: np.ndarray, *, arms, seed: int, lasso
     if "radiomics" not in arms:
         return _ArmFit(cr, None, None, {}, None)
     medians = data.features.loc[list(ids)].median()
-    x = _fill(data, medians, ids)
+    prepared = _ArmFit(cr, medians, None, {}, None, unseen="raise" if fallback is None else "identity")
+    if data.batch is not None:
+        prepared.combat = _fit_harmonization(data, ids, medians, note=note, development=fallback is None)
+    x = _features(prepared, data, ids)
     r2 = None
     if data.reader2 is not None and len(data.reader2):
         r2_ids = [p for p in ids if p in data.reader2.index]
-        r2 = data.reader2.loc[r2_ids].fillna(medians) if r2_ids else None
+        r2 = _features(prepared, data, r2_ids, reader2=True) if r2_ids else None
     try:
         selection = select_features(x, y, folds, reader2=r2, icc_threshold=icc_threshold, alpha=alpha,
                                     lasso_rule=lasso_rule, seed=seed)
@@ -235,7 +261,7 @@ def _fit_chain(data: _Data, config, train: np.ndarray, *, arms, seed: int, lasso
     for name in clf.CLASSIFIERS:
         logger.info(f"tuning {radiomics_model_name(name)} on {len(chosen)} features")
         tuned[radiomics_model_name(name)] = clf.tune(name, x[chosen], y, folds, seed=seed)
-    fit = _ArmFit(cr, medians, selection, tuned, None)
+    fit = _ArmFit(cr, medians, selection, tuned, None, prepared.combat, prepared.unseen)
     if rcr is True:
         _fit_rcr(fit, data, ids, folds, y, clf.best_classifier({n: tuned[radiomics_model_name(n)]
                                                                 for n in clf.CLASSIFIERS}), seed=seed)
@@ -244,12 +270,31 @@ def _fit_chain(data: _Data, config, train: np.ndarray, *, arms, seed: int, lasso
     return fit
 
 
+def _fit_harmonization(data: _Data, ids, medians: pd.Series, *, note, development: bool) -> ComBat:
+    """ComBat fitted on the (median-filled) reader-1 features of the training patients ``ids``
+    alone. A batch level with too few of them to estimate is passed through unharmonised: for
+    the development fit (which `dlr validate` guards against) a warning, for an out-of-fold
+    refit a note of ``models/oof_log.csv``."""
+    ids = list(ids)
+    combat = fit_combat(data.features.loc[ids].fillna(medians), data.batch.loc[ids].to_numpy(),
+                        batch_column=str(data.batch.name))
+    for level, n in combat.unfitted.items():
+        text = (f"harmonization: batch level {level!r} of {data.batch.name} has {n} patient(s) among these "
+                f"{len(ids)} training patients, too few for ComBat to estimate its variance; its patients' features "
+                "are used unharmonised (the identity transform)")
+        if development:
+            warnings.warn(text, stacklevel=3)
+        else:
+            note(text)
+    return combat
+
+
 def _fit_rcr(fit: _ArmFit, data: _Data, ids, folds, y, best: str, *, seed: int) -> None:
     """RCR (the selected features and the CR factors' design columns) in classifier ``best``."""
     fit.best = best
     if fit.cr is None:
         return
-    x = _fill(data, fit.medians, ids)[list(fit.selection.features)]
+    x = _features(fit, data, ids)[list(fit.selection.features)]
     rcr_x = pd.concat([x, design(data.clinical.loc[list(ids)], fit.cr.codings)], axis=1)
     logger.info(f"tuning RCR ({best}) on {rcr_x.shape[1]} features")
     fit.tuned["RCR"] = clf.tune(best, rcr_x, y, folds, seed=seed)
@@ -263,7 +308,7 @@ def _predict_chain(fit: _ArmFit, data: _Data, ids) -> dict:
         out["CR"] = fit.cr.predict(data.clinical.loc[ids])
     if fit.selection is not None:
         chosen = list(fit.selection.features)
-        x = _fill(data, fit.medians, ids)[chosen]
+        x = _features(fit, data, ids)[chosen]
         for name, model in fit.tuned.items():
             if name == "RCR":
                 rcr_x = pd.concat([x, design(data.clinical.loc[ids], fit.cr.codings)], axis=1)
@@ -298,7 +343,21 @@ def _oof_fold(args):
             fit = _fit_chain(data, config, dev & (data.fold != k), fallback=fallback, notes=notes, **kwargs)
         except (InputError, ValueError) as exc:  # nothing could be fitted without this fold
             return k, held, {}, [*notes, f"the whole chain: {exc}"], []
+    if fit.combat is not None:
+        _note_unharmonised(fit.combat, data, held, notes)
     return k, held, _predict_chain(fit, data, held), notes, _chosen(k, fit, notes)
+
+
+def _note_unharmonised(combat: ComBat, data: _Data, held, notes: list) -> None:
+    """Notes naming the held-out patients whose batch level this refit's ComBat did not fit
+    (absent from, or too rare in, its training folds): their features pass through unharmonised."""
+    levels = data.batch.loc[list(held)]
+    for level in sorted(set(levels) - set(combat.levels)):
+        patients = list(levels.index[levels == level])
+        notes.append(f"harmonization: batch level {level!r} of {data.batch.name} is not fitted in this refit's "
+                     f"training folds ({combat.unfitted.get(level, 0)} patient(s) there); its {len(patients)} "
+                     f"held-out patient(s) ({', '.join(map(str, patients[:10]))}) are scored on unharmonised "
+                     "features (the identity transform)")
 
 
 def _dask_folds(tasks: list, scheduler: str):
@@ -401,7 +460,7 @@ def _logistic_tables(fit: _ArmFit, data: _Data, config, dev: np.ndarray, *, n_re
     rcr = fit.tuned.get("RCR")
     rcr_x = None
     if rcr is not None and rcr.name == "LR":  # RCR is a logistic model: its nomogram and validation too
-        x = _fill(data, fit.medians, ids)[list(fit.selection.features)]
+        x = _features(fit, data, ids)[list(fit.selection.features)]
         rcr_x = pd.concat([x, design(clinical, fit.cr.codings)], axis=1)
         nomograms.append(nomo.pipeline_nomogram(rcr.estimator, rcr_x, name="RCR", codings=fit.cr.codings,
                                                 config=config))
@@ -551,6 +610,33 @@ def _truth_auc(study, data: _Data) -> Optional[pd.DataFrame]:
     return pd.DataFrame(rows)
 
 
+def _study_data(study, run: Path, arms, *, n_folds: int, seed: int) -> tuple[pd.DataFrame, _Data]:
+    """clinical.csv (ids as text) and the patients aligned on ``RUN/split.csv`` (made or read):
+    outcomes, folds, and for the radiomics arm the features and, with harmonization, each
+    patient's batch level."""
+    config = study.config
+    clinical = study.clinical.copy()
+    clinical[config.id_column] = clinical[config.id_column].astype(str)
+    split = load_or_make_split(run, clinical, id_column=config.id_column, cohort_column=config.cohort_column,
+                               outcome_column=config.outcome_column, dev_cohort=config.dev_cohort,
+                               n_folds=n_folds, seed=seed,
+                               clinical_path=study.root / "clinical.csv")
+    ids = split["patient_id"].to_numpy(dtype=object)
+    indexed = clinical.set_index(config.id_column, drop=False).loc[list(ids)]
+    indexed.index.name = None
+    data = _Data(ids, split["cohort"].to_numpy(dtype=object), indexed[config.outcome_column].to_numpy(dtype=int),
+                 split["fold"].to_numpy(dtype=int), indexed, None, None)
+    if "radiomics" in arms:
+        data.features, data.reader2 = _load_features(run, ids)
+        logger.info(f"radiomics: {data.features.shape[1]} features of {len(ids)} patients "
+                    f"({len(data.reader2)} with a second reader)")
+        if config.harmonization is not None:
+            data.batch = _batch_levels(clinical, config, indexed, ids)
+            logger.info(f"harmonization: ComBat across {config.harmonization.batch} levels "
+                        f"{', '.join(sorted(set(data.batch)))}, fitted on the training patients of each fit")
+    return clinical, data
+
+
 def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_folds: Optional[int] = None,
                 seed: Optional[int] = None, lasso_rule: str = "min", icc_threshold: float = 0.90,
                 alpha: float = 0.05, oof: bool = True, scheduler: Optional[str] = None,
@@ -606,21 +692,7 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
     run = Path(out)
     if "deep" in arms and not {"clinical", "radiomics"} & set(arms):
         _check_earlier_train(run)
-    clinical = study.clinical.copy()
-    clinical[config.id_column] = clinical[config.id_column].astype(str)
-    split = load_or_make_split(run, clinical, id_column=config.id_column, cohort_column=config.cohort_column,
-                               outcome_column=config.outcome_column, dev_cohort=config.dev_cohort,
-                               n_folds=config.n_folds if n_folds is None else n_folds, seed=seed,
-                               clinical_path=study.root / "clinical.csv")
-    ids = split["patient_id"].to_numpy(dtype=object)
-    indexed = clinical.set_index(config.id_column, drop=False).loc[list(ids)]
-    indexed.index.name = None
-    data = _Data(ids, split["cohort"].to_numpy(dtype=object), indexed[config.outcome_column].to_numpy(dtype=int),
-                 split["fold"].to_numpy(dtype=int), indexed, None, None)
-    if "radiomics" in arms:
-        data.features, data.reader2 = _load_features(run, ids)
-        logger.info(f"radiomics: {data.features.shape[1]} features of {len(ids)} patients "
-                    f"({len(data.reader2)} with a second reader)")
+    clinical, data = _study_data(study, run, arms, n_folds=config.n_folds if n_folds is None else n_folds, seed=seed)
     dev = data.cohort == config.dev_cohort
     if "deep" in arms and not {"clinical", "radiomics"} & set(arms):
         return _train_deep_alone(study, run, data, dev, seed=seed, deep=deep, device=device, jobs=jobs, oof=oof,
@@ -664,7 +736,7 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
                           "on nested out-of-fold AUCs", stacklevel=2)
         _fit_rcr(fit, data, data.ids[dev], data.fold[dev], data.y[dev], best, seed=seed)
         logger.info(f"best classifier by {chosen_by}: {best}")
-    scores = _predict_chain(fit, data, ids)
+    scores = _predict_chain(fit, data, data.ids)
     logistic_tables = _logistic_tables(fit, data, config, dev, n_resamples=internal_validation_b, seed=seed,
                                        alpha=alpha)
     deep_result = None
@@ -697,12 +769,59 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
         left_out.append("DLRCR\tit fuses the best network with RCR, which was not fitted")
     if oof_selection is not None:
         logistic_tables[OOF_SELECTION_FILE] = oof_selection
+    if fit.combat is not None:
+        logistic_tables[HARMONIZATION_FILE] = _harmonization_effect(fit, data)
     logistic_tables[LEFT_OUT_FILE] = pd.DataFrame([line.split("\t", 1) for line in left_out],
                                                   columns=["models", "reason"])
     _write(run, predictions, fit, models, parameters, oof_frame, info, oof_log, deep=deep_result,
            tables=logistic_tables)
     return TrainSummary(run, models, performance, truth,
                         fit.selection.counts if fit.selection is not None else None, predictions, config.dev_cohort)
+
+
+def _batch_levels(clinical: pd.DataFrame, config, indexed: pd.DataFrame, ids) -> pd.Series:
+    """Each patient's batch level (text) for harmonisation; InputError listing what `dlr validate`'s
+    batch checks find (a missing batch, a level the development cohort lacks or has once)."""
+    from dlr.core.tables import level_texts
+
+    from .radiomics.harmonization import batch_problems
+
+    problems = batch_problems(clinical, config)
+    if problems:
+        raise InputError("harmonization (study.yaml): " + "; ".join(str(p) for p in problems))
+    column = config.harmonization.batch
+    return pd.Series(level_texts(indexed[column]), index=list(ids), name=column, dtype=object)
+
+
+def _harmonization_effect(fit: _ArmFit, data: _Data) -> pd.DataFrame:
+    """``models/harmonization.csv``: per cohort and feature, the share of the feature's variance
+    that the batch explains (eta squared, between-level over total sum of squares) before and
+    after the development fit's ComBat, and whether the final model selected the feature; NaN
+    where the cohort has a single batch level or the feature does not vary."""
+    ids = list(data.ids)
+    before = _fill(data, fit.medians, ids)
+    after = _features(fit, data, ids)
+    selected = set(fit.selection.features) if fit.selection is not None else set()
+    frames = []
+    for cohort in dict.fromkeys(data.cohort):
+        rows = data.cohort == cohort
+        levels = data.batch.loc[data.ids[rows]].to_numpy()
+        frames.append(pd.DataFrame({"cohort": cohort, "feature": list(before.columns),
+                                    "eta2_before": _eta_squared(before.loc[data.ids[rows]].to_numpy(float), levels),
+                                    "eta2_after": _eta_squared(after.loc[data.ids[rows]].to_numpy(float), levels),
+                                    "selected": [f in selected for f in before.columns]}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _eta_squared(x: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Between-group over total sum of squares of each column of ``x`` for the groups ``levels``."""
+    names = sorted(set(levels))
+    total = ((x - x.mean(axis=0)) ** 2).sum(axis=0)
+    if len(names) < 2:
+        return np.full(x.shape[1], np.nan)
+    between = sum((levels == lv).sum() * (x[levels == lv].mean(axis=0) - x.mean(axis=0)) ** 2 for lv in names)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, between / np.where(total > 0, total, 1.0), np.nan)
 
 
 def _provenance(study, run: Path, *, arms, n_folds: int, lasso_rule: str, icc_threshold: float, alpha: float,
@@ -847,6 +966,8 @@ def _parameters(fit: _ArmFit, data: _Data, dev: np.ndarray, models: pd.DataFrame
             "selected": list(sel.features),
             "best_classifier": fit.best,
         }
+        if fit.combat is not None:  # fitted on the development patients; applied unchanged to the others
+            params["radiomics"]["harmonization"] = fit.combat.parameters()
         params["models"] = {name: clf.fitted_parameters(model) for name, model in fit.tuned.items()}
     params["erasl"] = erasl_label
     return params

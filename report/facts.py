@@ -237,7 +237,7 @@ def km_model(survival: Optional[pd.DataFrame], best: Optional[str]) -> Optional[
 _STUDY_DEFAULTS = {"name": None, "id_column": "patient_id", "cohort_column": "cohort",
                    "outcome_column": "early_recurrence", "dev_cohort": "training", "cohorts": [],
                    "phases": ["AP", "PVP", "DP"], "scanner_column": None, "variables": [], "seed": None,
-                   "profile": "quick", "preprocessing": None}
+                   "profile": "quick", "preprocessing": None, "harmonization": None}
 _VARIABLE_DEFAULTS = {"name": "", "type": "", "role": "clinical", "unit": None, "cut_point": None, "levels": None,
                       "recode": None, "reader2_column": None, "candidate": True}
 

@@ -344,6 +344,9 @@ def methods_models(facts: RunFacts, *, figures: set) -> str:
                      "reproducibility between two readers' masks (ICC(2,1) > 0.90), a t test or Mann-Whitney U "
                      "test (P < 0.05), then LASSO logistic regression with 5-fold cross-validation"
                      + (" (@fig-lasso)" if "fig-lasso" in figures else "") + ".")
+    harmonization = _harmonization_text(facts)
+    if harmonization:
+        lines.append(harmonization)
     if facts.models is not None and facts.has_radiomics:
         rad = facts.models[facts.models["model"].str.startswith("Radiomics-")]
         lines.append(f"Five classifiers ({', '.join(m.replace('Radiomics-', '') for m in rad['model'])}) were tuned by "
@@ -371,6 +374,35 @@ def methods_models(facts: RunFacts, *, figures: set) -> str:
     else:
         lines.append(_methods_deep(facts))
     return "\n\n".join(lines) + "\n"
+
+
+def _harmonization_text(facts: RunFacts) -> str:
+    """The ComBat harmonisation of the radiomics features (study.yaml ``harmonization``), from
+    ``models/parameters.json`` (the development fit's levels) and ``models/harmonization.csv``
+    (the batch's share of each feature's variance before and after); empty when it was off."""
+    fitted = ((facts.parameters or {}).get("radiomics") or {}).get("harmonization")
+    if not fitted:
+        return ""
+    batch = markdown_text(fitted["batch"])
+    levels = ", ".join(f"{markdown_text(lv)} (n = {n})" for lv, n in fitted["n_patients"].items())
+    text = (f"**Harmonisation.** Before selection, the radiomics features were harmonised across the levels of "
+            f"{batch} by ComBat (Johnson et al. 2007: location and scale batch effects with parametric empirical "
+            f"Bayes priors, as neuroCombat; no covariates, the outcome not used), after the development medians "
+            "filled any missing value. ComBat was fitted on development patients only "
+            f"({levels}), inside every out-of-fold refit on that refit's training folds alone, and applied "
+            "unchanged to every other cohort (its parameters are in `models/parameters.json`); every radiomics "
+            "and RCR result, the scanner subgroups included, is that of the harmonised models.")
+    effect = facts.table("models/harmonization.csv")
+    if effect is not None and len(effect):
+        said = []
+        for cohort, rows in effect.groupby("cohort", sort=False):
+            if rows["eta2_before"].notna().any():
+                said.append(f"{markdown_text(cohort)} {num(rows['eta2_before'].median())} before, "
+                            f"{num(rows['eta2_after'].median())} after")
+        if said:
+            text += (f" The median share of a feature's variance explained by {batch} (eta squared; "
+                     f"`models/harmonization.csv`) was: {'; '.join(said)}.")
+    return text + " No radiomics models without harmonisation were fitted for comparison."
 
 
 def _deep_settings(facts: RunFacts) -> dict:
@@ -915,8 +947,14 @@ def limitations(facts: RunFacts) -> list:
                 found.append(f"{model}'s apparent development AUC ({num(apparent['auc'])}) exceeds its nested "
                              f"out-of-fold estimate ({num(oof['auc'])}) by {num(apparent['auc'] - oof['auc'])}: "
                              "the apparent figure is optimistic.")
-    if facts.oof_log is not None and len(facts.oof_log):
-        folds = sorted(set(facts.oof_log["fold"]))
+    harmonised = facts.oof_log is not None and facts.oof_log["note"].astype(str).str.startswith("harmonization:")
+    if facts.oof_log is not None and harmonised.any():
+        folds = sorted(set(facts.oof_log.loc[harmonised, "fold"]))
+        found.append(f"In {len(folds)} of the out-of-fold refits (fold{'s' if len(folds) > 1 else ''} "
+                     f"{', '.join(map(str, folds))}) a batch level had fewer than two patients in the training folds: "
+                     "ComBat left it out, and its patients' features were used unharmonised (`models/oof_log.csv`).")
+    if facts.oof_log is not None and (~harmonised).any():
+        folds = sorted(set(facts.oof_log.loc[~harmonised, "fold"]))
         found.append(f"In {len(folds)} of the out-of-fold refits (fold{'s' if len(folds) > 1 else ''} "
                      f"{', '.join(map(str, folds))}) a selection failed and the development cohort's selection stood "
                      "in for it: a partial leak (that selection saw the held-out fold's patients), so those folds' "
