@@ -6,6 +6,7 @@ and DLRCR, and no leakage from validation patients into any weight or developmen
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -357,3 +358,15 @@ def test_a_study_of_two_or_four_phases_trains_on_that_many_channels(phases):
     assert len(result.deep_features.columns) == 1 + 16
     assert set(result.scores) == {"DL-ResNet10"} and result.oof is None
     assert all(len(r["cams"]) == len(phases) for r in result.cam_rows)
+
+
+@pytest.mark.parametrize("profile", ["quick", "paper"])
+def test_the_recipe_in_words_quotes_no_number_that_is_not_a_setting(profile):
+    """The report's audit traces every number the methods print to the run's files; the recipe's
+    words (models/deep/settings.json) may quote only the settings' own values (sizes such as
+    3 x 3 and a stride aside): a constant such as the MAD's 1.4826 would be an untraceable number."""
+    settings = deep_settings(profile)
+    text = re.sub(r"\d+ x \d+|stride \d", "", settings.recipe())
+    numbers = set(re.findall(r"(?<![\w.])\d+(?:\.\d+)?(?:e-?\d+)?", text))
+    values = {f"{v:g}" for v in settings.to_dict().values() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    assert numbers and numbers <= values, numbers - values

@@ -102,8 +102,9 @@ class DeepSettings:
                 else "the last stage averaged over the crop")
         if self.resegment > 0:
             norm += (f"; the tumour re-segmented by intensity outliers (a pixel more than {self.resegment:g} robust "
-                     "standard deviations, 1.4826 x MAD, from the tumour's median on any phase, such as necrosis "
-                     "or haemorrhage, set to that median and left out of the tumour's pooling)")
+                     "standard deviations, the median absolute deviation scaled to a normal one, from the tumour's "
+                     "median on any phase, such as necrosis or haemorrhage, set to that median and left out of the "
+                     "tumour's pooling)")
         if self.min_grid:
             pool += f", no stage halving its grid below {self.min_grid} x {self.min_grid} cells"
         if self.zero_init:
