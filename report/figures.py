@@ -712,6 +712,16 @@ def _nomograms(figures: _Figures, facts: RunFacts) -> None:
                      "into the predicted probability of early recurrence.", (model,), (facts.dev_cohort,))
 
 
+def _cam_resegmented(facts: RunFacts) -> str:
+    """The caption's note that the slices are drawn as acquired while the network saw its tumour
+    re-segmented (models/deep/settings.json ``resegment``), or nothing."""
+    settings = facts.document("models/deep/settings.json") or {}
+    if not settings.get("resegment"):
+        return ""
+    return (" The slices are drawn as acquired; the network saw each tumour re-segmented by intensity outliers "
+            "(such as a necrotic core, set to the tumour's median), so its maps are low there by construction.")
+
+
 def _cam_caveat(facts: RunFacts) -> str:
     """A warning for the Score-CAM caption when the best network did not beat chance out of fold
     (its maps then show where an unskilled network looked, not a learned signal)."""
@@ -756,6 +766,7 @@ def draw_report_figures(run, out, *, dca_range=DCA_RANGE, dpi: int = 300) -> tup
             "fig-scorecam", "scorecam", "Score-CAM maps of the best network for the most confident correctly and "
             "wrongly classified patients of the validation cohort (rows), at its Youden threshold on the "
             "out-of-fold development predictions: one map per patient (the network sees the phases' middle slices "
-            "together, as channels), drawn over each phase; white: the tumour's outline." + _cam_caveat(facts),
+            "together, as channels), drawn over each phase; white: the tumour's outline." + _cam_resegmented(facts)
+            + _cam_caveat(facts),
             (), ()))
     return tuple(figures.records)
