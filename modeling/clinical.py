@@ -169,8 +169,11 @@ def fit_cr(clinical: pd.DataFrame, config, *, dev_ids, alpha: float = 0.05) -> C
     return _refit(frame, config, tuple(_coding(config, frame, name) for name in selection.selected), selection)
 
 
-def comparator_table(clinical: pd.DataFrame, config, *, bclc_version: str = "2022") -> tuple[pd.DataFrame, str]:
-    """(patient_id + COMPARATORS scores, ERASL label) for every patient, as ``dlr staging --study``."""
+def comparator_table(clinical: pd.DataFrame, config, *, bclc_version: str = "2022",
+                     erasl=None) -> tuple[pd.DataFrame, str, object]:
+    """(patient_id + COMPARATORS scores, ERASL label, ERASL coefficients) for every patient, as
+    ``dlr staging --study``; ``erasl`` (a bundle's coefficients, `dlr predict`) replaces study.yaml's
+    and any refit."""
     from .staging import comparator_scores, compute_staging, map_staging_columns
 
     frame = map_staging_columns(clinical, staging_columns=config.staging_columns, id_column=config.id_column,
@@ -179,5 +182,5 @@ def comparator_table(clinical: pd.DataFrame, config, *, bclc_version: str = "202
         warnings.simplefilter("ignore")  # systems left empty are reported by `dlr staging`
         result = compute_staging(frame, bclc_version=bclc_version, outcome=config.outcome_column,
                                  cohort_column=config.cohort_column, dev_cohort=config.dev_cohort,
-                                 erasl_coefficients=config.erasl)
-    return comparator_scores(result.table), result.erasl_label
+                                 erasl_coefficients=config.erasl if erasl is None else erasl)
+    return comparator_scores(result.table), result.erasl_label, result.erasl_coefficients

@@ -63,6 +63,7 @@ from dlr.core.stats.roc import rank_auc, youden_threshold
 from . import classifiers as clf
 from .cluster import dask_results
 from .clinical import COMPARATORS, CRModel, CRModelError, comparator_table, design, fit_cr, refit_cr
+from .frozen import bundle_members, write_model_bundle
 from .internal_validation import DEFAULT_RESAMPLES
 from .radiomics.extraction import FEATURES_DIR, read_radiomics
 from .radiomics.harmonization import ComBat, fit_combat
@@ -546,8 +547,22 @@ def _train_deep_alone(study, run: Path, data: _Data, dev: np.ndarray, *, seed: i
     # as a whole train writes it: the other arms' rows in their order, then the deep arm's
     models = pd.concat([kept, models], ignore_index=True)
     _write_deep_alone(run, predictions, models.reset_index(drop=True), oof_frame, result, info)
+    _replace_bundle_deep(run, result, predictions)
     return TrainSummary(run, models.reset_index(drop=True), _performance(predictions), _truth_auc(study, data), None,
                         predictions, config.dev_cohort)
+
+
+def _replace_bundle_deep(run: Path, deep, predictions: pd.DataFrame) -> None:
+    """``RUN/model/`` with the new deep models (the files just written read back)."""
+    from .frozen import replace_deep_members
+
+    oof_path = run / OOF_PREDICTIONS
+    oof_table = (read_back(pd.read_csv(oof_path, dtype={"patient_id": str}, float_precision="round_trip"))
+                 if oof_path.is_file() else None)
+    old = read_back(pd.read_csv(run / rf.PREDICTIONS, dtype={"patient_id": str}, float_precision="round_trip"))
+    fitted = set(MODEL_ORDER) & set(old["model"])
+    bounded = {m for m, g in old.groupby("model") if g["y_score"].between(0.0, 1.0).all()}
+    write_model_bundle(run, replace_deep_members(run, deep, old, oof_table, fitted | bounded))
 
 
 def _write_deep_alone(run: Path, predictions: pd.DataFrame, models: pd.DataFrame, oof_frame, deep, info) -> None:
@@ -759,7 +774,7 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
             oof_frame = oof_frame[oof_frame["model"].isin(list(scores))].reset_index(drop=True)
         _check_coverage(oof_frame, scores, data, dev)
 
-    comparators, erasl_label = comparator_table(clinical, config) if "clinical" in arms else (None, None)
+    comparators, erasl_label, erasl = comparator_table(clinical, config) if "clinical" in arms else (None, None, None)
     predictions = _predictions(data, config, scores, comparators)
     models = _models_table(fit, data, dev, scores, oof_frame, deep=deep_result)
     parameters = _parameters(fit, data, dev, models, seed, erasl_label)
@@ -773,10 +788,28 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
         logistic_tables[HARMONIZATION_FILE] = _harmonization_effect(fit, data)
     logistic_tables[LEFT_OUT_FILE] = pd.DataFrame([line.split("\t", 1) for line in left_out],
                                                   columns=["models", "reason"])
+    # built before anything is written: a bundle that cannot be made stops the train whole
+    bundle = _bundle_members(study, run, clinical, fit, predictions, oof_frame, deep_result, erasl, seed=seed)
     _write(run, predictions, fit, models, parameters, oof_frame, info, oof_log, deep=deep_result,
            tables=logistic_tables)
+    write_model_bundle(run, bundle)
     return TrainSummary(run, models, performance, truth,
                         fit.selection.counts if fit.selection is not None else None, predictions, config.dev_cohort)
+
+
+def _bundle_members(study, run: Path, clinical: pd.DataFrame, fit: _ArmFit, predictions: pd.DataFrame, oof_frame,
+                    deep, erasl, *, seed: int) -> dict:
+    """The members of ``RUN/model/`` (:mod:`dlr.modeling.frozen`): every fitted model, the
+    development cohort's thresholds and risk maps, and what scoring a new patient needs."""
+    config = study.config
+    oof_table = _oof_predictions(predictions, oof_frame) if oof_frame is not None else None
+    fitted = set(MODEL_ORDER) & set(predictions["model"])
+    # the comparators whose scores are all in [0, 1] count as probabilities, as in `dlr analyze`
+    bounded = {m for m, g in predictions.groupby("model") if g["y_score"].between(0.0, 1.0).all()}
+    features_dir = run / FEATURES_DIR if fit.selection is not None else None
+    return bundle_members(config=config, study_yaml=study.root / "study.yaml", clinical=clinical,
+                          fit=fit, predictions=predictions, oof_table=oof_table, deep=deep, erasl=erasl,
+                          features_dir=features_dir, seed=seed, probability_models=fitted | bounded)
 
 
 def _batch_levels(clinical: pd.DataFrame, config, indexed: pd.DataFrame, ids) -> pd.Series:
