@@ -28,7 +28,7 @@ from dlr.core.errors import InputError, UndefinedStatisticWarning
 from dlr.core.stats.roc import youden_threshold
 from .calibration import GROUP_COLUMNS, calibration_curve, calibration_summary, grouped_calibration
 from .defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
-from .decision_curve import (DIFFERENCE_COLUMNS, SHOWN_RANGE, DecisionCurve, compare_decision_curves,
+from .decision_curve import (DIFFERENCE_COLUMNS, SHOWN_RANGE, DecisionCurve, RiskMapping, compare_decision_curves,
                              decision_curve, fit_risk_mapping, net_benefit_difference, treat_all_curve,
                              treat_none_curve)
 from .decision_curve import threshold_range as threshold_range_of
@@ -227,11 +227,12 @@ def _oof_scores(predictions: Predictions) -> _Scores | None:
 
 
 @dataclass(frozen=True)
-class _DevelopmentFit:
+class DevelopmentFit:
     """What is fitted on the development cohort and carried unchanged to the others.
 
     ``threshold_source``: model -> ``"out-of-fold"`` (its threshold was chosen on its
-    out-of-fold development predictions) or ``"apparent"`` (on its development predictions).
+    out-of-fold development predictions), ``"apparent"`` (on its development predictions) or
+    ``"bundle"`` (carried in a model bundle, :func:`frozen_development`).
     """
 
     thresholds: dict
@@ -242,6 +243,20 @@ class _DevelopmentFit:
     def risk(self, model: str, score: np.ndarray) -> np.ndarray:
         """Predicted risk: the score of a probability model, else the development-fitted map."""
         return score if model in self.probability_models else self.mappings[model].predict(score)
+
+
+_DevelopmentFit = DevelopmentFit
+
+
+def frozen_development(thresholds: dict, risk_maps: dict, probability_models) -> DevelopmentFit:
+    """The development cohort's thresholds and index-to-risk maps as a model bundle carries them
+    (`dlr predict`, contract section 8): applied as they are, never chosen again here.
+
+    ``risk_maps``: model -> ``{"intercept", "slope", "n"}`` for each index score.
+    """
+    mappings = {m: RiskMapping(float(r["intercept"]), float(r["slope"]), int(r["n"])) for m, r in risk_maps.items()}
+    return DevelopmentFit({m: float(t) for m, t in thresholds.items()}, mappings, frozenset(probability_models),
+                          {m: "bundle" for m in thresholds})
 
 
 def _fit_development(data: _Scores, predictions: Predictions, log: _WarningLog,
@@ -469,7 +484,8 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
             n_bootstrap: int = DEFAULT_BOOTSTRAP, seed: int = DEFAULT_SEED, oof=None,
             threshold_range=None, time: str | None = None, event: str | None = None,
             horizon: float = DEFAULT_HORIZON,
-            cohort_done: Callable[[CohortCurves], None] | None = None) -> AnalysisResult:
+            cohort_done: Callable[[CohortCurves], None] | None = None,
+            development: DevelopmentFit | None = None) -> AnalysisResult:
     """Compute every statistic of contract section 5 from validated predictions.
 
     Parameters
@@ -510,6 +526,12 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
     Each stage is logged (:mod:`dlr.core.progress`).
     cohort_done : callable, optional
         Called with each cohort's :class:`CohortCurves` once they are computed.
+    development : DevelopmentFit, optional
+        Thresholds and risk maps carried from elsewhere (a model bundle's, :func:`frozen_development`)
+        instead of chosen on the development rows; every model needs a threshold. The other
+        cohorts then draw their bootstrap seeds first, in order, and the development cohort
+        after them, so that a cohort scored by `dlr predict` gets the resamples it had in the
+        `dlr run` that made the bundle.
     """
     if oof is not None:
         predictions = attach_oof(predictions, oof)
@@ -527,7 +549,15 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
     logger.info(f"development cohort {dev!r}: Youden thresholds"
                 f"{' (on the out-of-fold predictions where there are some)' if oof is not None else ''} "
                 "and index-to-risk maps")
-    fit = _fit_development(data, predictions, log, oof)
+    if development is None:
+        fit = _fit_development(data, predictions, log, oof)
+    else:
+        absent = [m for m in models if m not in development.thresholds]
+        unmapped = [m for m in models if m not in development.probability_models and m not in development.mappings]
+        if absent or unmapped:
+            raise InputError(f"the carried development fit has no threshold for {', '.join(absent) or '-'} and no risk "
+                             f"map for {', '.join(unmapped) or '-'}")
+        fit = development
     if reference is not None:
         chosen_by = "--reference"
     elif oof is not None and any(np.isfinite(_auc_or_nan(*oof.curve(oof_cohort, m))) for m in oof_models):
@@ -545,6 +575,8 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
     # development one, seeded by the next child after the file's cohorts, so that adding it
     # changes no other cohort's resamples
     children = np.random.SeedSequence(seed).spawn(len(cohorts) + (oof is not None))
+    if development is not None:  # the development cohort's child after the others' (see the docstring)
+        children = [children[len(cohorts) - 1], *children[:len(cohorts) - 1], *children[len(cohorts):]]
     plan = [(cohort, data, models, children[k]) for k, cohort in enumerate(cohorts)]
     if oof is not None:
         plan.insert(1, (oof_cohort, oof, oof_models, children[len(cohorts)]))
@@ -587,7 +619,7 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
     mapping_rows = [{"model": m, "fitted_on": dev, "intercept": r.intercept, "slope": r.slope, "n": r.n}
                     for m, r in fit.mappings.items()]
     settings = {"dev_cohort": dev, "cohorts": table_cohorts, "models": list(models),
-                "probability_models": [m for m in models if m in predictions.probability_models],
+                "probability_models": [m for m in models if m in fit.probability_models],
                 "reference": reference, "reference_chosen_by": chosen_by, "strata": list(strata),
                 "n_bootstrap": n_bootstrap, "seed": seed,
                 "thresholds": {m: fit.thresholds[m] for m in models},

@@ -13,6 +13,7 @@ import os
 import sys
 import traceback
 import warnings
+from pathlib import Path
 
 from dlr.analysis.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from dlr.core.errors import InputError
@@ -353,6 +354,30 @@ def _cmd_package(args) -> int:
     return EXIT_OK
 
 
+def _cmd_predict(args) -> int:
+    from . import predict
+
+    with contextlib.ExitStack() as stack:
+        summary = predict.predict_study(args.bundle, args.study, args.out, jobs=args.jobs, device=args.device,
+                                        seed=args.seed, n_bootstrap=args.bootstrap, case_done=_stage_bar(stack))
+    _warn(summary.warnings)
+    print(runner.stage_table(summary))
+    report = summary.out / "report" / "index.html"
+    if report.is_file():
+        _progress(f"external-validation report: {report}")
+    _progress(f"log: {summary.out / 'run.log'}")
+    return EXIT_OK
+
+
+def _cmd_bundle(args) -> int:
+    from dlr.core.bundle import zip_bundle
+
+    path = zip_bundle(Path(args.run) / "model", args.out)
+    _progress(f"wrote {path}: the model bundle of {args.run} (checked against its manifest); score new patients "
+              f"with `dlr predict {path} STUDY --out RUN2`")
+    return EXIT_OK
+
+
 def _cmd_verify(args) -> int:
     result = package.verify_package(args.package)
     if result.identical:
@@ -434,6 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(subparsers)
     _add_package(subparsers)
     _add_verify(subparsers)
+    _add_bundle(subparsers)
+    _add_predict(subparsers)
     _add_audit(subparsers)
     return parser
 
@@ -673,6 +700,33 @@ def _add_package(subparsers) -> None:
     p.add_argument("run", help="run folder")
     p.add_argument("--out", required=True, help="the zip file to write")
     p.set_defaults(func=_cmd_package)
+
+
+def _add_bundle(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bundle", help="a run's frozen models as one zip (the model bundle, RUN/model/)",
+        description="Checks RUN/model/ against its manifest (the SHA-256 of every member) and writes it as one zip "
+                    "for `dlr predict`: JSON, YAML, CSV and safetensors members only, no pickle.")
+    p.add_argument("run", help="run folder (from `dlr run` or `dlr train`)")
+    p.add_argument("--out", required=True, help="the zip file to write (FILE.zip)")
+    p.set_defaults(func=_cmd_bundle)
+
+
+def _add_predict(subparsers) -> None:
+    p = subparsers.add_parser(
+        "predict", help="frozen models on a new study: predictions and an external-validation report",
+        description="Checks the bundle (every member's SHA-256) and the study against it (phases, variables, "
+                    "levels the development cohort had, batches ComBat was fitted on), extracts the features with "
+                    "the bundle's settings, scores every patient with every model, analyses the study's cohorts "
+                    "beside the development cohort at the bundle's thresholds (never chosen again) and renders an "
+                    "external-validation report into OUT/report/. Cached and resumable like `dlr run`.",
+        parents=_shared(JOBS, DEVICE))
+    p.add_argument("bundle", help="RUN/model/ of a `dlr run`, or the zip of `dlr bundle`")
+    p.add_argument("study", help="the new study folder (study.yaml, clinical.csv, images/, masks/)")
+    p.add_argument("--out", required=True, help="run folder (new, or an earlier `dlr predict` of it to resume)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the bootstrap (default: the bundle's)")
+    p.add_argument("--bootstrap", type=int, default=DEFAULT_BOOTSTRAP, help="bootstrap resamples (default %(default)s)")
+    p.set_defaults(func=_cmd_predict)
 
 
 def _add_verify(subparsers) -> None:

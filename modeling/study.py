@@ -631,7 +631,13 @@ def _check_images(root: Path, config: StudyConfig, patient_ids: list[str], out: 
     return images, masks, reader2
 
 
-def _inspect(path, *, check_images: bool):
+#: the checks of a study's own development cohort, which a study scored by a frozen model
+#: (`dlr predict`, ``load_study(..., external=True)``) does not need: the bundle's development
+#: cohort stands in, and `dlr predict` checks the study's levels and batches against it
+DEVELOPMENT_CHECKS = frozenset({"unseen-level", "unseen-batch", "batch-too-small", "dev-cohort", "dev-folds"})
+
+
+def _inspect(path, *, check_images: bool, external: bool = False):
     root = Path(path)
     out = _Collector(root)
     if not root.is_dir():
@@ -649,6 +655,8 @@ def _inspect(path, *, check_images: bool):
         # without the id column no folder can be matched to a patient
         return out.problems, None
     images, masks, reader2 = _check_images(root, config, patient_ids, out, check_images=check_images)
+    if external:
+        out.problems[:] = [p for p in out.problems if p.check not in DEVELOPMENT_CHECKS]
     study = None
     if all(p.check in STAGE_CHECKS for p in out.problems):
         frozen = lambda d: MappingProxyType({k: MappingProxyType(v) for k, v in d.items()})  # noqa: E731
@@ -690,7 +698,7 @@ def validate_study(path, *, check_images: bool = True) -> list[Problem]:
     return problems
 
 
-def load_study(path, *, check_images: bool = True) -> Study:
+def load_study(path, *, check_images: bool = True, external: bool = False) -> Study:
     """Validate a study folder and return it.
 
     Parameters
@@ -699,6 +707,9 @@ def load_study(path, *, check_images: bool = True) -> Study:
         The study folder.
     check_images : bool, default True
         As in :func:`validate_study`.
+    external : bool, default False
+        A study to be scored by a frozen model (`dlr predict`): the checks of its own
+        development cohort (:data:`DEVELOPMENT_CHECKS`) are left out.
 
     Returns
     -------
@@ -712,7 +723,7 @@ def load_study(path, *, check_images: bool = True) -> Study:
         those alone do not stop loading, since the stage they concern deals with them (`dlr
         extract` fails the case, `dlr train` refuses the split); `dlr validate` reports them.
     """
-    problems, study = _inspect(path, check_images=check_images)
+    problems, study = _inspect(path, check_images=check_images, external=external)
     if study is None:
         raise_if_problems(problems, root=path)
     return study
