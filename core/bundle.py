@@ -198,7 +198,51 @@ def read_bundle(path) -> Bundle:
         if not isinstance(entry, dict) or entry.get("sha256") != _sha256(data) or entry.get("bytes") != len(data):
             raise InputError(f"{source}: member {name} does not match its SHA-256 in {MANIFEST}: it was changed after "
                              f"the bundle was written (tampered with or corrupted); {FIX}")
+        _check_member(source, name, data)
     return Bundle(source, manifest, members)
+
+
+def _check_safetensors(data: bytes) -> None:
+    """The safetensors layout: an 8-byte little-endian header length, a JSON header of tensors
+    (dtype, shape, data_offsets) and exactly the bytes they cover."""
+    if len(data) < 8:
+        raise ValueError("shorter than a header")
+    n = int.from_bytes(data[:8], "little")
+    if n > len(data) - 8:
+        raise ValueError("its header runs past the end")
+    header = json.loads(data[8:8 + n].decode("utf-8"))
+    if not isinstance(header, dict):
+        raise ValueError("its header is not a mapping")
+    end = 0
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        if not isinstance(entry, dict) or not {"dtype", "shape", "data_offsets"} <= set(entry):
+            raise ValueError(f"tensor {name!r} is not described")
+        end = max(end, int(entry["data_offsets"][1]))
+    if end != len(data) - 8 - n:
+        raise ValueError("its tensors do not cover its bytes")
+
+
+def _check_member(source: str, name: str, data: bytes) -> None:
+    """Refuse a member whose bytes are not of its declared kind (read as data, never run)."""
+    import yaml
+
+    kind = PurePosixPath(name).suffix
+    try:
+        if kind == ".json":
+            json.loads(data.decode("utf-8"))
+        elif kind == ".yaml":
+            yaml.safe_load(data.decode("utf-8"))
+        elif kind == ".csv":
+            data.decode("utf-8")
+            if b"\x00" in data:
+                raise ValueError("a NUL byte")
+        elif kind == ".safetensors":
+            _check_safetensors(data)
+    except (UnicodeDecodeError, ValueError, yaml.YAMLError, KeyError, TypeError, IndexError) as exc:
+        raise InputError(f"{source}: member {name} is not a {kind[1:]} file ({type(exc).__name__}: {exc}); it is refused "
+                         f"unread (a bundle holds declared data only); {FIX}") from None
 
 
 def zip_bundle(folder, out) -> Path:

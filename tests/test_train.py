@@ -120,6 +120,12 @@ def test_changing_validation_patients_leaves_every_fitted_parameter_identical(tr
     train_study(load_study(other), run2, oof=False)
 
     assert (run2 / "models/parameters.json").read_bytes() == (run / "models/parameters.json").read_bytes()
+    # the model bundle (every fitted model, the thresholds, the risk maps, the development rows) too
+    members = sorted(p.relative_to(run / "model") for p in (run / "model").rglob("*") if p.is_file())
+    assert members and members == sorted(p.relative_to(run2 / "model") for p in (run2 / "model").rglob("*")
+                                         if p.is_file())
+    for member in members:
+        assert (run2 / "model" / member).read_bytes() == (run / "model" / member).read_bytes(), member
     assert (run2 / "split.csv").read_bytes() == (run / "split.csv").read_bytes()
     # the LASSO figure is drawn from development patients only, and its SVG ids are salted: same bytes
     assert (run2 / "models/lasso.svg").read_bytes() == (run / "models/lasso.svg").read_bytes()
