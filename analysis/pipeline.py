@@ -546,9 +546,12 @@ def analyze(predictions: Predictions, *, strata=(), reference: str | None = None
     oof = _oof_scores(predictions)
     oof_cohort, oof_models = predictions.oof_cohort, predictions.oof_models
 
-    logger.info(f"development cohort {dev!r}: Youden thresholds"
-                f"{' (on the out-of-fold predictions where there are some)' if oof is not None else ''} "
-                "and index-to-risk maps")
+    if development is None:
+        logger.info(f"development cohort {dev!r}: Youden thresholds"
+                    f"{' (on the out-of-fold predictions where there are some)' if oof is not None else ''} "
+                    "and index-to-risk maps")
+    else:
+        logger.info(f"development cohort {dev!r}: thresholds and index-to-risk maps carried as given (a model bundle's)")
     if development is None:
         fit = _fit_development(data, predictions, log, oof)
     else:

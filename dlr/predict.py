@@ -272,6 +272,7 @@ def analyze_external(run: Path, config, *, n_bootstrap: int, seed: int, command=
     if study.get("time_column") in frame.columns and study.get("event_column") in frame.columns:
         follow = {"time": study["time_column"], "event": study["event_column"]}
     development = frozen_development(info["thresholds"], info["risk_maps"], info["probability_models"])
+    recalibrated = recalibration_table(frame, info)  # before anything is written
     with FigureWorkers() as workers:
         predictions = validate_predictions(frame, dev_cohort=info["dev_label"], strata=strata, oof=oof,
                                            source=str(run / rf.PREDICTIONS), oof_source=str(run / DEV_OOF))
@@ -287,7 +288,7 @@ def analyze_external(run: Path, config, *, n_bootstrap: int, seed: int, command=
         provenance = analysis_provenance(run / rf.PREDICTIONS, oof_path=run / DEV_OOF if oof is not None else None,
                                          settings=settings, seed=seed, command=command)
         write_analysis(result, run / "results", provenance_info=provenance, workers=workers)
-    write_files(run / "results", {"recalibration.csv": recalibration_table(frame, info)})
+    write_files(run / "results", {"recalibration.csv": recalibrated})
     return result
 
 
@@ -335,10 +336,7 @@ class _Context:
         if self.loaded is None:
             from dlr.modeling.study import load_study
 
-            images = _uses_images(self.models().names)
-            self.loaded = load_study(self.root, check_images=images, external=True)
-            if images:
-                self.loaded = _with_bundle_phases(self.loaded, self.models())
+            self.loaded = load_study(self.root, check_images=_uses_images(self.models().names), external=True)
         return self.loaded
 
     @functools.cached_property
@@ -416,7 +414,7 @@ def _features_stage(ctx: _Context):
         frozen = ctx.models()
         preprocessing = PreprocessSettings(**json.loads(frozen.bundle.bytes("radiomics/preprocessing.json")))
         with collected_warnings() as warned:
-            summary = extract_study(ctx.study(), ctx.run, jobs=ctx.jobs, params_path=ctx.run / "inputs" /
+            summary = extract_study(_with_bundle_phases(ctx.study(), frozen), ctx.run, jobs=ctx.jobs, params_path=ctx.run / "inputs" /
                                     "radiomics_params.yaml", preprocessing=preprocessing, progress=ctx.case_done)
         caught.extend(warned)
         return (f"{summary.n_cases} cases with the bundle's parameters: {summary.n_computed} computed, "

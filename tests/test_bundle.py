@@ -251,3 +251,34 @@ def test_a_level_the_development_cohort_never_had_exits_2_until_recoded(clinical
     cr = scored[scored["model"] == "CR"].set_index("patient_id")["y_score"]
     no = frame.loc[(frame["vascular_invasion"] == "No") & (frame["cohort"] == "validation"), "patient_id"].iloc[0]
     assert (cr.loc[unknown] == cr.loc[no]).all()  # read as 'No', the level the recode names
+
+
+def test_two_external_cohorts_are_each_analysed_against_development(clinical_run, tmp_path, capsys):
+    """A new study of two cohorts (external-A, external-B): each gets its rows at the bundle's
+    thresholds and each model's unpaired DeLong test against the development cohort."""
+    from dlr.analysis.discrimination import delong_unpaired_test
+
+    _, run = clinical_run
+    other = write_study(tmp_path / "external")
+    frame = pd.read_csv(other / "clinical.csv")
+    frame["cohort"] = frame["cohort"].map({"training": "external-A", "validation": "external-B"})
+    frame.to_csv(other / "clinical.csv", index=False)
+    config = yaml.safe_load((other / "study.yaml").read_text())
+    config.update(cohorts=["external-A", "external-B"], dev_cohort="external-A")  # dlr predict does not use it
+    (other / "study.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    code, err = _predict(run / "model", other, tmp_path / "o", capsys)
+    assert code == 0, err[-3000:]
+    performance = pd.read_csv(tmp_path / "o" / "results" / "performance.csv")
+    thresholds = json.loads((run / "model" / "models.json").read_text())["thresholds"]
+    assert set(performance["cohort"]) >= {"training", "external-A", "external-B"}  # the bundle's own name is free
+    for row in performance.itertuples():
+        assert row.threshold == thresholds[row.model] and row.threshold_source == "bundle"
+    tests = pd.read_csv(tmp_path / "o" / "results" / "cohort_tests.csv")
+    cr = tests[(tests["model"] == "CR") & (tests["cohort_a"] == "training")].set_index("cohort_b")
+    assert set(cr.index) >= {"external-A", "external-B"}
+    scored = pd.read_csv(tmp_path / "o" / "predictions.csv", **EXACT)
+    dev = read_bundle(run / "model").csv("development/predictions.csv")
+    d, b = dev[dev["model"] == "CR"], scored[(scored["model"] == "CR") & (scored["cohort"] == "external-B")]
+    oracle = delong_unpaired_test(d["y_true"].to_numpy(), d["y_score"].to_numpy(), b["y_true"].to_numpy(),
+                                  b["y_score"].to_numpy())
+    assert cr.loc["external-B", "p_value"] == pytest.approx(oracle.p_value, abs=1e-12)

@@ -98,6 +98,11 @@ def test_train_with_the_deep_arm_alone_reuses_the_other_arms_and_gives_the_same_
         assert (copy / name).read_bytes() == (run / name).read_bytes(), name
     for name in ("cr_selection.csv", "radiomics_selected.csv", "tuning.csv", "deep/deep_features.csv"):
         assert (copy / "models" / name).read_bytes() == (run / "models" / name).read_bytes(), name
+    # the model bundle with its deep members replaced: the same networks, so the same bytes
+    members = sorted(str(p.relative_to(run / "model")) for p in (run / "model").rglob("*") if p.is_file())
+    assert any(m.startswith("networks/") for m in members)
+    for name in members:
+        assert (copy / "model" / name).read_bytes() == (run / "model" / name).read_bytes(), name
     before = pd.read_csv(run / "models" / "models.csv")
     after = pd.read_csv(copy / "models" / "models.csv")
     pd.testing.assert_frame_equal(before, after)
@@ -109,3 +114,70 @@ def test_train_with_the_deep_arm_alone_needs_an_earlier_train(deep_run, tmp_path
     done = run_dlr("train", study, "--out", tmp_path / "empty", "--arms", "deep", "--device", "cpu")
     assert done.returncode == 2
     assert "--arms deep" in done.stderr and "Traceback" not in done.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# the model bundle of a run with every arm (contract section 8)
+
+
+def test_the_bundle_holds_every_arm_in_declared_formats_and_no_pickle(deep_run):
+    from dlr.core.bundle import read_bundle
+    from test_bundle import pickle_like
+
+    _, run, _ = deep_run
+    bundle = read_bundle(run / "model")
+    names = set(bundle.members)
+    assert {"xgboost/Radiomics-XGBoost.json", "networks/ResNet10.safetensors", "networks/ResNet18.safetensors",
+            "radiomics/params.yaml", "radiomics/preprocessing.json", "development/predictions_oof.csv"} <= names
+    for name, data in bundle.members.items():
+        assert not pickle_like(data), name
+    models = bundle.json("models.json")
+    assert set(models["thresholds"]) == set(pd.read_csv(run / "predictions.csv")["model"])
+    assert models["deep"]["fusion"]["partner"] == "RCR"
+
+
+def test_predict_on_the_same_study_scores_every_model_as_the_run_did(deep_run, tmp_path):
+    """The frozen chain (median fill, selection, scalers, the five classifiers, RCR, the networks
+    on slices cut again with the bundle's settings, DLRCR) gives the run's scores."""
+    import shutil
+
+    import numpy as np
+
+    study, run, _ = deep_run
+    out = tmp_path / "predict"
+    # the caches are content-addressed (image, mask, settings): copied, nothing is recomputed
+    shutil.copytree(run / "features" / "cache", out / "features" / "cache")
+    shutil.copytree(run / "deep" / "slices", out / "deep" / "slices")
+    done = run_dlr("predict", run / "model", study, "--out", out, "--jobs", "2", "--bootstrap", "50")
+    assert done.returncode == 0, done.stderr[-3000:]
+    exact = dict(dtype={"patient_id": str}, float_precision="round_trip")
+    before = pd.read_csv(run / "predictions.csv", **exact)
+    after = pd.read_csv(out / "predictions.csv", **exact)
+    assert list(before["model"].unique()) == list(after["model"].unique())
+    merged = before.merge(after, on=["patient_id", "model"], suffixes=("", "_frozen"), validate="one_to_one")
+    assert len(merged) == len(before)
+    gap = (merged["y_score"] - merged["y_score_frozen"]).abs().groupby(merged["model"]).max()
+    assert (gap <= 1e-12).all(), gap[gap > 1e-12]
+    linear = merged["model"].isin(["CR", "Radiomics-LR"])
+    assert (merged.loc[linear, "y_score"] == merged.loc[linear, "y_score_frozen"]).all()  # bit for bit
+    ran = pd.read_csv(run / "results" / "performance.csv", float_precision="round_trip")
+    now = pd.read_csv(out / "results" / "performance.csv", float_precision="round_trip")
+    a = ran[ran["cohort"] == "validation"].drop(columns="threshold_source").reset_index(drop=True)
+    b = now[now["cohort"] == "validation"].drop(columns="threshold_source").reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=0, atol=1e-12)
+    assert np.all(now["threshold_source"] == "bundle")
+
+
+def test_predict_refuses_a_study_without_a_phase_the_bundle_reads(deep_run, tmp_path):
+    import shutil
+
+    study, run, _ = deep_run
+    other = tmp_path / "study"
+    shutil.copytree(study, other)
+    config = yaml.safe_load((other / "study.yaml").read_text())
+    config["phases"] = [p for p in config["phases"] if p != "DP"]
+    (other / "study.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    done = run_dlr("predict", run / "model", other, "--out", tmp_path / "out")
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "phase(s) DP missing" in done.stderr
+    assert not (tmp_path / "out" / "predictions.csv").exists()
