@@ -139,6 +139,147 @@ def calibration_summary(y_true, y_prob) -> CalibrationResult:
     return CalibrationResult(brier, intercept, slope, chi2, df, p_hl, int(y.size), int(y.sum()))
 
 
+#: the two-sided 95% normal quantile of the Wald intervals (R ``qnorm(0.975)``)
+Z_95 = 1.959963984540054
+
+
+@dataclass(frozen=True)
+class RecalibrationResult:
+    """Calibration in the large and calibration slope of a frozen model in a new cohort, with
+    Wald 95% CIs: what recalibration-in-the-large (and logistic recalibration) would change.
+
+    Attributes
+    ----------
+    n, n_events : int
+        Patients and events (y = 1).
+    observed_expected : float
+        Observed over expected events, sum(y) / sum(p): below 1 the model predicts more events
+        than occurred, above 1 fewer.
+    citl, citl_ci_low, citl_ci_high : float
+        Calibration-in-the-large: the intercept a of logit P(y = 1) = a + logit(p) (the
+        linear predictor as an offset), with its Wald 95% CI. a < 0: the predictions are too
+        high on average; a > 0: too low. Recalibration-in-the-large adds a to every logit.
+    slope, slope_ci_low, slope_ci_high : float
+        The calibration slope b of logit P(y = 1) = a' + b logit(p), with its Wald 95% CI.
+        b < 1: predictions too extreme; b > 1: too moderate.
+    """
+
+    n: int
+    n_events: int
+    observed_expected: float
+    citl: float
+    citl_ci_low: float
+    citl_ci_high: float
+    slope: float
+    slope_ci_low: float
+    slope_ci_high: float
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row, the fields as columns (``recalibration.csv`` adds ``model`` and ``cohort``)."""
+        return pd.DataFrame([asdict(self)])
+
+
+def _wald(estimate: float, se: float) -> tuple[float, float]:
+    if not (np.isfinite(estimate) and np.isfinite(se)):
+        return float("nan"), float("nan")
+    return float(estimate - Z_95 * se), float(estimate + Z_95 * se)
+
+
+def recalibration(y_true, y_prob) -> RecalibrationResult:
+    """Calibration-in-the-large and calibration slope, with Wald 95% CIs, of probabilities
+    applied unchanged to a new cohort (external validation).
+
+    Parameters
+    ----------
+    y_true : array-like of 0/1
+        The outcome of each patient of the new cohort.
+    y_prob : array-like of float in [0, 1]
+        The frozen model's predicted probabilities for the same patients.
+
+    Returns
+    -------
+    RecalibrationResult
+        n, events, observed/expected ratio, calibration-in-the-large and slope with their CIs.
+        For a single-class cohort (no event, or only events) the intercept, the slope and their
+        CIs are NaN with an :class:`~dlr.core.errors.UndefinedStatisticWarning` (the counts and
+        the observed/expected ratio are still given); NaN with a warning too when the slope model
+        has no finite maximum (complete separation).
+
+    Raises
+    ------
+    ValueError
+        Arrays of different lengths or empty, an outcome other than 0/1, or a probability
+        outside [0, 1] or missing.
+
+    Notes
+    -----
+    With lp = logit(p) (p clipped to [1e-12, 1 - 1e-12]):
+
+    * observed/expected = sum(y) / sum(p);
+    * calibration-in-the-large a: logit P(y = 1) = a + lp, lp an offset, by maximum
+      likelihood; Var(a) = 1 / sum(pi (1 - pi)) with pi = expit(a + lp). R:
+      ``glm(y ~ offset(qlogis(p)), family = binomial)``;
+    * slope b: logit P(y = 1) = a' + b lp; Var from the inverse of the information matrix
+      X' W X at the maximum, X = [1, lp]. R: ``glm(y ~ qlogis(p), family = binomial)``;
+    * CIs: estimate +/- 1.959964 SE (Wald, R ``confint.default``).
+
+    Recalibration-in-the-large (Steyerberg) updates a model for a new setting by adding a to
+    every linear predictor, which makes the mean prediction equal the observed event rate; the
+    slope says whether, beyond that, the predictions are too extreme (b < 1) or too moderate
+    (b > 1). Van Calster et al. call a and b weak calibration.
+
+    References
+    ----------
+    Van Calster B, Nieboer D, Vergouwe Y, De Cock B, Pencina MJ, Steyerberg EW. A calibration
+    hierarchy for risk models was defined: from utopia to empirical data. J Clin Epidemiol
+    2016;74:167-176.
+    Steyerberg EW, Borsboom GJ, van Houwelingen HC, Eijkemans MJ, Habbema JD. Validation and
+    updating of predictive logistic regression models: a study on sample size and shrinkage.
+    Stat Med 2004;23:2567-2586 (recalibration-in-the-large).
+    Steyerberg EW. Clinical Prediction Models, 2nd ed. Springer 2019, ch. 20 (updating).
+    """
+    y = np.asarray(y_true, dtype=float).ravel()
+    p = np.asarray(y_prob, dtype=float).ravel()
+    if y.size != p.size:
+        raise ValueError(f"y_true has {y.size} values and y_prob {p.size}; they must be the same patients")
+    if y.size == 0:
+        raise ValueError("recalibration needs at least one patient, got none")
+    if not np.all(np.isin(y, (0.0, 1.0))):
+        raise ValueError(f"y_true must be 0/1, got {sorted(set(y[~np.isin(y, (0.0, 1.0))].tolist()))[:5]}")
+    if not np.all(np.isfinite(p)) or p.min() < 0 or p.max() > 1:
+        raise ValueError(f"y_prob must be probabilities in [0, 1], got values from {np.nanmin(p)!r} to "
+                         f"{np.nanmax(p)!r}{' and NaN' if np.isnan(p).any() else ''}")
+    n, events = int(y.size), int(y.sum())
+    expected = float(p.sum())
+    ratio = float(events / expected) if expected > 0 else float("nan")
+    nan = float("nan")
+    if events in (0, n):
+        warnings.warn(f"calibration-in-the-large and slope undefined for a single-class sample ({n} patients, "
+                      f"{events} events)", UndefinedStatisticWarning, stacklevel=2)
+        return RecalibrationResult(n, events, ratio, nan, nan, nan, nan, nan, nan)
+    lp = logit(p)
+    ones = np.ones((n, 1))
+    citl = float(fit_logistic(y, ones, offset=lp)[0])
+    design = np.column_stack([np.ones(n), lp])
+    slope_fit = fit_logistic(y, design)
+    citl_se = slope_se = nan
+    if np.isfinite(citl):
+        fitted = special.expit(citl + lp)
+        citl_se = float(1.0 / np.sqrt(np.sum(fitted * (1 - fitted))))
+    if np.all(np.isfinite(slope_fit)):
+        fitted = special.expit(design @ slope_fit)
+        information = design.T @ (design * (fitted * (1 - fitted))[:, None])
+        try:
+            slope_se = float(np.sqrt(np.linalg.inv(information)[1, 1]))
+        except np.linalg.LinAlgError:
+            slope_se = nan
+    slope = float(slope_fit[1])
+    if not (np.isfinite(citl) and np.isfinite(slope)):
+        warnings.warn("recalibration model did not converge (complete separation)", UndefinedStatisticWarning,
+                      stacklevel=2)
+    return RecalibrationResult(n, events, ratio, citl, *_wald(citl, citl_se), slope, *_wald(slope, slope_se))
+
+
 @dataclass(frozen=True)
 class CalibrationCurve:
     """Binned and smoothed calibration curve.
