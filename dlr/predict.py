@@ -297,13 +297,15 @@ def recalibration_table(frame: pd.DataFrame, info: dict) -> pd.DataFrame:
     calibration-in-the-large and slope (:func:`dlr.analysis.calibration.recalibration`)."""
     from dlr.analysis.calibration import recalibration
 
+    columns = ["model", "cohort", "n", "n_events", "observed_expected", "citl", "citl_ci_low", "citl_ci_high", "slope",
+               "slope_ci_low", "slope_ci_high"]
     rows = []
     for (model, cohort), g in frame[frame["cohort"] != info["dev_label"]].groupby(["model", "cohort"], sort=False):
         if model not in info["probability_models"]:
             continue
         fit = recalibration(g["y_true"].to_numpy(dtype=int), g["y_score"].to_numpy(dtype=float))
-        rows.append({"model": model, "cohort": cohort, **fit.to_frame().iloc[0].to_dict()})
-    return pd.DataFrame(rows)
+        rows.append({"model": model, "cohort": cohort, **fit.to_frame().to_dict("records")[0]})
+    return pd.DataFrame(rows, columns=columns)
 
 
 # --------------------------------------------------------------------------------------------
