@@ -523,6 +523,8 @@ def _report_stage(ctx: _Context):
         return files
 
     outputs = [f"report/index.{f}" for f in ctx.report_formats] + ["report/tripod_ai.csv"]
+    if "html" in ctx.report_formats:
+        outputs.append("report/audit.csv")
     return Stage("report", inputs, lambda: outputs, report, {"formats": list(ctx.report_formats)},
                  code=("dlr.report.external",), upstream=("analysis", "clinical")), caught
 

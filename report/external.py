@@ -1148,11 +1148,14 @@ def build_external_report(run2, *, formats=("html", "docx"), renderer: str = "au
     -------
     RenderResult
         The renderer, the documents written (``RUN2/report/index.html``, ``index.docx``) and
-        the warnings. ``RUN2/report/`` also gets ``tripod_ai.csv``, ``tripod_ai_abstract.csv``
-        and ``figures/``; the folder is replaced at once, only when everything rendered.
+        the warnings. ``RUN2/report/`` also gets ``tripod_ai.csv``, ``tripod_ai_abstract.csv``,
+        ``audit.csv`` (:func:`dlr.report.audit.audit_report`: every number of the HTML traced to a
+        cell of the run's files, every worded comparison checked; failures become warnings) and
+        ``figures/``; the folder is replaced at once, only when everything rendered.
     """
     from dlr.core.output import staged_folder
 
+    from .audit import AUDIT_FILE, audit_report, failures
     from .manuscript import finish_docx
     from .render import render_report, renderer_name
 
@@ -1172,11 +1175,18 @@ def build_external_report(run2, *, formats=("html", "docx"), renderer: str = "au
             if "docx" in formats:
                 finish_docx(out / "index.docx", title=report_title(made["ext"]),
                             authors=list(getattr(made["ext"].facts.config, "authors", []) or []))
+            warnings = list(result.warnings)
+            if "html" in formats:  # every number found in the run's files, every comparison checked
+                facts = made["ext"].facts  # the staged report lies inside the run: read by its one reader
+                audit = audit_report(facts, facts.text((out / "index.html").relative_to(facts.run)))
+                write_csv(audit, out / AUDIT_FILE)
+                warnings += [f"report audit: {row.check}: {row.quoted!r}: {row.why}"
+                             for row in failures(audit).itertuples(index=False)]
             write_csv(made["tripod"], out / "tripod_ai.csv")
             write_csv(made["tripod_abstract"], out / "tripod_ai_abstract.csv")
             shutil.copytree(src / GENERATED / "figures", out / "figures", ignore=shutil.ignore_patterns("*.md"))
     final = tuple(run2 / "report" / Path(p).name for p in result.outputs)
-    return type(result)(result.renderer, final, result.warnings)
+    return type(result)(result.renderer, final, tuple(warnings))
 
 
 __all__ = ["build_external_report", "prepare_external_sources", "read_external", "ExternalFacts",

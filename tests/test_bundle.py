@@ -108,6 +108,8 @@ def test_predict_on_the_same_study_gives_the_runs_scores_and_performance(clinica
         info = json.loads((out / "inputs" / "bundle.json").read_text())
         assert info["dev_label"] == "development" and "development" in set(now["cohort"])
         assert (out / "report" / "index.html").is_file() and (out / "report" / "index.docx").is_file()
+        audit = pd.read_csv(out / "report" / "audit.csv")  # every printed number traced to the run's files
+        assert len(audit) > 100 and (audit["result"] == "ok").all(), audit[audit["result"] != "ok"].head()
 
 
 def _flip(path: Path, offset: int = 0) -> None:
