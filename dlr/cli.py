@@ -13,12 +13,11 @@ import os
 import sys
 import traceback
 import warnings
-from pathlib import Path
 
 from dlr.analysis.defaults import DEFAULT_BOOTSTRAP, DEFAULT_SEED
 from dlr.core.errors import InputError
 from dlr.core.progress import on_stderr
-from dlr import package, runner, verbs
+from dlr import package, predict, runner, verbs
 
 logger = logging.getLogger(__name__)
 
@@ -355,8 +354,6 @@ def _cmd_package(args) -> int:
 
 
 def _cmd_predict(args) -> int:
-    from . import predict
-
     with contextlib.ExitStack() as stack:
         summary = predict.predict_study(args.bundle, args.study, args.out, jobs=args.jobs, device=args.device,
                                         seed=args.seed, n_bootstrap=args.bootstrap, case_done=_stage_bar(stack))
@@ -370,9 +367,7 @@ def _cmd_predict(args) -> int:
 
 
 def _cmd_bundle(args) -> int:
-    from dlr.core.bundle import zip_bundle
-
-    path = zip_bundle(Path(args.run) / "model", args.out)
+    path = verbs.bundle(args.run, args.out).out
     _progress(f"wrote {path}: the model bundle of {args.run} (checked against its manifest); score new patients "
               f"with `dlr predict {path} STUDY --out RUN2`")
     return EXIT_OK

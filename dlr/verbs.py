@@ -432,3 +432,13 @@ def report(run, *, formats=("html", "docx"), renderer: str = "auto") -> VerbResu
     with collected_warnings() as caught:
         result = build_report(run, formats=formats, renderer=renderer)
     return VerbResult(Path(run) / "report", result, tuple(caught))
+
+
+def bundle(run, out) -> VerbResult:
+    """`dlr bundle`: ``RUN/model/`` (the model bundle, contract section 8), checked against its
+    manifest, as one zip at ``out``. ``result`` is the zip's path."""
+    from dlr.core.bundle import zip_bundle
+
+    with collected_warnings() as caught:
+        path = zip_bundle(Path(run) / "model", out)
+    return VerbResult(path, path, tuple(caught))

@@ -63,20 +63,20 @@ def test_the_check_sees_a_forbidden_import(tmp_path):
     assert list(_imports(module)) == [(2, "analysis"), (3, "dlr")]
 
 
-#: handlers that call the whole run or the reviewer package rather than one stage verb
+#: handlers that call the whole run, `dlr predict` or the reviewer package rather than one stage verb
 WORKFLOWS = {"run": ("runner", "run_study"), "demo": ("runner", "demo"), "package": ("package", "package_run"),
-             "verify": ("package", "verify_package")}
+             "verify": ("package", "verify_package"), "predict": ("predict", "predict_study")}
 
 
 def test_cli_handlers_call_one_verb_each():
     """Each `_cmd_*` handler of dlr/cli.py calls exactly one function: its verb of dlr.verbs, or
-    the run (dlr.runner) or the reviewer package (dlr.package)."""
+    the run (dlr.runner), `dlr predict` (dlr.predict) or the reviewer package (dlr.package)."""
     tree = ast.parse((REPO / "dlr" / "cli.py").read_text())
     handlers = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("_cmd_")]
     assert len(handlers) >= 9
     for handler in handlers:
         calls = [(n.func.value.id, n.func.attr) for n in ast.walk(handler) if isinstance(n, ast.Call)
                  and isinstance(n.func, ast.Attribute) and isinstance(n.func.value, ast.Name)
-                 and n.func.value.id in ("verbs", "runner", "package") and n.func.attr != "stage_table"]
+                 and n.func.value.id in ("verbs", "runner", "package", "predict") and n.func.attr != "stage_table"]
         verb = handler.name.removeprefix("_cmd_")
         assert calls == [WORKFLOWS.get(verb, ("verbs", verb))], f"{handler.name} calls {calls or 'nothing'}"
