@@ -715,7 +715,9 @@ def _add_predict(subparsers) -> None:
                     "the bundle's settings, scores every patient with every model, analyses the study's cohorts "
                     "beside the development cohort at the bundle's thresholds (never chosen again) and renders an "
                     "external-validation report into OUT/report/. Cached and resumable like `dlr run`.",
-        parents=_shared(JOBS, DEVICE))
+        parents=_shared(JOBS))
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where the networks score (auto: where they were trained, else the CPU)")
     p.add_argument("bundle", help="RUN/model/ of a `dlr run`, or the zip of `dlr bundle`")
     p.add_argument("study", help="the new study folder (study.yaml, clinical.csv, images/, masks/)")
     p.add_argument("--out", required=True, help="run folder (new, or an earlier `dlr predict` of it to resume)")

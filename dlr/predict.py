@@ -168,7 +168,7 @@ def check_study(frozen, study) -> tuple[pd.DataFrame, list]:
 # scoring
 
 
-def score_study(frozen, study, clinical: pd.DataFrame, run: Path, *, jobs: int = 1) -> pd.DataFrame:
+def score_study(frozen, study, clinical: pd.DataFrame, run: Path, *, jobs: int = 1, device: str = "auto") -> pd.DataFrame:
     """predictions.csv (contract section 4) of every patient of the study by every model of the bundle."""
     from dlr.core.tables import level_texts
     from dlr.modeling.clinical import COMPARATORS, comparator_table
@@ -193,7 +193,7 @@ def score_study(frozen, study, clinical: pd.DataFrame, run: Path, *, jobs: int =
         slices = study_slices(_with_bundle_phases(study, frozen), run, settings, ids, jobs=jobs,
                               seed=int(frozen.study["seed"]))
         logger.info(f"deep: scoring with {', '.join(frozen.models['deep']['networks'])}")
-        log_odds = frozen.network_log_odds(slices)
+        log_odds = frozen.network_log_odds(slices, device=device)
     scores = frozen.score(indexed, features, batch, log_odds)
     wanted = [m for m in frozen.names if m in COMPARATORS]
     if wanted:
@@ -460,7 +460,7 @@ def _scores_stage(ctx: _Context):
         frozen, study = ctx.models(), ctx.study()
         with collected_warnings(ignore=(FutureWarning, DeprecationWarning)) as warned:
             clinical, _ = check_study(frozen, study)
-            frame = score_study(frozen, study, clinical, ctx.run, jobs=ctx.jobs)
+            frame = score_study(frozen, study, clinical, ctx.run, jobs=ctx.jobs, device=ctx.device)
         caught.extend(warned)
         with staged_file(ctx.run / rf.PREDICTIONS) as tmp:
             write_csv(frame, tmp, float_format="%.17g")
@@ -475,7 +475,8 @@ def _scores_stage(ctx: _Context):
             files.update(ctx.files)
         return files
 
-    return Stage("scores", inputs, lambda: [rf.PREDICTIONS], scores, {"device": "cpu"},
+    where = ctx.models().scoring_device(ctx.device).type if "deep" in ctx.models().models else None
+    return Stage("scores", inputs, lambda: [rf.PREDICTIONS], scores, {"device": where},
                  code=("dlr.predict", "dlr.modeling.frozen", "dlr.modeling.clinical", "dlr.modeling.deep.arm"),
                  upstream=("validate",) + (("features",) if "radiomics" in ctx.models().models else ())), caught
 
@@ -546,8 +547,8 @@ def predict_study(bundle, study, out, *, jobs: int = 1, device: str = "auto", se
     jobs : int
         Processes for extraction and the slices (results do not depend on it).
     device : {"auto", "cpu", "cuda"}
-        Accepted for the command line's symmetry with `dlr run`; the networks score on the CPU,
-        one thread, as the run that made the bundle scored its patients.
+        Where the networks score (:meth:`FrozenModels.scoring_device`): ``auto``, where they were
+        trained (a CPU-trained bundle scores on the CPU, one thread, bit for bit as its run).
     seed, n_bootstrap :
         The analysis' bootstrap (defaults: the bundle's seed and 2000 resamples).
 

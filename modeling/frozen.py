@@ -399,7 +399,7 @@ def _deep_members(deep, models: dict) -> dict:
         members[path] = save({k: v.contiguous() for k, v in state.items()}, metadata={"network": network})
         networks[model_name(network)] = {"network": network, "weights": path}
     models["deep"] = {"settings": deep.settings, "networks": networks, "best_network": deep.best_network,
-                      "phases": list(deep.phases), "fusion": deep.fusion or None}
+                      "phases": list(deep.phases), "fusion": deep.fusion or None, "device": deep.device}
     return members
 
 
@@ -570,9 +570,22 @@ class FrozenModels:
         s["networks"], s["ring_mm"] = tuple(s["networks"]), tuple(s["ring_mm"])
         return DeepSettings(**s)
 
-    def network_log_odds(self, slices) -> dict:
+    def scoring_device(self, device: str = "auto"):
+        """Where the networks score: ``auto`` is where they were trained (the run's scores are then
+        reproduced: on the CPU bit for bit), else the CPU when that device is absent here."""
+        import torch
+
+        from .deep.fit import resolve_device
+
+        if device == "auto":
+            trained = (self.models.get("deep") or {}).get("device", "cpu")
+            device = trained if trained != "cuda" or torch.cuda.is_available() else "cpu"
+        return resolve_device(device)
+
+    def network_log_odds(self, slices, *, device: str = "auto") -> dict:
         """network -> each patient's log-odds (float64) from its slices (:class:`StudySlices`), as
-        the run scored them: one CPU thread, the same test-time augmentation."""
+        the run scored them: the same test-time augmentation, on the CPU one thread (on a GPU,
+        bfloat16 as the run's GPU fits: scores then differ from a CPU run's in the last digits)."""
         import torch
 
         from .deep.arm import make_network, network_input
@@ -580,6 +593,7 @@ class FrozenModels:
 
         settings = self.deep_settings()
         x = network_input(slices, settings)
+        where = self.scoring_device(device)
         out = {}
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
@@ -592,7 +606,7 @@ class FrozenModels:
                 except RuntimeError as exc:
                     raise InputError(f"{self.bundle.source}: member {entry['weights']} does not fit "
                                      f"{entry['network']} ({str(exc).splitlines()[0]})") from None
-                model.eval()
+                model.to(where).eval()
                 out[entry["network"]] = log_odds(model, x, tta=settings.tta)
         finally:
             torch.set_num_threads(threads)
