@@ -302,7 +302,7 @@ def _cmd_train(args) -> int:
         used = " (used for RCR)" if "RCR" in set(summary.models["model"]) else ""
         _progress(f"best classifier (RCR's) by nested out-of-fold development AUC, or CV AUC with --no-oof: "
                   f"{chosen.iloc[0]}{used}")
-    _progress(f"wrote {summary.out}/predictions.csv and {summary.out}/models/")
+    _progress(f"wrote {summary.out}/predictions.csv, {summary.out}/models/ and the model bundle {summary.out}/model/")
     return EXIT_OK
 
 

@@ -10,7 +10,7 @@ split      clinical.csv, study.yaml; seed               split.csv
 features   images, masks, study.yaml, PyRadiomics YAML  features/radiomics.csv, extraction_log.csv
 clinical   clinical.csv, study.yaml                     clinical/ (Table 1, recodes, Table 3, sample size)
 staging    clinical.csv, study.yaml                     staging/staging.csv, staging_missing.csv
-models     clinical.csv, split.csv, features            predictions.csv, predictions_oof.csv, models/
+models     clinical.csv, split.csv, features            predictions.csv, predictions_oof.csv, models/, model/
 analysis   predictions.csv, predictions_oof.csv         results/
 report     results/, models/, clinical/, staging/, ...  report/index.html, index.docx, the checklists
 ========== ============================================ =========================================
@@ -366,7 +366,7 @@ def _models_stage(ctx: _Context):
             files.update({k: v for k, v in ctx.files.items() if k not in files})
         return files
 
-    written = [rf.PREDICTIONS, rf.OOF_PREDICTIONS, "models/models.csv", "models/parameters.json"]
+    written = [rf.PREDICTIONS, rf.OOF_PREDICTIONS, "models/models.csv", "models/parameters.json", "model/manifest.json"]
     if "deep" in arms:
         written += ["models/deep/networks.csv", "models/deep/training_log.csv"]
 
@@ -378,7 +378,7 @@ def _models_stage(ctx: _Context):
                  {"arms": list(arms), "seed": settings.seed,
                   **({"deep": deep.to_dict(), "device": settings.device} if deep else {})},
                  code=("dlr.modeling.study", "dlr.modeling.train", "dlr.modeling.radiomics.harmonization",
-                       "dlr.core.errors"),
+                       "dlr.modeling.frozen", "dlr.core.bundle", "dlr.core.errors"),
                  upstream=("validate", "split") + (("features",) if "radiomics" in arms else ())), caught
 
 
