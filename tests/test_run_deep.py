@@ -139,15 +139,10 @@ def test_the_bundle_holds_every_arm_in_declared_formats_and_no_pickle(deep_run):
 def test_predict_on_the_same_study_scores_every_model_as_the_run_did(deep_run, tmp_path):
     """The frozen chain (median fill, selection, scalers, the five classifiers, RCR, the networks
     on slices cut again with the bundle's settings, DLRCR) gives the run's scores."""
-    import shutil
-
     import numpy as np
 
     study, run, _ = deep_run
     out = tmp_path / "predict"
-    # the caches are content-addressed (image, mask, settings): copied, nothing is recomputed
-    shutil.copytree(run / "features" / "cache", out / "features" / "cache")
-    shutil.copytree(run / "deep" / "slices", out / "deep" / "slices")
     done = run_dlr("predict", run / "model", study, "--out", out, "--jobs", "2", "--bootstrap", "50")
     assert done.returncode == 0, done.stderr[-3000:]
     exact = dict(dtype={"patient_id": str}, float_precision="round_trip")
