@@ -40,6 +40,11 @@ PREDICTIONS = "predictions.csv"
 OOF_PREDICTIONS = "predictions_oof.csv"
 RESULTS_DIR = "results"
 RESULTS_JSON = "results.json"
+#: with study.yaml ``harmonization``: every patient scored by the radiomics models and RCR of the
+#: development chain refitted without ComBat (the harmonisation's sensitivity analysis; contract 4's columns)
+UNHARMONISED_PREDICTIONS = f"{MODELS_DIR}/unharmonised_predictions.csv"
+#: the AUCs by batch level of those models with ComBat (predictions.csv) and without (the file above)
+HARMONIZATION_STRATA = f"{RESULTS_DIR}/harmonization_strata.csv"
 REPORT_DIR = "report"
 
 # ---- the models, in report order (contract section 3) ---------------------------------------

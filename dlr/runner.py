@@ -11,7 +11,8 @@ features   images, masks, study.yaml, PyRadiomics YAML  features/radiomics.csv, 
 clinical   clinical.csv, study.yaml                     clinical/ (Table 1, recodes, Table 3, sample size)
 staging    clinical.csv, study.yaml                     staging/staging.csv, staging_missing.csv
 models     clinical.csv, split.csv, features            predictions.csv, predictions_oof.csv, models/, model/
-analysis   predictions.csv, predictions_oof.csv         results/
+analysis   predictions.csv, predictions_oof.csv,        results/ (harmonization_strata.csv with
+           models/unharmonised_predictions.csv          harmonisation)
 report     results/, models/, clinical/, staging/, ...  report/index.html, index.docx, the checklists
 ========== ============================================ =========================================
 
@@ -366,12 +367,15 @@ def _models_stage(ctx: _Context):
             files.update({k: v for k, v in ctx.files.items() if k not in files})
         return files
 
-    written = [rf.PREDICTIONS, rf.OOF_PREDICTIONS, "models/models.csv", "models/parameters.json", "model/manifest.json"]
+    written = [rf.PREDICTIONS, rf.OOF_PREDICTIONS, "models/models.csv", "models/parameters.json", "model/manifest.json",
+               rf.UNHARMONISED_PREDICTIONS]
     if "deep" in arms:
         written += ["models/deep/networks.csv", "models/deep/training_log.csv"]
+    optional = (rf.OOF_PREDICTIONS, rf.UNHARMONISED_PREDICTIONS)
 
-    def outputs():  # no out-of-fold file when no model was refitted (no CR factor, no imaging arm)
-        return [o for o in written if o != rf.OOF_PREDICTIONS or (run / o).is_file()]
+    def outputs():  # no out-of-fold file when no model was refitted (no CR factor, no imaging arm); no
+        # unharmonised predictions without harmonisation
+        return [o for o in written if o not in optional or (run / o).is_file()]
 
     deep = settings.deep
     return Stage("models", inputs, outputs, models,
@@ -391,6 +395,10 @@ def _analysis_stage(ctx: _Context):
     follow_up = ({"time": config.time_column, "event": config.event_column, "horizon": config.horizon}
                  if config.time_column and config.event_column else {})
 
+    # with harmonisation: the AUCs by batch level with and without ComBat (models/unharmonised_predictions.csv)
+    batch = config.harmonization.batch if config.harmonization is not None else None
+    unharmonised = run / rf.UNHARMONISED_PREDICTIONS
+
     def analysis():
         oof = run / rf.OOF_PREDICTIONS
         done = verbs.analyze(run / rf.PREDICTIONS, run / "results", dev_cohort=config.dev_cohort, strata=strata,
@@ -398,16 +406,41 @@ def _analysis_stage(ctx: _Context):
                              command=["dlr", "run"], **follow_up)
         caught.extend(done.warnings)
         ref = done.result.settings.get("reference")
-        return f"{len(done.result.performance)} model-cohort rows" + (f"; reference {ref}" if ref else "")
+        summary = f"{len(done.result.performance)} model-cohort rows" + (f"; reference {ref}" if ref else "")
+        if batch is not None and unharmonised.is_file():  # after analyze, which replaces results/ whole
+            summary += "; " + _harmonization_strata(run, batch, config.dev_cohort, caught)
+        return summary
+
+    def outputs():
+        extra = [rf.HARMONIZATION_STRATA] if batch is not None and unharmonised.is_file() else []
+        return ["results/performance.csv", "results/comparisons.csv", "results/results.json", *extra]
 
     return Stage("analysis", lambda: {rf.PREDICTIONS: run / rf.PREDICTIONS,
-                                      rf.OOF_PREDICTIONS: run / rf.OOF_PREDICTIONS},
-                 lambda: ["results/performance.csv", "results/comparisons.csv", "results/results.json"], analysis,
+                                      rf.OOF_PREDICTIONS: run / rf.OOF_PREDICTIONS,
+                                      rf.UNHARMONISED_PREDICTIONS: unharmonised},
+                 outputs, analysis,
                  {"dev_cohort": config.dev_cohort, "strata": strata, "n_bootstrap": settings.n_bootstrap,
-                  "seed": settings.seed, **follow_up},
+                  "seed": settings.seed, **follow_up, **({"harmonization_batch": batch} if batch else {})},
                  code=("dlr.analysis.pipeline", "dlr.analysis.figures", "dlr.analysis.output",
-                       "dlr.analysis.predictions", "dlr.analysis.decision_curve", "dlr.analysis.defaults"),
+                       "dlr.analysis.predictions", "dlr.analysis.decision_curve", "dlr.analysis.defaults",
+                       "dlr.analysis.harmonization"),
                  upstream=("models",)), caught
+
+
+def _harmonization_strata(run: Path, batch: str, dev_cohort: str, caught: list) -> str:
+    """``results/harmonization_strata.csv`` from predictions.csv and models/unharmonised_predictions.csv."""
+    from dlr.analysis.harmonization import write_harmonization_strata
+    from dlr.core.errors import collected_warnings
+
+    logger.info(f"AUCs by {batch} with and without ComBat ({rf.UNHARMONISED_PREDICTIONS})")
+    with collected_warnings() as warned:
+        result = write_harmonization_strata(run / rf.PREDICTIONS, run / rf.UNHARMONISED_PREDICTIONS,
+                                            run / rf.HARMONIZATION_STRATA, stratifier=batch, dev_cohort=dev_cohort,
+                                            command=["dlr", "run"])
+    caught.extend(warned)
+    table = result.table
+    return (f"{table['model'].nunique()} models by {batch} with and without ComBat "
+            f"({rf.HARMONIZATION_STRATA})")
 
 
 def _report_stage(ctx: _Context, *, upstream: tuple):

@@ -13,7 +13,9 @@ What is fitted, and on whom (methods.md G: everything on the development cohort 
 * Harmonisation (study.yaml ``harmonization``, :mod:`dlr.modeling.radiomics.harmonization`):
   after the median fill and before the ICC filter, ComBat fitted on the fit's training patients
   (reader 1) removes each batch's location and scale from every feature of readers 1 and 2; its
-  parameters are applied unchanged to every other patient.
+  parameters are applied unchanged to every other patient. As a sensitivity analysis the
+  development chain is fitted once more without ComBat (the same patients, folds and seed, RCR in
+  the harmonised fit's classifier, no out-of-fold refits) and scores every patient.
 * Five classifiers (:mod:`dlr.modeling.classifiers`) on the selected features: z-score parameters
   from the development cohort, hyperparameters tuned by CV AUC on the split's folds.
 * RCR: the selected features plus the CR factors' design columns in the classifier with the
@@ -38,13 +40,18 @@ score of the chain refitted without the patient's fold; ``dlr analyze --oof`` re
 and ``lasso.png`` / ``lasso.svg`` (the paper's Supplementary S4); for the
 logistic models (CR, and RCR when its classifier is LR), ``internal_validation.csv`` (Harrell's
 optimism-corrected bootstrap on the development cohort, :mod:`dlr.modeling.internal_validation`) and
-``nomogram.csv`` / ``nomogram_axes.csv`` (:mod:`dlr.modeling.nomogram`).
+``nomogram.csv`` / ``nomogram_axes.csv`` (:mod:`dlr.modeling.nomogram`); with harmonisation,
+``harmonization.csv`` (the batch's share of each feature's variance before and after ComBat) and
+``unharmonised_predictions.csv`` (every patient scored by the radiomics models and RCR refitted
+without ComBat; the columns of predictions.csv and the batch column).
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,6 +206,8 @@ LEFT_OUT_FILE = rf.LEFT_OUT.split("/")[-1]
 OOF_SELECTION_FILE = rf.OOF_SELECTION.split("/")[-1]
 #: models/harmonization.csv: the batch's share of each feature's variance before and after ComBat
 HARMONIZATION_FILE = "harmonization.csv"
+#: models/unharmonised_predictions.csv: the harmonisation's sensitivity analysis (:func:`_unharmonised_predictions`)
+UNHARMONISED_FILE = rf.UNHARMONISED_PREDICTIONS.split("/")[-1]
 
 
 def _fit_chain(data: _Data, config, train: np.ndarray, *, arms, seed: int, lasso_rule: str, icc_threshold: float,
@@ -752,6 +761,8 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
         _fit_rcr(fit, data, data.ids[dev], data.fold[dev], data.y[dev], best, seed=seed)
         logger.info(f"best classifier by {chosen_by}: {best}")
     scores = _predict_chain(fit, data, data.ids)
+    unharmonised = (_unharmonised_predictions(data, config, fit, dev, kwargs)
+                    if fit.combat is not None and fit.selection is not None else None)
     logistic_tables = _logistic_tables(fit, data, config, dev, n_resamples=internal_validation_b, seed=seed,
                                        alpha=alpha)
     deep_result = None
@@ -786,6 +797,8 @@ def train_study(study, out, *, arms=("clinical", "radiomics"), jobs: int = 1, n_
         logistic_tables[OOF_SELECTION_FILE] = oof_selection
     if fit.combat is not None:
         logistic_tables[HARMONIZATION_FILE] = _harmonization_effect(fit, data)
+    if unharmonised is not None:
+        logistic_tables[UNHARMONISED_FILE] = unharmonised
     logistic_tables[LEFT_OUT_FILE] = pd.DataFrame([line.split("\t", 1) for line in left_out],
                                                   columns=["models", "reason"])
     # built before anything is written: a bundle that cannot be made stops the train whole
@@ -855,6 +868,59 @@ def _eta_squared(x: np.ndarray, levels: np.ndarray) -> np.ndarray:
     between = sum((levels == lv).sum() * (x[levels == lv].mean(axis=0) - x.mean(axis=0)) ** 2 for lv in names)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, between / np.where(total > 0, total, 1.0), np.nan)
+
+
+def _unharmonised_predictions(data: _Data, config, fit: _ArmFit, dev: np.ndarray, kwargs: dict
+                              ) -> Optional[pd.DataFrame]:
+    """``models/unharmonised_predictions.csv``: every patient scored by the radiomics models and RCR
+    of the development chain refitted without ComBat (:func:`_fit_unharmonised`), in the columns
+    of predictions.csv (contract section 4) and the batch column; None where that refit selects
+    no feature (with a warning)."""
+    logger.info(f"harmonization: refitting the development chain without ComBat on the same {int(dev.sum())} "
+                f"development patients, folds and seed, RCR in {fit.best} (a sensitivity analysis: no out-of-fold "
+                "refits)")
+    start = time.perf_counter()
+    plain = _fit_unharmonised(data, config, fit, dev, kwargs)
+    if plain is None:
+        return None
+    scores = {m: s for m, s in _predict_chain(plain, _without_batch(data), data.ids).items() if m != "CR"}
+    table = _predictions(data, config, scores, None)
+    batch = config.harmonization.batch
+    if batch not in table.columns:  # the stratifier of results/harmonization_strata.csv
+        table[batch] = table["patient_id"].map(data.clinical[batch]).to_numpy()
+    logger.info(f"harmonization: the unharmonised refit ({', '.join(scores)}) took "
+                f"{time.perf_counter() - start:.1f} s")
+    return table
+
+
+def _without_batch(data: _Data) -> _Data:
+    """``data`` without its batch levels: the chain fitted on it harmonises nothing."""
+    return dataclasses.replace(data, batch=None)
+
+
+def _fit_unharmonised(data: _Data, config, fit: _ArmFit, dev: np.ndarray, kwargs: dict) -> Optional[_ArmFit]:
+    """The development chain (medians, ICC, tests, LASSO, the five classifiers, RCR) refitted on
+    the development patients ``dev`` alone without ComBat: the same folds and seed as ``fit``
+    (the harmonised development fit), its CR model as fitted (harmonisation does not touch the
+    clinical factors) and RCR in its classifier ``fit.best``. None, with a warning, where the
+    selection keeps no feature. The refit's warnings are given again, prefixed."""
+    plain = _without_batch(data)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            refit = _fit_chain(plain, config, dev, rcr=False, **{**kwargs, "arms": ("radiomics",)})
+        except NothingSelected as exc:
+            refit = None
+            reason = str(exc)
+        if refit is not None:
+            refit.cr = fit.cr
+            _fit_rcr(refit, plain, data.ids[dev], data.fold[dev], data.y[dev], fit.best, seed=kwargs["seed"])
+    for message in dict.fromkeys((w.category, str(w.message)) for w in caught):
+        warnings.warn(f"the unharmonised sensitivity refit: {message[1]}", message[0], stacklevel=3)
+    if refit is None:
+        warnings.warn(f"the unharmonised sensitivity refit: {reason}; {UNHARMONISED_FILE} is not written and the "
+                      "report has no scanner-stratified comparison with and without harmonisation", stacklevel=3)
+    return refit
 
 
 def _provenance(study, run: Path, *, arms, n_folds: int, lasso_rule: str, icc_threshold: float, alpha: float,

@@ -52,7 +52,8 @@ METHOD_CONSTANTS = (0.05, 0.001, 0.5, 0.90, *rf.CALIBRATION_SLOPE_RANGE, *DCA_RA
 #: the run's folders whose tables the numbers may come from
 SOURCES = (rf.RESULTS_DIR, rf.MODELS_DIR, f"{rf.MODELS_DIR}/deep", "clinical", rf.STAGING_DIR)
 #: files too large or not quoted (per-patient and per-voxel tables)
-SKIPPED = {"predictions.csv", "predictions_oof.csv", "oof_predictions.csv", "deep_features.csv", "roc_curve.csv",
+SKIPPED = {"predictions.csv", "predictions_oof.csv", "oof_predictions.csv", "unharmonised_predictions.csv",
+           "deep_features.csv", "roc_curve.csv",
            "roc_band.csv", "calibration_smooth.csv", "decision_curve.csv", "km_curve.csv", "lasso_path.csv",
            "training_log.csv", "tuning.csv", "icc.csv", "staging.csv", "scorecam.csv"}
 #: tables `dlr report` itself writes whose numbers the report quotes: the METRICS checklist's

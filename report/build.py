@@ -45,7 +45,8 @@ TEXT_SECTIONS = ("abstract", "methods-data", "methods-participants", "methods-ou
                  "reproducibility")
 #: table slots of the sources, each an include of generated/tables/<id>.md
 TABLE_SLOTS = ("tbl-1-characteristics", "tbl-2-classifiers", "tbl-3-logistic", "tbl-4-models", "tbl-s-oof",
-               "tbl-s-internal-validation", "tbl-s-delong", "tbl-s-staging", "tbl-s-scanner", "tbl-s-calibration", "tbl-s-reclassification",
+               "tbl-s-internal-validation", "tbl-s-delong", "tbl-s-staging", "tbl-s-scanner", "tbl-s-harmonization",
+               "tbl-s-calibration", "tbl-s-reclassification",
                "tbl-s-sample-size", "tbl-s-agreement", "tbl-s-selection")
 #: figure slots of the sources, each an include of generated/figures/<id>.md
 FIGURE_SLOTS = ("fig-selection-flow", "fig-lasso", "fig-roc-classifiers", "fig-nomogram", "fig-nomogram-rcr",
@@ -111,7 +112,7 @@ def prepare_sources(run, source, *, renderer: str, dpi: int = 300) -> dict:
         "methods-predictors": text.methods_predictors(facts),
         "methods-sample-size": text.methods_sample_size(facts),
         "methods-missing": text.methods_missing(facts),
-        "methods-models": text.methods_models(facts, figures=present_f),
+        "methods-models": text.methods_models(facts, figures=present_f, tables=present_t),
         "methods-performance": text.methods_performance(facts),
         "methods-fairness": text.methods_fairness(facts),
         "results-participants": text.results_participants(facts, tables=present_t),
@@ -156,6 +157,8 @@ def prepare_sources(run, source, *, renderer: str, dpi: int = 300) -> dict:
         "dlr": {"has-radiomics": facts.has_radiomics, "has-deep": facts.has_deep,
                 "no-deep": not facts.has_deep, "best-model": facts.best_model or "",
                 "has-staging": any(m in facts.model_names for m in ("BCLC", "CNLC", "ERASL")),
+                # the supplement's section of scanner-stratified AUCs with and without ComBat
+                "has-harmonization-strata": "tbl-s-harmonization" in present_t,
                 "synthetic": str(getattr(facts.config, "name", "")).startswith("synthetic")},
     }
     (gen / "values.yml").write_text(yaml.safe_dump(values, sort_keys=False, allow_unicode=True))

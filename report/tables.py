@@ -25,6 +25,7 @@ Table 3                ``clinical/univariate.csv``, ``multivariate.csv``, ``sele
 S DeLong               ``results/comparisons.csv``
 S staging              ``results/performance.csv``, ``comparisons.csv``, ``staging/staging_missing.csv``
 S scanner              ``results/subgroups.csv``
+S harmonization        ``results/harmonization_strata.csv`` (``dlr run`` with study.yaml ``harmonization``)
 S calibration          ``results/performance.csv``
 S reclassification     ``results/reclassification.csv``
 S sample size          ``clinical/sample_size.csv`` (``dlr logistic``)
@@ -867,6 +868,72 @@ def scanner_table(run, *, results: str = "results") -> DisplayTable | None:
     return DisplayTable("tbl-s-scanner", caption, frame, notes)
 
 
+def harmonization_table(run, *, results: str = "results") -> DisplayTable | None:
+    """Supplementary: the AUCs by batch level (the scanner) of the radiomics models and RCR with
+    ComBat harmonisation (the reported models) beside those of the same models refitted without
+    it on the development cohort (``harmonization_strata.csv``, written by `dlr run` with
+    study.yaml ``harmonization``): level, n, events, and each fit's AUC (95% CI). None without
+    the file."""
+    run = as_facts(run)
+    strata = _read_csv(run, results, "harmonization_strata.csv",
+                       dtype={"model": str, "cohort": str, "stratifier": str, "level": str})
+    if strata is None:
+        return None
+    harmonised = strata["harmonised"].astype(str).str.strip().str.lower().isin(["true", "1"])
+    settings = _settings(run, results)
+    perf = _performance(run, results)
+    cohorts = _cohorts(perf, settings) if perf is not None else []
+    cohorts = [c for c in cohorts if c in set(strata["cohort"])] + \
+        [c for c in dict.fromkeys(strata["cohort"]) if c not in cohorts]
+    stratifiers = list(dict.fromkeys(strata["stratifier"]))
+    label = _names([variable_label(x) for x in stratifiers])
+    rows = []
+    for model in dict.fromkeys(strata["model"]):
+        first_model = True
+        for cohort in cohorts:
+            part = strata[(strata["model"] == model) & (strata["cohort"] == cohort)]
+            with_, without = part[harmonised[part.index]], part[~harmonised[part.index]]
+            for k, level in enumerate(dict.fromkeys([*with_["level"], *without["level"]])):
+                a = with_[with_["level"] == level]
+                b = without[without["level"] == level]
+                a = a.iloc[0] if len(a) else None
+                b = b.iloc[0] if len(b) else None
+                rows.append({"Model": model if first_model else "",
+                             "Cohort": cohort_label(cohort) if k == 0 else "",
+                             label: level_label(level),
+                             "n": _counts(a, b, "n"), "Events": _counts(a, b, "n_events"),
+                             "AUC with ComBat (95% CI)": DASH if a is None else format_ci(a["auc"], a["auc_ci_low"],
+                                                                                           a["auc_ci_high"]),
+                             "AUC without ComBat (95% CI)": DASH if b is None else format_ci(b["auc"], b["auc_ci_low"],
+                                                                                              b["auc_ci_high"])})
+                first_model = False
+    frame = pd.DataFrame(rows).fillna("")
+    dev = _dev_cohort(perf, settings) if perf is not None else None
+    models = list(dict.fromkeys(strata["model"]))
+    names = [m.replace("Radiomics-", "") for m in models]  # LR, ..., RCR
+    same = "the same patients, folds, seed and RCR classifier" if "RCR" in models else \
+        "the same patients, folds and seed"
+    notes = _join(
+        "AUC with DeLong 95% CI within each level; NA where a level has a single outcome class.",
+        "With ComBat: the reported models (ComBat fitted on development patients only, applied unchanged to the "
+        "other cohorts).",
+        "Without ComBat: a sensitivity analysis, the same models refitted on the development cohort without "
+        f"harmonisation ({same}; no out-of-fold refits), scoring every patient.",
+        f"{cohort_label(dev)} cohort AUCs are apparent (the models were fitted on these patients)." if dev else "",
+        "No test compares the two fits.",
+        _abbreviations(["AUC", "CI", *names]),
+    )
+    caption = ("Scanner-stratified AUC with and without ComBat harmonisation." if label == "MRI scanner" else
+               f"AUC by {label[:1].lower() + label[1:]} with and without ComBat harmonisation.")
+    return DisplayTable("tbl-s-harmonization", caption, frame, notes)
+
+
+def _counts(a, b, column: str) -> str:
+    """A count of the harmonised row ``a`` and the unharmonised ``b``: once when they agree."""
+    values = [format_count(r[column]) for r in (a, b) if r is not None]
+    return values[0] if len(set(values)) == 1 else " / ".join(values)
+
+
 def calibration_table(run, *, results: str = "results") -> DisplayTable | None:
     """Supplementary: Brier score, calibration intercept and slope, and the Hosmer-Lemeshow
     chi-squared (df) and P of every probability model in every cohort (performance.csv). None
@@ -1348,6 +1415,7 @@ def report_tables(run, *, best_model: str | None = None, best_radiomics: str | N
         delong_table(run, results=results),
         staging_table(run, best_model=best_model, results=results, staging=staging, models=models),
         scanner_table(run, results=results),
+        harmonization_table(run, results=results),
         calibration_table(run, results=results),
         reclassification_table(run, results=results),
         sample_size_table(run, logistic=logistic),

@@ -329,7 +329,7 @@ def methods_missing(facts: RunFacts) -> str:
     return " ".join(text) + "\n"
 
 
-def methods_models(facts: RunFacts, *, figures: set) -> str:
+def methods_models(facts: RunFacts, *, figures: set, tables: frozenset = frozenset()) -> str:
     lines = [f"**Not fitted: {models}.** {reason[:1].upper()}{reason[1:]}; "
              f"{'these models were' if ',' in models else 'this model was'} left out of every table and figure."
              for models, reason in facts.left_out]
@@ -344,7 +344,7 @@ def methods_models(facts: RunFacts, *, figures: set) -> str:
                      "reproducibility between two readers' masks (ICC(2,1) > 0.90), a t test or Mann-Whitney U "
                      "test (P < 0.05), then LASSO logistic regression with 5-fold cross-validation"
                      + (" (@fig-lasso)" if "fig-lasso" in figures else "") + ".")
-    harmonization = _harmonization_text(facts)
+    harmonization = _harmonization_text(facts, tables=tables)
     if harmonization:
         lines.append(harmonization)
     if facts.models is not None and facts.has_radiomics:
@@ -376,22 +376,26 @@ def methods_models(facts: RunFacts, *, figures: set) -> str:
     return "\n\n".join(lines) + "\n"
 
 
-def _harmonization_text(facts: RunFacts) -> str:
+def _harmonization_text(facts: RunFacts, *, tables: frozenset = frozenset()) -> str:
     """The ComBat harmonisation of the radiomics features (study.yaml ``harmonization``), from
-    ``models/parameters.json`` (the development fit's levels) and ``models/harmonization.csv``
-    (the batch's share of each feature's variance before and after); empty when it was off."""
+    ``models/parameters.json`` (the development fit's levels), ``models/harmonization.csv``
+    (the batch's share of each feature's variance before and after) and
+    ``results/harmonization_strata.csv`` (the sensitivity analysis without ComBat); empty when
+    it was off."""
     fitted = ((facts.parameters or {}).get("radiomics") or {}).get("harmonization")
     if not fitted:
         return ""
     batch = markdown_text(fitted["batch"])
     levels = ", ".join(f"{markdown_text(lv)} (n = {n})" for lv, n in fitted["n_patients"].items())
+    strata = _harmonization_strata(facts)
     text = (f"**Harmonisation.** Before selection, the radiomics features were harmonised across the levels of "
             f"{batch} by ComBat (Johnson et al. 2007: location and scale batch effects with parametric empirical "
             f"Bayes priors, as neuroCombat; no covariates, the outcome not used), after the development medians "
             "filled any missing value. ComBat was fitted on development patients only "
             f"({levels}), inside every out-of-fold refit on that refit's training folds alone, and applied "
             "unchanged to every other cohort (its parameters are in `models/parameters.json`); every radiomics "
-            "and RCR result, the scanner subgroups included, is that of the harmonised models.")
+            "and RCR result, the scanner subgroups included, is that of the harmonised models"
+            + (", apart from the sensitivity analysis below." if strata is not None else "."))
     effect = facts.table("models/harmonization.csv")
     if effect is not None and len(effect):
         said = []
@@ -402,7 +406,55 @@ def _harmonization_text(facts: RunFacts) -> str:
         if said:
             text += (f" The median share of a feature's variance explained by {batch} (eta squared; "
                      f"`models/harmonization.csv`) was: {'; '.join(said)}.")
-    return text + " No radiomics models without harmonisation were fitted for comparison."
+    if strata is None:
+        return text + " No radiomics models without harmonisation were fitted for comparison."
+    models = list(dict.fromkeys(strata["model"]))
+    where = "@tbl-s-harmonization" if "tbl-s-harmonization" in tables else f"`{rf.HARMONIZATION_STRATA}`"
+    same = "the same patients, folds, seed and RCR classifier" if "RCR" in models else \
+        "the same patients, folds and seed"
+    return text + (f" As a sensitivity analysis, the unharmonised models ({_list(models)}) were refitted without "
+                   f"ComBat on the development cohort ({markdown_text(facts.dev_cohort)}; {same}; no out-of-fold "
+                   "refits) and scored every patient (`models/unharmonised_predictions.csv`); "
+                   f"{where} gives their AUCs by {batch} beside those of the harmonised models, with DeLong 95% CIs "
+                   "and no test between the two.")
+
+
+def _harmonization_strata(facts: RunFacts) -> Optional[pd.DataFrame]:
+    """``results/harmonization_strata.csv`` with ``harmonised`` as bool; None when absent or empty."""
+    strata = facts.table(rf.HARMONIZATION_STRATA, dtype={"model": str, "cohort": str, "level": str})
+    if strata is None or strata.empty:
+        return None
+    return strata.assign(harmonised=strata["harmonised"].astype(str).str.strip().str.lower().isin(["true", "1"]))
+
+
+def _harmonization_results(facts: RunFacts, *, tables: set) -> str:
+    """The AUCs by batch level with and without ComBat of RCR (else the best radiomics model, else
+    the first) in each cohort other than the development one: the numbers of
+    ``results/harmonization_strata.csv``, side by side, without a comparison."""
+    strata = _harmonization_strata(facts)
+    if strata is None:
+        return ""
+    models = list(dict.fromkeys(strata["model"]))
+    model = next(m for m in ("RCR", facts.best_radiomics, models[0]) if m in models)
+    cohorts = [c for c in dict.fromkeys(strata["cohort"]) if c != facts.dev_cohort] or [facts.dev_cohort]
+    batch = markdown_text(strata["stratifier"].iloc[0])
+    said = []
+    for cohort in cohorts:
+        rows = strata[(strata["model"] == model) & (strata["cohort"] == cohort)]
+        if rows.empty:
+            continue
+        sides = []
+        for flag, words in ((True, "with ComBat"), (False, "without")):
+            side = rows[rows["harmonised"] == flag]
+            sides.append(_list(f"{num(r.auc)} ({markdown_text(r.level)})" if math.isfinite(float(r.auc)) else
+                               f"not estimable ({markdown_text(r.level)}: {int(r.n)} patients, {int(r.n_events)} "
+                               "events)" for r in side.itertuples()) + f" {words}")
+        said.append(f"in the {markdown_text(cohort)} cohort, {sides[0]}, {sides[1]}")
+    if not said:
+        return ""
+    where = " (@tbl-s-harmonization)" if "tbl-s-harmonization" in tables else ""
+    return (f"{model}'s AUCs by {batch}, with ComBat and in the sensitivity analysis refitted without it{where}, "
+            "were: " + "; ".join(said) + ".")
 
 
 def _deep_settings(facts: RunFacts) -> dict:
@@ -890,13 +942,16 @@ def results_survival(facts: RunFacts, *, figures: set) -> str:
 
 
 def results_subgroups(facts: RunFacts, *, tables: set, figures: set) -> str:
+    harmonization = _harmonization_results(facts, tables=tables)
     if facts.subgroups is None or facts.subgroups.empty:
-        return "No subgroup analysis was made.\n"
+        return " ".join(["No subgroup analysis was made.", *([harmonization] if harmonization else [])]) + "\n"
     text = []
     if "fig-forest" in figures:
         text.append("@fig-forest shows the AUCs by scanner.")
     if "tbl-s-scanner" in tables:
         text.append("@tbl-s-scanner lists them.")
+    if harmonization:
+        text.append(harmonization)
     return " ".join(text) + "\n"
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from dlr.core.errors import InputError
 from dlr.core.tempfiles import private_folder
-from dlr.core.run_folder import OOF_PREDICTIONS, PREDICTIONS
+from dlr.core.run_folder import HARMONIZATION_STRATA, OOF_PREDICTIONS, PREDICTIONS, UNHARMONISED_PREDICTIONS
 from dlr.package.compare import DIFFERENCE_COLUMNS, _difference, compare_csv, compare_json
 from dlr.package.layout import MANIFEST, RESULTS, RESULTS_JSON, _sha256, analysis_settings
 
@@ -135,6 +135,8 @@ def _verify_folder(folder: Path, *, label: str) -> VerifyResult:
             except InputError as exc:
                 raise InputError(f"{label}: the packaged predictions cannot be analysed: "
                                  f"{str(exc).replace(str(folder) + os.sep, '')}") from None
+            _recompute_harmonization_strata(folder, out, dev_cohort=kwargs.get("dev_cohort", "training"),
+                                            label=label)
         checked, n_numbers = [], 0
         packaged_csv = {p.name for p in (folder / RESULTS).glob("*.csv")}
         recomputed_csv = {p.name for p in (out / RESULTS).glob("*.csv")}
@@ -162,6 +164,26 @@ def _verify_folder(folder: Path, *, label: str) -> VerifyResult:
         shutil.rmtree(out, ignore_errors=True)
     frame = pd.DataFrame(differences, columns=DIFFERENCE_COLUMNS)
     return VerifyResult(frame.empty, frame, tuple(checked), n_numbers, settings)
+
+
+def _recompute_harmonization_strata(folder: Path, out: Path, *, dev_cohort: str, label: str) -> None:
+    """``results/harmonization_strata.csv`` (a harmonised `dlr run`) recomputed into ``out`` from
+    the packaged predictions.csv and models/unharmonised_predictions.csv, by the batch column it
+    names; nothing for a package without it."""
+    from dlr.analysis.harmonization import write_harmonization_strata
+
+    packaged = folder / HARMONIZATION_STRATA
+    if not packaged.is_file() or not (folder / UNHARMONISED_PREDICTIONS).is_file():
+        return
+    stratifiers = pd.read_csv(packaged, usecols=["stratifier"], dtype=str, keep_default_na=False)["stratifier"]
+    if stratifiers.nunique() != 1:
+        raise InputError(f"{label}: {HARMONIZATION_STRATA} names {stratifiers.nunique()} stratifiers, not one")
+    try:
+        write_harmonization_strata(folder / PREDICTIONS, folder / UNHARMONISED_PREDICTIONS, out / HARMONIZATION_STRATA,
+                                   stratifier=stratifiers.iloc[0], dev_cohort=dev_cohort)
+    except InputError as exc:
+        raise InputError(f"{label}: the packaged unharmonised predictions cannot be analysed: "
+                         f"{str(exc).replace(str(folder) + os.sep, '')}") from None
 
 
 def _checklist_differences(folder: Path, label: str) -> tuple[list, list]:
