@@ -3,7 +3,6 @@ the paper's two-step selection of the clinical-radiological (CR) model's factors
 (`dlr logistic`, and the first step of the CR model in `modeling/clinical.py`)."""
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -186,12 +185,18 @@ def _maximise(y: np.ndarray, x: np.ndarray) -> tuple[str, np.ndarray | None, np.
         return "singular design", None, None
 
 
+def _exp(x: float) -> float:
+    """e^x, infinite beyond the float range (a CI bound under near-separation, not a crash)."""
+    with np.errstate(over="ignore"):
+        return float(np.exp(x))
+
+
 def _term_rows(fit: _Fit) -> list[dict]:
     se = np.sqrt(np.diag(fit.cov))
     rows = []
     for (name, level, ref), b, s in zip(fit.terms, fit.beta, se):
-        rows.append({"variable": name, "level": level, "reference": ref, "odds_ratio": math.exp(b),
-                     "ci_low": math.exp(b - _Z95 * s), "ci_high": math.exp(b + _Z95 * s),
+        rows.append({"variable": name, "level": level, "reference": ref, "odds_ratio": _exp(b),
+                     "ci_low": _exp(b - _Z95 * s), "ci_high": _exp(b + _Z95 * s),
                      "p_value": float(2 * special.ndtr(-abs(b / s))) if np.isfinite(b) else float("nan")})
     return rows
 

@@ -510,3 +510,15 @@ def test_batched_group_tests_equal_the_one_at_a_time_rule(equal_var):
             assert_allclose([b.statistic, b.p_value, b.df, b.normality_p], [s.statistic, s.p_value, s.df, s.normality_p],
                             rtol=1e-12, atol=0, equal_nan=True)
     assert seen == {NOT_TESTABLE, "Mann-Whitney U", f"{'Student' if equal_var else 'Welch'} t test"}
+
+
+def test_an_odds_ratio_bound_beyond_the_float_range_is_infinite_not_a_crash():
+    """Near-separation: a coefficient of 30 with SE 400 puts the upper bound at e^814."""
+    import numpy as np
+
+    from dlr.modeling.cr_factors import _Fit, _term_rows
+
+    fit = _Fit([("ast", ">40", "<=40")], np.array([30.0]), np.array([[400.0 ** 2]]), "ok", 50, 20, 0)
+    row = _term_rows(fit)[0]
+    assert row["ci_high"] == float("inf") and row["odds_ratio"] == pytest.approx(np.exp(30.0))
+    assert 0 < row["ci_low"] < 1 and 0 < row["p_value"] < 1
