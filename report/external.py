@@ -390,8 +390,10 @@ def methods_data(ext: ExternalFacts) -> str:
             + f", with {len(cohorts)} {'cohort' if len(cohorts) == 1 else 'cohorts'}: {_list(cohorts)}. "
             f"The outcome is {_code(ext.outcome)} (1 = event), as recorded in the study's clinical table."]
     text.append(f"The development cohort is {_dev_words(ext)} of the bundle: {n} patients with {e} events "
-                f"({_rate(n, e)}), as bundle.json records them; the bundle carries no patient-level data. Its "
-                "rows in the results are the development predictions stored in the bundle: the apparent "
+                f"({_rate(n, e)}), as bundle.json records them; of its patients the bundle carries only the models' "
+                "scores and outcomes under pseudonyms (and, inside the fitted KNN and SVM, feature vectors), no "
+                "clinical characteristic. Its rows in the results are the development predictions stored in the "
+                "bundle: the apparent "
                 "predictions of the models fitted on those patients"
                 + (f" and their nested out-of-fold predictions, labelled {_name(ext.oof)}" if ext.oof else "")
                 + ", shown for comparison only.")
@@ -534,6 +536,12 @@ def _vs_dev(ext: ExternalFacts, model: str, cohort: str) -> str:
         if len(rows):
             value = rows.iloc[0]["p_value"]
             p = f"; unpaired DeLong against the apparent development AUC, {'P < 0.001' if _finite(value) and float(value) < 0.001 else 'P = ' + format_p(value)}"
+        if ext.oof:
+            rows = tests[(tests["model"] == model) & (tests["cohort_a"] == ext.oof) & (tests["cohort_b"] == cohort)]
+            if len(rows):
+                value = rows.iloc[0]["p_value"]
+                p += (f", against the out-of-fold one, "
+                      f"{'P < 0.001' if _finite(value) and float(value) < 0.001 else 'P = ' + format_p(value)}")
     oof = ext.perf(model, ext.oof) if ext.oof else None
     honest = f", out-of-fold {format_number(oof['auc'])}" if oof is not None else ""
     return (f", {words} its development AUC of {format_number(dev['auc'])} (apparent{honest}{p})"
@@ -750,7 +758,7 @@ def characteristics_table(ext: ExternalFacts) -> Optional[DisplayTable]:
                f"of {ext.study_name}, by outcome group, beside the development cohort ({ext.dev_cohort}) as far as "
                "the bundle records it.")
     notes = ("Development cohort: its size, events and event rate as bundle.json records them; the bundle "
-             "carries no patient-level data, so its characteristics are not shown (—). Event rates: events over "
+             "carries no clinical characteristic of its patients, so they are not shown (—). Event rates: events over "
              "the cohort's patients. " + base.notes)
     return DisplayTable("tbl-1-characteristics", caption, out, notes)
 
@@ -774,7 +782,8 @@ def discrimination_table(ext: ExternalFacts) -> DisplayTable:
         for row in tests.itertuples(index=False):
             p_of[(row.model, row.cohort_a, row.cohort_b)] = row.p_value
     columns = (["Model", "Cohort", "n (events)", "AUC (95% CI)", "AUC bootstrap 95% CI", "Threshold (bundle)"]
-               + [name for name, _ in _OPERATING] + ["P vs development"])
+               + [name for name, _ in _OPERATING] + ["P vs development"]
+               + (["P vs development (out-of-fold)"] if ext.oof else []))
     order = [(ext.dev, f"{cohort_label(ext.dev)} (development, apparent)")]
     if ext.oof:
         order.append((ext.oof, f"{cohort_label(ext.dev)} (development, out-of-fold)"))
@@ -792,11 +801,9 @@ def discrimination_table(ext: ExternalFacts) -> DisplayTable:
                     format_ci(r["auc"], r["auc_ci_low"], r["auc_ci_high"]), boot,
                     format_number(r.get("threshold"), 3)]
             line += [format_ci(r.get(key), r.get(f"{key}_ci_low"), r.get(f"{key}_ci_high")) for _, key in _OPERATING]
-            if cohort in ext.new_cohorts:
-                key = (model, ext.dev, cohort)
-                line.append(format_p(p_of[key]) if key in p_of else "NA")
-            else:
-                line.append(DASH)
+            for against in [ext.dev] + ([ext.oof] if ext.oof else []):
+                key = (model, against, cohort)
+                line.append((format_p(p_of[key]) if key in p_of else "NA") if cohort in ext.new_cohorts else DASH)
             rows.append(line)
             first = False
     frame = pd.DataFrame(rows, columns=columns)
@@ -807,7 +814,8 @@ def discrimination_table(ext: ExternalFacts) -> DisplayTable:
         "development cohort and carried in the bundle unchanged (performance.csv's threshold_source: bundle); "
         "index models' thresholds are on their own scale.",
         f"P vs development: unpaired DeLong test of the model's AUC in the new cohort against its AUC in the "
-        f"{ext.dev} cohort (results/cohort_tests.csv).",
+        f"{ext.dev} cohort (apparent" + (", and against its out-of-fold AUC there" if ext.oof else "")
+        + "; results/cohort_tests.csv).",
         f"{cohort_label(ext.dev)} (development, apparent): the models scored the patients they were fitted on "
         "(optimistic)" + ("; out-of-fold: nested cross-validation, the honest development estimate." if ext.oof
                          else "."),

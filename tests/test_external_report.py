@@ -191,15 +191,20 @@ def test_the_p_value_against_development_is_cohort_tests_csv(run2, rendered):
     _, html = rendered
     tests = pd.read_csv(run2 / "results" / "cohort_tests.csv")
     table = next(t for t in html.tables if t and t[0][:2] == ["Model", "Cohort"] and "P vs development" in t[0])
+    columns = {"training": table[0].index("P vs development")}
+    if "P vs development (out-of-fold)" in table[0]:  # against the honest development estimate too
+        columns["training (out-of-fold)"] = table[0].index("P vs development (out-of-fold)")
     model = None
     for row in table[1:]:
         model = row[0] or model
-        if row[1] == "Validation":
-            p = tests[(tests["model"] == model) & (tests["cohort_a"] == "training")
-                      & (tests["cohort_b"] == "validation")]["p_value"].iloc[0]
-            assert row[-1] == ("< 0.001" if p < 0.001 else f"{p:.3f}"), model
-        else:
-            assert row[-1] == "—"
+        for against, column in columns.items():
+            if row[1] == "Validation":
+                found = tests[(tests["model"] == model) & (tests["cohort_a"] == against)
+                              & (tests["cohort_b"] == "validation")]["p_value"]
+                p = found.iloc[0] if len(found) else None
+                assert row[column] == ("NA" if p is None else "< 0.001" if p < 0.001 else f"{p:.3f}"), model
+            else:
+                assert row[column] == "—"
 
 
 def test_the_thresholds_are_said_to_be_carried_from_development(run2, rendered):
