@@ -159,6 +159,12 @@ def check_study(frozen, study) -> tuple[pd.DataFrame, list]:
                                     f"fitted on (its levels: {', '.join(frozen.combat.levels)}); their features cannot be "
                                     "harmonised. Fix: score them with a bundle whose development cohort had that "
                                     "batch, or leave them out")
+    if "radiomics" in frozen.models and not (frozen.bundle.has("radiomics/params.yaml")
+                                             and frozen.bundle.has("radiomics/preprocessing.json")):
+        problems.append(f"{frozen.bundle.source}: the bundle has no radiomics/params.yaml and preprocessing.json (its "
+                        "run's features were not extracted by `dlr extract`), so new patients' features cannot be "
+                        "extracted as the development patients' were. Fix: rebuild the bundle from a run whose "
+                        "features `dlr extract` or `dlr run` extracted")
     if problems:
         raise InputError(f"{root} does not fit the bundle {frozen.bundle.source}:\n  " + "\n  ".join(problems))
     return clinical, log
@@ -246,6 +252,12 @@ def analysis_frame(run: Path, info: dict, config) -> tuple[pd.DataFrame, pd.Data
         if ours and theirs and ours != theirs:
             rename[ours] = theirs
     new = new.rename(columns=rename)
+    # the study's cohorts in the order `dlr run` gives them (one named as the bundle's development
+    # cohort first, then study.yaml's order, then any other by appearance): each draws its bootstrap
+    # seed by its place, so a cohort keeps the resamples it had in the run of its study
+    first = [info["dev_cohort"]] if info["dev_cohort"] in set(new["cohort"]) else []
+    rank = {c: k for k, c in enumerate(dict.fromkeys([*first, *config.cohorts, *new["cohort"]]))}
+    new = new.iloc[np.argsort(new["cohort"].map(rank).to_numpy(), kind="stable")].reset_index(drop=True)
     # the development cohort's pseudonyms kept apart from the study's own ids
     dev = dev.assign(patient_id="(development) " + dev["patient_id"])
     if oof is not None:

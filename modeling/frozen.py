@@ -358,9 +358,11 @@ def bundle_members(*, config, study_yaml: Path, clinical: pd.DataFrame, fit, pre
                                "selected": list(fit.selection.features), "best_classifier": fit.best,
                                "harmonization": fit.combat.parameters() if fit.combat is not None else None,
                                "classifiers": classifiers}
-        if features_dir is not None:
-            members["radiomics/params.yaml"] = (Path(features_dir) / "radiomics_params.yaml").read_bytes()
-            members["radiomics/preprocessing.json"] = (Path(features_dir) / "preprocessing.json").read_bytes()
+        # as `dlr extract` recorded them (absent for features made otherwise: `dlr predict` then refuses to extract)
+        for member, name in (("radiomics/params.yaml", "radiomics_params.yaml"),
+                             ("radiomics/preprocessing.json", "preprocessing.json")):
+            if features_dir is not None and (Path(features_dir) / name).is_file():
+                members[member] = (Path(features_dir) / name).read_bytes()
     if erasl is not None:
         models["erasl"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(erasl).items()}
     if deep is not None:

@@ -218,7 +218,8 @@ def test_a_failure_while_writing_leaves_the_earlier_models_and_predictions(train
     stale.to_csv(run2 / "predictions_oof.csv", index=False)
     record_provenance(run2, ["predictions_oof.csv"], {"stale": True})
     before = snapshot()
-    assert {"predictions.csv", "provenance.json", "models/parameters.json", "models/provenance.json"} <= set(before)
+    assert {"predictions.csv", "provenance.json", "models/parameters.json", "models/provenance.json",
+            "model/manifest.json", "model/models.json"} <= set(before)
     real = train._write_models
 
     def fail_after_writing(mdir, *args):
@@ -229,8 +230,8 @@ def test_a_failure_while_writing_leaves_the_earlier_models_and_predictions(train
     with pytest.raises(RuntimeError, match="disk full"):
         train_study(load_study(root), run2, arms=("clinical",), oof=False, alpha=0.2)
     assert snapshot() == before  # same files, same bytes, no temporary left (rglob sees hidden ones)
-    assert sorted(p.name for p in run2.iterdir()) == ["models", "predictions.csv", "predictions_oof.csv",
-                                                      "provenance.json", "split.csv"]
+    assert sorted(p.name for p in run2.iterdir()) == ["model", "models", "predictions.csv", "predictions_oof.csv",
+                                                      "provenance.json", "split.csv"]  # the bundle kept too
     monkeypatch.undo()
     train_study(load_study(root), run2, arms=("clinical",), oof=False, alpha=0.2)
     assert not (run2 / "predictions_oof.csv").exists() and "predictions_oof.csv" not in read_provenance(run2)
