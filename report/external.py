@@ -25,8 +25,13 @@ file of RUN2                       what the report takes from it
 ``results/survival.csv``           Harrell's C, log-rank P, Cox HR (when follow-up exists)
 ``results/results.json``           the analysis' settings (cohorts, bootstrap B, reference model,
                                    decision-curve range) and provenance
-``results/figures/*.png``          the ROC, calibration, decision-curve, Kaplan-Meier and forest
-                                   figures, copied as `dlr analyze` drew them
+``results/roc_curve.csv`` and the  the figures, drawn by :mod:`dlr.report.external_figures` (key
+other curve tables: ``roc_band``,  models only, as the rows were saved; each legend's AUC that of
+``calibration_groups``,            performance.csv): ROC curves per cohort; the staging systems and
+``calibration_smooth``,            indexes against RCR; calibration per model; decision curves and
+``decision_curve``,                their differences from the reference model per new cohort;
+``decision_curve_differences``,    Kaplan-Meier curves of the reference model's risk groups; AUCs
+``subgroups``, ``km_curve``        by each stratifier
 =================================  =============================================================
 
 The Quarto sources are ``report/external/index.qmd`` (fixed text with ``{{< include >}}`` of the
@@ -50,11 +55,11 @@ from typing import Optional
 import pandas as pd
 import yaml
 
-from dlr.analysis.figures import _safe_name as figure_name
 from dlr.core import run_folder as rf
 from dlr.core.csvsafe import write_csv
 from dlr.core.errors import InputError
 
+from .external_figures import ReportFigure, draw_external_figures
 from .facts import RunFacts, read_run
 from .tables import (DASH, DisplayTable, cohort_label, format_ci, format_count, format_number,
                      format_p, markdown_text, pipe_table, table1)
@@ -70,7 +75,6 @@ CSS = Path(__file__).resolve().parent / "report.css"
 GENERATED = "_generated"
 BUNDLE_JSON = "inputs/bundle.json"
 RECALIBRATION_CSV = "results/recalibration.csv"
-FIGURES_DIR = "results/figures"
 
 #: the generated text sections, each an include of _generated/text/<name>.md
 TEXT_SECTIONS = ("summary", "methods-data", "methods-models", "methods-performance", "results-participants",
@@ -293,11 +297,12 @@ def _cohort_counts_text(ext: ExternalFacts, cohort: str) -> str:
     return f"{n} patients, {e} events ({_rate(n, e)})"
 
 
-def _dev_words(ext: ExternalFacts) -> str:
-    """"the training cohort" or "the training cohort (called development here)"."""
-    if ext.dev_cohort == ext.dev:
-        return f"the {_name(ext.dev)} cohort"
-    return f"the {_name(ext.dev_cohort)} cohort (labelled {_name(ext.dev)} in the tables and figures)"
+def _dev_words(ext: ExternalFacts, counts: str = "") -> str:
+    """"the training cohort" or "the training cohort (labelled development in the tables and
+    figures)", with ``counts`` in the same parentheses ("the training cohort (132 patients)")."""
+    inside = [] if ext.dev_cohort == ext.dev else [f"labelled {_name(ext.dev)} in the tables and figures"]
+    inside += [counts] if counts else []
+    return f"the {_name(ext.dev_cohort)} cohort" + (f" ({'; '.join(inside)})" if inside else "")
 
 
 def _threshold_sources(ext: ExternalFacts) -> dict:
@@ -365,7 +370,7 @@ def summary(ext: ExternalFacts) -> str:
     models = ext.key_models
     lines = [f"**Objective.** To evaluate, in the patients of {_name(ext.study_name)}, the frozen "
              f"{_list(models)} {'model' if len(models) == 1 else 'models'} developed on "
-             f"{_dev_words(ext)} ({n} patients, {e} events, {_rate(n, e)}), applied unchanged."]
+             f"{_dev_words(ext, f'{n} patients, {e} events, {_rate(n, e)}')}, applied unchanged."]
     manifest = ext.bundle.get("manifest") or {}
     lines.append(f"**Methods.** Every model of the bundle (format version {manifest.get('format_version', '?')}, "
                  f"dlr {_name(manifest.get('dlr_version', '?'))}) scored the new patients with its "
@@ -438,11 +443,11 @@ def methods_models(ext: ExternalFacts) -> str:
         f"{_code(manifest.get('format', '?'))} version {manifest.get('format_version', '?')}, written by dlr "
         f"{_name(manifest.get('dlr_version', '?'))}); each of its {len(members)} members was checked against the "
         "SHA-256 its manifest records before use, and no member is executable code. The bundle was developed on "
-        f"{_dev_words(ext)}. It holds {len(ext.models)} {'model' if len(ext.models) == 1 else 'models'}: "
-        f"{_list(ext.models)}"
-        + (f"; {_list(probability)} {'gives' if len(probability) == 1 else 'give'} probabilities" if probability else "")
-        + (f", {_list(indexes)} {'is an index' if len(indexes) == 1 else 'are indexes'} (discrimination, and "
-           "decision curves through the development cohort's index-to-risk maps)" if indexes else "") + ".",
+        f"{_dev_words(ext)}. It holds {len(ext.models)} {'model' if len(ext.models) == 1 else 'models'}"
+        + (f": {_list(ext.models)}" if not (probability and indexes) else
+           f", {len(probability)} giving probabilities ({_list(probability)}) and "
+           f"{'one index' if len(indexes) == 1 else f'{len(indexes)} indexes'} ({_list(indexes)}; discrimination, "
+           "and decision curves through the development cohort's index-to-risk maps)") + ".",
         "**Carried unchanged.** Every model was applied exactly as fitted on the development cohort: "
         + ", ".join(x for x in (
             "the variables, their levels and cut points",
@@ -560,48 +565,79 @@ def results_performance(ext: ExternalFacts, *, tables: set, figures: set) -> str
            if "tbl-2-discrimination" in tables else "")
     if ref:
         paragraphs.append(ref + " " + threshold_text(ext))
-    rocs = [f for f in sorted(figures) if f.startswith("fig-roc-")]
+    rocs = []
+    if "fig-roc-models" in figures:
+        rocs.append("of the key models in @fig-roc-models")
+    if "fig-roc-comparators" in figures:
+        rocs.append("of the staging systems and indexes in @fig-roc-comparators")
     if rocs:
-        paragraphs.append("ROC curves: " + ", ".join(f"@{f}" for f in rocs) + ".")
+        paragraphs.append("ROC curves " + _list(rocs) + ".")
     return "\n\n".join(paragraphs) + "\n"
 
 
+def _models_count(n: int) -> str:
+    return f"{n} {'model' if n == 1 else 'models'}"
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def calibration_sentences(ext: ExternalFacts, cohort: str) -> list[str]:
-    """One sentence per probability model of ``cohort`` (recalibration.csv), its wording from
-    the sign of the calibration-in-the-large and whether its CI excludes 0 (:func:`citl_verdict`)."""
+    """The calibration of the probability models in ``cohort`` in one or two sentences, from
+    recalibration.csv (every model's numbers are in Table 3).
+
+    The first names each model whose calibration-in-the-large has a 95% CI excluding 0, in the
+    words of :func:`citl_verdict` (:data:`OVER` / :data:`UNDER`), with its estimate, CI and
+    observed/expected ratio, and counts the others (:data:`IN_THE_LARGE`); the second names each
+    model whose calibration slope has a 95% CI excluding 1, in the words of :func:`slope_verdict`,
+    with its numbers, or says that no slope's CI does (then both are one sentence)."""
     table = ext.recalibration
     if table is None:
         return []
-    out = []
-    for row in table[table["cohort"] == cohort].itertuples(index=False):
+    rows = list(table[table["cohort"] == cohort].itertuples(index=False))
+    if not rows:
+        return []
+    flagged, calm, missing, slopes, flat = [], [], [], [], 0
+    for row in rows:
         model = _name(row.model)
         verdict = citl_verdict(row.citl, row.citl_ci_low, row.citl_ci_high)
-        n, e = int(row.n), int(row.n_events)
-        oe = format_number(row.observed_expected)
-        citl = _ci_text(row.citl, row.citl_ci_low, row.citl_ci_high)
-        if verdict == NOT_ESTIMABLE:
-            out.append(f"{model}: calibration-in-the-large and slope could not be estimated ({n} patients, {e} "
-                       f"events); observed/expected {oe}.")
-            continue
-        shift = format_number(row.citl)
-        if verdict == OVER:
-            sentence = (f"{model} over-predicts: calibration-in-the-large {citl}, observed/expected {oe}; "
-                        f"recalibration-in-the-large would lower every predicted risk (adding {shift} to its logit) "
-                        f"to match the observed event rate of {_rate(n, e)}.")
-        elif verdict == UNDER:
-            sentence = (f"{model} under-predicts: calibration-in-the-large {citl}, observed/expected {oe}; "
-                        f"recalibration-in-the-large would raise every predicted risk (adding {shift} to its logit) "
-                        f"to match the observed event rate of {_rate(n, e)}.")
+        if verdict in (OVER, UNDER):
+            flagged.append(f"{model} {verdict}: calibration-in-the-large "
+                           f"{_ci_text(row.citl, row.citl_ci_low, row.citl_ci_high)}, observed/expected "
+                           f"{format_number(row.observed_expected)}")
+        elif verdict == IN_THE_LARGE:
+            calm.append(model)
         else:
-            sentence = (f"{model} shows no evidence of miscalibration in the large: calibration-in-the-large "
-                        f"{citl}, its CI including 0, observed/expected {oe}; recalibration-in-the-large (adding "
-                        f"{shift} to its logit) would change its predictions by less than their uncertainty.")
+            missing.append(f"{model} ({int(row.n)} patients, {int(row.n_events)} events)")
         slope = slope_verdict(row.slope, row.slope_ci_low, row.slope_ci_high)
-        if slope != NOT_ESTIMABLE:
-            sentence += (f" Its calibration slope is {_ci_text(row.slope, row.slope_ci_low, row.slope_ci_high)}: "
-                         f"{slope}.")
-        out.append(sentence)
-    return out
+        if slope.startswith("predictions too"):
+            slopes.append(f"{model} {_ci_text(row.slope, row.slope_ci_low, row.slope_ci_high)}, {slope}")
+        elif slope != NOT_ESTIMABLE:
+            flat += 1
+    if flagged:
+        large = "; ".join(flagged) + (f"; {IN_THE_LARGE} for the other {_models_count(len(calm))}" if calm else "")
+    elif len(calm) == 1:
+        large = f"{IN_THE_LARGE} for {calm[0]} (its calibration-in-the-large's 95% CI includes 0)"
+    elif calm:
+        large = (f"{IN_THE_LARGE} for any of the {len(calm)} "
+                 + ("probability models" if not missing else "models with an estimate")
+                 + " (each calibration-in-the-large's 95% CI includes 0)")
+    else:
+        large = ""
+    if missing:
+        said = f"calibration-in-the-large and slope could not be estimated for {_list(missing)}"
+        large = f"{large}; {said}" if large else said
+    if slopes:
+        slope_text = ("Calibration slope: " + "; ".join(slopes)
+                      + ("; every other slope's 95% CI includes 1" if flat else "") + ".")
+        return [_capital(large) + ".", slope_text]
+    if not flat:
+        return [_capital(large) + "."]
+    every = "every calibration slope's 95% CI includes 1" if flat > 1 else "its calibration slope's 95% CI includes 1"
+    if flagged:
+        return [_capital(large) + ".", _capital(every) + "."]
+    return [_capital(large) + f", and {every}."]
 
 
 def results_calibration(ext: ExternalFacts, *, tables: set, figures: set) -> str:
@@ -613,23 +649,32 @@ def results_calibration(ext: ExternalFacts, *, tables: set, figures: set) -> str
     for cohort in ext.new_cohorts:
         sentences = calibration_sentences(ext, cohort)
         if sentences:
-            paragraphs.append(f"*{cohort_label(_name(cohort))} cohort* ({_cohort_counts_text(ext, cohort)}). "
+            n, e = ext.counts(cohort)
+            paragraphs.append(f"*{cohort_label(_name(cohort))} cohort* ({n} patients, {e} events, {_rate(n, e)}). "
                               + " ".join(sentences))
-    refs = [f"@{t}" for t in ("tbl-3-calibration",) if t in tables]
-    refs += [f"@{f}" for f in sorted(figures) if f.startswith("fig-calibration-")]
+    refs = []
+    if "tbl-3-calibration" in tables:
+        refs.append("every probability model's calibration-in-the-large, slope, observed/expected ratio and Brier "
+                    "score are in @tbl-3-calibration")
+    curves = [f"@{f}" for f in sorted(figures) if f.startswith("fig-calibration-")]
+    if curves:
+        refs.append("the key models' calibration curves in " + ", ".join(curves))
     if refs:
-        paragraphs.append("Calibration statistics and curves: " + ", ".join(refs) + ".")
+        paragraphs.append(_capital(_list(refs)) + ".")
     return "\n\n".join(paragraphs) + "\n"
 
 
 def results_utility(ext: ExternalFacts, *, figures: set) -> str:
-    dcas = [f"@{f}" for f in sorted(figures) if f.startswith("fig-dca-")]
-    if not dcas:
-        return "No decision curve figure was found in results/figures.\n"
-    lo, hi = ext.settings.get("decision_curve_range") or _shown_range()
-    return (f"Decision curves of every model in each new cohort over threshold probabilities {lo:.2f}-{hi:.2f}: "
-            + ", ".join(dcas) + ". A model adds clinical value at a threshold where its curve lies above both "
-            "treat-all and treat-none.\n")
+    if "fig-dca-models" not in figures:
+        return "No decision curves were drawn: results/decision_curve.csv has none of the key models.\n"
+    lo, hi = _dca_range(ext)
+    text = (f"Decision curves of the key models in each new cohort over threshold probabilities {lo:.2f}-{hi:.2f}: "
+            "@fig-dca-models")
+    if "fig-dca-difference" in figures:
+        text += (f"; their net benefit minus that of {_name(ext.settings.get('reference'))}, the analysis' reference "
+                 "model: @fig-dca-difference")
+    return (text + ". A model adds clinical value at a threshold where its curve lies above both treat-all and "
+            "treat-none. Every model's net benefit is in results/decision_curve.csv.\n")
 
 
 def results_survival(ext: ExternalFacts, *, tables: set, figures: set) -> str:
@@ -637,25 +682,26 @@ def results_survival(ext: ExternalFacts, *, tables: set, figures: set) -> str:
     if surv is None or surv.empty:
         return "The new study has no follow-up columns, so no time-to-event analysis was made.\n"
     model = ext.facts.km_model
+    which = ", the analysis' reference model," if model and model == ext.settings.get("reference") else ""
     said = []
-    for cohort in ext.new_cohorts:
+    for k, cohort in enumerate(ext.new_cohorts):
         rows = surv[(surv["model"] == model) & (surv["cohort"] == cohort)]
         if rows.empty:
             continue
         r = rows.iloc[0]
-        said.append(f"in the {_name(cohort)} cohort {model}'s high-risk group (score at or above the bundle "
-                    f"threshold, {format_count(r['n_high'])} of {format_count(r['n'])} patients) had a hazard ratio "
-                    f"of {format_ci(r['hr'], r['hr_ci_low'], r['hr_ci_high'], 2)} (log-rank "
-                    f"{'P < 0.001' if _finite(r['logrank_p']) and float(r['logrank_p']) < 0.001 else 'P = ' + format_p(r['logrank_p'])}"
-                    f"), Harrell's C {format_number(r['c_index'])}")
+        p = float(r["logrank_p"]) if _finite(r["logrank_p"]) else float("nan")
+        said.append(f"in the {_name(cohort)} cohort {format_count(r['n_high'])} of {format_count(r['n'])}"
+                    + (" patients were at high risk" if not said else "")
+                    + f", hazard ratio {format_ci(r['hr'], r['hr_ci_low'], r['hr_ci_high'], 2)}, log-rank "
+                    + ("P < 0.001" if p < 0.001 else f"P = {format_p(r['logrank_p'])}")
+                    + f", Harrell's C of the score {format_number(r['c_index'])}")
     text = ""
     if said:
-        text = _list(said)
-        text = text[:1].upper() + text[1:] + "."
-    refs = [f"@{t}" for t in ("tbl-4-survival",) if t in tables]
-    refs += [f"@{f}" for f in sorted(figures) if f.startswith("fig-km-")]
-    if refs:
-        text += " Every model: " + ", ".join(refs) + "."
+        kms = ["@fig-km"] if "fig-km" in figures else []
+        text = (f"The risk groups of {_name(model)}{which} split at its bundle threshold (high risk: score at or "
+                f"above it): {'; '.join(said)}" + (f" ({', '.join(kms)})" if kms else "") + ".")
+    if "tbl-4-survival" in tables:
+        text += " Every model's risk groups: @tbl-4-survival."
     return text.strip() + "\n"
 
 
@@ -664,8 +710,8 @@ def results_subgroups(ext: ExternalFacts, *, figures: set) -> str:
     strata = list(ext.settings.get("strata") or [])
     if not strata or not forests:
         return "No subgroup analysis was made.\n"
-    return (f"AUCs by {_list(_code(x) for x in strata)} in every cohort (results/subgroups.csv): "
-            + ", ".join(forests) + ".\n")
+    return (f"AUCs of the key models by {_list(_code(x) for x in strata)} in each cohort: " + ", ".join(forests)
+            + "; every model's are in results/subgroups.csv.\n")
 
 
 def limitations(ext: ExternalFacts) -> list[str]:
@@ -679,10 +725,18 @@ def limitations(ext: ExternalFacts) -> list[str]:
                          "Stat Med 2016;35:214-226).")
     perf = ext.performance[ext.performance["cohort"].isin(ext.new_cohorts)]
     wide = perf[(perf["auc_ci_high"] - perf["auc_ci_low"]) > MAX_CI_WIDTH]
-    if len(wide):
-        listed = ", ".join(f"{_name(r.model)} ({_name(r.cohort)}, {format_number(r.auc_ci_low)}-"
-                           f"{format_number(r.auc_ci_high)})" for r in wide.itertuples())
-        found.append(f"{len(wide)} AUC 95% CI(s) in the new cohorts are wider than {MAX_CI_WIDTH}: {listed}.")
+    for cohort in ext.new_cohorts:
+        mine, all_rows = wide[wide["cohort"] == cohort], perf[perf["cohort"] == cohort]
+        if mine.empty:
+            continue
+        if len(mine) == len(all_rows) and len(mine) > 1:
+            found.append(f"Every model's AUC 95% CI in the {_name(cohort)} cohort ({len(mine)} models) is wider than "
+                         f"{MAX_CI_WIDTH} (the discrimination table).")
+        else:
+            found.append(f"In the {_name(cohort)} cohort the AUC 95% CI of {_list(_name(m) for m in mine['model'])} "
+                         f"{'is' if len(mine) == 1 else 'are each'} wider than {MAX_CI_WIDTH}: "
+                         + ", ".join(f"{_name(r.model)} {format_number(r.auc_ci_low)}-{format_number(r.auc_ci_high)}"
+                                     for r in mine.itertuples()) + ".")
     found.append("The bundle carries the development cohort's size and events but no patient characteristics, so "
                  "case mix can be compared with development only through the outcome rate and the performance.")
     if ext.study_name.startswith("synthetic"):
@@ -784,9 +838,10 @@ def discrimination_table(ext: ExternalFacts) -> DisplayTable:
     columns = (["Model", "Cohort", "n (events)", "AUC (95% CI)", "AUC bootstrap 95% CI", "Threshold (bundle)"]
                + [name for name, _ in _OPERATING] + ["P vs development"]
                + (["P vs development (out-of-fold)"] if ext.oof else []))
-    order = [(ext.dev, f"{cohort_label(ext.dev)} (development, apparent)")]
+    role = "" if ext.dev.lower() == "development" else "development, "  # not "Development (development, ...)"
+    order = [(ext.dev, f"{cohort_label(ext.dev)} ({role}apparent)")]
     if ext.oof:
-        order.append((ext.oof, f"{cohort_label(ext.dev)} (development, out-of-fold)"))
+        order.append((ext.oof, f"{cohort_label(ext.dev)} ({role}out-of-fold)"))
     order += [(c, cohort_label(c)) for c in ext.new_cohorts]
     rows = []
     for model in ext.models:
@@ -816,7 +871,7 @@ def discrimination_table(ext: ExternalFacts) -> DisplayTable:
         f"P vs development: unpaired DeLong test of the model's AUC in the new cohort against its AUC in the "
         f"{ext.dev} cohort (apparent" + (", and against its out-of-fold AUC there" if ext.oof else "")
         + "; results/cohort_tests.csv).",
-        f"{cohort_label(ext.dev)} (development, apparent): the models scored the patients they were fitted on "
+        f"{order[0][1]}: the models scored the patients they were fitted on "
         "(optimistic)" + ("; out-of-fold: nested cross-validation, the honest development estimate." if ext.oof
                          else "."),
         "AUC, area under the ROC curve; CI, confidence interval; PPV, positive predictive value; NPV, negative "
@@ -825,6 +880,11 @@ def discrimination_table(ext: ExternalFacts) -> DisplayTable:
                f"{_list(ext.new_cohorts)} cohort{'s' if len(ext.new_cohorts) > 1 else ''}: AUC, and sensitivity, "
                "specificity, accuracy, PPV and NPV (95% CI) at the thresholds carried from development.")
     return DisplayTable("tbl-2-discrimination", caption, frame, notes)
+
+
+def _short_verdict(verdict: str) -> str:
+    """A :func:`citl_verdict` for the table's narrow column: "no evidence" for :data:`IN_THE_LARGE`."""
+    return "no evidence" if verdict == IN_THE_LARGE else verdict
 
 
 def calibration_table(ext: ExternalFacts) -> Optional[DisplayTable]:
@@ -846,7 +906,7 @@ def calibration_table(ext: ExternalFacts) -> Optional[DisplayTable]:
                          format_ci(r["citl"], r["citl_ci_low"], r["citl_ci_high"]),
                          format_ci(r["slope"], r["slope_ci_low"], r["slope_ci_high"]),
                          format_number(perf.get("brier")) if perf is not None else "NA",
-                         citl_verdict(r["citl"], r["citl_ci_low"], r["citl_ci_high"])])
+                         _short_verdict(citl_verdict(r["citl"], r["citl_ci_low"], r["citl_ci_high"]))])
     if not rows:
         return None
     frame = pd.DataFrame(rows, columns=["Model", "Cohort", "n (events)", "Observed/expected",
@@ -855,8 +915,9 @@ def calibration_table(ext: ExternalFacts) -> Optional[DisplayTable]:
     notes = ("Calibration-in-the-large: intercept a of logit P(y = 1) = a + logit p (offset logistic regression); "
              "a < 0, predictions too high on average; a > 0, too low; recalibration-in-the-large would add a to every "
              "logit. Slope: b of logit P(y = 1) = a' + b logit p; b < 1, predictions too extreme. Wald 95% CIs "
-             "(results/recalibration.csv); Brier score from results/performance.csv. \"over-predicts\" / "
-             "\"under-predicts\": a below / above 0 with a CI excluding 0.")
+             "(results/recalibration.csv); Brier score from results/performance.csv. In the large: "
+             "\"over-predicts\" / \"under-predicts\", a below / above 0 with a CI excluding 0; \"no evidence\" (of "
+             "miscalibration in the large), a CI including 0.")
     caption = "Calibration of the probability models in the new cohorts, as applied from the bundle (not recalibrated)."
     return DisplayTable("tbl-3-calibration", caption, frame, notes)
 
@@ -886,75 +947,18 @@ def survival_table(ext: ExternalFacts) -> Optional[DisplayTable]:
 
 
 # ------------------------------------------------------------------------------------------
-# figures (copied from results/figures as `dlr analyze` drew them)
+# figures (drawn from results/ by report/external_figures.py)
 
 
-@dataclass(frozen=True)
-class FigureCopy:
-    """A figure of the report: its label, group, the PNG of results/figures and the caption."""
-
-    id: str
-    group: str
-    stem: str
-    caption: str
+def _dca_range(ext: ExternalFacts) -> tuple:
+    """The decision curves' threshold probabilities: results.json's, else the analysis' shown range."""
+    return tuple(ext.settings.get("decision_curve_range") or _shown_range())
 
 
-def _figure_exists(ext: ExternalFacts, stem: str) -> bool:
-    return (ext.facts.run / FIGURES_DIR / f"{stem}.png").is_file()
-
-
-def report_figures(ext: ExternalFacts) -> list[FigureCopy]:
-    """The figures of results/figures the report shows, in order, with their captions."""
-    out: list[FigureCopy] = []
-    dev_shown = ext.oof or ext.dev
-    shown = [dev_shown, *ext.new_cohorts]
-    models = _list(ext.models)
-    for k, cohort in enumerate(shown):
-        stem = f"roc_{figure_name(cohort)}"
-        if not _figure_exists(ext, stem):
-            continue
-        n, e = ext.counts(cohort)
-        what = ("the development cohort's nested out-of-fold predictions carried in the bundle, for comparison"
-                if cohort == ext.oof else "the development cohort's predictions carried in the bundle, for "
-                "comparison" if cohort == ext.dev else "applied unchanged")
-        out.append(FigureCopy(f"fig-roc-{k}", "roc", stem,
-                              f"ROC curves of {models} in the {cohort} cohort ({n} patients, {e} events; {what}), "
-                              "each with its AUC (DeLong 95% CI) in the legend and a shaded 95% confidence band."))
-    probability = _list(ext.probability_models)
-    reference = ext.settings.get("reference")
-    lo, hi = ext.settings.get("decision_curve_range") or _shown_range()
-    for k, cohort in enumerate(ext.new_cohorts, start=1):
-        stem = f"calibration_{figure_name(cohort)}"
-        if ext.probability_models and _figure_exists(ext, stem):
-            out.append(FigureCopy(f"fig-calibration-{k}", "calibration", stem,
-                                  f"Calibration of {probability} in the {cohort} cohort, as applied from the bundle: "
-                                  "observed proportion against mean predicted probability in quantile groups (95% "
-                                  "Wilson CIs) with a LOESS curve (the observed proportion per level for a "
-                                  "few-level score); dotted line: ideal calibration."))
-        stem = f"decision_curve_{figure_name(cohort)}"
-        if _figure_exists(ext, stem):
-            out.append(FigureCopy(f"fig-dca-{k}", "dca", stem,
-                                  f"Decision curves in the {cohort} cohort: net benefit of each model (index models "
-                                  "through the development cohort's index-to-risk maps) against treating all and "
-                                  f"treating none, threshold probabilities {lo:.2f}-{hi:.2f}."))
-        stem = f"decision_curve_difference_{figure_name(cohort)}"
-        if reference and _figure_exists(ext, stem):
-            out.append(FigureCopy(f"fig-dca-difference-{k}", "dca", stem,
-                                  f"Net benefit of each model minus that of {reference} in the {cohort} cohort, with "
-                                  "95% bootstrap bands."))
-        model = ext.facts.km_model
-        stem = f"km_{figure_name(cohort)}_{figure_name(model)}" if model else ""
-        if model and _figure_exists(ext, stem):
-            out.append(FigureCopy(f"fig-km-{k}", "km", stem,
-                                  f"Kaplan-Meier curves of the high- and low-risk groups of {model} in the {cohort} "
-                                  "cohort, split at the bundle threshold, with 95% bands, the log-rank P, the Cox "
-                                  "hazard ratio and the numbers at risk."))
-    for k, stratifier in enumerate(ext.settings.get("strata") or [], start=1):
-        stem = f"subgroups_{figure_name(stratifier)}"
-        if _figure_exists(ext, stem):
-            out.append(FigureCopy(f"fig-forest-{k}", "forest", stem,
-                                  f"AUC (95% CI) of each model by {stratifier} in every cohort."))
-    return out
+def report_figures(ext: ExternalFacts, out, *, dpi: int = 300) -> list[ReportFigure]:
+    """The report's figures, drawn into ``out`` from RUN2's results
+    (:func:`dlr.report.external_figures.draw_external_figures`), in order, with their captions."""
+    return draw_external_figures(ext, out, dca_range=_dca_range(ext), dpi=dpi)
 
 
 # ------------------------------------------------------------------------------------------
@@ -1005,7 +1009,10 @@ def tripod_facts(ext: ExternalFacts) -> dict:
             for m in ext.key_models]
     if perf:
         out["performance"] = ". ".join(perf)
-    cal = " ".join(s for c in ext.new_cohorts for s in calibration_sentences(ext, c))
+    said = {c: " ".join(calibration_sentences(ext, c)) for c in ext.new_cohorts}
+    cal = " ".join(f"Calibration in the {c} cohort: "
+                   + (text[:1].lower() + text[1:] if text.startswith(_capital(IN_THE_LARGE)) else text)
+                   for c, text in said.items() if text)
     if cal:
         out["calibration"] = cal
     if ext.facts.results is not None:
@@ -1055,7 +1062,7 @@ def evaluation_checklist(facts: dict, *, abstract: bool = False) -> pd.DataFrame
 # sources, rendering
 
 
-def _figure_block(figure: FigureCopy) -> str:
+def _figure_block(figure: ReportFigure) -> str:
     caption = figure.caption.replace("\n", " ").strip()
     return f"![{caption}]({GENERATED}/figures/{figure.stem}.png){{#{figure.id}}}\n"
 
@@ -1081,9 +1088,7 @@ def prepare_external_sources(run2, source, *, renderer: str) -> dict:
     for slot in TABLE_SLOTS:
         (gen / "tables" / f"{slot}.md").write_text(pipe_table(made[slot]) if slot in made else "")
 
-    figures = report_figures(ext)
-    for figure in figures:
-        shutil.copyfile(ext.facts.run / FIGURES_DIR / f"{figure.stem}.png", gen / "figures" / f"{figure.stem}.png")
+    figures = report_figures(ext, gen / "figures")
     for group in FIGURE_GROUPS:
         (gen / "figures" / f"{group}.md").write_text("\n".join(_figure_block(f) for f in figures if f.group == group))
 

@@ -146,13 +146,15 @@ def _title(fig) -> str:
 
 
 def check_run(run: Path) -> list[str]:
-    """Every problem of every figure of ``run``'s results/figures and report, redrawn here."""
+    """Every problem of every figure of ``run``'s results/figures and report, redrawn here (for
+    a `dlr predict` run, RUN2 with ``inputs/bundle.json``, the external report's figures)."""
     import tempfile
 
     import pandas as pd
 
     from dlr.analysis.figures import draw_figures
     from dlr.analysis.output import read_analysis
+    from dlr.report.external import read_external, report_figures
     from dlr.report.figures import draw_report_figures
 
     performance = pd.read_csv(run / "results" / "performance.csv", dtype={"model": str, "cohort": str})
@@ -161,7 +163,10 @@ def check_run(run: Path) -> list[str]:
     problems = []
     with tempfile.TemporaryDirectory() as tmp, captured() as figures:
         draw_figures(read_analysis(run / "results"), Path(tmp) / "results")
-        draw_report_figures(run, Path(tmp) / "report", dpi=72)
+        if (run / "inputs" / "bundle.json").is_file():
+            report_figures(read_external(run), Path(tmp) / "report", dpi=72)
+        else:
+            draw_report_figures(run, Path(tmp) / "report", dpi=72)
         for fig, kwargs in figures:
             name = _title(fig)
             for cohort, models, stated, area in roc_areas(fig, cohorts):

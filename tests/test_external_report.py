@@ -18,7 +18,7 @@ import yaml
 from dlr.cli import main
 from dlr.report import external
 from dlr.report.external import (IN_THE_LARGE, NOT_APPLICABLE, OVER, UNDER, build_external_report, calibration_sentences,
-                                 citl_verdict, read_external)
+                                 citl_verdict, read_external, slope_verdict)
 from dlr.report.tripod import TRIPOD_AI, FILLED
 from external_standin import assemble_run2
 
@@ -136,10 +136,16 @@ def test_the_documents_checklists_and_figures_are_written(run2, rendered):
     for name in ("index.html", "index.docx", "tripod_ai.csv", "tripod_ai_abstract.csv"):
         assert (report / name).is_file() and (report / name).stat().st_size > 0, name
     figures = sorted(p.name for p in (report / "figures").glob("*.png"))
-    for stem in ("roc_training_out-of-fold", "roc_validation", "calibration_validation", "decision_curve_validation",
-                 "subgroups_scanner"):
-        assert f"{stem}.png" in figures
-    assert any(name.startswith("km_validation_") for name in figures)
+    # the report's own figures of the key models, none of results/figures' every-model panels
+    assert {"roc_models.png", "roc_comparators.png", "calibration_models.png", "dca_models.png",
+            "dca_difference.png", "forest_scanner.png"} <= set(figures)
+    assert not [name for name in figures if name.startswith(("roc_training", "roc_validation", "calibration_validation",
+                                                              "decision_curve", "subgroups_"))]
+    assert "km.png" in figures
+    html_source = (report / "index.html").read_text(encoding="utf-8")
+    for label in ("fig-roc-models", "fig-roc-comparators", "fig-calibration-models", "fig-dca-models",
+                  "fig-dca-difference", "fig-forest-1", "fig-km"):
+        assert f'id="{label}"' in html_source, label
     assert not list(run2.glob(".report-*")), "the temporary sources are removed"
     docx = pytest.importorskip("docx")
     document = docx.Document(str(report / "index.docx"))
@@ -232,38 +238,111 @@ def _doctor(run2: Path, folder: Path, citl: float, low: float, high: float) -> P
     return folder
 
 
-def _sentence(ext, model: str) -> str:
-    return next(s for s in calibration_sentences(ext, "validation") if s.startswith(model))
+def _says(text: str, phrase: str) -> bool:
+    """Whether ``text`` has ``phrase`` starting a word (so that "CR ..." is not found in "RCR ...")."""
+    return re.search(r"(?<![\w-])" + re.escape(phrase), text) is not None
+
+
+def _three(cell: str) -> tuple:
+    """A table cell "estimate (low to high)" or "estimate (low–high)" as its three numbers."""
+    found = re.fullmatch(r"(-?\d+\.\d+) \((-?\d+\.\d+)(?: to |–)(-?\d+\.\d+)\)", cell.replace("−", "-"))
+    assert found, cell
+    return found.groups()
+
+
+def _calibration_section(text: str) -> str:
+    """The calibration prose of the validation cohort in the report's text."""
+    found = re.search(r"Validation cohort \(\d+ patients, \d+ events, [\d.]+%\)\. (.*?) Every probability model", text)
+    assert found, "the calibration paragraph of the validation cohort"
+    return found.group(1)
+
+
+def _slope_words(slope, low, high) -> str:
+    """The slope's verdict as the prose words it when its CI excludes 1, else "" (not named)."""
+    verdict = slope_verdict(slope, low, high)
+    return verdict if verdict.startswith("predictions too") else ""
+
+
+def _assert_calibration_prose(text: str, recal: pd.DataFrame) -> None:
+    """The condensed calibration prose of one cohort names a model as over- / under-predicting
+    exactly when its calibration-in-the-large's CI lies below / above 0, with its numbers; counts
+    the others; and names a model's slope exactly when its CI excludes 1."""
+    verdicts = {r.model: citl_verdict(r.citl, r.citl_ci_low, r.citl_ci_high) for r in recal.itertuples()}
+    for r in recal.itertuples():
+        for words in (OVER, UNDER):
+            named = f"{r.model} {words}: calibration-in-the-large {r.citl:.3f} (95% CI {r.citl_ci_low:.3f} to " \
+                    f"{r.citl_ci_high:.3f}), observed/expected {r.observed_expected:.3f}"
+            assert _says(text, named) == (verdicts[r.model] == words), (r.model, words)
+            assert _says(text, f"{r.model} {words}") == (verdicts[r.model] == words), (r.model, words)
+        words = _slope_words(r.slope, r.slope_ci_low, r.slope_ci_high)
+        named = f"{r.model} {r.slope:.3f} (95% CI {r.slope_ci_low:.3f} to {r.slope_ci_high:.3f}), {words}"
+        assert _says(text, named) == bool(words), r.model
+    calm = sum(v == IN_THE_LARGE for v in verdicts.values())
+    if calm and calm < len(verdicts):
+        assert f"{IN_THE_LARGE} for the other {calm} model{'s' if calm > 1 else ''}" in text
+    elif calm:
+        assert f"{IN_THE_LARGE[:1].upper()}{IN_THE_LARGE[1:]} for any of the {calm} probability models" in text
+    else:
+        assert IN_THE_LARGE not in text
+    named_slopes = sum(bool(_slope_words(r.slope, r.slope_ci_low, r.slope_ci_high)) for r in recal.itertuples())
+    if not named_slopes:
+        assert "every calibration slope's 95% ci includes 1" in text.lower()
 
 
 @pytest.mark.parametrize("citl, low, high, verdict", [(-0.6, -1.1, -0.1, OVER), (0.6, 0.1, 1.1, UNDER),
                                                       (-0.6, -1.3, 0.1, IN_THE_LARGE), (0.6, -0.1, 1.3, IN_THE_LARGE)])
-def test_the_calibration_wording_follows_the_sign_and_the_ci(run2, tmp_path, citl, low, high, verdict):
-    ext = read_external(_doctor(run2, tmp_path / "RUN2", citl, low, high))
-    sentence = _sentence(ext, "CR")
-    assert verdict in sentence
-    assert f"{citl:.3f} (95% CI {low:.3f} to {high:.3f})" in sentence
-    others = {OVER, UNDER, IN_THE_LARGE} - {verdict}
-    assert not any(word in sentence for word in others)
-    if verdict == OVER:
-        assert "would lower every predicted risk" in sentence
-    elif verdict == UNDER:
-        assert "would raise every predicted risk" in sentence
-    table = external.calibration_table(ext).frame
-    assert table.loc[table["Model"] == "CR", "In the large"].iloc[0] == verdict
+@pytest.mark.parametrize("slope", [(0.4, 0.2, 0.8), (1.8, 1.2, 2.4), (0.8, 0.4, 1.2)])
+def test_the_calibration_wording_follows_the_sign_and_the_ci(run2, tmp_path, citl, low, high, verdict, slope):
+    folder = _doctor(run2, tmp_path / "RUN2", citl, low, high)
+    table = pd.read_csv(folder / "results" / "recalibration.csv")
+    table.loc[table["model"] == "CR", ["slope", "slope_ci_low", "slope_ci_high"]] = list(slope)
+    table.to_csv(folder / "results" / "recalibration.csv", index=False)
+    ext = read_external(folder)
+    sentences = calibration_sentences(ext, "validation")
+    assert 1 <= len(sentences) <= 2, "one or two sentences per cohort"
+    text = " ".join(sentences)
+    _assert_calibration_prose(text, table[table["cohort"] == "validation"])
+    assert _says(text, f"CR {verdict}") == (verdict != IN_THE_LARGE)
+    if verdict != IN_THE_LARGE:
+        assert _says(text, f"CR {verdict}: calibration-in-the-large {citl:.3f} (95% CI {low:.3f} to {high:.3f})")
+    else:
+        assert f"{citl:.3f} (95% CI {low:.3f} to {high:.3f})" not in text  # its numbers stay in Table 3
+    slope_named = _says(text, f"CR {slope[0]:.3f} (95% CI {slope[1]:.3f} to {slope[2]:.3f})")
+    assert slope_named == (slope[2] < 1 or slope[1] > 1)
+    table3 = external.calibration_table(ext).frame
+    assert table3.loc[table3["Model"] == "CR", "In the large"].iloc[0] == (verdict if verdict != IN_THE_LARGE
+                                                                           else "no evidence")
+    assert _three(table3.loc[table3["Model"] == "CR", "Calibration-in-the-large (95% CI)"].iloc[0]) == \
+        (f"{citl:.3f}", f"{low:.3f}", f"{high:.3f}")
+
+
+def test_no_miscalibration_is_one_sentence_with_the_count(run2, tmp_path):
+    folder = tmp_path / "RUN2"
+    shutil.copytree(run2, folder, ignore=shutil.ignore_patterns("report"))
+    table = pd.read_csv(folder / "results" / "recalibration.csv")
+    table[["citl", "citl_ci_low", "citl_ci_high"]] = [0.1, -0.3, 0.5]
+    table[["slope", "slope_ci_low", "slope_ci_high"]] = [0.9, 0.5, 1.3]
+    table.to_csv(folder / "results" / "recalibration.csv", index=False)
+    sentences = calibration_sentences(read_external(folder), "validation")
+    assert sentences == ["No evidence of miscalibration in the large for any of the 3 probability models (each "
+                         "calibration-in-the-large's 95% CI includes 0), and every calibration slope's 95% CI "
+                         "includes 1."]
 
 
 def test_the_rendered_calibration_wording_of_a_doctored_run(run2, tmp_path):
     """Over-prediction end to end: the rendered HTML says it of CR and of no other model."""
     doctored = _doctor(run2, tmp_path / "RUN2", -0.8, -1.2, -0.4)
+    table = pd.read_csv(doctored / "results" / "recalibration.csv")
+    table.loc[table["model"] == "RCR", ["citl", "citl_ci_low", "citl_ci_high"]] = [0.2, -0.3, 0.7]
+    table.to_csv(doctored / "results" / "recalibration.csv", index=False)
     build_external_report(doctored, formats=("html",), renderer="pandoc")
     text = _Text((doctored / "report" / "index.html").read_text(encoding="utf-8")).text
     assert "CR over-predicts: calibration-in-the-large -0.800 (95% CI -1.200 to -0.400)" in text
-    recal = pd.read_csv(run2 / "results" / "recalibration.csv").set_index("model")
-    for model in ("Radiomics-SVM", "RCR"):
-        r = recal.loc[model]
-        expected = citl_verdict(r["citl"], r["citl_ci_low"], r["citl_ci_high"])
-        assert f"{model} {'shows ' if expected == IN_THE_LARGE else ''}{expected}" in text
+    assert not _says(text, "RCR over-predicts") and not _says(text, "RCR under-predicts")
+    section = _calibration_section(text)
+    _assert_calibration_prose(section, table)
+    audit = pd.read_csv(doctored / "report" / "audit.csv", keep_default_na=False)
+    assert (audit["result"] == "ok").all(), audit[audit["result"] != "ok"].to_string()
 
 
 def test_the_calibration_wording_of_the_run_follows_its_numbers(run2, rendered):
@@ -273,9 +352,23 @@ def test_the_calibration_wording_of_the_run_follows_its_numbers(run2, rendered):
     for r in recal.itertuples():
         verdict = citl_verdict(r.citl, r.citl_ci_low, r.citl_ci_high)
         assert verdict == (OVER if r.citl_ci_high < 0 else UNDER if r.citl_ci_low > 0 else IN_THE_LARGE)
-        assert f"calibration-in-the-large {r.citl:.3f} (95% CI {r.citl_ci_low:.3f} to {r.citl_ci_high:.3f})" \
-            in html.text
-        assert f"observed/expected {r.observed_expected:.3f}" in html.text
+    section = _calibration_section(html.text)
+    _assert_calibration_prose(section, recal)
+    # every model's numbers stay in the calibration table
+    table = next(t for t in html.tables if t and t[0][:2] == ["Model", "Cohort"] and "In the large" in t[0])
+    rows = {row[0]: row for row in table[1:]}
+    for r in recal.itertuples():
+        verdict = citl_verdict(r.citl, r.citl_ci_low, r.citl_ci_high)
+        row = rows[r.model]
+        assert row[3] == f"{r.observed_expected:.3f}"
+        assert _three(row[4]) == (f"{r.citl:.3f}", f"{r.citl_ci_low:.3f}", f"{r.citl_ci_high:.3f}")
+        assert row[-1] == (verdict if verdict != IN_THE_LARGE else "no evidence")
+
+
+def test_the_audit_of_the_report_is_clean(run2, rendered):
+    audit = pd.read_csv(run2 / "report" / "audit.csv", keep_default_na=False)
+    assert len(audit) > 50
+    assert (audit["result"] == "ok").all(), audit[audit["result"] != "ok"].to_string()
 
 
 def test_the_tripod_checklist_of_an_evaluation_only_study(run2, rendered):
@@ -353,3 +446,68 @@ def test_the_methods_name_the_bundle_harmonisation_and_recodes(run2, rendered, t
     assert "harmonised across the levels of `scanner` by ComBat" in methods
     assert "estimated on the development patients" in methods and "applied unchanged" in methods
     assert "grade '1' as '2' (3 patients)" in methods
+
+
+def test_the_figures_draw_the_key_models_with_the_aucs_of_performance_csv(run2, tmp_path):
+    """The report draws its own figures of the key models: every ROC curve drawn encloses the
+    AUC of performance.csv and its legend states it; one band per ROC panel (the highlighted
+    model's); no text clipped or overlapping; each caption names the models it draws."""
+    from matplotlib.collections import PolyCollection
+
+    from dlr.report.external_figures import figure_models
+    from figure_checks import captured, roc_areas, text_problems
+
+    ext = read_external(run2)
+    perf = pd.read_csv(run2 / "results" / "performance.csv", dtype={"model": str, "cohort": str})
+    auc = perf.set_index(["cohort", "model"])["auc"]
+    with captured() as figures:
+        records = external.report_figures(ext, tmp_path, dpi=60)
+    drawn = {r.id: r for r in records}
+    assert figure_models(ext) == ["CR", "Radiomics-SVM", "RCR"]
+    assert drawn["fig-roc-models"].models == ("CR", "Radiomics-SVM", "RCR")
+    assert drawn["fig-roc-models"].cohorts == ("training (out-of-fold)", "validation")
+    assert drawn["fig-roc-comparators"].models == ("RCR", "NLR")
+    assert drawn["fig-calibration-models"].cohorts == ("validation",)
+    assert drawn["fig-km"].models == (ext.facts.km_model,) and drawn["fig-km"].cohorts == ("validation",)
+    for record in records:
+        assert (tmp_path / f"{record.stem}.png").is_file()
+        for model in record.models:
+            assert model in record.caption, (record.id, model)
+    seen = set()
+    for fig, kwargs in figures:
+        for cohort, models, stated, area in roc_areas(fig, set(perf["cohort"])):
+            for model in models:
+                # a comparator has no out-of-fold rows: the panel draws its development scores
+                shown = cohort if (cohort, model) in auc.index else cohort.removesuffix(" (out-of-fold)")
+                assert stated == pytest.approx(auc[(shown, model)], abs=5e-4 + 1e-9), (cohort, model)
+                assert area == pytest.approx(auc[(shown, model)], abs=1e-6), (cohort, model)
+                seen.add((cohort, model))
+        for ax in fig.axes:
+            if ax.get_xlabel() == "1 - specificity":
+                assert len([c for c in ax.collections if isinstance(c, PolyCollection)]) == 1, ax.get_title()
+        assert text_problems(fig, bbox_inches=kwargs.get("bbox_inches")) == []
+    expected = {(c, m) for c in ("training (out-of-fold)", "validation") for m in ("CR", "Radiomics-SVM", "RCR", "NLR")}
+    assert seen == expected
+
+
+def test_the_best_network_is_the_one_of_highest_out_of_fold_auc(run2, tmp_path):
+    import json
+
+    from dlr.report.external_figures import best_network, figure_models
+
+    doctored = tmp_path / "RUN2"
+    shutil.copytree(run2, doctored, ignore=shutil.ignore_patterns("report"))
+    perf = pd.read_csv(doctored / "results" / "performance.csv")
+    rows = []
+    for network, oof_auc, apparent in (("DL-ResNet10", 0.61, 0.95), ("DL-ResNet18", 0.72, 0.80)):
+        mine = perf[perf["model"] == "Radiomics-SVM"].assign(model=network)
+        mine.loc[mine["cohort"] == "training (out-of-fold)", "auc"] = oof_auc
+        mine.loc[mine["cohort"] == "training", "auc"] = apparent
+        rows.append(mine)
+    pd.concat([perf, *rows], ignore_index=True).to_csv(doctored / "results" / "performance.csv", index=False)
+    bundle = json.loads((doctored / "inputs" / "bundle.json").read_text())
+    bundle["models"] = ["CR", "Radiomics-SVM", "DL-ResNet10", "DL-ResNet18", "RCR", "NLR"]
+    (doctored / "inputs" / "bundle.json").write_text(json.dumps(bundle))
+    ext = read_external(doctored)
+    assert best_network(ext) == "DL-ResNet18"  # out of fold, not the higher apparent AUC of ResNet10
+    assert figure_models(ext) == ["CR", "Radiomics-SVM", "DL-ResNet18", "RCR"]
