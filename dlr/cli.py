@@ -311,12 +311,13 @@ def _stage_bar(stack: contextlib.ExitStack):
     return _CaseBar(stack)
 
 
-def _report_run(summary) -> int:
+def _report_run(summary, *, what: str = "report") -> int:
+    """The stage table, the warnings and where the report and the log are (`dlr run`, `dlr predict`)."""
     _warn(summary.warnings)
     print(runner.stage_table(summary))
     report = summary.out / "report" / "index.html"
     if report.is_file():
-        _progress(f"report: {report}")
+        _progress(f"{what}: {report}")
     _progress(f"log: {summary.out / 'run.log'}")
     return EXIT_OK
 
@@ -357,19 +358,14 @@ def _cmd_predict(args) -> int:
     with contextlib.ExitStack() as stack:
         summary = predict.predict_study(args.bundle, args.study, args.out, jobs=args.jobs, device=args.device,
                                         seed=args.seed, n_bootstrap=args.bootstrap, case_done=_stage_bar(stack))
-    _warn(summary.warnings)
-    print(runner.stage_table(summary))
-    report = summary.out / "report" / "index.html"
-    if report.is_file():
-        _progress(f"external-validation report: {report}")
-    _progress(f"log: {summary.out / 'run.log'}")
-    return EXIT_OK
+    return _report_run(summary, what="external-validation report")
 
 
 def _cmd_bundle(args) -> int:
     path = verbs.bundle(args.run, args.out).out
     _progress(f"wrote {path}: the model bundle of {args.run} (checked against its manifest); score new patients "
               f"with `dlr predict {path} STUDY --out RUN2`")
+    return EXIT_OK
     return EXIT_OK
 
 
